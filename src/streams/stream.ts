@@ -1,0 +1,67 @@
+// Sources and sinks: the two ends of a stream. A stream kind (objects,
+// pg-wal) implements both; the link between them knows nothing of the kind.
+// Data flows one way: source -> encode -> link -> decode -> verify -> sink,
+// then the durable ack flows back and the source is told "done".
+
+/** One record a source hands to the link. */
+export interface SourceRecord {
+  /** Kind-specific header (protobuf, see proto/dwcp.proto), opaque to the link. */
+  meta: Uint8Array;
+  /** Plaintext payload; may be empty. */
+  data: Uint8Array;
+  /** Called once the destination acknowledged this record durable. */
+  onDurable?: () => void;
+}
+
+/** What a sender learns from the destination when a stream session starts. */
+export interface ResumePoint {
+  /** Last durable sequence number at the destination (0 = nothing yet). */
+  seq: number;
+  /** Kind-specific resume state from the sink (manifest, LSN ...). */
+  state: Uint8Array;
+}
+
+/** The sending end of one stream. */
+export interface Source {
+  readonly streamId: string;
+  readonly kind: StreamKind;
+  /**
+   * Records to send after the destination's resume point. The link pulls
+   * the next record only when it has room, so backpressure reaches here.
+   * Ends when the signal aborts; for a finite source (a one-shot sync) it
+   * may also end by itself.
+   */
+  records(resume: ResumePoint, signal: AbortSignal): AsyncIterable<SourceRecord>;
+  /** Release files, connections and timers. */
+  close(): Promise<void>;
+}
+
+/** The receiving end of one stream. Records arrive verified and in order. */
+export interface Sink {
+  readonly streamId: string;
+  readonly kind: StreamKind;
+  /**
+   * Bring the sink to the state of its last checkpoint (sinkState from the
+   * checkpoint, empty when none) and return what the sender needs to resume.
+   * Anything applied after that checkpoint is rolled back or made harmless.
+   */
+  recover(sinkState: Uint8Array, seq: number): Promise<Uint8Array>;
+  /** Apply one record (not yet durable). Throws a SinkError on refusal. */
+  apply(seq: number, meta: Uint8Array, data: Uint8Array): Promise<void>;
+  /**
+   * Make everything applied so far durable (fsync) and return the sink state
+   * to store in the checkpoint; the checkpoint is committed only after this
+   * resolves ("persist BEFORE acknowledging").
+   */
+  flush(): Promise<Uint8Array>;
+  /** Release files and timers. */
+  close(): Promise<void>;
+}
+
+/** The stream kinds DWCP moves. */
+export type StreamKind = 'objects' | 'pg-wal';
+
+/** A refusal by a sink: the record is not applied and the stream halts. */
+export class SinkError extends Error {
+  override name = 'SinkError';
+}
