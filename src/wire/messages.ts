@@ -1,0 +1,228 @@
+// Typed access to proto/dwcp.proto. The schema is loaded once with
+// protobufjs reflection; these interfaces mirror it (proto3 scalars: uint64
+// travels as number here, safe to 2^53, which covers sequence numbers and
+// LSNs of any real cluster).
+
+import { fileURLToPath } from 'node:url';
+import protobuf from 'protobufjs';
+
+/** Protocol version spoken by this build; peers must match exactly. */
+export const PROTOCOL_VERSION = 1;
+
+const PROTO_PATH = fileURLToPath(new URL('../../proto/dwcp.proto', import.meta.url));
+const root = protobuf.loadSync(PROTO_PATH);
+
+const CONVERSION: protobuf.IConversionOptions = {
+  longs: Number,
+  enums: Number,
+  bytes: Buffer,
+  defaults: true,
+  oneofs: false,
+};
+
+/** A typed codec for one message type. */
+export interface Codec<T> {
+  encode(message: T): Uint8Array;
+  /** Decode; throws on malformed input (callers turn that into a refusal). */
+  decode(bytes: Uint8Array): T;
+}
+
+function codec<T>(name: string): Codec<T> {
+  const type = root.lookupType(name);
+  return {
+    encode(message: T): Uint8Array {
+      return type.encode(type.fromObject(message as Record<string, unknown>)).finish();
+    },
+    decode(bytes: Uint8Array): T {
+      return type.toObject(type.decode(bytes), CONVERSION) as T;
+    },
+  };
+}
+
+/** Encoding of a DataFrame payload. */
+export const Encoding = { RAW: 0, ZSTD: 1, ZSTD_STREAM: 2 } as const;
+export type Encoding = (typeof Encoding)[keyof typeof Encoding];
+
+export interface Hello {
+  protocolVersion: number;
+  federation: string;
+  region: string;
+  nodeId: string;
+  capabilities: string[];
+  linkId: string;
+  carrierIndex: number;
+}
+
+export interface HelloReply {
+  accepted: boolean;
+  refusal: string;
+  protocolVersion: number;
+  federation: string;
+  region: string;
+  nodeId: string;
+  capabilities: string[];
+}
+
+export interface DataFrame {
+  streamId: string;
+  seq: number;
+  epoch: number;
+  encoding: Encoding;
+  digest: Uint8Array;
+  meta: Uint8Array;
+  payload: Uint8Array;
+  rawLength: number;
+  resync: boolean;
+}
+
+export interface Ack {
+  streamId: string;
+  durableSeq: number;
+  chain: Uint8Array;
+}
+
+export interface Nack {
+  streamId: string;
+  seq: number;
+  reason: string;
+}
+
+export interface StreamOpen {
+  streamId: string;
+  kind: string;
+  epoch: number;
+  sourceRegion: string;
+}
+
+export interface StreamState {
+  streamId: string;
+  durableSeq: number;
+  chain: Uint8Array;
+  state: Uint8Array;
+  more: boolean;
+  refusal: string;
+}
+
+export interface ErrorMessage {
+  code: string;
+  detail: string;
+  streamId: string;
+}
+
+export interface Ping {
+  nonce: number;
+  sentUnixMicros: number;
+}
+
+/** The one message type on a carrier: exactly one field is set. */
+export interface Envelope {
+  hello?: Hello;
+  helloReply?: HelloReply;
+  data?: DataFrame;
+  ack?: Ack;
+  nack?: Nack;
+  streamOpen?: StreamOpen;
+  streamState?: StreamState;
+  error?: ErrorMessage;
+  ping?: Ping;
+  pong?: Ping;
+}
+
+const envelopeType = root.lookupType('dwcp.v1.Envelope');
+
+/** Envelope codec; decode keeps only the field that was set. */
+export const envelopeCodec: Codec<Envelope> = {
+  encode(message: Envelope): Uint8Array {
+    return envelopeType.encode(envelopeType.fromObject(message as Record<string, unknown>)).finish();
+  },
+  decode(bytes: Uint8Array): Envelope {
+    const decoded = envelopeType.decode(bytes) as unknown as Record<string, unknown> & { body?: string };
+    const which = decoded.body;
+    if (!which) throw new Error('envelope has no body');
+    const sub = envelopeType.fields[which].resolvedType as protobuf.Type;
+    return { [which]: sub.toObject(decoded[which] as protobuf.Message, CONVERSION) } as Envelope;
+  },
+};
+
+// ---- objects stream kind ----
+
+export interface FileVersion {
+  size: number;
+  mtimeUs: number;
+  mode: number;
+}
+
+export interface PutChunk {
+  path: string;
+  version: FileVersion;
+  offset: number;
+}
+
+export interface ObjectOp {
+  put?: PutChunk;
+  delete?: { path: string };
+  rename?: { from: string; to: string; version: FileVersion };
+  mkdir?: { path: string; mode: number; mtimeUs: number };
+}
+
+export interface ManifestEntry {
+  path: string;
+  version: FileVersion;
+  directory: boolean;
+}
+
+export interface PartialFile {
+  path: string;
+  version: FileVersion;
+  offset: number;
+}
+
+export interface Manifest {
+  entries: ManifestEntry[];
+  partial?: PartialFile;
+}
+
+/** A oneof message decoded to only the field that was set. */
+function oneofCodec<T>(name: string): Codec<T> {
+  const type = root.lookupType(name);
+  const oneofName = type.oneofsArray[0].name;
+  return {
+    encode(message: T): Uint8Array {
+      return type.encode(type.fromObject(message as Record<string, unknown>)).finish();
+    },
+    decode(bytes: Uint8Array): T {
+      const decoded = type.decode(bytes) as unknown as Record<string, unknown>;
+      const which = decoded[oneofName] as string | undefined;
+      if (!which) throw new Error(`${name} has no ${oneofName}`);
+      const sub = type.fields[which].resolvedType as protobuf.Type;
+      return { [which]: sub.toObject(decoded[which] as protobuf.Message, CONVERSION) } as T;
+    },
+  };
+}
+
+export const objectOpCodec = oneofCodec<ObjectOp>('dwcp.v1.ObjectOp');
+export const manifestCodec = codec<Manifest>('dwcp.v1.Manifest');
+
+// ---- pg-wal stream kind ----
+
+export interface WalData {
+  timeline: number;
+  startLsn: number;
+  serverWalEnd: number;
+  serverTime: number;
+}
+
+export interface WalRecord {
+  data?: WalData;
+  history?: { timeline: number; fileName: string };
+  system?: { systemId: string; timeline: number; walSegmentSize: number; serverVersion: number };
+}
+
+export interface WalResume {
+  systemId: string;
+  timeline: number;
+  flushLsn: number;
+}
+
+export const walRecordCodec = oneofCodec<WalRecord>('dwcp.v1.WalRecord');
+export const walResumeCodec = codec<WalResume>('dwcp.v1.WalResume');
