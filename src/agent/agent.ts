@@ -1,0 +1,412 @@
+// The dwcp agent: wires config to parts. For every stream whose source is
+// in this region it elects a sender per destination and runs it over an
+// outbound link to that region; for every stream with a destination here
+// it runs a receiver behind the carrier server. Shutdown is a state
+// machine: RUNNING -> DRAINING -> STOPPED (SIGTERM starts the drain).
+
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Server } from 'node:tls';
+import type { AddressInfo } from 'node:net';
+import { pino, type Logger } from 'pino';
+import type { Config, StreamConfig } from '../config/config.ts';
+import { readTlsFiles } from '../config/tls-files.ts';
+import type { ConsensusStore, Lease } from '../consensus/consensus-store.ts';
+import { EmbeddedStore } from '../consensus/embedded-store.ts';
+import { EtcdStore } from '../consensus/etcd-store.ts';
+import { campaign } from '../consensus/election.ts';
+import { checkpointKey, leaderKey } from '../consensus/checkpoints.ts';
+import { HdePool } from '../encoding/hde-pool.ts';
+import { OutboundLink } from '../transport/link.ts';
+import { InboundLink } from '../transport/inbound-link.ts';
+import { startCarrierServer, type Identity, type TlsMaterial } from '../transport/tls-transport.ts';
+import { DirSource } from '../streams/objects/dir-source.ts';
+import { DirSink } from '../streams/objects/dir-sink.ts';
+import type { Sink, Source } from '../streams/stream.ts';
+import type { Envelope, Hello } from '../wire/messages.ts';
+import { Metrics } from './metrics.ts';
+import { StreamSender, type SenderStatus } from './stream-sender.ts';
+import { StreamReceiver, type ReceiverStatus } from './stream-receiver.ts';
+import { startHttpServer, type HttpServer } from './http-server.ts';
+
+/** Capabilities this build announces in the handshake. */
+export const CAPABILITIES = ['objects', 'zstd', 'sha256-chain'];
+
+/** Default grace period of a drain before STOPPED is forced. */
+export const DEFAULT_DRAIN_GRACE_MS = 20_000;
+
+/** Lifecycle states. */
+export type AgentState = 'STARTING' | 'RUNNING' | 'DRAINING' | 'STOPPED';
+
+/** The drain did not finish within its grace period. */
+export class DrainTimeoutError extends Error {
+  override name = 'DrainTimeoutError';
+}
+
+/** Options beyond the config file. */
+export interface AgentOptions {
+  logger?: Logger;
+  /** Record durably applied sequence numbers under <dataDir>/audit (tests, audits). */
+  audit?: boolean;
+  /** Objects sources end once in sync instead of watching (bench). */
+  once?: boolean;
+}
+
+/** Status of the whole agent, served at /status. */
+export interface AgentStatus {
+  state: AgentState;
+  region: string;
+  nodeId: string;
+  senders: Array<SenderStatus & { progress?: ReturnType<DirSource['progress']> }>;
+  receivers: ReceiverStatus[];
+  links: Array<{ peer: string; carriers: number; inflightBytes: number; session: number }>;
+}
+
+interface SenderSlot {
+  stream: StreamConfig;
+  destRegion: string;
+  sender: StreamSender | null;
+  abort: AbortController;
+}
+
+/** A running agent. */
+export class Agent {
+  readonly config: Config;
+  readonly logger: Logger;
+  readonly metrics = new Metrics();
+  private state: AgentState = 'STARTING';
+  private store!: ConsensusStore;
+  private lease: Lease | null = null;
+  private pool!: HdePool;
+  private tls!: TlsMaterial;
+  private server: Server | null = null;
+  private http: HttpServer | null = null;
+  private readonly links = new Map<string, OutboundLink>();
+  private readonly inbound = new Map<string, InboundLink>();
+  private readonly receivers = new Map<string, StreamReceiver>();
+  private readonly sources = new Map<string, Source>();
+  private readonly slots: SenderSlot[] = [];
+  private readonly options: AgentOptions;
+
+  private constructor(config: Config, options: AgentOptions) {
+    this.config = config;
+    this.options = options;
+    this.logger = options.logger ?? pino({ base: { region: config.region, node: config.nodeId } });
+  }
+
+  /** Start an agent from a compiled config. */
+  static async start(config: Config, options: AgentOptions = {}): Promise<Agent> {
+    const agent = new Agent(config, options);
+    try {
+      await agent.startParts();
+    } catch (err) {
+      await agent.stop().catch(() => {});
+      throw err;
+    }
+    return agent;
+  }
+
+  /** Lifecycle state. */
+  get lifecycle(): AgentState {
+    return this.state;
+  }
+
+  /** Port the carrier server listens on. */
+  get listenPort(): number {
+    return (this.server?.address() as AddressInfo | null)?.port ?? 0;
+  }
+
+  /** Port of /metrics, /healthz, /readyz, /status. */
+  get httpPort(): number {
+    return this.http?.port ?? 0;
+  }
+
+  /** The objects source of a stream (demo progress), when this agent is its source. */
+  source(streamId: string): Source | undefined {
+    return this.sources.get(streamId);
+  }
+
+  /** Status snapshot. */
+  status(): AgentStatus {
+    return {
+      state: this.state,
+      region: this.config.region,
+      nodeId: this.config.nodeId,
+      senders: this.slots.flatMap((s) => {
+        if (!s.sender) return [];
+        const source = this.sources.get(s.stream.id);
+        return [{ ...s.sender.status(), progress: source instanceof DirSource ? source.progress() : undefined }];
+      }),
+      receivers: [...this.receivers.values()].map((r) => r.status()),
+      links: [...this.links.entries()].map(([peer, l]) => ({ peer, carriers: l.liveCarriers, inflightBytes: l.bytesInFlight, session: l.session })),
+    };
+  }
+
+  /** Ready: the consensus store is open, the server listens, and every outbound link is up. */
+  ready(): boolean {
+    return this.state === 'RUNNING' && [...this.links.values()].every((l) => l.session > 0);
+  }
+
+  /** SIGTERM: stop taking new data, make applied data durable, close. */
+  async drain(graceMs: number = DEFAULT_DRAIN_GRACE_MS): Promise<void> {
+    if (this.state === 'DRAINING' || this.state === 'STOPPED') return;
+    this.state = 'DRAINING';
+    this.logger.info({ graceMs }, 'draining');
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new DrainTimeoutError(`drain did not finish within ${graceMs} ms`)), graceMs);
+      timer.unref();
+    });
+    try {
+      await Promise.race([this.stop(), deadline]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** Stop everything now (after a drain, or on a failed start). */
+  async stop(): Promise<void> {
+    if (this.state === 'STOPPED') return;
+    this.state = 'DRAINING';
+    // Senders first (no new frames), then receivers checkpoint what they applied.
+    for (const slot of this.slots) {
+      slot.abort.abort();
+      slot.sender?.stop();
+    }
+    for (const link of this.links.values()) link.close();
+    await Promise.all([...this.sources.values()].map((s) => s.close()));
+    await Promise.all([...this.receivers.values()].map((r) => r.close()));
+    for (const link of this.inbound.values()) link.close('agent stopping');
+    await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
+    await this.http?.close();
+    await this.lease?.revoke().catch(() => {});
+    await this.store?.close();
+    await this.pool?.close();
+    this.state = 'STOPPED';
+    this.logger.info('stopped');
+  }
+
+  // ---- start ----
+
+  private async startParts(): Promise<void> {
+    const { config } = this;
+    await mkdir(config.dataDir, { recursive: true });
+    this.tls = await readTlsFiles(config.tls, 'tls', config.source);
+    this.store = await this.openStore();
+    this.pool = new HdePool(config.hde.workers);
+    this.http = await startHttpServer({ host: config.http.host, port: config.http.port, metrics: this.metrics, healthy: () => this.state !== 'STOPPED', ready: () => this.ready(), status: () => this.status() });
+
+    // Receivers for streams with a destination here, behind the carrier server.
+    for (const stream of config.streams) {
+      const dest = stream.destinations.find((d) => d.region === config.region);
+      if (dest) this.receivers.set(stream.id, await this.makeReceiver(stream, dest.path));
+    }
+    this.server = await startCarrierServer({
+      host: config.listen.host,
+      port: config.listen.port,
+      tls: this.tls,
+      identity: this.identity(),
+      maxFrameBytes: config.amst.maxFrameBytes,
+      admit: (hello) => this.admit(hello),
+      onCarrier: (carrier, hello) => this.inboundLink(hello).add(carrier),
+      onRefused: (reason, remote) => {
+        this.metrics.protocolErrors.inc({ reason: 'handshake' });
+        this.logger.warn({ remote, reason }, 'connection refused');
+      },
+    });
+
+    // Senders for streams sourced here, one per destination, each elected.
+    this.lease = await this.store.grantLease(Math.max(1, Math.round(config.acp.leaseTtlMs / 1000)));
+    for (const stream of config.streams) {
+      if (stream.source.region !== config.region) continue;
+      for (const dest of stream.destinations) this.startSenderSlot(stream, dest.region);
+    }
+    this.state = 'RUNNING';
+    this.logger.info({ listen: this.listenPort, http: this.httpPort, streams: config.streams.map((s) => s.id) }, 'agent running');
+  }
+
+  private async openStore(): Promise<ConsensusStore> {
+    const acp = this.config.acp;
+    if (acp.backend === 'embedded') return EmbeddedStore.open(acp.path);
+    const tls = acp.tls ? await readTlsFiles(acp.tls, 'acp.tls', this.config.source) : undefined;
+    return EtcdStore.connect({ endpoints: acp.endpoints, tls, callTimeoutMs: acp.callTimeoutMs });
+  }
+
+  private identity(): Identity {
+    return { federation: this.config.federation, region: this.config.region, nodeId: this.config.nodeId, capabilities: CAPABILITIES };
+  }
+
+  private admit(hello: Hello): string | null {
+    if (this.state !== 'RUNNING' && this.state !== 'STARTING') return `agent is ${this.state.toLowerCase()}`;
+    if (!this.config.regions.some((r) => r.name === hello.region)) return `region "${hello.region}" is not in federation "${this.config.federation}"`;
+    if (hello.region === this.config.region) return `peer claims this agent's own region "${hello.region}"`;
+    return null;
+  }
+
+  // ---- receiving ----
+
+  private async makeReceiver(stream: StreamConfig, path: string): Promise<StreamReceiver> {
+    const { config } = this;
+    await mkdir(path, { recursive: true });
+    const sink = this.makeSink(stream, path);
+    return new StreamReceiver({
+      streamId: stream.id,
+      kind: stream.kind,
+      sink,
+      store: this.store,
+      checkpointKey: checkpointKey(config.federation, stream.id, config.region),
+      pool: this.pool,
+      checkpointIntervalMs: config.checkpoint.intervalMs,
+      checkpointBytes: config.checkpoint.bytes,
+      maxPendingBytes: config.amst.linkWindowBytes * 2,
+      maxFrameBytes: config.amst.maxFrameBytes,
+      auditPath: this.options.audit ? join(config.dataDir, 'audit', `${stream.id}.log`) : undefined,
+      logger: this.logger,
+      metrics: this.metrics,
+    });
+  }
+
+  private makeSink(stream: StreamConfig, path: string): Sink {
+    if (stream.kind === 'objects') return new DirSink({ streamId: stream.id, root: path, logger: this.logger });
+    throw new Error(`stream ${stream.id}: kind ${stream.kind} has no sink in this build yet`);
+  }
+
+  private inboundLink(hello: Hello): InboundLink {
+    // One session per peer node: a new link id replaces the old session.
+    const key = `${hello.region}/${hello.nodeId}`;
+    const existing = this.inbound.get(key);
+    if (existing && existing.linkId === hello.linkId && !existing.closed) return existing;
+    existing?.close('replaced by a new session');
+    const link = new InboundLink(hello, { onMessage: (l, env) => this.onInbound(l, env), onClosed: (l) => this.onInboundClosed(key, l) }, this.metrics);
+    this.inbound.set(key, link);
+    return link;
+  }
+
+  private onInbound(link: InboundLink, envelope: Envelope): void {
+    const streamId = envelope.streamOpen?.streamId ?? envelope.data?.streamId ?? envelope.error?.streamId;
+    if (envelope.ping) {
+      link.send({ pong: envelope.ping });
+      return;
+    }
+    const receiver = streamId ? this.receivers.get(streamId) : undefined;
+    if (!receiver) {
+      if (streamId !== undefined) {
+        link.send({ streamState: { streamId, durableSeq: 0, chain: Buffer.alloc(0), state: Buffer.alloc(0), more: false, refusal: `region ${this.config.region} is not a destination of stream "${streamId}"` } });
+      }
+      return;
+    }
+    if (envelope.streamOpen) {
+      receiver.open(link, envelope.streamOpen).catch((err: Error) => this.logger.error({ stream: streamId, err: err.message }, 'stream open failed'));
+    } else if (envelope.data) {
+      receiver.onData(link, envelope.data);
+    }
+  }
+
+  private onInboundClosed(key: string, link: InboundLink): void {
+    if (this.inbound.get(key) === link) this.inbound.delete(key);
+    for (const receiver of this.receivers.values()) {
+      receiver.onLinkClosed(link).catch((err: Error) => this.logger.error({ err: err.message }, 'closing stream session failed'));
+    }
+  }
+
+  // ---- sending ----
+
+  private startSenderSlot(stream: StreamConfig, destRegion: string): void {
+    const slot: SenderSlot = { stream, destRegion, sender: null, abort: new AbortController() };
+    this.slots.push(slot);
+    void this.leadLoop(slot);
+  }
+
+  /** Campaign for (stream, destination); send while leader; campaign again when leadership is lost. */
+  private async leadLoop(slot: SenderSlot): Promise<void> {
+    const { config } = this;
+    const key = leaderKey(config.federation, slot.stream.id, slot.destRegion);
+    while (!slot.abort.signal.aborted) {
+      let leadership;
+      try {
+        leadership = await campaign(this.store, key, config.nodeId, this.lease!, slot.abort.signal);
+      } catch (err) {
+        if (slot.abort.signal.aborted) return;
+        this.logger.warn({ stream: slot.stream.id, err: (err as Error).message }, 'campaign failed; retrying');
+        await new Promise((r) => setTimeout(r, config.amst.initialBackoffMs).unref());
+        continue;
+      }
+      this.logger.info({ stream: slot.stream.id, destination: slot.destRegion, epoch: leadership.epoch }, 'elected sender');
+      const link = this.linkTo(slot.destRegion);
+      const sender = new StreamSender({
+        streamId: slot.stream.id,
+        kind: slot.stream.kind,
+        sourceRegion: config.region,
+        destRegion: slot.destRegion,
+        source: this.sourceFor(slot.stream),
+        link,
+        pool: this.pool,
+        level: config.hde.level,
+        epoch: async () => leadership.epoch,
+        logger: this.logger,
+        metrics: this.metrics,
+      });
+      slot.sender = sender;
+      if (link.session > 0) sender.onLinkUp(link.session);
+      const reason = await Promise.race([leadership.lost, new Promise<Error>((resolve) => slot.abort.signal.addEventListener('abort', () => resolve(new Error('stopping'))))]);
+      sender.stop();
+      slot.sender = null;
+      if (!slot.abort.signal.aborted) this.logger.warn({ stream: slot.stream.id, reason: reason.message }, 'leadership lost');
+      await leadership.resign().catch(() => {});
+    }
+  }
+
+  private linkTo(region: string): OutboundLink {
+    const existing = this.links.get(region);
+    if (existing) return existing;
+    const { config } = this;
+    const endpoints = config.regions.find((r) => r.name === region)!.endpoints;
+    const link = new OutboundLink({
+      peerRegion: region,
+      endpoints,
+      carriers: config.amst.carriers,
+      tls: this.tls,
+      identity: this.identity(),
+      maxFrameBytes: config.amst.maxFrameBytes,
+      carrierWindowBytes: config.amst.carrierWindowBytes,
+      linkWindowBytes: config.amst.linkWindowBytes,
+      connectTimeoutMs: config.amst.connectTimeoutMs,
+      initialBackoffMs: config.amst.initialBackoffMs,
+      maxBackoffMs: config.amst.maxBackoffMs,
+      logger: this.logger,
+      metrics: this.metrics,
+    });
+    this.links.set(region, link);
+    const sendersOf = (): StreamSender[] => this.slots.flatMap((s) => (s.destRegion === region && s.sender ? [s.sender] : []));
+    link.start({
+      onUp: (session) => sendersOf().forEach((s) => s.onLinkUp(session)),
+      onDown: () => sendersOf().forEach((s) => s.onLinkDown()),
+      onMessage: (envelope) => {
+        const streamId = envelope.streamState?.streamId ?? envelope.ack?.streamId ?? envelope.nack?.streamId ?? envelope.error?.streamId;
+        for (const s of sendersOf()) if (s.options.streamId === streamId) s.onMessage(envelope);
+      },
+    });
+    return link;
+  }
+
+  private sourceFor(stream: StreamConfig): Source {
+    const existing = this.sources.get(stream.id);
+    if (existing) return existing;
+    let source: Source;
+    if (stream.kind === 'objects') {
+      source = new DirSource({
+        streamId: stream.id,
+        root: stream.source.path,
+        chunkBytes: this.config.hde.chunkBytes,
+        scanIntervalMs: stream.source.scanIntervalMs,
+        watch: stream.source.watch && !this.options.once,
+        once: this.options.once,
+        logger: this.logger,
+      });
+    } else {
+      throw new Error(`stream ${stream.id}: kind ${stream.kind} has no source in this build yet`);
+    }
+    this.sources.set(stream.id, source);
+    return source;
+  }
+}

@@ -1,0 +1,44 @@
+// Prometheus metrics of one agent, on its own registry (so two agents in one
+// process, as in the demo, do not collide). Names follow Prometheus
+// conventions: _total for counters, base units (bytes, seconds).
+
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+/** All metrics an agent exports at /metrics. */
+export class Metrics {
+  readonly registry = new Registry();
+
+  /** Plaintext bytes acknowledged durable by a destination (goodput). */
+  readonly goodputBytes = new Counter({ name: 'dwcp_goodput_bytes_total', help: 'Plaintext bytes acknowledged durable by the destination', labelNames: ['stream', 'destination'], registers: [this.registry] });
+  /** Bytes written to carriers (after encoding, with framing). */
+  readonly wireBytesSent = new Counter({ name: 'dwcp_wire_bytes_sent_total', help: 'Bytes written to carriers, framed and encoded', labelNames: ['peer'], registers: [this.registry] });
+  readonly wireBytesReceived = new Counter({ name: 'dwcp_wire_bytes_received_total', help: 'Bytes read from carriers, framed and encoded', labelNames: ['peer'], registers: [this.registry] });
+  readonly framesSent = new Counter({ name: 'dwcp_frames_sent_total', help: 'Data frames sent (first transmission)', labelNames: ['stream'], registers: [this.registry] });
+  readonly framesResent = new Counter({ name: 'dwcp_frames_resent_total', help: 'Data frames sent again, by reason (carrier_lost, nack)', labelNames: ['stream', 'reason'], registers: [this.registry] });
+  readonly framesApplied = new Counter({ name: 'dwcp_frames_applied_total', help: 'Data frames verified and applied to a sink', labelNames: ['stream'], registers: [this.registry] });
+  readonly framesDuplicate = new Counter({ name: 'dwcp_frames_duplicate_total', help: 'Data frames dropped because their sequence number was already received', labelNames: ['stream'], registers: [this.registry] });
+  readonly framesFenced = new Counter({ name: 'dwcp_frames_fenced_total', help: 'Data frames or sessions refused because of an old leadership epoch', labelNames: ['stream'], registers: [this.registry] });
+  readonly verifyFailures = new Counter({ name: 'dwcp_verify_failures_total', help: 'Frames whose plaintext digest did not match (never applied)', labelNames: ['stream'], registers: [this.registry] });
+  readonly protocolErrors = new Counter({ name: 'dwcp_protocol_errors_total', help: 'Connections closed because the peer sent something malformed or refused', labelNames: ['reason'], registers: [this.registry] });
+  readonly checkpoints = new Counter({ name: 'dwcp_checkpoints_total', help: 'Checkpoints committed to the region consensus', labelNames: ['stream'], registers: [this.registry] });
+  readonly streamHalted = new Gauge({ name: 'dwcp_stream_halted', help: '1 when a stream is halted after repeated verification failures or divergence', labelNames: ['stream'], registers: [this.registry] });
+  readonly carriers = new Gauge({ name: 'dwcp_carriers', help: 'Live carriers per link', labelNames: ['peer', 'direction'], registers: [this.registry] });
+  readonly linkInflightBytes = new Gauge({ name: 'dwcp_link_inflight_bytes', help: 'Bytes sent and not yet acknowledged durable', labelNames: ['peer'], registers: [this.registry] });
+  readonly linkReconnects = new Counter({ name: 'dwcp_link_reconnects_total', help: 'Link sessions started after the first', labelNames: ['peer'], registers: [this.registry] });
+  readonly streamLagFrames = new Gauge({ name: 'dwcp_stream_lag_frames', help: 'Frames sent but not yet acknowledged durable', labelNames: ['stream', 'destination'], registers: [this.registry] });
+  readonly streamLagSeconds = new Gauge({ name: 'dwcp_stream_lag_seconds', help: 'Age of the oldest frame not yet acknowledged durable', labelNames: ['stream', 'destination'], registers: [this.registry] });
+  readonly durableSeq = new Gauge({ name: 'dwcp_stream_durable_seq', help: 'Last sequence number durable at the destination', labelNames: ['stream', 'destination'], registers: [this.registry] });
+  readonly ackLatency = new Histogram({ name: 'dwcp_ack_latency_seconds', help: 'Time from sending a frame to its durable acknowledgement', labelNames: ['destination'], buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10], registers: [this.registry] });
+
+  constructor(options: { processMetrics?: boolean } = {}) {
+    if (options.processMetrics ?? true) collectDefaultMetrics({ register: this.registry, prefix: 'dwcp_process_' });
+  }
+
+  /** Current value of a counter or gauge summed over labels (for status and tests). */
+  async total(name: string): Promise<number> {
+    const metric = this.registry.getSingleMetric(name);
+    if (!metric) return 0;
+    const data = await metric.get();
+    return data.values.reduce((sum, v) => sum + v.value, 0);
+  }
+}

@@ -1,0 +1,351 @@
+// The receiving end of one stream: per session it recovers the sink to its
+// last checkpoint and tells the sender where to resume; then frames arrive
+// on any carrier, are decoded and verified on the HDE workers, reordered by
+// sequence number, applied in order, and periodically made durable: sink
+// flush, then checkpoint CAS in the region consensus, then Ack. Nothing is
+// acknowledged before it is durable, and nothing unverified is applied.
+
+import { open, truncate, readFile, mkdir, type FileHandle } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import type { Logger } from 'pino';
+import type { Sink } from '../streams/stream.ts';
+import { SinkError } from '../streams/stream.ts';
+import type { HdePool, Decoded } from '../encoding/hde-pool.ts';
+import { GENESIS_CHAIN, chainNext } from '../encoding/digest.ts';
+import type { ConsensusStore } from '../consensus/consensus-store.ts';
+import { commitCheckpoint, loadCheckpoint, type Checkpoint } from '../consensus/checkpoints.ts';
+import type { DataFrame, Envelope, StreamOpen } from '../wire/messages.ts';
+import type { InboundLink } from '../transport/inbound-link.ts';
+import type { Metrics } from './metrics.ts';
+
+/** Verification failures of one sequence number before the stream halts. */
+export const MAX_VERIFY_FAILURES = 3;
+/** Largest part of a resume state per StreamState message. */
+const STATE_PART_BYTES = 4 * 1024 * 1024;
+
+/** Options of a stream receiver. */
+export interface StreamReceiverOptions {
+  streamId: string;
+  kind: string;
+  sink: Sink;
+  store: ConsensusStore;
+  checkpointKey: string;
+  pool: HdePool;
+  checkpointIntervalMs: number;
+  checkpointBytes: number;
+  /** Most bytes of out-of-order frames held; a peer that exceeds it is cut off. */
+  maxPendingBytes: number;
+  maxFrameBytes: number;
+  /** When set, every durably applied sequence number is recorded here (tests, audits). */
+  auditPath?: string;
+  logger: Logger;
+  metrics: Metrics;
+}
+
+interface Pending {
+  frame: DataFrame;
+  decoded: Promise<Decoded>;
+  bytes: number;
+}
+
+interface Session {
+  link: InboundLink;
+  epoch: number;
+  sourceRegion: string;
+  pending: Map<number, Pending>;
+  pendingBytes: number;
+  ended: boolean;
+}
+
+/** Status of a receiver, for /status. */
+export interface ReceiverStatus {
+  streamId: string;
+  appliedSeq: number;
+  durableSeq: number;
+  halted: string | null;
+  sourceRegion: string | null;
+}
+
+/** One stream arriving at this region. */
+export class StreamReceiver {
+  readonly options: StreamReceiverOptions;
+  private session: Session | null = null;
+  private appliedSeq = 0;
+  private durableSeq = 0;
+  private chain: Buffer = GENESIS_CHAIN;
+  private durableChain: Buffer = GENESIS_CHAIN;
+  private epoch = 0;
+  private modRevision = 0;
+  private bytesSinceCheckpoint = 0;
+  private failures = new Map<number, number>();
+  private haltedReason: string | null = null;
+  private auditPending: number[] = [];
+  private audit: FileHandle | null = null;
+  private draining = false;
+  private checkpointDue = false;
+  private serial: Promise<void> = Promise.resolve();
+  private timer: NodeJS.Timeout;
+
+  constructor(options: StreamReceiverOptions) {
+    this.options = options;
+    this.timer = setInterval(() => {
+      if (this.appliedSeq > this.durableSeq) {
+        this.checkpointDue = true;
+        this.kick();
+      }
+    }, options.checkpointIntervalMs);
+    this.timer.unref();
+  }
+
+  /** Status snapshot. */
+  status(): ReceiverStatus {
+    return { streamId: this.options.streamId, appliedSeq: this.appliedSeq, durableSeq: this.durableSeq, halted: this.haltedReason, sourceRegion: this.session?.sourceRegion ?? null };
+  }
+
+  /** A sender opens (or reopens) the stream: recover and answer with the resume point. */
+  open(link: InboundLink, request: StreamOpen): Promise<void> {
+    return this.exclusive(() => this.openSession(link, request));
+  }
+
+  /** A data frame arrived on some carrier of a link. */
+  onData(link: InboundLink, frame: DataFrame): void {
+    const session = this.session;
+    const { metrics, streamId } = this.options;
+    if (!session || session.link !== link || session.ended) return;
+    // Fence old epochs, drop what we already have.
+    if (frame.epoch !== session.epoch) {
+      metrics.framesFenced.inc({ stream: streamId });
+      return;
+    }
+    if (frame.seq <= this.appliedSeq || session.pending.has(frame.seq)) {
+      metrics.framesDuplicate.inc({ stream: streamId });
+      return;
+    }
+    if (frame.rawLength > this.options.maxFrameBytes) {
+      this.cutOff(session, `frame ${frame.seq} declares ${frame.rawLength} plaintext bytes, over the ${this.options.maxFrameBytes} limit`);
+      return;
+    }
+    const bytes = frame.payload.length + frame.meta.length;
+    if (session.pendingBytes + bytes > this.options.maxPendingBytes) {
+      this.cutOff(session, `peer has ${session.pendingBytes + bytes} bytes of unapplied frames in flight, over the ${this.options.maxPendingBytes} window`);
+      return;
+    }
+    // Start decoding now (workers run in parallel); apply happens in order.
+    const decoded = this.options.pool.decode(frame.meta, frame.payload, frame.encoding, frame.rawLength);
+    decoded.catch(() => {});
+    session.pending.set(frame.seq, { frame, decoded, bytes });
+    session.pendingBytes += bytes;
+    if (frame.seq === this.appliedSeq + 1) this.kick();
+  }
+
+  /** The link carrying the session closed: make applied data durable, end the session. */
+  onLinkClosed(link: InboundLink): Promise<void> {
+    return this.exclusive(async () => {
+      if (this.session?.link !== link) return;
+      await this.endSession();
+    });
+  }
+
+  /** Flush, checkpoint and stop (SIGTERM drain). */
+  async close(): Promise<void> {
+    clearInterval(this.timer);
+    await this.exclusive(async () => {
+      await this.endSession();
+      await this.audit?.close();
+      this.audit = null;
+    });
+  }
+
+  // ---- sessions ----
+
+  private async openSession(link: InboundLink, request: StreamOpen): Promise<void> {
+    const { streamId, metrics } = this.options;
+    await this.endSession();
+    const refuse = (refusal: string): void => {
+      this.options.logger.warn({ stream: streamId, peer: link.peerNode, refusal }, 'stream open refused');
+      link.send({ streamState: { streamId, durableSeq: 0, chain: Buffer.alloc(0), state: Buffer.alloc(0), more: false, refusal } });
+    };
+    if (this.haltedReason) return refuse(`stream is halted: ${this.haltedReason}`);
+    if (request.kind !== this.options.kind) return refuse(`stream kind "${request.kind}" does not match this destination's "${this.options.kind}"`);
+    // Load the authoritative checkpoint and fence older epochs.
+    const stored = await loadCheckpoint(this.options.store, this.options.checkpointKey);
+    const checkpoint: Checkpoint = stored?.checkpoint ?? { seq: 0, chain: GENESIS_CHAIN.toString('hex'), epoch: 0, sinkState: '', updatedAtMs: 0 };
+    this.modRevision = stored?.modRevision ?? 0;
+    if (request.epoch < checkpoint.epoch) {
+      metrics.framesFenced.inc({ stream: streamId });
+      return refuse(`fenced: sender epoch ${request.epoch} is older than the checkpoint's epoch ${checkpoint.epoch}`);
+    }
+    // Recover the sink to the checkpoint; the audit log follows it.
+    const state = Buffer.from(await this.options.sink.recover(Buffer.from(checkpoint.sinkState, 'base64'), checkpoint.seq));
+    await this.recoverAudit(checkpoint.seq);
+    this.appliedSeq = this.durableSeq = checkpoint.seq;
+    this.chain = this.durableChain = Buffer.from(checkpoint.chain, 'hex');
+    this.epoch = request.epoch;
+    this.failures.clear();
+    this.session = { link, epoch: request.epoch, sourceRegion: request.sourceRegion, pending: new Map(), pendingBytes: 0, ended: false };
+    this.options.logger.info({ stream: streamId, peer: link.peerNode, epoch: request.epoch, seq: checkpoint.seq }, 'stream session opened');
+    // Answer with the resume point, in parts when large.
+    for (let offset = 0; offset === 0 || offset < state.length; offset += STATE_PART_BYTES) {
+      const part = state.subarray(offset, offset + STATE_PART_BYTES);
+      const more = offset + STATE_PART_BYTES < state.length;
+      link.send({ streamState: { streamId, durableSeq: checkpoint.seq, chain: this.chain, state: part, more, refusal: '' } });
+      if (!more) break;
+    }
+  }
+
+  private async endSession(): Promise<void> {
+    const session = this.session;
+    if (!session) return;
+    session.ended = true;
+    this.session = null;
+    // What was verified and applied is legitimate: make it durable now.
+    await this.checkpoint(null);
+  }
+
+  private cutOff(session: Session, reason: string): void {
+    this.options.logger.error({ stream: this.options.streamId, peer: session.link.peerNode, reason }, 'peer broke the stream protocol; closing its link');
+    this.options.metrics.protocolErrors.inc({ reason: 'stream' });
+    session.link.close(reason);
+  }
+
+  // ---- apply loop ----
+
+  /** Run fn with the apply loop and other session changes excluded. */
+  private exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.serial.then(fn);
+    this.serial = run.then(
+      () => undefined,
+      () => undefined,
+    );
+    return run;
+  }
+
+  private kick(): void {
+    if (this.draining) return;
+    this.draining = true;
+    void this.exclusive(() => this.drain()).finally(() => {
+      this.draining = false;
+      const session = this.session;
+      if ((session && session.pending.has(this.appliedSeq + 1)) || this.checkpointDue) this.kick();
+    });
+  }
+
+  private async drain(): Promise<void> {
+    for (;;) {
+      const session = this.session;
+      if (!session || session.ended) break;
+      const next = session.pending.get(this.appliedSeq + 1);
+      if (!next) break;
+      await this.applyOne(session, next);
+      if (this.bytesSinceCheckpoint >= this.options.checkpointBytes) this.checkpointDue = true;
+      if (this.checkpointDue) await this.checkpoint(session);
+    }
+    if (this.checkpointDue) await this.checkpoint(this.session);
+  }
+
+  private async applyOne(session: Session, item: Pending): Promise<void> {
+    const { frame } = item;
+    const { streamId, metrics } = this.options;
+    session.pending.delete(frame.seq);
+    session.pendingBytes -= item.bytes;
+    // Verify: decodes cleanly and the plaintext digest matches.
+    let decoded: Decoded | null = null;
+    let problem = '';
+    try {
+      decoded = await item.decoded;
+      if (!decoded.digest.equals(Buffer.from(frame.digest))) problem = 'plaintext digest mismatch';
+    } catch (err) {
+      problem = `decode failed: ${(err as Error).message}`;
+    }
+    if (problem || !decoded) {
+      metrics.verifyFailures.inc({ stream: streamId });
+      const count = (this.failures.get(frame.seq) ?? 0) + 1;
+      this.failures.set(frame.seq, count);
+      this.options.logger.warn({ stream: streamId, seq: frame.seq, attempt: count, problem }, 'frame failed verification; not applied');
+      if (count >= MAX_VERIFY_FAILURES) return this.halt(session, `frame ${frame.seq} failed verification ${count} times (${problem})`);
+      session.link.send({ nack: { streamId, seq: frame.seq, reason: problem } });
+      return;
+    }
+    // Apply in order; a sink refusal halts the stream.
+    try {
+      await this.options.sink.apply(frame.seq, frame.meta, decoded.data);
+    } catch (err) {
+      if (err instanceof SinkError) return this.halt(session, `sink refused frame ${frame.seq}: ${err.message}`);
+      throw new Error(`apply frame ${frame.seq}: ${(err as Error).message}`, { cause: err });
+    }
+    this.failures.delete(frame.seq);
+    this.chain = chainNext(this.chain, frame.seq, decoded.digest);
+    this.appliedSeq = frame.seq;
+    this.bytesSinceCheckpoint += decoded.data.length + frame.meta.length;
+    if (this.options.auditPath) this.auditPending.push(frame.seq);
+    metrics.framesApplied.inc({ stream: streamId });
+  }
+
+  private halt(session: Session, reason: string): void {
+    this.haltedReason = reason;
+    this.options.metrics.streamHalted.set({ stream: this.options.streamId }, 1);
+    this.options.logger.error({ stream: this.options.streamId, reason }, 'stream halted');
+    session.link.send({ error: { code: 'STREAM_HALTED', detail: reason, streamId: this.options.streamId } });
+    session.ended = true;
+  }
+
+  /** Persist BEFORE acknowledging: sink flush, audit, checkpoint CAS, then Ack. */
+  private async checkpoint(session: Session | null): Promise<void> {
+    this.checkpointDue = false;
+    if (this.appliedSeq === this.durableSeq) return;
+    const seq = this.appliedSeq;
+    const chain = this.chain;
+    const sinkState = Buffer.from(await this.options.sink.flush());
+    await this.flushAudit();
+    const next: Checkpoint = { seq, chain: chain.toString('hex'), epoch: this.epoch, sinkState: sinkState.toString('base64'), updatedAtMs: Date.now() };
+    try {
+      const { modRevision } = await commitCheckpoint(this.options.store, this.options.checkpointKey, this.modRevision, next);
+      this.modRevision = modRevision;
+    } catch (err) {
+      // Not committed: nothing past the last checkpoint counts; end the session so the sender resumes from it.
+      this.options.logger.error({ stream: this.options.streamId, seq, err: (err as Error).message }, 'checkpoint commit failed');
+      if (session) this.cutOff(session, `checkpoint commit failed: ${(err as Error).message}`);
+      this.appliedSeq = this.durableSeq;
+      this.chain = this.durableChain;
+      return;
+    }
+    this.durableSeq = seq;
+    this.durableChain = chain;
+    this.bytesSinceCheckpoint = 0;
+    this.options.metrics.checkpoints.inc({ stream: this.options.streamId });
+    session?.link.send({ ack: { streamId: this.options.streamId, durableSeq: seq, chain } });
+  }
+
+  // ---- audit log ----
+
+  private async recoverAudit(seq: number): Promise<void> {
+    const path = this.options.auditPath;
+    if (!path) return;
+    // Keep only entries the checkpoint covers: later ones were rolled back.
+    await this.audit?.close();
+    await mkdir(dirname(path), { recursive: true });
+    let text = '';
+    try {
+      text = await readFile(path, 'utf8');
+    } catch {
+      text = '';
+    }
+    const lines = text.split('\n').filter((l) => l !== '');
+    let keepBytes = 0;
+    for (const line of lines) {
+      if (Number(line) > seq) break;
+      keepBytes += Buffer.byteLength(line) + 1;
+    }
+    this.audit = await open(path, 'a');
+    await truncate(path, keepBytes);
+    this.auditPending = [];
+  }
+
+  private async flushAudit(): Promise<void> {
+    if (!this.audit || this.auditPending.length === 0) return;
+    const text = this.auditPending.join('\n') + '\n';
+    this.auditPending = [];
+    await this.audit.write(text);
+    await this.audit.sync();
+  }
+}

@@ -1,0 +1,80 @@
+// The accepting side of a link: the carriers a peer dialed with one link id.
+// It hands every message to its owner and sends replies (StreamState, Ack,
+// Nack) on whichever carrier has the least queued. When its last carrier
+// closes, the session is over.
+
+import type { SocketCarrier } from './socket-carrier.ts';
+import type { Envelope, Hello } from '../wire/messages.ts';
+import { frameEnvelope, leastQueued } from './link.ts';
+import type { Metrics } from '../agent/metrics.ts';
+
+/** What the owner of an inbound link hears. */
+export interface InboundHandlers {
+  onMessage(link: InboundLink, envelope: Envelope): void;
+  onClosed(link: InboundLink, reason: string): void;
+}
+
+/** Carriers from one peer session. */
+export class InboundLink {
+  readonly peerRegion: string;
+  readonly peerNode: string;
+  readonly linkId: string;
+  private readonly carriers = new Map<number, SocketCarrier>();
+  private readonly handlers: InboundHandlers;
+  private readonly metrics: Metrics;
+  private closedReason: string | null = null;
+
+  constructor(hello: Hello, handlers: InboundHandlers, metrics: Metrics) {
+    this.peerRegion = hello.region;
+    this.peerNode = hello.nodeId;
+    this.linkId = hello.linkId;
+    this.handlers = handlers;
+    this.metrics = metrics;
+  }
+
+  /** True once every carrier closed or close() was called. */
+  get closed(): boolean {
+    return this.closedReason !== null;
+  }
+
+  /** Add a carrier of this session (a redial replaces the one at its index). */
+  add(carrier: SocketCarrier): void {
+    if (this.closedReason) return carrier.close('link closed');
+    this.carriers.get(carrier.index)?.close('replaced by a redial');
+    this.carriers.set(carrier.index, carrier);
+    this.metrics.carriers.set({ peer: this.peerRegion, direction: 'in' }, this.carriers.size);
+    carrier.attach({
+      onMessage: (envelope, wireBytes) => {
+        this.metrics.wireBytesReceived.inc({ peer: this.peerRegion }, wireBytes);
+        if (!this.closedReason) this.handlers.onMessage(this, envelope);
+      },
+      onClose: (info) => {
+        if (info.protocolError) this.metrics.protocolErrors.inc({ reason: 'carrier' });
+        if (this.carriers.get(carrier.index) === carrier) this.carriers.delete(carrier.index);
+        this.metrics.carriers.set({ peer: this.peerRegion, direction: 'in' }, this.carriers.size);
+        if (this.carriers.size === 0) this.finish(`all carriers closed (last: ${info.reason})`);
+      },
+    });
+  }
+
+  /** Send a message to the peer; false when no carrier is left. */
+  send(envelope: Envelope): boolean {
+    const carrier = leastQueued(this.carriers.values());
+    if (!carrier) return false;
+    const framed = frameEnvelope(envelope);
+    this.metrics.wireBytesSent.inc({ peer: this.peerRegion }, framed.length);
+    return carrier.write(framed);
+  }
+
+  /** Close every carrier (a newer session of the same peer replaced this one, or shutdown). */
+  close(reason: string): void {
+    for (const c of this.carriers.values()) c.close(reason);
+    this.finish(reason);
+  }
+
+  private finish(reason: string): void {
+    if (this.closedReason) return;
+    this.closedReason = reason;
+    this.handlers.onClosed(this, reason);
+  }
+}
