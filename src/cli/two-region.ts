@@ -26,6 +26,10 @@ export interface TwoRegionOptions {
   /** Extra YAML appended under `amst:` (e.g. windows). */
   amstExtra?: string;
   streamId?: string;
+  /** Port the source dials for the destination region (a test relay); default the destination's own port. */
+  destPortSeenBySource?: number;
+  /** Checkpoint interval (e.g. '200ms'). */
+  checkpointInterval?: string;
 }
 
 /** Paths and ports of the generated federation. */
@@ -41,6 +45,7 @@ export async function writeTwoRegion(options: TwoRegionOptions): Promise<TwoRegi
   const certs = await createDevPki(join(options.dir, 'tls'), [SOURCE_REGION, DEST_REGION]);
   const ports = { source: await freePort(), dest: await freePort(), sourceHttp: await freePort(), destHttp: await freePort() };
   const write = async (region: string, port: number, httpPort: number): Promise<string> => {
+    const destPort = region === SOURCE_REGION ? (options.destPortSeenBySource ?? ports.dest) : ports.dest;
     const cert = certs[region];
     const dataDir = join(options.dir, region);
     await mkdir(dataDir, { recursive: true });
@@ -56,7 +61,7 @@ regions:
   - name: ${SOURCE_REGION}
     endpoints: ["127.0.0.1:${ports.source}"]
   - name: ${DEST_REGION}
-    endpoints: ["127.0.0.1:${ports.dest}"]
+    endpoints: ["127.0.0.1:${destPort}"]
 amst:
   carriers: ${options.carriers ?? 4}
 ${options.amstExtra ?? ''}
@@ -65,6 +70,8 @@ hde:
   chunk: ${options.chunk ?? '1MiB'}
 acp:
   backend: embedded
+checkpoint:
+  interval: ${options.checkpointInterval ?? '200ms'}
 streams:
   - id: ${options.streamId ?? 'sample'}
     kind: objects
