@@ -1,0 +1,160 @@
+// Step three of the config: a checked ConfigInput becomes the Config the
+// code needs. Defaults are filled in here (from DEFAULTS, which the schema
+// descriptions quote), paths become absolute, durations milliseconds and
+// sizes bytes.
+
+import { resolve } from 'node:path';
+import type { ConfigIssue } from './config-error.ts';
+import type {
+  AcpConfig, Config, HostPort, PgWalDestinationConfig, RegionConfig, StreamConfig, TlsFiles,
+} from './config.ts';
+import { DEFAULTS, type ConfigInput } from './schema.ts';
+import { parseDuration, parseSize, UnitError } from './units.ts';
+
+/** What the compiler needs from outside the file. */
+export interface CompileContext {
+  /** File path or label for messages. */
+  source: string;
+  /** Directory that relative paths resolve against. */
+  baseDir: string;
+  /** Default nodeId. */
+  hostname: string;
+  /** CPUs available, for the default worker count. */
+  cpuCount: number;
+}
+
+type StreamInput = NonNullable<ConfigInput['streams']>[number];
+type TlsInput = ConfigInput['tls'];
+
+/**
+ * Builds the Config from an input that passed the schema and cross checks;
+ * unit values the schema pattern let through but that do not compile (like
+ * '1.5ms') are pushed to issues.
+ */
+export function buildConfig(input: ConfigInput, context: CompileContext, issues: ConfigIssue[]): Config {
+  // Unit conversions that report instead of throwing.
+  const ms = (value: string | number, path: string) => convert(parseDuration, value, path, issues);
+  const bytes = (value: string | number, path: string) => convert(parseSize, value, path, issues);
+  const abs = (path: string) => resolve(context.baseDir, path);
+  const dataDir = abs(input.dataDir ?? DEFAULTS.dataDir);
+
+  // Transport, encoding, consensus, checkpoints.
+  const amst = input.amst ?? {};
+  const hde = input.hde ?? {};
+  const acp = input.acp ?? {};
+  const checkpoint = input.checkpoint ?? {};
+  const acpCommon = {
+    leaseTtlMs: ms(acp.leaseTtl ?? DEFAULTS.acp.leaseTtl, 'acp.leaseTtl'),
+    callTimeoutMs: ms(acp.callTimeout ?? DEFAULTS.acp.callTimeout, 'acp.callTimeout'),
+  };
+  const acpConfig: AcpConfig = (acp.backend ?? DEFAULTS.acp.backend) === 'etcd'
+    ? { backend: 'etcd', endpoints: acp.endpoints ?? [], ...(acp.tls ? { tls: tlsFiles(acp.tls, abs) } : {}), ...acpCommon }
+    : { backend: 'embedded', path: acp.path ? abs(acp.path) : resolve(dataDir, DEFAULTS.acp.file), ...acpCommon };
+
+  return {
+    source: context.source,
+    federation: input.federation,
+    region: input.region,
+    nodeId: input.nodeId ?? context.hostname,
+    dataDir,
+    listen: { host: input.listen?.host ?? DEFAULTS.listen.host, port: input.listen?.port ?? DEFAULTS.listen.port },
+    http: { host: input.http?.host ?? DEFAULTS.http.host, port: input.http?.port ?? DEFAULTS.http.port },
+    tls: tlsFiles(input.tls, abs),
+    regions: input.regions.map((region): RegionConfig => ({ name: region.name, endpoints: region.endpoints.map(parseEndpoint) })),
+    amst: {
+      carriers: amst.carriers ?? DEFAULTS.amst.carriers,
+      carrierWindowBytes: bytes(amst.carrierWindow ?? DEFAULTS.amst.carrierWindow, 'amst.carrierWindow'),
+      linkWindowBytes: bytes(amst.linkWindow ?? DEFAULTS.amst.linkWindow, 'amst.linkWindow'),
+      maxFrameBytes: bytes(amst.maxFrame ?? DEFAULTS.amst.maxFrame, 'amst.maxFrame'),
+      connectTimeoutMs: ms(amst.connectTimeout ?? DEFAULTS.amst.connectTimeout, 'amst.connectTimeout'),
+      initialBackoffMs: ms(amst.initialBackoff ?? DEFAULTS.amst.initialBackoff, 'amst.initialBackoff'),
+      maxBackoffMs: ms(amst.maxBackoff ?? DEFAULTS.amst.maxBackoff, 'amst.maxBackoff'),
+      congestionControl: amst.congestionControl ?? DEFAULTS.amst.congestionControl,
+    },
+    hde: {
+      level: hde.level ?? DEFAULTS.hde.level,
+      workers: hde.workers ?? Math.max(1, Math.min(DEFAULTS.hde.maxWorkers, context.cpuCount)),
+      chunkBytes: bytes(hde.chunk ?? DEFAULTS.hde.chunk, 'hde.chunk'),
+    },
+    acp: acpConfig,
+    checkpoint: {
+      intervalMs: ms(checkpoint.interval ?? DEFAULTS.checkpoint.interval, 'checkpoint.interval'),
+      bytes: bytes(checkpoint.bytes ?? DEFAULTS.checkpoint.bytes, 'checkpoint.bytes'),
+    },
+    streams: (input.streams ?? []).map((stream, i) => buildStream(stream, `streams[${i}]`, dataDir, abs, ms)),
+  };
+}
+
+// One stream by kind; the cross checks already made the kind's fields present.
+function buildStream(
+  stream: StreamInput,
+  at: string,
+  dataDir: string,
+  abs: (path: string) => string,
+  ms: (value: string | number, path: string) => number,
+): StreamConfig {
+  const { source } = stream;
+  if (stream.kind === 'objects') {
+    return {
+      id: stream.id,
+      kind: 'objects',
+      source: {
+        region: source.region,
+        path: abs(source.path ?? ''),
+        scanIntervalMs: ms(source.scanInterval ?? DEFAULTS.objects.scanInterval, `${at}.source.scanInterval`),
+        watch: source.watch ?? DEFAULTS.objects.watch,
+      },
+      destinations: stream.destinations.map((d) => ({ region: d.region, path: abs(d.path ?? '') })),
+    };
+  }
+  const connection = source.connection!;
+  return {
+    id: stream.id,
+    kind: 'pg-wal',
+    source: {
+      region: source.region,
+      connection: {
+        host: connection.host,
+        port: connection.port ?? DEFAULTS.pgWal.port,
+        user: connection.user,
+        ...(connection.password === undefined ? {} : { password: connection.password }),
+        database: connection.database ?? DEFAULTS.pgWal.database,
+      },
+      // Slot names allow '_' but not '-'.
+      slot: source.slot ?? `${DEFAULTS.pgWal.slotPrefix}${stream.id.replaceAll('-', '_')}`,
+    },
+    destinations: stream.destinations.map((d): PgWalDestinationConfig => ({
+      region: d.region,
+      path: d.path ? abs(d.path) : resolve(dataDir, DEFAULTS.pgWal.spoolDir, stream.id),
+      walsender: {
+        host: d.walsender?.host ?? DEFAULTS.pgWal.walsender.host,
+        port: d.walsender?.port ?? DEFAULTS.pgWal.walsender.port,
+        users: { ...(d.walsender?.users ?? {}) },
+        trust: [...(d.walsender?.trust ?? DEFAULTS.pgWal.walsender.trust)],
+      },
+    })),
+  };
+}
+
+// TLS file paths, absolute.
+function tlsFiles(tls: TlsInput, abs: (path: string) => string): TlsFiles {
+  return { caFile: abs(tls.ca), certFile: abs(tls.cert), keyFile: abs(tls.key) };
+}
+
+// "host:port" or "[v6]:port"; the schema pattern guarantees the shape.
+function parseEndpoint(endpoint: string): HostPort {
+  const colon = endpoint.lastIndexOf(':');
+  const host = endpoint.slice(0, colon).replace(/^\[(.*)\]$/, '$1');
+  return { host, port: Number(endpoint.slice(colon + 1)) };
+}
+
+// A unit conversion whose failure becomes an issue (and a 0 never used).
+function convert(parse: (value: string | number) => number, value: string | number, path: string, issues: ConfigIssue[]): number {
+  try {
+    return parse(value);
+  } catch (err) {
+    if (!(err instanceof UnitError)) throw err;
+    issues.push({ path, message: err.reason, value });
+    return 0;
+  }
+}

@@ -1,0 +1,52 @@
+// Config problems as data (ConfigIssue) and, at the public surface, one
+// thrown ConfigError that lists every problem, one per line:
+//   dwcp.yaml: amst.carriers: must be an integer >= 1 (got 0)
+
+/** One problem in a config: the field path, what is wrong, and the value seen. */
+export interface ConfigIssue {
+  /** Field path like `streams[1].destinations[0].region`; '' for the whole file. */
+  path: string;
+  /** What is wrong, lowercase, without the value. */
+  message: string;
+  /** The offending value; absent when there is none (a missing field). */
+  value?: unknown;
+}
+
+/** Longest rendering of a value inside a message. */
+const MAX_VALUE_CHARS = 80;
+
+/** A config that cannot be used; `issues` holds every problem found. */
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+  readonly source: string;
+  readonly issues: readonly ConfigIssue[];
+  constructor(source: string, issues: readonly ConfigIssue[]) {
+    super(issues.map((issue) => formatIssue(source, issue)).join('\n'));
+    this.source = source;
+    this.issues = issues;
+  }
+}
+
+/** One issue as `<source>: <path>: <message> (got <value>)`. */
+export function formatIssue(source: string, issue: ConfigIssue): string {
+  const where = issue.path === '' ? source : `${source}: ${issue.path}`;
+  const got = 'value' in issue ? ` (got ${formatValue(issue.value)})` : '';
+  return `${where}: ${issue.message}${got}`;
+}
+
+/** A value as it would be written in JSON, shortened when long. */
+export function formatValue(value: unknown): string {
+  const text = value === undefined ? 'nothing' : JSON.stringify(value) ?? String(value);
+  return text.length > MAX_VALUE_CHARS ? `${text.slice(0, MAX_VALUE_CHARS - 3)}...` : text;
+}
+
+/** Renders path segments as `a.b[1].c` (odd keys as `["a b"]`). */
+export function fieldPath(segments: readonly (string | number)[]): string {
+  let out = '';
+  for (const segment of segments) {
+    if (typeof segment === 'number') out += `[${segment}]`;
+    else if (/^[A-Za-z_][A-Za-z0-9_-]*$/.test(segment)) out += out === '' ? segment : `.${segment}`;
+    else out += `[${JSON.stringify(segment)}]`;
+  }
+  return out;
+}

@@ -1,0 +1,170 @@
+// The compiled configuration: what the code needs. Every default is filled
+// in, paths are absolute, durations are milliseconds (`...Ms`) and sizes are
+// bytes (`...Bytes`). Built by compileConfig (load-config.ts) from what the
+// user writes (ConfigInput in schema.ts).
+
+import type { StreamKind } from '../streams/stream.ts';
+
+/** An address and TCP port. */
+export interface HostPort {
+  host: string;
+  /** 0 means "pick a free port" where the side listens. */
+  port: number;
+}
+
+/** Absolute paths of PEM files; readTlsFiles (tls-files.ts) reads them. */
+export interface TlsFiles {
+  caFile: string;
+  certFile: string;
+  keyFile: string;
+}
+
+/** One region of the federation. */
+export interface RegionConfig {
+  name: string;
+  /** Agents of the region, in the order written. */
+  endpoints: HostPort[];
+}
+
+/** Transport tuning (AMST). */
+export interface AmstConfig {
+  /** Carriers per link (1..1024). */
+  carriers: number;
+  carrierWindowBytes: number;
+  /** Bytes sent but not yet acknowledged durable per link. */
+  linkWindowBytes: number;
+  maxFrameBytes: number;
+  connectTimeoutMs: number;
+  initialBackoffMs: number;
+  maxBackoffMs: number;
+  congestionControl: 'auto' | 'bbr' | 'cubic' | 'reno';
+}
+
+/** Encoding tuning (HDE). */
+export interface HdeConfig {
+  /** zstd level (-7..19). */
+  level: number;
+  /** Worker threads for encoders and decoders. */
+  workers: number;
+  chunkBytes: number;
+}
+
+/** Common ACP settings. */
+interface AcpCommon {
+  leaseTtlMs: number;
+  callTimeoutMs: number;
+}
+
+/** The embedded single-process store. */
+export interface EmbeddedAcpConfig extends AcpCommon {
+  backend: 'embedded';
+  /** Absolute path of the store's log file. */
+  path: string;
+}
+
+/** An etcd cluster. */
+export interface EtcdAcpConfig extends AcpCommon {
+  backend: 'etcd';
+  /** Non-empty; as written (host:port or URL). */
+  endpoints: string[];
+  /** Client TLS for etcd, when configured. */
+  tls?: TlsFiles;
+}
+
+/** The region's consensus store (ACP). */
+export type AcpConfig = EmbeddedAcpConfig | EtcdAcpConfig;
+
+/** Checkpoint cadence: whichever comes first. */
+export interface CheckpointConfig {
+  intervalMs: number;
+  bytes: number;
+}
+
+/** Source of an objects stream: a directory. */
+export interface ObjectsSourceConfig {
+  region: string;
+  path: string;
+  scanIntervalMs: number;
+  watch: boolean;
+}
+
+/** Destination of an objects stream: a sink directory. */
+export interface ObjectsDestinationConfig {
+  region: string;
+  path: string;
+}
+
+/** An objects stream. */
+export interface ObjectsStreamConfig {
+  id: string;
+  kind: Extract<StreamKind, 'objects'>;
+  source: ObjectsSourceConfig;
+  destinations: ObjectsDestinationConfig[];
+}
+
+/** How the pg-wal source connects to PostgreSQL. */
+export interface PgConnectionConfig {
+  host: string;
+  port: number;
+  user: string;
+  /** Absent when the connection needs none (trust, peer, .pgpass). */
+  password?: string;
+  database: string;
+}
+
+/** Source of a pg-wal stream: a PostgreSQL primary and its slot. */
+export interface PgWalSourceConfig {
+  region: string;
+  connection: PgConnectionConfig;
+  slot: string;
+}
+
+/** The walsender-compatible endpoint served to the local standby. */
+export interface WalsenderConfig {
+  host: string;
+  port: number;
+  /** user -> password. */
+  users: Record<string, string>;
+  /** Client networks (CIDR) allowed without a password. */
+  trust: string[];
+}
+
+/** Destination of a pg-wal stream: a spool plus a walsender endpoint. */
+export interface PgWalDestinationConfig {
+  region: string;
+  /** Absolute spool directory (pg_wal segment layout). */
+  path: string;
+  walsender: WalsenderConfig;
+}
+
+/** A pg-wal stream. */
+export interface PgWalStreamConfig {
+  id: string;
+  kind: Extract<StreamKind, 'pg-wal'>;
+  source: PgWalSourceConfig;
+  destinations: PgWalDestinationConfig[];
+}
+
+/** One stream, discriminated by kind. */
+export type StreamConfig = ObjectsStreamConfig | PgWalStreamConfig;
+
+/** The compiled agent configuration. */
+export interface Config {
+  /** Where it came from (file path or label), for messages. */
+  source: string;
+  federation: string;
+  /** This agent's region (one of regions). */
+  region: string;
+  nodeId: string;
+  /** Absolute data directory. */
+  dataDir: string;
+  listen: HostPort;
+  http: HostPort;
+  tls: TlsFiles;
+  regions: RegionConfig[];
+  amst: AmstConfig;
+  hde: HdeConfig;
+  acp: AcpConfig;
+  checkpoint: CheckpointConfig;
+  streams: StreamConfig[];
+}

@@ -1,0 +1,335 @@
+// The DWCP configuration schema, written once. The same TypeBox source
+// validates the YAML file (load-config.ts), types what the user writes
+// (ConfigInput), and is emitted as JSON Schema for the CRDs'
+// openAPIV3Schema (configJsonSchema). Every option states its default in
+// its description; the defaults themselves live in DEFAULTS so the schema
+// text and the compiler (compile-config.ts) cannot disagree.
+
+import { Type, type Static, type TSchema, type TRecord, type TString, type TUnsafe } from '@sinclair/typebox';
+import { DURATION_PATTERN, SIZE_PATTERN, parseDuration, parseSize, UnitError } from './units.ts';
+
+/** Defaults filled in by the compiler; strings are in the file's units. */
+export const DEFAULTS = {
+  dataDir: '/var/lib/dwcp',
+  listen: { host: '0.0.0.0', port: 7400 },
+  http: { host: '0.0.0.0', port: 9464 },
+  amst: {
+    carriers: 8,
+    carrierWindow: '4MiB',
+    linkWindow: '64MiB',
+    maxFrame: '64MiB',
+    connectTimeout: '10s',
+    initialBackoff: '200ms',
+    maxBackoff: '10s',
+    congestionControl: 'auto',
+  },
+  hde: { level: 3, maxWorkers: 4, chunk: '256KiB' },
+  acp: { backend: 'embedded', file: 'acp.log', leaseTtl: '10s', callTimeout: '3s' },
+  checkpoint: { interval: '200ms', bytes: '16MiB' },
+  objects: { scanInterval: '30s', watch: true },
+  pgWal: {
+    port: 5432,
+    database: 'postgres',
+    slotPrefix: 'dwcp_',
+    spoolDir: 'wal',
+    walsender: { host: '127.0.0.1', port: 5433, trust: ['127.0.0.1/32'] },
+  },
+} as const;
+
+/** Carriers per link: the AMST controller never goes outside this range. */
+export const CARRIERS_MIN = 1;
+/** Upper bound on carriers per link (the original deployment tuned up to 512). */
+export const CARRIERS_MAX = 1024;
+/** zstd level range accepted by HDE (negative levels are zstd's fast modes). */
+export const ZSTD_LEVEL_MIN = -7;
+/** Highest zstd level HDE accepts (20..22 need --ultra memory). */
+export const ZSTD_LEVEL_MAX = 19;
+
+/** The stream kinds a config may declare (same words as StreamKind). */
+export const STREAM_KINDS = ['objects', 'pg-wal'] as const;
+/** Congestion control choices per carrier; auto prefers bbr when the kernel has it. */
+export const CONGESTION_CONTROLS = ['auto', 'bbr', 'cubic', 'reno'] as const;
+/** ACP backends: embedded (single process, file-backed) or etcd. */
+export const ACP_BACKENDS = ['embedded', 'etcd'] as const;
+
+// Wording for a schema node's errors ("must be ..."). A symbol key survives
+// TypeBox's cloning (Type.Optional, Type.Object copy nodes) and stays out
+// of the emitted JSON Schema.
+const HINT = Symbol('dwcp.hint');
+type Hinted = { [HINT]?: (value: unknown) => string };
+
+/** The custom error wording for a schema node, when it has one. */
+export function schemaHint(schema: object): ((value: unknown) => string) | undefined {
+  return (schema as Hinted)[HINT];
+}
+
+// Attaches error wording to a schema node and returns the node.
+function withHint<T extends TSchema>(schema: T, hint: (value: unknown) => string): T {
+  (schema as Hinted)[HINT] = hint;
+  return schema;
+}
+
+// Why a value is not a duration/size, in the words of units.ts.
+function unitHint(parse: (value: string | number) => number, expected: string): (value: unknown) => string {
+  return (value) => {
+    if (typeof value !== 'string' && typeof value !== 'number') return expected;
+    try {
+      parse(value);
+    } catch (err) {
+      if (err instanceof UnitError) return err.reason;
+    }
+    return expected;
+  };
+}
+
+// Description (with its default) and the default keyword for an option.
+function documented(description: string, defaultValue?: string | number) {
+  return defaultValue === undefined
+    ? { description }
+    : { description: `${description} Default ${defaultValue}.`, default: defaultValue };
+}
+
+// An integer or a string with a unit, as CRD structural schemas spell it.
+function intOrString(pattern: string, description: string, defaultValue: string | undefined) {
+  return Type.Union([Type.Integer({ minimum: 0 }), Type.String({ pattern })], {
+    ...documented(description, defaultValue),
+    'x-kubernetes-int-or-string': true,
+  });
+}
+
+/** A duration: '200ms', '5s', '1m', '1h', '1m30s', or an integer of milliseconds. */
+function Duration(description: string, defaultValue?: string) {
+  return withHint(
+    intOrString(DURATION_PATTERN, description, defaultValue),
+    unitHint(parseDuration, 'must be a duration like "5s", "200ms" or "1m", or a number of milliseconds'),
+  );
+}
+
+/** A size: '4MiB', '256KiB', '10MB', or an integer of bytes. */
+function Size(description: string, defaultValue?: string) {
+  return withHint(
+    intOrString(SIZE_PATTERN, description, defaultValue),
+    unitHint(parseSize, 'must be a size like "4MiB" or "256KiB", or a number of bytes'),
+  );
+}
+
+/** One of a fixed set of words. */
+function OneOf<const T extends readonly string[]>(values: T, description: string, defaultValue?: T[number]) {
+  const quoted = values.join(', ');
+  return withHint(
+    // Runtime: a union of literals; static type: the union of the words.
+    Type.Union(values.map((v) => Type.Literal(v)), documented(description, defaultValue)) as unknown as TUnsafe<T[number]>,
+    () => `must be one of ${quoted}`,
+  );
+}
+
+/** A name: lowercase letters, digits and '-', as Kubernetes object names. */
+function Name(description: string) {
+  return withHint(
+    Type.String({ pattern: '^[a-z0-9-]+$', maxLength: 63, description }),
+    () => "must be 1..63 lowercase letters, digits or '-'",
+  );
+}
+
+/** A TCP port; 0 asks the kernel for a free one. */
+function Port(description: string, defaultValue?: number) {
+  return Type.Integer({ minimum: 0, maximum: 65535, ...documented(description, defaultValue) });
+}
+
+/** A non-empty string (paths, hosts, users). */
+function Text(description: string, defaultValue?: string) {
+  return Type.String({ minLength: 1, ...documented(description, defaultValue) });
+}
+
+/**
+ * A string-to-string map. Emitted as `additionalProperties: {type: string}`
+ * (which CRD structural schemas accept), typed as a Record.
+ */
+function StringMap(description: string) {
+  return Type.Object({}, { additionalProperties: Type.String(), description }) as unknown as TRecord<TString, TString>;
+}
+
+/** `host:port`, IPv6 hosts in brackets. */
+const ENDPOINT_PATTERN = '^(\\[[0-9A-Fa-f:.]+\\]|[A-Za-z0-9_.-]+):[0-9]{1,5}$';
+
+/** An address and port to listen on. */
+export const ListenSchema = (description: string, host: string, port: number) =>
+  Type.Object(
+    {
+      host: Type.Optional(Text('Address to bind.', host)),
+      port: Type.Optional(Port('TCP port; 0 picks a free port.', port)),
+    },
+    { additionalProperties: false, description },
+  );
+
+/** PEM files for mutual TLS; read at start, so they must be readable then. */
+export const TlsSchema = Type.Object(
+  {
+    ca: Text('CA certificate (PEM) that peers must chain to. Required.'),
+    cert: Text('This side\'s certificate chain (PEM). Required.'),
+    key: Text('Private key (PEM) for cert. Required.'),
+  },
+  { additionalProperties: false, description: 'TLS files; relative paths resolve against the config file\'s directory.' },
+);
+
+/** One region of the federation and how to reach its agents. */
+export const RegionSchema = Type.Object(
+  {
+    name: Name('Region name, unique in the federation. Required.'),
+    endpoints: Type.Array(
+      withHint(Type.String({ pattern: ENDPOINT_PATTERN }), () => 'must be host:port (IPv6 in brackets)'),
+      { minItems: 1, description: 'Agent addresses (host:port) in this region. Required, non-empty.' },
+    ),
+  },
+  { additionalProperties: false },
+);
+
+/** AMST: the adaptive multi-stream transport between regions. */
+export const AmstSchema = Type.Object(
+  {
+    carriers: Type.Optional(Type.Integer({
+      minimum: CARRIERS_MIN, maximum: CARRIERS_MAX, default: DEFAULTS.amst.carriers,
+      description: `TCP+TLS carriers per link (${CARRIERS_MIN}..${CARRIERS_MAX}). Default ${DEFAULTS.amst.carriers}.`,
+    })),
+    carrierWindow: Type.Optional(Size('Bytes queued per carrier.', DEFAULTS.amst.carrierWindow)),
+    linkWindow: Type.Optional(Size('Bytes sent but not yet acknowledged durable, per link.', DEFAULTS.amst.linkWindow)),
+    maxFrame: Type.Optional(Size('Largest frame accepted.', DEFAULTS.amst.maxFrame)),
+    connectTimeout: Type.Optional(Duration('Time allowed to connect a carrier (TCP + TLS).', DEFAULTS.amst.connectTimeout)),
+    initialBackoff: Type.Optional(Duration('First reconnect delay; doubles up to maxBackoff.', DEFAULTS.amst.initialBackoff)),
+    maxBackoff: Type.Optional(Duration('Longest reconnect delay.', DEFAULTS.amst.maxBackoff)),
+    congestionControl: Type.Optional(OneOf(CONGESTION_CONTROLS, 'TCP congestion control per carrier; auto picks bbr when the kernel offers it.', DEFAULTS.amst.congestionControl)),
+  },
+  { additionalProperties: false, description: 'Transport tuning. All fields optional.' },
+);
+
+/** HDE: the layered encoder. */
+export const HdeSchema = Type.Object(
+  {
+    level: Type.Optional(Type.Integer({
+      minimum: ZSTD_LEVEL_MIN, maximum: ZSTD_LEVEL_MAX, default: DEFAULTS.hde.level,
+      description: `zstd level (${ZSTD_LEVEL_MIN}..${ZSTD_LEVEL_MAX}). Default ${DEFAULTS.hde.level}.`,
+    })),
+    workers: Type.Optional(Type.Integer({
+      minimum: 1, maximum: 256,
+      description: `Encoder/decoder worker threads (1..256). Default min(${DEFAULTS.hde.maxWorkers}, CPU count).`,
+    })),
+    chunk: Type.Optional(Size('Object chunk size.', DEFAULTS.hde.chunk)),
+  },
+  { additionalProperties: false, description: 'Encoding tuning. All fields optional.' },
+);
+
+/** ACP: the region's consensus store. */
+export const AcpSchema = Type.Object(
+  {
+    backend: Type.Optional(OneOf(ACP_BACKENDS, 'Consensus store: embedded (single process, file-backed; demo and single node) or etcd.', DEFAULTS.acp.backend)),
+    path: Type.Optional(Text(`Embedded store file. Default <dataDir>/${DEFAULTS.acp.file}. Embedded backend only.`)),
+    endpoints: Type.Optional(Type.Array(Text('etcd endpoint, host:port or http(s)://host:port.'), {
+      description: 'etcd endpoints. Default []; required non-empty when backend is etcd.',
+      default: [],
+    })),
+    tls: Type.Optional(TlsSchema),
+    leaseTtl: Type.Optional(Duration('Leader lease time-to-live.', DEFAULTS.acp.leaseTtl)),
+    callTimeout: Type.Optional(Duration('Timeout of one call to the store.', DEFAULTS.acp.callTimeout)),
+  },
+  { additionalProperties: false, description: 'Consensus store. All fields optional (embedded by default).' },
+);
+
+/** When the destination makes applied data durable and acknowledges it. */
+export const CheckpointSchema = Type.Object(
+  {
+    interval: Type.Optional(Duration('How often the destination makes applied data durable and acknowledges.', DEFAULTS.checkpoint.interval)),
+    bytes: Type.Optional(Size('Or after this many applied bytes, whichever comes first.', DEFAULTS.checkpoint.bytes)),
+  },
+  { additionalProperties: false, description: 'Checkpoint cadence. All fields optional.' },
+);
+
+/** How the pg-wal source connects to PostgreSQL (a physical replication connection). */
+export const PgConnectionSchema = Type.Object(
+  {
+    host: Text('PostgreSQL host or unix socket directory. Required.'),
+    port: Type.Optional(Port('PostgreSQL port.', DEFAULTS.pgWal.port)),
+    user: Text('Role with REPLICATION. Required.'),
+    password: Type.Optional(Type.String({ description: 'Password; use ${ENV_VAR}. Default none.' })),
+    database: Type.Optional(Text('Database for the connection.', DEFAULTS.pgWal.database)),
+  },
+  { additionalProperties: false },
+);
+
+/** The walsender-compatible endpoint a pg-wal destination serves to its local standby. */
+export const WalsenderSchema = Type.Object(
+  {
+    host: Type.Optional(Text('Address to bind.', DEFAULTS.pgWal.walsender.host)),
+    port: Type.Optional(Port('TCP port; 0 picks a free port.', DEFAULTS.pgWal.walsender.port)),
+    users: Type.Optional(StringMap('Users allowed with a password (user: password). Default {}.')),
+    trust: Type.Optional(Type.Array(
+      withHint(Type.String({ pattern: '^[0-9A-Fa-f:.]+/[0-9]{1,3}$' }), () => 'must be an address/prefix like 127.0.0.1/32'),
+      { description: `Client networks allowed without a password. Default [${DEFAULTS.pgWal.walsender.trust.join(', ')}].` },
+    )),
+  },
+  { additionalProperties: false },
+);
+
+/** The sending end of a stream. Kind-specific fields are checked per kind. */
+export const StreamSourceSchema = Type.Object(
+  {
+    region: Text('Region the data comes from; must be listed in regions. Required.'),
+    path: Type.Optional(Text('objects: directory to replicate. Required for objects.')),
+    scanInterval: Type.Optional(Duration('objects: full manifest scan interval.', DEFAULTS.objects.scanInterval)),
+    watch: Type.Optional(Type.Boolean({ description: `objects: watch the directory for changes between scans. Default ${DEFAULTS.objects.watch}.`, default: DEFAULTS.objects.watch })),
+    connection: Type.Optional(PgConnectionSchema),
+    slot: Type.Optional(withHint(
+      Type.String({ pattern: '^[a-z0-9_]+$', maxLength: 63, description: `pg-wal: replication slot. Default ${DEFAULTS.pgWal.slotPrefix}<id with '-' as '_'>.` }),
+      () => "must be 1..63 lowercase letters, digits or '_'",
+    )),
+  },
+  { additionalProperties: false },
+);
+
+/** One receiving end of a stream. */
+export const StreamDestinationSchema = Type.Object(
+  {
+    region: Text('Destination region; listed in regions, not the source region. Required.'),
+    path: Type.Optional(Text(`objects: sink directory; Required for objects. pg-wal: WAL spool directory; Default <dataDir>/${DEFAULTS.pgWal.spoolDir}/<stream id>.`)),
+    walsender: Type.Optional(WalsenderSchema),
+  },
+  { additionalProperties: false },
+);
+
+/** One ordered flow from one source region to one or more destination regions. */
+export const StreamSchema = Type.Object(
+  {
+    id: Name('Stream id, unique in the federation. Required.'),
+    kind: OneOf(STREAM_KINDS, 'What the stream carries. Required.'),
+    source: StreamSourceSchema,
+    destinations: Type.Array(StreamDestinationSchema, { minItems: 1, description: 'Where the stream goes. Required, non-empty.' }),
+  },
+  { additionalProperties: false },
+);
+
+/** The whole configuration file (and, split in two, the CRDs' spec). */
+export const ConfigSchema = Type.Object(
+  {
+    federation: Name('Federation name. Required.'),
+    region: Name("This agent's region; must be listed in regions. Required."),
+    nodeId: Type.Optional(Text('This agent\'s id, unique in its region (e.g. ${NODE_NAME}). Default the host name.')),
+    dataDir: Type.Optional(Text('Spool, embedded store and state.', DEFAULTS.dataDir)),
+    listen: Type.Optional(ListenSchema('Agent-to-agent port.', DEFAULTS.listen.host, DEFAULTS.listen.port)),
+    http: Type.Optional(ListenSchema('/metrics, /healthz and /readyz.', DEFAULTS.http.host, DEFAULTS.http.port)),
+    tls: TlsSchema,
+    regions: Type.Array(RegionSchema, { minItems: 1, description: "The federation's regions. Required, non-empty." }),
+    amst: Type.Optional(AmstSchema),
+    hde: Type.Optional(HdeSchema),
+    acp: Type.Optional(AcpSchema),
+    checkpoint: Type.Optional(CheckpointSchema),
+    streams: Type.Optional(Type.Array(StreamSchema, { description: 'Streams in the federation. Default [].', default: [] })),
+  },
+  { additionalProperties: false, description: 'DWCP agent configuration.' },
+);
+
+/** What the user writes: the file (after ${ENV} expansion), before defaults. */
+export type ConfigInput = Static<typeof ConfigSchema>;
+
+/** The JSON Schema of the config file (plain JSON, no TypeBox symbols). */
+export function configJsonSchema(): Record<string, unknown> {
+  return JSON.parse(JSON.stringify(ConfigSchema)) as Record<string, unknown>;
+}
