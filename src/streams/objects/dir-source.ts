@@ -1,0 +1,457 @@
+// The sending end of an objects stream: a directory tree. Each pass scans
+// the tree, diffs it against a view of the destination (first the manifest
+// the destination sent at session start, then that view as updated by every
+// op this session yielded) and yields the ops that close the gap, in an
+// order the sink can apply one by one:
+//   1. MakeDir for missing directories, parents first;
+//   2. Rename where a file vanished here and a file of the same version
+//      (size, mode, mtime to the microsecond) appeared elsewhere: a move
+//      costs one record, not a copy;
+//   3. PutChunks for new or changed files, read lazily as the link pulls;
+//   4. Delete for what is gone here: files, then directories deepest first.
+// Then it waits for the watch or the periodic scan, and diffs again.
+
+import { constants } from 'node:fs';
+import type { BigIntStats } from 'node:fs';
+import { open } from 'node:fs/promises';
+import type { FileHandle } from 'node:fs/promises';
+import { join } from 'node:path';
+import { manifestCodec, objectOpCodec } from '../../wire/messages.ts';
+import type { FileVersion, Manifest, ManifestEntry, ObjectOp, PartialFile } from '../../wire/messages.ts';
+import type { ResumePoint, Source, SourceRecord, StreamKind } from '../stream.ts';
+import { ChangeTrigger } from './change-trigger.ts';
+import { MTIME_TOLERANCE_US, identicalVersion, sameVersion, versionOf } from './file-version.ts';
+import { isMissing } from './object-paths.ts';
+import type { ObjectsLogger } from './objects-logger.ts';
+import { comparePaths, scanTree } from './tree-scan.ts';
+
+/** Default PutChunk payload size in bytes. */
+export const DEFAULT_CHUNK_BYTES = 256 * 1024;
+
+/** Largest PutChunk payload in bytes (well under the 64 MiB frame limit). */
+export const MAX_CHUNK_BYTES = 16 * 1024 * 1024;
+
+/** Default time between full scans in ms, whatever the watch reports. */
+export const DEFAULT_SCAN_INTERVAL_MS = 30_000;
+
+/** Restarts of a file that keeps changing while sent, per pass, before it waits for the next pass. */
+export const MAX_CHANGED_RESTARTS = 3;
+
+/** Passes a `once` sync makes at most before it ends (a tree that never settles). */
+export const MAX_ONCE_PASSES = 10;
+
+/** Options of a DirSource. */
+export interface DirSourceOptions {
+  streamId: string;
+  /** Directory to replicate; must exist. */
+  root: string;
+  /** Bytes per PutChunk. Default DEFAULT_CHUNK_BYTES (256 KiB). */
+  chunkBytes?: number;
+  /** Longest time between full scans, in ms. Default 30000. */
+  scanIntervalMs?: number;
+  /** Watch the tree (fs.watch, recursive) to notice changes sooner. Default true. */
+  watch?: boolean;
+  /** End records() once the tree is in sync instead of waiting for changes. Default false. */
+  once?: boolean;
+  /** Called when a file's last chunk is durable at the destination ("done"). */
+  onReplicated?: (path: string, version: FileVersion) => void;
+  /** Where skipped files and resumes are reported. Default: silent. */
+  logger?: ObjectsLogger;
+}
+
+/** Where a DirSource stands in its current session. */
+export interface SyncProgress {
+  /** Files (puts) queued this session, and how many are durable at the destination. */
+  filesTotal: number;
+  filesDone: number;
+  /** Bytes of file content queued this session, and how many are durable. */
+  bytesTotal: number;
+  bytesDone: number;
+  /** The last diff found nothing and every yielded record is durable. */
+  inSync: boolean;
+}
+
+/** Counters of one session (one records() call). */
+class Session {
+  filesTotal = 0;
+  filesDone = 0;
+  bytesTotal = 0;
+  bytesDone = 0;
+  /** Records yielded and not yet durable. */
+  pending = 0;
+  lastDiffEmpty = false;
+}
+
+/** What one pass did, deciding whether to diff again at once. */
+interface PassOutcome {
+  /** Ops fully yielded, or files that vanished mid-pass: look again right away. */
+  again: boolean;
+  /** Any record yielded at all. */
+  yielded: boolean;
+  /** Files left behind (unreadable, or changing faster than they can be sent). */
+  unsynced: number;
+}
+
+type SendResult = 'sent' | 'changed' | 'gone' | 'unreadable' | 'aborted';
+
+/** The destination as this session believes it is, by path. */
+type DestView = Map<string, ManifestEntry>;
+
+const EMPTY = new Uint8Array(0);
+
+/** A Source replicating a directory tree as an objects stream. */
+export class DirSource implements Source {
+  readonly streamId: string;
+  readonly kind: StreamKind = 'objects';
+  readonly #root: string;
+  readonly #chunkBytes: number;
+  readonly #scanIntervalMs: number;
+  readonly #watch: boolean;
+  readonly #once: boolean;
+  readonly #onReplicated?: (path: string, version: FileVersion) => void;
+  readonly #logger?: ObjectsLogger;
+  readonly #closed = new AbortController();
+  #session = new Session();
+  #waiters = new Set<() => void>();
+
+  constructor(options: DirSourceOptions) {
+    if (!options.root) throw new Error('dir source: root must be set');
+    const chunkBytes = options.chunkBytes ?? DEFAULT_CHUNK_BYTES;
+    if (!Number.isInteger(chunkBytes) || chunkBytes < 1 || chunkBytes > MAX_CHUNK_BYTES) {
+      throw new Error(`dir source: chunkBytes must be an integer in 1..${MAX_CHUNK_BYTES}, got ${chunkBytes}`);
+    }
+    const scanIntervalMs = options.scanIntervalMs ?? DEFAULT_SCAN_INTERVAL_MS;
+    if (!Number.isFinite(scanIntervalMs) || scanIntervalMs <= 0) {
+      throw new Error(`dir source: scanIntervalMs must be a positive number, got ${scanIntervalMs}`);
+    }
+    this.streamId = options.streamId;
+    this.#root = options.root;
+    this.#chunkBytes = chunkBytes;
+    this.#scanIntervalMs = scanIntervalMs;
+    this.#watch = options.watch ?? true;
+    this.#once = options.once ?? false;
+    this.#onReplicated = options.onReplicated;
+    this.#logger = options.logger;
+  }
+
+  /**
+   * Ops that bring the destination (resume.state: its Manifest) to this
+   * tree, then its changes as they happen. Ends when the signal aborts (seen
+   * at the next pull; return() the iterator to release its open file at
+   * once), or by itself in `once` mode when the tree is in sync.
+   */
+  records(resume: ResumePoint, signal: AbortSignal): AsyncIterable<SourceRecord> {
+    return this.#run(resume, AbortSignal.any([signal, this.#closed.signal]));
+  }
+
+  /** Stop every session's watch and waits; records() iterations end. */
+  async close(): Promise<void> {
+    this.#closed.abort(new Error('dir source closed'));
+  }
+
+  /** Progress of the current session. */
+  progress(): SyncProgress {
+    const s = this.#session;
+    return {
+      filesTotal: s.filesTotal,
+      filesDone: s.filesDone,
+      bytesTotal: s.bytesTotal,
+      bytesDone: s.bytesDone,
+      inSync: s.lastDiffEmpty && s.pending === 0,
+    };
+  }
+
+  /** Resolve once progress().inSync is true; reject when the signal aborts. */
+  whenInSync(signal?: AbortSignal): Promise<void> {
+    if (this.progress().inSync) return Promise.resolve();
+    return new Promise<void>((resolve, reject) => {
+      const check = () => {
+        if (!this.progress().inSync) return;
+        cleanup();
+        resolve();
+      };
+      const onAbort = () => {
+        cleanup();
+        reject(signal!.reason);
+      };
+      const cleanup = () => {
+        this.#waiters.delete(check);
+        signal?.removeEventListener('abort', onAbort);
+      };
+      if (signal?.aborted) return reject(signal.reason);
+      this.#waiters.add(check);
+      signal?.addEventListener('abort', onAbort);
+    });
+  }
+
+  #notify(): void {
+    for (const check of [...this.#waiters]) check();
+  }
+
+  async *#run(resume: ResumePoint, signal: AbortSignal): AsyncGenerator<SourceRecord> {
+    const session = new Session();
+    this.#session = session;
+    const manifest = decodeResume(resume.state);
+    const view: DestView = new Map(manifest.entries.map((e) => [e.path, e]));
+    let partial = manifest.partial ?? undefined;
+
+    // Watch before the first scan, so a change during the scan is not missed.
+    const trigger = new ChangeTrigger({ root: this.#root, watch: this.#watch && !this.#once, intervalMs: this.#scanIntervalMs, logger: this.#logger });
+    // Release the watch on abort even while suspended at a yield nobody resumes.
+    const release = () => trigger.close();
+    signal.addEventListener('abort', release, { once: true });
+    try {
+      for (let pass = 1; !signal.aborted; pass++) {
+        trigger.clear();
+        const scan = await scanTree(this.#root);
+        const outcome: PassOutcome = { again: false, yielded: false, unsynced: 0 };
+        yield* this.#syncPass(scan.entries, view, partial, session, outcome, signal);
+        partial = undefined;
+        if (signal.aborted) break;
+        session.lastDiffEmpty = !outcome.yielded && outcome.unsynced === 0;
+        this.#notify();
+
+        // After a pass that did something, diff again at once: it confirms the sync.
+        if (this.#once) {
+          if (!outcome.again) break;
+          if (pass >= MAX_ONCE_PASSES) {
+            this.#logger?.warn({ streamId: this.streamId, passes: pass }, 'tree did not settle; one-shot sync ends unsynced');
+            break;
+          }
+        } else if (!outcome.again) {
+          await trigger.wait(signal);
+        }
+      }
+    } finally {
+      signal.removeEventListener('abort', release);
+      trigger.close();
+    }
+  }
+
+  async *#syncPass(
+    entries: ManifestEntry[],
+    view: DestView,
+    partial: PartialFile | undefined,
+    session: Session,
+    outcome: PassOutcome,
+    signal: AbortSignal,
+  ): AsyncGenerator<SourceRecord> {
+    const source = new Map(entries.map((e) => [e.path, e]));
+    const emit = (op: ObjectOp, data: Uint8Array = EMPTY, onDone?: () => void): SourceRecord => {
+      outcome.yielded = true;
+      return this.#record(session, objectOpCodec.encode(op), data, onDone);
+    };
+
+    // 1. Directories missing at the destination (or a file in their place), parents first.
+    for (const e of entries) {
+      if (!e.directory) continue;
+      const have = view.get(e.path);
+      if (have?.directory && have.version.mode === e.version.mode) continue;
+      if (signal.aborted) return;
+      view.set(e.path, e);
+      outcome.again = true;
+      yield emit({ mkdir: { path: e.path, mode: e.version.mode, mtimeUs: e.version.mtimeUs } });
+    }
+
+    // 2. Moves: a destination file gone here whose exact version appeared at a new path.
+    const vanished = new Map<string, string[]>();
+    for (const [path, e] of view) {
+      if (e.directory || source.has(path)) continue;
+      const key = versionKey(e.version);
+      const paths = vanished.get(key);
+      if (paths) paths.push(path);
+      else vanished.set(key, [path]);
+    }
+    for (const e of entries) {
+      if (e.directory || view.has(e.path)) continue;
+      const from = takeVanished(vanished, e.version);
+      if (from === undefined) continue;
+      if (signal.aborted) return;
+      view.delete(from);
+      view.set(e.path, e);
+      outcome.again = true;
+      yield emit({ rename: { from, to: e.path, version: e.version } });
+    }
+
+    // 3. New and changed files, a file that changes while sent goes to the back of the queue.
+    const queue = entries
+      .filter((e) => !e.directory && !isSameFile(view.get(e.path), e.version))
+      .map((e) => ({ path: e.path, restarts: 0 }));
+    for (let i = 0; i < queue.length; i++) {
+      const job = queue[i];
+      const resumeFrom = partial?.path === job.path && job.restarts === 0 ? partial : undefined;
+      const result = yield* this.#sendFile(job.path, resumeFrom, view, session, outcome, signal);
+      if (result === 'aborted') return;
+      if (result === 'sent' || result === 'gone') outcome.again = true;
+      if (result === 'unreadable') outcome.unsynced++;
+      if (result === 'changed') {
+        if (job.restarts < MAX_CHANGED_RESTARTS) {
+          queue.push({ path: job.path, restarts: job.restarts + 1 });
+        } else {
+          this.#logger?.warn({ streamId: this.streamId, path: job.path }, 'file keeps changing while sent; retrying next pass');
+          outcome.unsynced++;
+        }
+      }
+    }
+
+    // 4. What is gone here: files first, then directories deepest first. Entries
+    // below a deleted directory go with it (the sink deletes recursively).
+    const missing = [...view.keys()].filter((p) => !source.has(p)).sort(comparePaths);
+    const missingDirs = new Set(missing.filter((p) => view.get(p)!.directory));
+    const top = missing.filter((p) => !hasAncestorIn(p, missingDirs));
+    const ordered = [...top.filter((p) => !view.get(p)!.directory), ...top.filter((p) => view.get(p)!.directory).reverse()];
+    for (const path of ordered) {
+      if (signal.aborted) return;
+      removeSubtree(view, path);
+      outcome.again = true;
+      yield emit({ delete: { path } });
+    }
+  }
+
+  // Yield one file as PutChunks, read at yield time; stop if it changes underneath.
+  async *#sendFile(
+    path: string,
+    resumeFrom: PartialFile | undefined,
+    view: DestView,
+    session: Session,
+    outcome: PassOutcome,
+    signal: AbortSignal,
+  ): AsyncGenerator<SourceRecord, SendResult> {
+    let handle: FileHandle;
+    try {
+      handle = await open(join(this.#root, path), constants.O_RDONLY | constants.O_NOFOLLOW);
+    } catch (err) {
+      // Gone (or turned into a symlink) since the scan: the next pass sees it as it is.
+      if (isMissing(err) || (err as NodeJS.ErrnoException).code === 'ELOOP') return 'gone';
+      this.#logger?.warn({ streamId: this.streamId, path, err: (err as Error).message }, 'cannot read file; skipped');
+      return 'unreadable';
+    }
+    try {
+      const before = await handle.stat({ bigint: true });
+      if (!before.isFile()) return 'gone';
+      const version = versionOf(before);
+
+      // Resume where the destination's durable partial copy ends, if it is this very version.
+      let offset = 0;
+      if (resumeFrom && identicalVersion(resumeFrom.version, version) && resumeFrom.offset < version.size) {
+        offset = resumeFrom.offset;
+        this.#logger?.info({ streamId: this.streamId, path, offset }, 'resuming partial file');
+      }
+      session.filesTotal++;
+      session.bytesTotal += version.size - offset;
+
+      do {
+        // Take back what will not be sent after all (aborted, or changed underneath).
+        const abandon = (result: SendResult): SendResult => {
+          session.filesTotal--;
+          session.bytesTotal -= version.size - offset;
+          this.#notify();
+          return result;
+        };
+        if (signal.aborted) return abandon('aborted');
+        const len = Math.min(this.#chunkBytes, version.size - offset);
+        const data = Buffer.allocUnsafe(len);
+        const read = await readFully(handle, data, offset);
+        const after = await handle.stat({ bigint: true });
+        if (read < len || !sameStat(before, after)) return abandon('changed');
+
+        // The last chunk commits the file at the destination; the view follows.
+        const last = offset + len === version.size;
+        const onDone = () => {
+          session.bytesDone += len;
+          if (!last) return;
+          session.filesDone++;
+          this.#onReplicated?.(path, version);
+        };
+        if (last) {
+          removeSubtree(view, path);
+          view.set(path, { path, version, directory: false });
+        }
+        outcome.yielded = true;
+        yield this.#record(session, objectOpCodec.encode({ put: { path, version, offset } }), data, onDone);
+        offset += len;
+      } while (offset < version.size);
+      return 'sent';
+    } finally {
+      await handle.close();
+    }
+  }
+
+  // A record counted as pending until the link reports it durable.
+  #record(session: Session, meta: Uint8Array, data: Uint8Array, onDone?: () => void): SourceRecord {
+    session.pending++;
+    session.lastDiffEmpty = false;
+    let durable = false;
+    return {
+      meta,
+      data,
+      onDurable: () => {
+        if (durable) return;
+        durable = true;
+        session.pending--;
+        onDone?.();
+        this.#notify();
+      },
+    };
+  }
+}
+
+/** The destination manifest from a ResumePoint's state (empty: empty destination). */
+function decodeResume(state: Uint8Array): Manifest {
+  if (state.length === 0) return { entries: [] };
+  try {
+    return manifestCodec.decode(state);
+  } catch (err) {
+    throw new Error(`decode resume manifest: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+function isSameFile(have: ManifestEntry | undefined, version: FileVersion): boolean {
+  return have !== undefined && !have.directory && sameVersion(have.version, version);
+}
+
+function versionKey(v: FileVersion): string {
+  return `${v.size}:${v.mtimeUs}:${v.mode}`;
+}
+
+/**
+ * A vanished destination path with this version, taken out of the pool. The
+ * destination's mtime may sit 1 us off the source's (utimes rounds), so the
+ * neighbours count as the same version; the exact one is preferred.
+ */
+function takeVanished(vanished: Map<string, string[]>, v: FileVersion): string | undefined {
+  for (const delta of [0, -MTIME_TOLERANCE_US, MTIME_TOLERANCE_US]) {
+    const from = vanished.get(versionKey({ ...v, mtimeUs: v.mtimeUs + delta }))?.shift();
+    if (from !== undefined) return from;
+  }
+  return undefined;
+}
+
+/** Same file, untouched: inode, size, mtime, ctime and mode all equal. */
+function sameStat(a: BigIntStats, b: BigIntStats): boolean {
+  return a.ino === b.ino && a.size === b.size && a.mtimeNs === b.mtimeNs && a.ctimeNs === b.ctimeNs && a.mode === b.mode;
+}
+
+function hasAncestorIn(path: string, dirs: Set<string>): boolean {
+  for (let cut = path.lastIndexOf('/'); cut > 0; cut = path.lastIndexOf('/', cut - 1)) {
+    if (dirs.has(path.slice(0, cut))) return true;
+  }
+  return false;
+}
+
+/** Drop path and everything below it from the view. */
+function removeSubtree(view: DestView, path: string): void {
+  view.delete(path);
+  const prefix = `${path}/`;
+  for (const key of view.keys()) if (key.startsWith(prefix)) view.delete(key);
+}
+
+async function readFully(handle: FileHandle, buffer: Buffer, position: number): Promise<number> {
+  let done = 0;
+  while (done < buffer.length) {
+    const { bytesRead } = await handle.read(buffer, done, buffer.length - done, position + done);
+    if (bytesRead === 0) break;
+    done += bytesRead;
+  }
+  return done;
+}
