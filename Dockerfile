@@ -16,7 +16,8 @@ WORKDIR /app
 COPY package.json package-lock.json ./
 # The image already has Node 24: skip devDependencies (the node@24 package,
 # typescript, types).
-RUN npm ci --omit=dev --no-audit --no-fund
+# npm install, not npm ci: see scripts/setup.sh (unpublished optional packages of @currentspace/http3).
+RUN npm install --omit=dev --no-audit --no-fund
 COPY native-bindings/ native-bindings/
 # build.sh takes N-API headers from node_modules/node (a devDependency,
 # omitted above) or /usr/include/node; this image keeps them in

@@ -52,11 +52,17 @@ stop_service() {
 
 # --- npm dependencies (Node 24 arrives with them) ---------------------------
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
-  say "installing npm dependencies (npm ci)"
+  say "installing npm dependencies (npm install, from package-lock.json)"
   command -v npm >/dev/null || die "npm not found; install Node.js and npm (Debian: apt-get install nodejs npm)"
-  npm ci --no-audit --no-fund
+  # Not `npm ci`: @currentspace/http3 0.9.0 lists optional per-platform
+  # packages that were never published (404), which `npm ci` reports as an
+  # out-of-sync lock. Its binaries ship inside the main package, so `npm
+  # install` (which skips missing optional packages and keeps the lock as it
+  # is) installs the same tree.
+  npm install --no-audit --no-fund
+  touch node_modules/.package-lock.json
 fi
-[ -x node_modules/.bin/node ] || die "node_modules/.bin/node is missing: the node@${NODE_MAJOR} devDependency did not install (run: npm ci --no-audit --no-fund)"
+[ -x node_modules/.bin/node ] || die "node_modules/.bin/node is missing: the node@${NODE_MAJOR} devDependency did not install (run: npm install --no-audit --no-fund)"
 node_version="$(node_modules/.bin/node --version)" || die "node_modules/.bin/node does not run"
 case "$node_version" in
   "v${NODE_MAJOR}."*) ;;
