@@ -74,15 +74,21 @@ export interface LinkHandlers {
 
 interface InflightFrame {
   framed: Buffer;
+  /** Slot index of the carrier holding the frame (-1 before the first send). */
   carrier: number;
+  /** The carrier object itself, so a redialed slot is not charged for it. */
+  via: Carrier | null;
   sentAt: number;
 }
 
 interface CarrierSlot {
   carrier: SocketCarrier | null;
+  /** Estimated delivery rate, bytes/s (acknowledged bytes per second, averaged). */
   rate: number;
-  lastWritten: number;
-  lastQueued: number;
+  /** Bytes of frames on this carrier not yet acknowledged. */
+  outstanding: number;
+  /** Acknowledged bytes since the last rate sample. */
+  delivered: number;
   backoffMs: number;
   redialTimer: NodeJS.Timeout | null;
 }
@@ -184,7 +190,7 @@ export class OutboundLink {
       frames = new Map();
       this.inflight.set(streamId, frames);
     }
-    const entry: InflightFrame = { framed, carrier: -1, sentAt: performance.now() };
+    const entry: InflightFrame = { framed, carrier: -1, via: null, sentAt: performance.now() };
     frames.set(seq, entry);
     this.inflightBytes += framed.length;
     this.options.metrics.linkInflightBytes.set({ peer: this.options.peerRegion }, this.inflightBytes);
@@ -204,6 +210,11 @@ export class OutboundLink {
       if (oldest === null) oldest = entry.sentAt;
       frames.delete(seq);
       this.inflightBytes -= entry.framed.length;
+      const slot = this.chargedSlot(entry);
+      if (slot) {
+        slot.outstanding -= entry.framed.length;
+        slot.delivered += entry.framed.length;
+      }
     }
     this.options.metrics.linkInflightBytes.set({ peer: this.options.peerRegion }, this.inflightBytes);
     this.wakeWindowWaiters();
@@ -266,7 +277,7 @@ export class OutboundLink {
   }
 
   private emptySlot(): CarrierSlot {
-    return { carrier: null, rate: MIN_RATE_BYTES_PER_S, lastWritten: 0, lastQueued: 0, backoffMs: this.options.initialBackoffMs, redialTimer: null };
+    return { carrier: null, rate: MIN_RATE_BYTES_PER_S, outstanding: 0, delivered: 0, backoffMs: this.options.initialBackoffMs, redialTimer: null };
   }
 
   private async dialOne(index: number): Promise<SocketCarrier> {
@@ -288,8 +299,8 @@ export class OutboundLink {
   private adopt(index: number, carrier: SocketCarrier): void {
     const slot = this.slots[index] ?? (this.slots[index] = this.emptySlot());
     slot.carrier = carrier;
-    slot.lastWritten = 0;
-    slot.lastQueued = 0;
+    slot.outstanding = 0;
+    slot.delivered = 0;
     const session = this.sessionNo;
     carrier.attach({
       onMessage: (envelope, wireBytes) => {
@@ -305,7 +316,10 @@ export class OutboundLink {
     if (session !== this.sessionNo || !this.up || this.stopped) return;
     if (protocolError) this.options.metrics.protocolErrors.inc({ reason: 'carrier' });
     this.options.metrics.carriers.set({ peer: this.options.peerRegion, direction: 'out' }, this.liveCarriers);
-    if (this.slots[index]?.carrier === carrier) this.slots[index].carrier = null;
+    if (this.slots[index]?.carrier === carrier) {
+      this.slots[index].carrier = null;
+      this.slots[index].outstanding = 0;
+    }
     if (this.liveCarriers === 0) {
       this.endSession(`all carriers closed (last: ${reason})`);
       this.scheduleReconnect();
@@ -412,7 +426,12 @@ export class OutboundLink {
       const chosen = this.pickCarrier(entry.framed.length, avoid);
       if (chosen >= 0) {
         const carrier = this.slots[chosen].carrier as SocketCarrier;
+        // Move the frame's bytes to the carrier now holding it.
+        const previous = this.chargedSlot(entry);
+        if (previous) previous.outstanding -= entry.framed.length;
+        this.slots[chosen].outstanding += entry.framed.length;
         entry.carrier = chosen;
+        entry.via = carrier;
         carrier.write(entry.framed);
         this.options.metrics.wireBytesSent.inc({ peer: this.options.peerRegion }, entry.framed.length);
         return;
@@ -422,6 +441,12 @@ export class OutboundLink {
       if (live.length === 0) return;
       await Promise.race(live);
     }
+  }
+
+  /** The slot whose outstanding bytes include this frame, if its carrier still lives. */
+  private chargedSlot(entry: InflightFrame): CarrierSlot | null {
+    const slot = this.slots[entry.carrier];
+    return slot && entry.via && slot.carrier === entry.via ? slot : null;
   }
 
   private pickCarrier(bytes: number, avoid: number): number {
@@ -436,7 +461,8 @@ export class OutboundLink {
         fallback = i;
         continue;
       }
-      const eta = (c.queuedBytes + bytes) / Math.max(this.slots[i].rate, MIN_RATE_BYTES_PER_S);
+      // Expected completion: what the carrier still has to deliver, plus this frame, at its rate.
+      const eta = (this.slots[i].outstanding + bytes) / Math.max(this.slots[i].rate, MIN_RATE_BYTES_PER_S);
       if (eta < bestEta) {
         bestEta = eta;
         best = i;
@@ -446,16 +472,12 @@ export class OutboundLink {
   }
 
   private sampleRates(): void {
-    // Bytes handed to the kernel since the last sample, per carrier, averaged.
+    // Acknowledged bytes per second, per carrier, averaged; only a busy carrier tells its rate.
     const seconds = RATE_SAMPLE_MS / 1000;
     for (const slot of this.slots) {
-      const c = slot.carrier;
-      if (!c || c.closed) continue;
-      const handed = c.writtenBytes - c.queuedBytes - (slot.lastWritten - slot.lastQueued);
-      slot.lastWritten = c.writtenBytes;
-      slot.lastQueued = c.queuedBytes;
-      // Only a carrier that had a queue tells us its rate.
-      if (c.queuedBytes > 0 || handed > 0) slot.rate = slot.rate * (1 - RATE_EWMA_WEIGHT) + (handed / seconds) * RATE_EWMA_WEIGHT;
+      if (!slot.carrier || slot.carrier.closed) continue;
+      if (slot.outstanding > 0 || slot.delivered > 0) slot.rate = slot.rate * (1 - RATE_EWMA_WEIGHT) + (slot.delivered / seconds) * RATE_EWMA_WEIGHT;
+      slot.delivered = 0;
     }
   }
 }
