@@ -1,0 +1,53 @@
+// restore_command helper (`dwcp wal-restore %f %p`): copy one complete
+// segment or history file out of the spool, atomically, so a standby or a
+// point-in-time restore can fetch WAL the agent received.
+
+import { constants as fsConstants } from 'node:fs';
+import { copyFile, open, rename, rm } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+
+/** The spool does not hold the requested file (restore_command must fail). */
+export class WalFileMissingError extends Error {
+  override name = 'WalFileMissingError';
+}
+
+/** Names restore_command may ask for: a segment or a history file. */
+const RESTORABLE_NAME = /^([0-9A-F]{24}|[0-9A-F]{8}\.history)$/;
+
+/**
+ * Copy spoolDir/fileName to targetPath (temp file, fsync, rename). Only
+ * complete segments are served: a ".partial" one is still being written.
+ * Throws WalFileMissingError when the spool does not have it.
+ */
+export async function walRestore(spoolDir: string, fileName: string, targetPath: string): Promise<void> {
+  if (!RESTORABLE_NAME.test(fileName)) {
+    throw new WalFileMissingError(`wal-restore: "${fileName}" is not a WAL segment or history file name`);
+  }
+  const tmp = join(dirname(targetPath), `.${basename(targetPath)}.dwcp-tmp`);
+  try {
+    await copyFile(join(spoolDir, fileName), tmp);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
+      throw new WalFileMissingError(`wal-restore: ${fileName} not in spool ${spoolDir}`);
+    }
+    throw new Error(`wal-restore: copy ${fileName}: ${(err as Error).message}`);
+  }
+  try {
+    const h = await open(tmp, fsConstants.O_RDWR);
+    try {
+      await h.sync();
+    } finally {
+      await h.close();
+    }
+    await rename(tmp, targetPath);
+    const d = await open(dirname(targetPath), fsConstants.O_RDONLY);
+    try {
+      await d.sync();
+    } finally {
+      await d.close();
+    }
+  } catch (err) {
+    await rm(tmp, { force: true });
+    throw new Error(`wal-restore: install ${targetPath}: ${(err as Error).message}`);
+  }
+}

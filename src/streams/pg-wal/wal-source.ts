@@ -1,0 +1,296 @@
+// The sending end of a pg-wal stream: a physical replication connection with
+// a slot. WAL flows primary -> XLogData -> batched WalRecord.data records;
+// the standby status update reports as written/flushed/applied only what
+// the destination acknowledged durable, so the slot keeps WAL until then.
+
+import { setTimeout as sleep } from 'node:timers/promises';
+import { walRecordCodec, walResumeCodec, type WalResume } from '../../wire/messages.ts';
+import type { ResumePoint, Source, SourceRecord, StreamKind } from '../stream.ts';
+import { formatLsn, parseLsn, pgTimestampMicros, segmentStart } from './lsn.ts';
+import { BodyReader, BodyWriter } from './pg-protocol.ts';
+import { PgError, ReplicationClient, type ReplicationConnectionOptions, type ResultSet } from './replication-client.ts';
+
+/** Default largest WalRecord.data payload, bytes. */
+const DEFAULT_BATCH_BYTES = 128 * 1024;
+/** Default interval of unsolicited standby status updates, ms. */
+const DEFAULT_STATUS_INTERVAL_MS = 10_000;
+/** First reconnect delay after a connection error, ms (doubles up to the max). */
+const INITIAL_BACKOFF_MS = 200;
+const MAX_BACKOFF_MS = 5_000;
+
+/** Options of a WalSource. */
+export interface WalSourceOptions {
+  streamId: string;
+  /** Primary (or cascading standby) to stream from. */
+  connection: ReplicationConnectionOptions;
+  /** Physical replication slot; created with RESERVE_WAL when absent. */
+  slot: string;
+  /** Largest payload of one record, bytes (default 128 KiB). */
+  batchBytes?: number;
+  /** Interval of standby status updates, ms (default 10 s). */
+  statusIntervalMs?: number;
+  /** Called on each reconnect attempt with the error that caused it. */
+  onReconnect?: (err: Error) => void;
+}
+
+/** Raised when source and destination disagree on what cluster this is. */
+export class WalSourceError extends Error {
+  override name = 'WalSourceError';
+}
+
+/** Sends one PostgreSQL cluster's WAL. */
+export class WalSource implements Source {
+  readonly streamId: string;
+  readonly kind: StreamKind = 'pg-wal';
+  #options: WalSourceOptions;
+  #client: ReplicationClient | undefined;
+  #durableLsn = 0;
+  #statusTimer: NodeJS.Timeout | undefined;
+  /** The server's CopyDone arrived behind the last batch. */
+  #pendingDone = false;
+
+  constructor(options: WalSourceOptions) {
+    if (!options.slot || !/^[a-z0-9_]+$/.test(options.slot)) {
+      throw new Error(`pg-wal source: slot must be lower-case letters, digits, underscores, got "${options.slot}"`);
+    }
+    this.streamId = options.streamId;
+    this.#options = options;
+  }
+
+  /** Highest LSN the destination acknowledged durable (what the slot is told). */
+  get durableLsn(): number {
+    return this.#durableLsn;
+  }
+
+  /** WAL records after resume, reconnecting after connection errors, until signal aborts. */
+  async *records(resume: ResumePoint, signal: AbortSignal): AsyncIterable<SourceRecord> {
+    const state: WalResume | undefined = resume.state.length > 0 ? walResumeCodec.decode(resume.state) : undefined;
+    // Where to continue: the destination's flush LSN, later the end of what we yielded.
+    let position = state ? { lsn: state.flushLsn, timeline: state.timeline } : undefined;
+    this.#durableLsn = Math.max(this.#durableLsn, state?.flushLsn ?? 0);
+    let backoff = INITIAL_BACKOFF_MS;
+    const abort = (): void => this.#client?.close();
+    signal.addEventListener('abort', abort);
+    this.#startStatusTimer();
+    try {
+      while (!signal.aborted) {
+        try {
+          for await (const out of this.#session(state, position, signal)) {
+            backoff = INITIAL_BACKOFF_MS;
+            position = out.next;
+            yield out.record;
+          }
+          return;
+        } catch (err) {
+          if (signal.aborted) return;
+          if (err instanceof WalSourceError || (err instanceof PgError && !isTransient(err))) throw err;
+          this.#options.onReconnect?.(err as Error);
+          await sleep(backoff, undefined, { signal }).catch(() => undefined);
+          backoff = Math.min(backoff * 2, MAX_BACKOFF_MS);
+        } finally {
+          this.#client?.close();
+          this.#client = undefined;
+        }
+      }
+    } finally {
+      signal.removeEventListener('abort', abort);
+      clearInterval(this.#statusTimer);
+      this.#statusTimer = undefined;
+    }
+  }
+
+  /** One connection's worth of records; throws on connection loss. */
+  async *#session(
+    state: WalResume | undefined,
+    position: { lsn: number; timeline: number } | undefined,
+    signal: AbortSignal,
+  ): AsyncGenerator<{ record: SourceRecord; next: { lsn: number; timeline: number } }> {
+    this.#pendingDone = false;
+    const client = await ReplicationClient.connect(this.#options.connection);
+    this.#client = client;
+    if (signal.aborted) return;
+
+    // Identify the cluster and check it is the one the destination holds.
+    const ident = row(await client.simpleQuery('IDENTIFY_SYSTEM'));
+    const systemId = text(ident[0]);
+    const serverTimeline = Number(text(ident[1]));
+    if (state && state.systemId && state.systemId !== systemId) {
+      throw new WalSourceError(`pg-wal source: destination holds system ${state.systemId}, primary is ${systemId}`);
+    }
+    const walSegmentSize = parseSize(text(row(await client.simpleQuery('SHOW wal_segment_size'))[0]));
+    const serverVersion = Number(text(row(await client.simpleQuery('SHOW server_version_num'))[0]));
+
+    // Find or create the slot; a fresh stream starts at the slot's restart segment.
+    const slot = this.#options.slot;
+    let slotInfo = row(await client.simpleQuery(`READ_REPLICATION_SLOT ${slot}`));
+    if (slotInfo[0] === null) {
+      await client.simpleQuery(`CREATE_REPLICATION_SLOT ${slot} PHYSICAL RESERVE_WAL`);
+      slotInfo = row(await client.simpleQuery(`READ_REPLICATION_SLOT ${slot}`));
+    }
+    if (!position) {
+      const restart = slotInfo[1] ? parseLsn(text(slotInfo[1])) : parseLsn(text(ident[2]));
+      const tli = slotInfo[2] ? Number(text(slotInfo[2])) : serverTimeline;
+      position = { lsn: segmentStart(restart, walSegmentSize), timeline: tli };
+    }
+    let { lsn, timeline } = position;
+
+    yield {
+      record: {
+        meta: walRecordCodec.encode({ system: { systemId, timeline: serverTimeline, walSegmentSize, serverVersion } }),
+        data: new Uint8Array(0),
+      },
+      next: { lsn, timeline },
+    };
+
+    // Stream timeline after timeline until the connection ends.
+    while (!signal.aborted) {
+      if (timeline > 1) {
+        const hist = row(await client.simpleQuery(`TIMELINE_HISTORY ${timeline}`));
+        yield {
+          record: {
+            meta: walRecordCodec.encode({ history: { timeline, fileName: text(hist[0]) } }),
+            data: hist[1] ?? Buffer.alloc(0),
+          },
+          next: { lsn, timeline },
+        };
+      }
+      await client.startCopyBoth(`START_REPLICATION SLOT ${slot} PHYSICAL ${formatLsn(lsn)} TIMELINE ${timeline}`);
+      await this.#sendStatus(false);
+      for (;;) {
+        const batch = await this.#readBatch(client, timeline);
+        if (batch === 'done') break;
+        lsn = batch.end;
+        const end = batch.end;
+        yield {
+          record: {
+            meta: walRecordCodec.encode({ data: batch.data }),
+            data: batch.bytes,
+            onDurable: () => this.#onDurable(end),
+          },
+          next: { lsn, timeline },
+        };
+      }
+      // The server ended this timeline: the next one and where it starts follow.
+      const sets = await client.endCopy();
+      const next = sets.find((s) => s.columns.length >= 2)?.rows[0];
+      if (!next) return; // server ended streaming without a next timeline
+      timeline = Number(text(next[0]));
+      lsn = parseLsn(text(next[1]));
+    }
+  }
+
+  /** Read XLogData messages into one batch, answering keepalives on the way. */
+  async #readBatch(
+    client: ReplicationClient,
+    timeline: number,
+  ): Promise<{ data: { timeline: number; startLsn: number; serverWalEnd: number; serverTime: number }; bytes: Buffer; end: number } | 'done'> {
+    const limit = this.#options.batchBytes ?? DEFAULT_BATCH_BYTES;
+    const parts: Buffer[] = [];
+    let size = 0;
+    let start = -1;
+    let end = -1;
+    let serverWalEnd = 0;
+    let serverTime = 0;
+    if (this.#pendingDone) {
+      this.#pendingDone = false;
+      return 'done';
+    }
+    for (;;) {
+      // Wait for the first message; then take only what already arrived.
+      const event = parts.length === 0 ? await client.readCopy() : client.tryReadCopy();
+      if (!event) break;
+      if (event.kind === 'done') {
+        if (parts.length === 0) return 'done';
+        this.#pendingDone = true;
+        break;
+      }
+      const r = new BodyReader(event.payload);
+      const kind = String.fromCharCode(r.byte());
+      if (kind === 'k') {
+        // Primary keepalive: walEnd, time, replyRequested.
+        r.uint64();
+        r.uint64();
+        if (r.byte() === 1) await this.#sendStatus(false);
+        if (parts.length > 0) break;
+        continue;
+      }
+      if (kind !== 'w') throw new Error(`unexpected copy message "${kind}"`);
+      const dataStart = r.uint64();
+      serverWalEnd = r.uint64();
+      serverTime = r.uint64();
+      const bytes = r.rest();
+      if (start < 0) start = dataStart;
+      else if (dataStart !== end) throw new Error(`non-contiguous XLogData: ${formatLsn(dataStart)} after ${formatLsn(end)}`);
+      parts.push(bytes);
+      size += bytes.length;
+      end = dataStart + bytes.length;
+      if (size >= limit) break;
+    }
+    return {
+      data: { timeline, startLsn: start, serverWalEnd, serverTime },
+      bytes: parts.length === 1 ? parts[0] : Buffer.concat(parts),
+      end,
+    };
+  }
+
+  #onDurable(end: number): void {
+    if (end <= this.#durableLsn) return;
+    this.#durableLsn = end;
+    void this.#sendStatus(false);
+  }
+
+  /** Standby status update: write = flush = apply = durable LSN. */
+  async #sendStatus(replyRequested: boolean): Promise<void> {
+    const client = this.#client;
+    if (!client || client.closed) return;
+    const lsn = this.#durableLsn;
+    const msg = new BodyWriter()
+      .byte(0x72) // 'r'
+      .uint64(lsn)
+      .uint64(lsn)
+      .uint64(lsn)
+      .uint64(pgTimestampMicros())
+      .byte(replyRequested ? 1 : 0)
+      .build();
+    await client.sendCopyData(msg).catch(() => undefined);
+  }
+
+  #startStatusTimer(): void {
+    clearInterval(this.#statusTimer);
+    const interval = this.#options.statusIntervalMs ?? DEFAULT_STATUS_INTERVAL_MS;
+    this.#statusTimer = setInterval(() => void this.#sendStatus(false), interval);
+    this.#statusTimer.unref();
+  }
+
+  /** Close the connection. */
+  async close(): Promise<void> {
+    clearInterval(this.#statusTimer);
+    this.#client?.close();
+    this.#client = undefined;
+  }
+}
+
+/** Errors worth retrying: the server shutting down or not yet accepting. */
+function isTransient(err: PgError): boolean {
+  // 57P01 admin_shutdown, 57P02 crash_shutdown, 57P03 cannot_connect_now, 08xxx connection errors.
+  return err.code.startsWith('57P') || err.code.startsWith('08') || err.code === '53300';
+}
+
+function row(sets: ResultSet[]): (Buffer | null)[] {
+  const r = sets.at(-1)?.rows[0];
+  if (!r) throw new Error('expected one row, got none');
+  return r;
+}
+
+function text(b: Buffer | null | undefined): string {
+  if (!b) throw new Error('unexpected NULL');
+  return b.toString('utf8');
+}
+
+/** Parse "16MB" / "1GB" / "1024kB" as PostgreSQL prints sizes. */
+function parseSize(s: string): number {
+  const m = /^(\d+)\s*(B|kB|MB|GB)?$/.exec(s.trim());
+  if (!m) throw new Error(`unexpected size "${s}"`);
+  const unit = { B: 1, kB: 1024, MB: 1024 ** 2, GB: 1024 ** 3 }[m[2] ?? 'B'] ?? 1;
+  return Number(m[1]) * unit;
+}

@@ -1,0 +1,368 @@
+// The WAL spool: a directory in pg_wal layout. Complete segments carry their
+// plain name (TTTTTTTTXXXXXXXXYYYYYYYY); the one being written carries
+// ".partial"; TTTTTTTT.history files sit beside them. A small state file
+// (dwcp-spool.json, replaced atomically on every flush) says which cluster
+// the WAL belongs to and where durable WAL ends; readers serve nothing past
+// it. The writer is the sink's; readers (walsender endpoint, restore
+// helper) only read.
+
+import { constants as fsConstants } from 'node:fs';
+import { open, readdir, readFile, rename, rm, truncate, type FileHandle } from 'node:fs/promises';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import {
+  DEFAULT_WAL_SEGMENT_SIZE,
+  formatLsn,
+  historyFileName,
+  parseHistory,
+  parseSegmentFileName,
+  segmentFileName,
+  segmentOf,
+  segmentStart,
+} from './lsn.ts';
+
+/** Name of the spool's state file. */
+export const SPOOL_STATE_FILE = 'dwcp-spool.json';
+/** Suffix of the segment being written. */
+export const PARTIAL_SUFFIX = '.partial';
+/** How often a reader looks for new durable WAL, ms. */
+const POLL_INTERVAL_MS = 50;
+
+/** What the state file records. */
+export interface SpoolState {
+  systemId: string;
+  walSegmentSize: number;
+  serverVersion: number;
+  /** Latest timeline in the spool. */
+  timeline: number;
+  /** First LSN held (WAL before it was never received). */
+  startLsn: number;
+  /** End of durable WAL on the latest timeline. */
+  flushLsn: number;
+}
+
+/** fsync a directory so renames and creations in it are durable. */
+async function fsyncDir(dir: string): Promise<void> {
+  const h = await open(dir, fsConstants.O_RDONLY);
+  try {
+    await h.sync();
+  } finally {
+    await h.close();
+  }
+}
+
+/** Write a file atomically: temp file, fsync, rename, fsync of the directory. */
+export async function writeFileAtomic(dir: string, name: string, data: Uint8Array | string): Promise<void> {
+  const tmp = join(dir, `.${name}.tmp`);
+  const h = await open(tmp, 'w');
+  try {
+    await h.writeFile(data);
+    await h.sync();
+  } finally {
+    await h.close();
+  }
+  await rename(tmp, join(dir, name));
+  await fsyncDir(dir);
+}
+
+/** Read the state file; undefined when the spool holds nothing yet. */
+export async function readSpoolState(dir: string): Promise<SpoolState | undefined> {
+  try {
+    return JSON.parse(await readFile(join(dir, SPOOL_STATE_FILE), 'utf8')) as SpoolState;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw new Error(`read spool state: ${(err as Error).message}`);
+  }
+}
+
+function isSpoolFile(name: string): boolean {
+  return /^[0-9A-F]{24}(\.partial)?$/.test(name) || /^[0-9A-F]{8}\.history$/.test(name) || name === SPOOL_STATE_FILE;
+}
+
+/** Appends WAL to a spool; used by one sink at a time. */
+export class WalSpoolWriter {
+  readonly dir: string;
+  #state: SpoolState | undefined;
+  /** Next LSN to write on state.timeline. */
+  #end = 0;
+  #file: { handle: FileHandle; timeline: number; segno: number } | undefined;
+  #dirDirty = false;
+
+  constructor(dir: string) {
+    this.dir = dir;
+  }
+
+  /** Current state (undefined before the first system record). */
+  get state(): SpoolState | undefined {
+    return this.#state;
+  }
+
+  /** Next LSN expected (end of WAL written, durable or not). */
+  get end(): number {
+    return this.#end;
+  }
+
+  /** Remove every spool file: a fresh start. */
+  async reset(): Promise<void> {
+    await this.#closeFile();
+    for (const name of await readdir(this.dir)) {
+      if (isSpoolFile(name)) await rm(join(this.dir, name), { force: true });
+    }
+    await fsyncDir(this.dir);
+    this.#state = undefined;
+    this.#end = 0;
+  }
+
+  /**
+   * Cut everything past lsn on timeline (and any later timeline), so the
+   * spool ends exactly where the checkpoint says. Fails when the spool
+   * holds less than that.
+   */
+  async truncateTo(systemId: string, timeline: number, lsn: number): Promise<void> {
+    await this.#closeFile();
+    const state = await readSpoolState(this.dir);
+    if (!state) throw new Error(`spool has no state file but the checkpoint is at ${formatLsn(lsn)}`);
+    if (state.systemId !== systemId) throw new Error(`spool holds system ${state.systemId}, checkpoint ${systemId}`);
+    const size = state.walSegmentSize;
+    if (state.timeline < timeline || (state.timeline === timeline && state.flushLsn < lsn)) {
+      throw new Error(`spool ends at ${formatLsn(state.flushLsn)} on timeline ${state.timeline}, checkpoint at ${formatLsn(lsn)} on ${timeline}`);
+    }
+    for (const name of await readdir(this.dir)) {
+      const hist = /^([0-9A-F]{8})\.history$/.exec(name);
+      if (hist && parseInt(hist[1], 16) > timeline) {
+        await rm(join(this.dir, name));
+        continue;
+      }
+      const seg = parseSegmentFileName(name.replace(PARTIAL_SUFFIX, ''), size);
+      if (!seg) continue;
+      const lastSeg = segmentOf(lsn, size);
+      const atBoundary = lsn % size === 0;
+      if (seg.timeline > timeline || (seg.timeline === timeline && (seg.segno > lastSeg || (seg.segno === lastSeg && atBoundary)))) {
+        await rm(join(this.dir, name));
+      } else if (seg.timeline === timeline && seg.segno === lastSeg) {
+        // The segment holding the checkpoint LSN: back to .partial, cut at lsn.
+        const partial = segmentFileName(timeline, seg.segno, size) + PARTIAL_SUFFIX;
+        if (!name.endsWith(PARTIAL_SUFFIX)) await rename(join(this.dir, name), join(this.dir, partial));
+        await truncate(join(this.dir, partial), lsn - segmentStart(lsn, size));
+      }
+    }
+    this.#state = { ...state, timeline, flushLsn: lsn };
+    this.#end = lsn;
+    await writeFileAtomic(this.dir, SPOOL_STATE_FILE, JSON.stringify(this.#state));
+  }
+
+  /** Record the cluster identity (first system record of a fresh spool). */
+  setSystem(system: { systemId: string; walSegmentSize: number; serverVersion: number; timeline: number }): void {
+    if (this.#state) {
+      this.#state.serverVersion = system.serverVersion;
+      return;
+    }
+    this.#state = {
+      systemId: system.systemId,
+      walSegmentSize: system.walSegmentSize || DEFAULT_WAL_SEGMENT_SIZE,
+      serverVersion: system.serverVersion,
+      timeline: system.timeline,
+      startLsn: -1,
+      flushLsn: -1,
+    };
+  }
+
+  /** Store a timeline history file (durable at return). */
+  async writeHistory(timeline: number, content: Uint8Array): Promise<void> {
+    await writeFileAtomic(this.dir, historyFileName(timeline), content);
+  }
+
+  /**
+   * Write bytes at lsn on timeline. lsn must be the current end, except on
+   * the first write of a fresh spool and at a timeline switch, where the new
+   * timeline's segment is seeded with the old one's bytes before lsn (as
+   * PostgreSQL does at promotion).
+   */
+  async write(timeline: number, lsn: number, bytes: Uint8Array): Promise<void> {
+    const state = this.#state;
+    if (!state) throw new Error('spool write before system identity');
+    const size = state.walSegmentSize;
+    if (state.startLsn < 0) {
+      state.startLsn = lsn;
+      state.timeline = timeline;
+      this.#end = lsn;
+    } else if (timeline !== state.timeline) {
+      await this.#switchTimeline(timeline, lsn);
+    } else if (lsn !== this.#end) {
+      throw new Error(`spool write at ${formatLsn(lsn)}, end is ${formatLsn(this.#end)}`);
+    }
+    let pos = lsn;
+    let offset = 0;
+    while (offset < bytes.length) {
+      const segno = segmentOf(pos, size);
+      const handle = await this.#segment(timeline, segno);
+      const within = pos - segno * size;
+      const n = Math.min(bytes.length - offset, size - within);
+      await handle.write(bytes, offset, n, within);
+      offset += n;
+      pos += n;
+      this.#end = pos;
+      if (within + n === size) await this.#completeSegment();
+    }
+  }
+
+  async #switchTimeline(timeline: number, lsn: number): Promise<void> {
+    const state = this.#state!;
+    const size = state.walSegmentSize;
+    if (timeline < state.timeline) throw new Error(`spool at timeline ${state.timeline}, got WAL of timeline ${timeline}`);
+    if (lsn > this.#end) throw new Error(`timeline ${timeline} starts at ${formatLsn(lsn)} past spool end ${formatLsn(this.#end)}`);
+    await this.#closeFile();
+    const within = lsn % size;
+    if (within > 0) {
+      // Seed the new timeline's segment with the old timeline's bytes before the switch.
+      const segno = segmentOf(lsn, size);
+      const old = await openSegmentForRead(this.dir, state.timeline, segno, size);
+      const head = Buffer.alloc(within);
+      if (old) {
+        try {
+          await old.read(head, 0, within, 0);
+        } finally {
+          await old.close();
+        }
+      }
+      const h = await this.#segment(timeline, segno);
+      await h.write(head, 0, within, 0);
+    }
+    state.timeline = timeline;
+    this.#end = lsn;
+  }
+
+  async #segment(timeline: number, segno: number): Promise<FileHandle> {
+    if (this.#file && this.#file.timeline === timeline && this.#file.segno === segno) return this.#file.handle;
+    await this.#closeFile();
+    const name = segmentFileName(timeline, segno, this.#state!.walSegmentSize) + PARTIAL_SUFFIX;
+    const handle = await open(join(this.dir, name), fsConstants.O_RDWR | fsConstants.O_CREAT, 0o600);
+    this.#file = { handle, timeline, segno };
+    this.#dirDirty = true;
+    return handle;
+  }
+
+  /** The current segment is full: fsync it and give it its final name. */
+  async #completeSegment(): Promise<void> {
+    const f = this.#file!;
+    this.#file = undefined;
+    await f.handle.sync();
+    await f.handle.close();
+    const name = segmentFileName(f.timeline, f.segno, this.#state!.walSegmentSize);
+    await rename(join(this.dir, name + PARTIAL_SUFFIX), join(this.dir, name));
+    this.#dirDirty = true;
+  }
+
+  async #closeFile(): Promise<void> {
+    const f = this.#file;
+    this.#file = undefined;
+    if (f) {
+      await f.handle.sync();
+      await f.handle.close();
+    }
+  }
+
+  /** Make everything written durable and publish the new end; returns the state. */
+  async flush(): Promise<SpoolState | undefined> {
+    const state = this.#state;
+    if (!state || state.startLsn < 0) return undefined;
+    await this.#file?.handle.sync();
+    if (this.#dirDirty) {
+      await fsyncDir(this.dir);
+      this.#dirDirty = false;
+    }
+    if (state.flushLsn !== this.#end) {
+      state.flushLsn = this.#end;
+      await writeFileAtomic(this.dir, SPOOL_STATE_FILE, JSON.stringify(state));
+    }
+    return { ...state };
+  }
+
+  /** Close the open segment. */
+  async close(): Promise<void> {
+    await this.#closeFile();
+  }
+}
+
+/** Open a segment of the spool by its complete or .partial name (undefined if neither). */
+async function openSegmentForRead(dir: string, timeline: number, segno: number, size: number): Promise<FileHandle | undefined> {
+  const name = segmentFileName(timeline, segno, size);
+  // Complete first, then partial, then complete again: a rename may happen in between.
+  for (const candidate of [name, name + PARTIAL_SUFFIX, name]) {
+    try {
+      return await open(join(dir, candidate), 'r');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
+  }
+  return undefined;
+}
+
+/** Reads durable WAL out of a spool (the walsender endpoint's view). */
+export class WalSpoolReader {
+  readonly dir: string;
+
+  constructor(dir: string) {
+    this.dir = dir;
+  }
+
+  /** Current durable state; undefined while the spool is empty. */
+  async state(): Promise<SpoolState | undefined> {
+    const s = await readSpoolState(this.dir);
+    return s && s.flushLsn >= 0 ? s : undefined;
+  }
+
+  /** Content of a timeline's history file, undefined if absent. */
+  async history(timeline: number): Promise<Buffer | undefined> {
+    try {
+      return await readFile(join(this.dir, historyFileName(timeline)));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw err;
+    }
+  }
+
+  /**
+   * Where WAL of timeline ends as the latest timeline's history records it
+   * (the switch point), or the durable end for the latest timeline itself.
+   * Undefined for a timeline the spool does not know.
+   */
+  async timelineEnd(state: SpoolState, timeline: number): Promise<{ end: number; next?: number } | undefined> {
+    if (timeline === state.timeline) return { end: state.flushLsn };
+    if (timeline > state.timeline) return undefined;
+    const hist = await this.history(state.timeline);
+    if (!hist) return undefined;
+    const switches = parseHistory(hist.toString('utf8'));
+    const i = switches.findIndex((s) => s.timeline === timeline);
+    if (i < 0) return undefined;
+    return { end: switches[i].switchLsn, next: switches[i + 1]?.timeline ?? state.timeline };
+  }
+
+  /** Read up to maxBytes at lsn on timeline, never past end nor a segment boundary. */
+  async read(state: SpoolState, timeline: number, lsn: number, end: number, maxBytes: number): Promise<Buffer> {
+    const size = state.walSegmentSize;
+    const segno = segmentOf(lsn, size);
+    const n = Math.min(maxBytes, end - lsn, (segno + 1) * size - lsn);
+    if (n <= 0) return Buffer.alloc(0);
+    const h = await openSegmentForRead(this.dir, timeline, segno, size);
+    if (!h) throw new Error(`segment ${segmentFileName(timeline, segno, size)} missing from spool`);
+    try {
+      const buf = Buffer.alloc(n);
+      const { bytesRead } = await h.read(buf, 0, n, lsn - segno * size);
+      if (bytesRead < n) throw new Error(`segment ${segmentFileName(timeline, segno, size)} shorter than ${formatLsn(lsn + n)}`);
+      return buf;
+    } finally {
+      await h.close();
+    }
+  }
+
+  /** Wait until the durable end moves past lsn (or timeoutMs passes); returns the state then. */
+  async waitForMore(lsn: number, timeoutMs: number, signal?: AbortSignal): Promise<SpoolState | undefined> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const s = await this.state();
+      if ((s && s.flushLsn > lsn) || Date.now() >= deadline || signal?.aborted) return s;
+      await sleep(POLL_INTERVAL_MS, undefined, { signal }).catch(() => undefined);
+    }
+  }
+}

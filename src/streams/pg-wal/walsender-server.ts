@@ -1,0 +1,479 @@
+// A walsender-compatible endpoint: speaks the PostgreSQL protocol v3 as a
+// server, so a real standby whose primary_conninfo points here streams and
+// replays WAL from the spool. Per connection: STARTUP -> AUTHENTICATING ->
+// IDLE (commands) -> STREAMING (CopyBoth) -> IDLE ... An unknown command or
+// a malformed message gets an ErrorResponse and the connection is closed;
+// other connections are unaffected.
+
+import { randomInt } from 'node:crypto';
+import { BlockList, createServer, isIPv6, type Server, type Socket } from 'node:net';
+import { formatLsn, parseHistory, parseLsn, pgTimestampMicros } from './lsn.ts';
+import {
+  BodyReader,
+  BodyWriter,
+  CANCEL_REQUEST_CODE,
+  GSSENC_REQUEST_CODE,
+  MessageSocket,
+  PROTOCOL_3,
+  ProtocolError,
+  SSL_REQUEST_CODE,
+  TYPE_OID,
+  authentication,
+  backendKeyData,
+  commandComplete,
+  copyBothResponse,
+  copyData,
+  copyDone,
+  dataRow,
+  errorResponse,
+  message,
+  parameterStatus,
+  readyForQuery,
+  rowDescription,
+  type PgMessage,
+} from './pg-protocol.ts';
+import { SCRAM_MECHANISM, ScramServer, scramSecret, type ScramSecret } from './scram.ts';
+import { WalSpoolReader, type SpoolState } from './wal-spool.ts';
+
+/** Largest message accepted from a client, bytes. */
+const MAX_CLIENT_MESSAGE_BYTES = 1024 * 1024;
+/** Largest XLogData payload (PostgreSQL's MAX_SEND_SIZE: 16 pages), bytes. */
+const MAX_SEND_BYTES = 16 * 8192;
+/** Keepalive interval while streaming, ms. */
+const KEEPALIVE_INTERVAL_MS = 10_000;
+/** Time allowed from connect to the end of authentication, ms. */
+const AUTH_TIMEOUT_MS = 60_000;
+
+/** A pino-compatible logger (only what this file uses). */
+export interface WalsenderLogger {
+  info(fields: object, msg: string): void;
+  warn(fields: object, msg: string): void;
+}
+
+/** Options of the walsender endpoint. */
+export interface WalsenderServerOptions {
+  /** The spool to serve, or its directory. */
+  spool: WalSpoolReader | string;
+  host: string;
+  /** 0 picks a free port. */
+  port: number;
+  auth: {
+    /** user -> password, checked with SCRAM-SHA-256. */
+    users: Record<string, string>;
+    /** Client addresses (CIDR, e.g. "127.0.0.1/32") let in without a password. */
+    trustCidrs: string[];
+  };
+  logger?: WalsenderLogger;
+}
+
+/** A running endpoint. */
+export interface WalsenderServer {
+  port: number;
+  close(): Promise<void>;
+}
+
+/** What a standby last reported (exposed for tests and metrics). */
+export interface StandbyStatus {
+  writeLsn: number;
+  flushLsn: number;
+  applyLsn: number;
+}
+
+/** An error sent to the client as ErrorResponse, after which the connection closes. */
+class ClientError extends Error {
+  readonly code: string;
+  readonly severity: 'ERROR' | 'FATAL';
+
+  constructor(code: string, text: string, severity: 'ERROR' | 'FATAL' = 'ERROR') {
+    super(text);
+    this.code = code;
+    this.severity = severity;
+  }
+}
+
+/** Start the endpoint; resolves once it listens. */
+export async function startWalsenderServer(options: WalsenderServerOptions): Promise<WalsenderServer & { standbys: Map<Socket, StandbyStatus> }> {
+  const spool = typeof options.spool === 'string' ? new WalSpoolReader(options.spool) : options.spool;
+  const trust = compileCidrs(options.auth.trustCidrs);
+  const secrets = new Map<string, ScramSecret>();
+  for (const [user, password] of Object.entries(options.auth.users)) secrets.set(user, scramSecret(password));
+  const sockets = new Set<Socket>();
+  const standbys = new Map<Socket, StandbyStatus>();
+  const context: ConnectionContext = { spool, trust, secrets, logger: options.logger, standbys };
+
+  const server: Server = createServer((socket) => {
+    sockets.add(socket);
+    socket.setNoDelay(true);
+    socket.on('close', () => {
+      sockets.delete(socket);
+      standbys.delete(socket);
+    });
+    void serveConnection(socket, context);
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port, options.host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const address = server.address();
+  const port = typeof address === 'object' && address ? address.port : options.port;
+  return {
+    port,
+    standbys,
+    async close(): Promise<void> {
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      for (const s of sockets) s.destroy();
+      await closed;
+    },
+  };
+}
+
+function compileCidrs(cidrs: string[]): BlockList {
+  const list = new BlockList();
+  for (const cidr of cidrs) {
+    const [addr, bits] = cidr.split('/');
+    const type = isIPv6(addr) ? 'ipv6' : 'ipv4';
+    const prefix = bits === undefined ? (type === 'ipv6' ? 128 : 32) : Number(bits);
+    if (!Number.isInteger(prefix)) throw new Error(`walsender auth.trustCidrs: invalid CIDR "${cidr}"`);
+    list.addSubnet(addr, prefix, type);
+  }
+  return list;
+}
+
+interface ConnectionContext {
+  spool: WalSpoolReader;
+  trust: BlockList;
+  secrets: Map<string, ScramSecret>;
+  logger?: WalsenderLogger;
+  standbys: Map<Socket, StandbyStatus>;
+}
+
+async function serveConnection(socket: Socket, ctx: ConnectionContext): Promise<void> {
+  const conn = new MessageSocket(socket, { startup: true, maxLength: MAX_CLIENT_MESSAGE_BYTES });
+  const remote = (socket.remoteAddress ?? '').replace(/^::ffff:/, '');
+  const authTimer = setTimeout(() => socket.destroy(), AUTH_TIMEOUT_MS);
+  authTimer.unref();
+  try {
+    const params = await startup(conn);
+    if (!params) return;
+    await authenticate(conn, params.user, remote, ctx);
+    clearTimeout(authTimer);
+    await greet(conn, params, ctx);
+    ctx.logger?.info({ remote, user: params.user, application: params.application_name }, 'walsender client connected');
+    await commandLoop(conn, ctx);
+  } catch (err) {
+    const e = err instanceof ClientError
+      ? err
+      : err instanceof ProtocolError
+        ? new ClientError('08P01', `invalid frontend message: ${err.message}`, 'FATAL')
+        : new ClientError('XX000', `walsender: ${(err as Error).message}`, 'FATAL');
+    ctx.logger?.warn({ remote, code: e.code, err: e.message }, 'walsender client refused');
+    if (!socket.destroyed) socket.write(errorResponse(e.severity, e.code, e.message));
+  } finally {
+    clearTimeout(authTimer);
+    socket.end();
+    socket.destroySoon();
+  }
+}
+
+/** Read the startup message, answering SSL/GSS requests with 'N'. */
+async function startup(conn: MessageSocket): Promise<Record<string, string> | undefined> {
+  for (;;) {
+    const m = await conn.read();
+    if (!m) return undefined;
+    const r = new BodyReader(m.body);
+    const code = r.int32();
+    if (code === SSL_REQUEST_CODE || code === GSSENC_REQUEST_CODE) {
+      conn.decoder.expectStartup();
+      await conn.write(Buffer.from('N'));
+      conn.redecode();
+      continue;
+    }
+    if (code === CANCEL_REQUEST_CODE) return undefined;
+    if (code !== PROTOCOL_3) {
+      throw new ClientError('08P01', `unsupported frontend protocol ${code >>> 16}.${code & 0xffff}`, 'FATAL');
+    }
+    const params: Record<string, string> = {};
+    while (r.remaining > 1) params[r.cstring()] = r.cstring();
+    if (!params.user) throw new ClientError('28000', 'no PostgreSQL user name specified in startup packet', 'FATAL');
+    const replication = (params.replication ?? '').toLowerCase();
+    if (!['true', 'on', 'yes', '1', 'database'].includes(replication)) {
+      throw new ClientError('28000', 'this endpoint only serves replication connections (replication=true)', 'FATAL');
+    }
+    return params;
+  }
+}
+
+/** Trust for configured addresses, else SCRAM-SHA-256 against the configured password. */
+async function authenticate(conn: MessageSocket, user: string, remote: string, ctx: ConnectionContext): Promise<void> {
+  const family = isIPv6(remote) ? 'ipv6' : 'ipv4';
+  if (remote && ctx.trust.check(remote, family)) {
+    await conn.write(authentication(0));
+    return;
+  }
+  const failed = new ClientError('28P01', `password authentication failed for user "${user}"`, 'FATAL');
+  // An unknown user still goes through the exchange (with a secret nobody knows), as PostgreSQL does.
+  const secret = ctx.secrets.get(user) ?? scramSecret(`\0${Math.random()}`);
+  await conn.write(authentication(10, Buffer.from(`${SCRAM_MECHANISM}\0\0`)));
+  const initial = await expectMessage(conn, 'p');
+  const r = new BodyReader(initial.body);
+  const mechanism = r.cstring();
+  if (mechanism !== SCRAM_MECHANISM) throw new ClientError('28000', `unsupported SASL mechanism "${mechanism}"`, 'FATAL');
+  const len = r.int32();
+  const scram = new ScramServer(secret);
+  let serverFirst: string;
+  try {
+    serverFirst = scram.first(r.bytes(Math.max(0, len)).toString('utf8'));
+  } catch (err) {
+    throw new ClientError('08P01', `malformed SCRAM message: ${(err as Error).message}`, 'FATAL');
+  }
+  await conn.write(authentication(11, Buffer.from(serverFirst)));
+  const response = await expectMessage(conn, 'p');
+  let serverFinal: string;
+  try {
+    serverFinal = scram.final(response.body.toString('utf8'));
+  } catch {
+    throw failed;
+  }
+  if (!ctx.secrets.has(user)) throw failed;
+  await conn.write(authentication(12, Buffer.from(serverFinal)));
+  await conn.write(authentication(0));
+}
+
+async function expectMessage(conn: MessageSocket, type: string): Promise<PgMessage> {
+  const m = await conn.read();
+  if (!m) throw new ClientError('08006', 'client closed the connection', 'FATAL');
+  if (m.type !== type) throw new ClientError('08P01', `expected message "${type}", got "${m.type}"`, 'FATAL');
+  return m;
+}
+
+/** ParameterStatus, BackendKeyData, ReadyForQuery. */
+async function greet(conn: MessageSocket, params: Record<string, string>, ctx: ConnectionContext): Promise<void> {
+  const state = await ctx.spool.state();
+  const version = state?.serverVersion ? versionString(state.serverVersion) : '15.0';
+  const statuses: [string, string][] = [
+    ['server_version', `${version} (dwcp walsender)`],
+    ['server_encoding', 'UTF8'],
+    ['client_encoding', 'UTF8'],
+    ['application_name', params.application_name ?? ''],
+    ['DateStyle', 'ISO, MDY'],
+    ['IntervalStyle', 'postgres'],
+    ['integer_datetimes', 'on'],
+    ['standard_conforming_strings', 'on'],
+    ['TimeZone', 'UTC'],
+    ['is_superuser', 'off'],
+    ['session_authorization', params.user],
+    ['in_hot_standby', 'off'],
+  ];
+  const out = statuses.map(([k, v]) => parameterStatus(k, v));
+  out.push(backendKeyData(randomInt(1, 2 ** 31 - 1), randomInt(0, 2 ** 31 - 1)), readyForQuery());
+  await conn.write(Buffer.concat(out));
+}
+
+function versionString(num: number): string {
+  return `${Math.floor(num / 10000)}.${num % 100}`;
+}
+
+/** Serve simple-query commands until the client terminates. */
+async function commandLoop(conn: MessageSocket, ctx: ConnectionContext): Promise<void> {
+  for (;;) {
+    const m = await conn.read();
+    if (!m || m.type === 'X') return;
+    if (m.type !== 'Q') throw new ClientError('08P01', `unexpected message type "${m.type}" (only simple queries are served)`, 'FATAL');
+    const sql = new BodyReader(m.body).cstring().trim().replace(/;\s*$/, '');
+    await runCommand(conn, ctx, sql);
+  }
+}
+
+const START_REPLICATION_RE =
+  /^START_REPLICATION(?:\s+SLOT\s+"?[A-Za-z0-9_]+"?)?(?:\s+PHYSICAL)?\s+([0-9A-Fa-f]{1,8}\/[0-9A-Fa-f]{1,8})(?:\s+TIMELINE\s+(\d+))?$/i;
+
+async function runCommand(conn: MessageSocket, ctx: ConnectionContext, sql: string): Promise<void> {
+  if (sql === '') {
+    await conn.write(Buffer.concat([message('I'), readyForQuery()]));
+    return;
+  }
+  if (/^IDENTIFY_SYSTEM$/i.test(sql)) {
+    const state = await requireState(ctx);
+    await conn.write(Buffer.concat([
+      rowDescription([
+        { name: 'systemid', typeOid: TYPE_OID.text },
+        { name: 'timeline', typeOid: TYPE_OID.int4 },
+        { name: 'xlogpos', typeOid: TYPE_OID.text },
+        { name: 'dbname', typeOid: TYPE_OID.text },
+      ]),
+      dataRow([state.systemId, String(state.timeline), formatLsn(state.flushLsn), null]),
+      commandComplete('IDENTIFY_SYSTEM'),
+      readyForQuery(),
+    ]));
+    return;
+  }
+  const history = /^TIMELINE_HISTORY\s+(\d+)$/i.exec(sql);
+  if (history) {
+    const tli = Number(history[1]);
+    const content = await ctx.spool.history(tli);
+    if (!content) throw new ClientError('58P01', `could not open file "pg_wal/${tli.toString(16).toUpperCase().padStart(8, '0')}.history": No such file or directory`);
+    await conn.write(Buffer.concat([
+      rowDescription([{ name: 'filename', typeOid: TYPE_OID.text }, { name: 'content', typeOid: TYPE_OID.text }]),
+      dataRow([`${tli.toString(16).toUpperCase().padStart(8, '0')}.history`, content]),
+      commandComplete('TIMELINE_HISTORY'),
+      readyForQuery(),
+    ]));
+    return;
+  }
+  const show = /^SHOW\s+([A-Za-z_]+)$/i.exec(sql);
+  if (show) {
+    const state = await ctx.spool.state();
+    const name = show[1].toLowerCase();
+    const values: Record<string, string> = {
+      wal_segment_size: `${Math.round((state?.walSegmentSize ?? 16 * 1024 * 1024) / (1024 * 1024))}MB`,
+      server_version: state?.serverVersion ? versionString(state.serverVersion) : '15.0',
+      server_version_num: String(state?.serverVersion || 150000),
+      integer_datetimes: 'on',
+      data_directory_mode: '0700',
+    };
+    const value = values[name];
+    if (value === undefined) throw new ClientError('42704', `unrecognized configuration parameter "${show[1]}"`);
+    await conn.write(Buffer.concat([
+      rowDescription([{ name, typeOid: TYPE_OID.text }]),
+      dataRow([value]),
+      commandComplete('SHOW'),
+      readyForQuery(),
+    ]));
+    return;
+  }
+  const readSlot = /^READ_REPLICATION_SLOT\s+"?[A-Za-z0-9_]+"?$/i.exec(sql);
+  if (readSlot) {
+    // Every slot name reads as a physical slot holding the whole spool, so a
+    // WalSource can relay from this endpoint (agent -> agent cascading).
+    const state = await requireState(ctx);
+    await conn.write(Buffer.concat([
+      rowDescription([
+        { name: 'slot_type', typeOid: TYPE_OID.text },
+        { name: 'restart_lsn', typeOid: TYPE_OID.text },
+        { name: 'restart_tli', typeOid: TYPE_OID.int8 },
+      ]),
+      dataRow(['physical', formatLsn(state.startLsn), String(await timelineAt(ctx, state, state.startLsn))]),
+      commandComplete('READ_REPLICATION_SLOT'),
+      readyForQuery(),
+    ]));
+    return;
+  }
+  const start = START_REPLICATION_RE.exec(sql);
+  if (start) {
+    await startReplication(conn, ctx, parseLsn(start[1]), start[2] === undefined ? undefined : Number(start[2]));
+    return;
+  }
+  throw new ClientError('42601', `syntax error: unknown replication command "${sql.slice(0, 64)}"`);
+}
+
+/** The timeline that WAL at lsn belongs to, per the latest timeline's history. */
+async function timelineAt(ctx: ConnectionContext, state: SpoolState, lsn: number): Promise<number> {
+  const hist = await ctx.spool.history(state.timeline);
+  if (!hist) return state.timeline;
+  const owner = parseHistory(hist.toString('utf8')).find((s) => lsn < s.switchLsn);
+  return owner?.timeline ?? state.timeline;
+}
+
+async function requireState(ctx: ConnectionContext): Promise<SpoolState> {
+  const state = await ctx.spool.state();
+  if (!state) throw new ClientError('55000', 'the spool holds no WAL yet');
+  return state;
+}
+
+/** START_REPLICATION: stream from startLsn on timeline, as the real walsender does. */
+async function startReplication(conn: MessageSocket, ctx: ConnectionContext, startLsn: number, requestedTli?: number): Promise<void> {
+  let state = await requireState(ctx);
+  const timeline = requestedTli ?? state.timeline;
+  let span = await ctx.spool.timelineEnd(state, timeline);
+  if (!span) throw new ClientError('55000', `requested timeline ${timeline} is not in this server's history`);
+  if (startLsn < state.startLsn) {
+    throw new ClientError('58P01', `requested WAL segment at ${formatLsn(startLsn)} has already been removed (spool starts at ${formatLsn(state.startLsn)})`);
+  }
+  if (span.next !== undefined && startLsn > span.end) {
+    throw new ClientError('55000', `requested starting point ${formatLsn(startLsn)} on timeline ${timeline} is not in this server's history`);
+  }
+  if (span.next === undefined && startLsn > state.flushLsn) {
+    throw new ClientError('55000', `requested starting point ${formatLsn(startLsn)} is ahead of the WAL flush position of this server ${formatLsn(state.flushLsn)}`);
+  }
+
+  if (span.next === undefined || startLsn < span.end) {
+    await conn.write(copyBothResponse());
+    const status: StandbyStatus = { writeLsn: 0, flushLsn: 0, applyLsn: 0 };
+    ctx.standbys.set(conn.socket, status);
+    const stop = new AbortController();
+    let clientDone = false;
+    // Reader: standby status updates, hot-standby feedback, CopyDone.
+    const reading = (async () => {
+      for (;;) {
+        const m = await conn.read();
+        if (!m || m.type === 'X') throw new ClientError('08006', 'client closed the connection during streaming', 'FATAL');
+        if (m.type === 'c') {
+          clientDone = true;
+          stop.abort();
+          return;
+        }
+        if (m.type !== 'd') throw new ClientError('08P01', `unexpected message type "${m.type}" during streaming`, 'FATAL');
+        const r = new BodyReader(m.body);
+        const kind = String.fromCharCode(r.byte());
+        if (kind === 'r') {
+          status.writeLsn = r.uint64();
+          status.flushLsn = r.uint64();
+          status.applyLsn = r.uint64();
+        } else if (kind !== 'h') {
+          throw new ClientError('08P01', `unexpected standby message type "${kind}"`, 'FATAL');
+        }
+      }
+    })();
+    reading.catch(() => stop.abort());
+
+    // Sender: XLogData up to the durable end, keepalives while idle.
+    let pos = startLsn;
+    let lastSend = Date.now();
+    try {
+      while (!stop.signal.aborted) {
+        if (span.next !== undefined && pos >= span.end) break;
+        const end = span.next !== undefined ? span.end : state.flushLsn;
+        if (pos < end) {
+          const bytes = await ctx.spool.read(state, timeline, pos, end, MAX_SEND_BYTES);
+          const header = new BodyWriter().byte(0x77).uint64(pos).uint64(state.flushLsn).uint64(pgTimestampMicros()).build();
+          await conn.write(copyData(Buffer.concat([header, bytes])));
+          pos += bytes.length;
+          lastSend = Date.now();
+          continue;
+        }
+        if (Date.now() - lastSend >= KEEPALIVE_INTERVAL_MS) {
+          await conn.write(copyData(new BodyWriter().byte(0x6b).uint64(state.flushLsn).uint64(pgTimestampMicros()).byte(0).build()));
+          lastSend = Date.now();
+        }
+        const next = await ctx.spool.waitForMore(pos, KEEPALIVE_INTERVAL_MS, stop.signal);
+        if (next) state = next;
+        if (state.timeline !== timeline) span = (await ctx.spool.timelineEnd(state, timeline)) ?? span;
+      }
+    } catch (err) {
+      stop.abort();
+      throw err;
+    }
+    if (!clientDone) {
+      // Our side of the copy ended (end of timeline) or the reader failed.
+      if (stop.signal.aborted) await reading; // rethrows the reader's error
+      await conn.write(copyDone());
+      await reading; // wait for the standby's CopyDone
+    } else {
+      await conn.write(copyDone());
+    }
+    ctx.standbys.delete(conn.socket);
+  }
+
+  const out: Buffer[] = [];
+  if (span.next !== undefined) {
+    out.push(
+      rowDescription([{ name: 'next_tli', typeOid: TYPE_OID.int8 }, { name: 'next_tli_startpos', typeOid: TYPE_OID.text }]),
+      dataRow([String(span.next), formatLsn(span.end)]),
+    );
+  }
+  out.push(commandComplete('START_STREAMING'), readyForQuery());
+  await conn.write(Buffer.concat(out));
+}
