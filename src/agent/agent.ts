@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import type { Server } from 'node:tls';
 import type { AddressInfo } from 'node:net';
 import { pino, type Logger } from 'pino';
-import type { Config, StreamConfig } from '../config/config.ts';
+import type { Config, PgWalDestinationConfig, StreamConfig } from '../config/config.ts';
 import { readTlsFiles } from '../config/tls-files.ts';
 import type { ConsensusStore, Lease } from '../consensus/consensus-store.ts';
 import { EmbeddedStore } from '../consensus/embedded-store.ts';
@@ -23,6 +23,9 @@ import { startCarrierServer, type Identity, type TlsMaterial } from '../transpor
 import { DirSource } from '../streams/objects/dir-source.ts';
 import { DirSink } from '../streams/objects/dir-sink.ts';
 import type { Sink, Source } from '../streams/stream.ts';
+import { WalSource } from '../streams/pg-wal/wal-source.ts';
+import { WalSink } from '../streams/pg-wal/wal-sink.ts';
+import { startWalsenderServer } from '../streams/pg-wal/walsender-server.ts';
 import type { Envelope, Hello } from '../wire/messages.ts';
 import { Metrics } from './metrics.ts';
 import { StreamSender, type SenderStatus } from './stream-sender.ts';
@@ -30,7 +33,7 @@ import { StreamReceiver, type ReceiverStatus } from './stream-receiver.ts';
 import { startHttpServer, type HttpServer } from './http-server.ts';
 
 /** Capabilities this build announces in the handshake. */
-export const CAPABILITIES = ['objects', 'zstd', 'sha256-chain'];
+export const CAPABILITIES = ['objects', 'pg-wal', 'zstd', 'sha256-chain'];
 
 /** Default grace period of a drain before STOPPED is forced. */
 export const DEFAULT_DRAIN_GRACE_MS = 20_000;
@@ -86,6 +89,7 @@ export class Agent {
   private readonly receivers = new Map<string, StreamReceiver>();
   private readonly sources = new Map<string, Source>();
   private readonly slots: SenderSlot[] = [];
+  private readonly walsenders = new Map<string, { port: number; close(): Promise<void> }>();
   private readonly options: AgentOptions;
 
   private constructor(config: Config, options: AgentOptions) {
@@ -119,6 +123,11 @@ export class Agent {
   /** Port of /metrics, /healthz, /readyz, /status. */
   get httpPort(): number {
     return this.http?.port ?? 0;
+  }
+
+  /** Port of the walsender endpoint serving a pg-wal stream here (0 when none). */
+  walsenderPort(streamId: string): number {
+    return this.walsenders.get(streamId)?.port ?? 0;
   }
 
   /** The objects source of a stream (demo progress), when this agent is its source. */
@@ -177,6 +186,7 @@ export class Agent {
     await Promise.all([...this.sources.values()].map((s) => s.close()));
     await Promise.all([...this.receivers.values()].map((r) => r.close()));
     for (const link of this.inbound.values()) link.close('agent stopping');
+    await Promise.all([...this.walsenders.values()].map((w) => w.close()));
     await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
     await this.http?.close();
     await this.lease?.revoke().catch(() => {});
@@ -199,7 +209,15 @@ export class Agent {
     // Receivers for streams with a destination here, behind the carrier server.
     for (const stream of config.streams) {
       const dest = stream.destinations.find((d) => d.region === config.region);
-      if (dest) this.receivers.set(stream.id, await this.makeReceiver(stream, dest.path));
+      if (!dest) continue;
+      this.receivers.set(stream.id, await this.makeReceiver(stream, dest.path));
+      // A pg-wal destination serves its spool to the local standby.
+      if (stream.kind === 'pg-wal') {
+        const ws = (dest as PgWalDestinationConfig).walsender;
+        const server = await startWalsenderServer({ spool: dest.path, host: ws.host, port: ws.port, auth: { users: ws.users, trustCidrs: ws.trust }, logger: this.logger.child({ stream: stream.id, component: 'walsender' }) });
+        this.walsenders.set(stream.id, server);
+        this.logger.info({ stream: stream.id, port: server.port }, 'walsender endpoint listening');
+      }
     }
     this.server = await startCarrierServer({
       host: config.listen.host,
@@ -268,7 +286,7 @@ export class Agent {
 
   private makeSink(stream: StreamConfig, path: string): Sink {
     if (stream.kind === 'objects') return new DirSink({ streamId: stream.id, root: path, logger: this.logger });
-    throw new Error(`stream ${stream.id}: kind ${stream.kind} has no sink in this build yet`);
+    return new WalSink({ streamId: stream.id, spoolDir: path });
   }
 
   private inboundLink(hello: Hello): InboundLink {
@@ -404,7 +422,13 @@ export class Agent {
         logger: this.logger,
       });
     } else {
-      throw new Error(`stream ${stream.id}: kind ${stream.kind} has no source in this build yet`);
+      const c = stream.source.connection;
+      source = new WalSource({
+        streamId: stream.id,
+        connection: { host: c.host, port: c.port, user: c.user, password: c.password, database: c.database },
+        slot: stream.source.slot,
+        onReconnect: (err) => this.logger.warn({ stream: stream.id, err: err.message }, 'reconnecting to PostgreSQL'),
+      });
     }
     this.sources.set(stream.id, source);
     return source;
