@@ -111,8 +111,13 @@ export class StreamReceiver {
   onData(link: InboundLink, frame: DataFrame): void {
     const session = this.session;
     const { metrics, streamId } = this.options;
-    if (!session || session.link !== link || session.ended) return;
-    // Fence old epochs, drop what we already have.
+    if (!session || session.ended) return;
+    // Fence old epochs (a zombie sender's link, or a stale frame), drop what we already have.
+    if (frame.epoch < session.epoch) {
+      metrics.framesFenced.inc({ stream: streamId });
+      return;
+    }
+    if (session.link !== link) return;
     if (frame.epoch !== session.epoch) {
       metrics.framesFenced.inc({ stream: streamId });
       return;
