@@ -1,0 +1,128 @@
+// The one typed entry point to DWCP's native addon (build/dwcp_native.node):
+// nothing else in the project loads the addon directly.
+import { createRequire } from 'node:module';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import type { Socket } from 'node:net';
+
+/** Where build.sh puts the addon and the link emulator. */
+export const NATIVE_BUILD_DIR = fileURLToPath(new URL('./build/', import.meta.url));
+
+/** Path of the dwcp-wanem link emulator binary built by build.sh. */
+export const WANEM_PATH = `${NATIVE_BUILD_DIR}dwcp-wanem`;
+
+const ADDON_PATH = `${NATIVE_BUILD_DIR}dwcp_native.node`;
+const NOT_BUILT = 'native bindings not built: run npm run setup (needs gcc)';
+
+/** A snapshot of the kernel's TCP_INFO for one socket. */
+export interface TcpInfo {
+  /** Smoothed round-trip time, microseconds. */
+  rttUs: number;
+  /** Round-trip time variation, microseconds. */
+  rttVarUs: number;
+  /** Congestion window, in segments. */
+  sndCwnd: number;
+  /** Sender maximum segment size, bytes. */
+  sndMss: number;
+  /** Retransmitted segments over the connection's life. */
+  totalRetrans: number;
+  /** Consecutive unrecovered retransmission timeouts right now. */
+  retransmits: number;
+  /** Segments currently considered lost. */
+  lost: number;
+  /** Most recent delivery rate estimate, bits per second. */
+  deliveryRateBps: number;
+  /** Current pacing rate, bits per second. */
+  pacingRateBps: number;
+  /** Bytes acknowledged by the peer. */
+  bytesAcked: number;
+  /** Bytes retransmitted. */
+  bytesRetrans: number;
+  /** Bytes sent, retransmissions included. */
+  bytesSent: number;
+  /** Minimum RTT seen, microseconds. */
+  minRttUs: number;
+  /** Bytes queued in the socket and not yet sent. */
+  notsentBytes: number;
+  /** Time the connection had data to send, microseconds (0 if unknown). */
+  busyTimeUs?: number;
+}
+
+/** The functions the C addon exports (native-bindings/src/sockopt.c). */
+export interface NativeBindings {
+  /** TCP_INFO of the socket fd. */
+  tcpInfo(fd: number): TcpInfo;
+  /** Set TCP_CONGESTION (e.g. 'bbr'); throws naming an unknown algorithm. */
+  setCongestion(fd: number, name: string): void;
+  /** Current TCP_CONGESTION of the socket fd. */
+  getCongestion(fd: number): string;
+  /** Algorithms the kernel offers (tcp_available_congestion_control). */
+  availableCongestion(): string[];
+  /** SO_SNDBUF in bytes (the kernel doubles it for bookkeeping). */
+  setSendBuffer(fd: number, bytes: number): void;
+  /** SO_RCVBUF in bytes (the kernel doubles it for bookkeeping). */
+  setRecvBuffer(fd: number, bytes: number): void;
+  /** TCP_NOTSENT_LOWAT: bound on unsent bytes before the socket is writable. */
+  setNotSentLowat(fd: number, bytes: number): void;
+}
+
+let loaded: NativeBindings | undefined;
+
+/** The addon, loaded once; throws a clear error if build.sh has not run. */
+export function native(): NativeBindings {
+  if (loaded !== undefined) return loaded;
+  if (!existsSync(ADDON_PATH)) throw new Error(`${NOT_BUILT} (missing ${ADDON_PATH})`);
+  const require = createRequire(import.meta.url);
+  try {
+    loaded = require(ADDON_PATH) as NativeBindings;
+  } catch (err) {
+    throw new Error(`${NOT_BUILT}: load ${ADDON_PATH}: ${(err as Error).message}`);
+  }
+  return loaded;
+}
+
+/** The OS file descriptor behind a connected net.Socket (or tls.TLSSocket). */
+export function socketFd(socket: Socket): number {
+  // Node keeps the fd on the libuv handle; TLS sockets wrap the TCP socket.
+  const wrapped = socket as Socket & { _handle?: { fd?: number }; _parent?: Socket };
+  const fd = wrapped._handle?.fd ?? (wrapped._parent ? socketFd(wrapped._parent) : undefined);
+  if (typeof fd !== 'number' || fd < 0) {
+    throw new Error('socket fd: unavailable (socket not connected, destroyed, or not a TCP socket)');
+  }
+  return fd;
+}
+
+/** TCP_INFO of a socket. */
+export function tcpInfo(socket: Socket): TcpInfo {
+  return native().tcpInfo(socketFd(socket));
+}
+
+/** Set the socket's congestion control algorithm, e.g. 'bbr'. */
+export function setCongestion(socket: Socket, name: string): void {
+  native().setCongestion(socketFd(socket), name);
+}
+
+/** The socket's congestion control algorithm. */
+export function getCongestion(socket: Socket): string {
+  return native().getCongestion(socketFd(socket));
+}
+
+/** Congestion control algorithms this kernel offers. */
+export function availableCongestion(): string[] {
+  return native().availableCongestion();
+}
+
+/** Set SO_SNDBUF on the socket, bytes. */
+export function setSendBuffer(socket: Socket, bytes: number): void {
+  native().setSendBuffer(socketFd(socket), bytes);
+}
+
+/** Set SO_RCVBUF on the socket, bytes. */
+export function setRecvBuffer(socket: Socket, bytes: number): void {
+  native().setRecvBuffer(socketFd(socket), bytes);
+}
+
+/** Set TCP_NOTSENT_LOWAT on the socket, bytes. */
+export function setNotSentLowat(socket: Socket, bytes: number): void {
+  native().setNotSentLowat(socketFd(socket), bytes);
+}
