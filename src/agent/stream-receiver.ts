@@ -136,6 +136,9 @@ export class StreamReceiver {
       return;
     }
     // Start decoding now (workers run in parallel); apply happens in order.
+    // meta and digest are copied out: decode may move the frame's buffer to a worker.
+    frame.meta = Buffer.from(frame.meta);
+    frame.digest = Buffer.from(frame.digest);
     const decoded = this.options.pool.decode(frame.meta, frame.payload, frame.encoding, frame.rawLength);
     decoded.catch(() => {});
     session.pending.set(frame.seq, { frame, decoded, bytes });

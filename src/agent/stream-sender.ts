@@ -155,7 +155,7 @@ export class StreamSender {
     // leaves encoded frames waiting.
     let seq = state.durableSeq;
     let chain: Buffer = Buffer.from(state.chain);
-    const pipeline: Array<{ seq: number; record: SourceRecord; encoded: Promise<{ framed: Buffer; digest: Buffer }> }> = [];
+    const pipeline: Array<{ seq: number; record: SourceRecord; rawBytes: number; encoded: Promise<{ framed: Buffer; digest: Buffer }> }> = [];
     const wakers: { sender: (() => void) | null; producer: (() => void) | null } = { sender: null, producer: null };
     const wake = (which: 'sender' | 'producer'): void => {
       const w = wakers[which];
@@ -173,7 +173,7 @@ export class StreamSender {
         const head = pipeline[0];
         const { framed, digest } = await head.encoded;
         chain = chainNext(chain, head.seq, digest);
-        session.unacked.push({ seq: head.seq, chain, rawBytes: head.record.meta.length + head.record.data.length, record: head.record });
+        session.unacked.push({ seq: head.seq, chain, rawBytes: head.rawBytes, record: head.record });
         await link.sendData(session.number, streamId, head.seq, framed);
         pipeline.shift();
         this.sentSeq = head.seq;
@@ -195,7 +195,8 @@ export class StreamSender {
           await new Promise<void>((resolve) => (wakers.producer = resolve));
         }
         seq++;
-        pipeline.push({ seq, record, encoded: this.encode(seq, epoch, record) });
+        // Lengths first: encoding may move record.data to a worker.
+        pipeline.push({ seq, record, rawBytes: record.meta.length + record.data.length, encoded: this.encode(seq, epoch, record) });
         wake('sender');
       }
     } finally {
@@ -206,6 +207,7 @@ export class StreamSender {
   }
 
   private async encode(seq: number, epoch: number, record: SourceRecord): Promise<{ framed: Buffer; digest: Buffer }> {
+    const rawLength = record.data.length;
     const enc = await this.options.pool.encode(record.meta, record.data, this.options.level);
     const framed = frameEnvelope({
       data: {
@@ -216,7 +218,7 @@ export class StreamSender {
         digest: enc.digest,
         meta: record.meta,
         payload: enc.payload,
-        rawLength: record.data.length,
+        rawLength,
         resync: false,
       },
     });

@@ -28,6 +28,18 @@ export interface Decoded {
   digest: Buffer;
 }
 
+/** A payload may sit in a buffer this much larger (the frame's header) and still be moved. */
+const DECODE_SLACK_BYTES = 4096;
+/** Smaller buffers are copied: moving them saves nothing. */
+const MIN_TRANSFER_BYTES = 64 * 1024;
+
+/** The ArrayBuffer behind a view, as a transfer list, when moving it is safe and worth it. */
+export function ownedBuffer(view: Uint8Array, slack = 0): ArrayBuffer[] {
+  const buffer = view.buffer;
+  if (!(buffer instanceof ArrayBuffer) || view.byteLength < MIN_TRANSFER_BYTES) return [];
+  return buffer.byteLength <= view.byteLength + slack ? [buffer] : [];
+}
+
 /** Default worker count: the cores, at most 4. */
 export function defaultWorkers(): number {
   return Math.max(1, Math.min(4, availableParallelism()));
@@ -65,15 +77,24 @@ export class HdePool {
     }
   }
 
-  /** Digest and compress a frame's data (level null = no compression). */
+  /**
+   * Digest and compress a frame's data (level null = no compression). When
+   * data owns its whole ArrayBuffer it is moved to the worker, not copied,
+   * and is unusable (length 0) afterwards: read its length first.
+   */
   async encode(meta: Uint8Array, data: Uint8Array, level: number | null): Promise<Encoded> {
-    const r = await this.submit({ id: 0, op: 'encode', level, meta, data });
+    const r = await this.submit({ id: 0, op: 'encode', level, meta, data }, ownedBuffer(data));
     return { payload: Buffer.from(r.payload.buffer, r.payload.byteOffset, r.payload.byteLength), digest: Buffer.from(r.digest), encoding: r.encoding };
   }
 
-  /** Decompress a payload to exactly rawLength bytes and digest meta || data. Throws on corrupt input. */
+  /**
+   * Decompress a payload to exactly rawLength bytes and digest meta || data.
+   * Throws on corrupt input. A payload that fills (almost) its whole
+   * ArrayBuffer is moved to the worker: the buffer is unusable afterwards,
+   * including other views on it (copy meta and digest out first).
+   */
   async decode(meta: Uint8Array, payload: Uint8Array, encoding: number, rawLength: number): Promise<Decoded> {
-    const r = await this.submit({ id: 0, op: 'decode', encoding, rawLength, meta, payload });
+    const r = await this.submit({ id: 0, op: 'decode', encoding, rawLength, meta, payload }, ownedBuffer(payload, DECODE_SLACK_BYTES));
     return { data: Buffer.from(r.payload.buffer, r.payload.byteOffset, r.payload.byteLength), digest: Buffer.from(r.digest) };
   }
 
@@ -85,7 +106,7 @@ export class HdePool {
     this.pending.clear();
   }
 
-  private submit(job: WorkerJob): Promise<WorkerResult & { ok: true }> {
+  private submit(job: WorkerJob, transfer: ArrayBuffer[]): Promise<WorkerResult & { ok: true }> {
     if (this.closed) return Promise.reject(new Error('hde pool closed'));
     // Least-loaded worker gets the job.
     let best = 0;
@@ -97,7 +118,7 @@ export class HdePool {
       this.pending.set(id, {
         resolve: (r) => (r.ok ? resolve(r) : reject(new Error(r.error))),
       });
-      this.workers[best].postMessage(job);
+      this.workers[best].postMessage(job, transfer);
     });
   }
 }

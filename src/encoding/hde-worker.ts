@@ -6,7 +6,7 @@ import { parentPort } from 'node:worker_threads';
 import { createRequire } from 'node:module';
 import { Compressor } from 'zstd-napi';
 import { frameDigest } from './digest.ts';
-import type { WorkerJob, WorkerResult } from './hde-pool.ts';
+import { ownedBuffer, type WorkerJob, type WorkerResult } from './hde-pool.ts';
 
 // The raw binding decompresses into a buffer we size ourselves, so a frame
 // that lies about its content size cannot make us allocate more than its
@@ -67,5 +67,6 @@ parentPort?.on('message', (job: WorkerJob) => {
   } catch (err) {
     result = { id: job.id, ok: false, error: (err as Error).message };
   }
-  parentPort?.postMessage(result);
+  // Move result buffers back instead of copying them.
+  parentPort?.postMessage(result, result.ok ? ownedBuffer(result.payload) : []);
 });

@@ -21,6 +21,8 @@ const RATE_SAMPLE_MS = 50;
 const RATE_EWMA_WEIGHT = 0.3;
 /** Floor for a carrier's estimated rate (bytes/s), so a new carrier gets work. */
 const MIN_RATE_BYTES_PER_S = 1_000_000;
+/** A carrier retired by a lower carrier count closes at the latest this long after, ms. */
+const RETIRE_TIMEOUT_MS = 10_000;
 /** A session that lasted this long resets the reconnect backoff. */
 const STABLE_SESSION_MS = 5_000;
 
@@ -60,6 +62,8 @@ export interface OutboundLinkOptions {
   logger: Logger;
   metrics: Metrics;
   tuneSocket?: (socket: Socket) => void;
+  /** Applies a congestion control to a carrier's TCP socket (the AMST controller's second knob). */
+  setSocketCongestion?: (socket: Socket, name: string) => void;
 }
 
 /** What the owner of a link hears. */
@@ -91,6 +95,8 @@ interface CarrierSlot {
   delivered: number;
   backoffMs: number;
   redialTimer: NodeJS.Timeout | null;
+  /** When a lower carrier count retired this slot (performance.now()), else null. */
+  retiredAt: number | null;
 }
 
 /** The dialing side of a link: sends data frames, receives control messages. */
@@ -111,6 +117,8 @@ export class OutboundLink {
   private inflightBytes = 0;
   private windowWaiters: Array<() => void> = [];
   private carrierCount: number;
+  private ackedBytes = 0;
+  private congestion: string | null = null;
 
   constructor(options: OutboundLinkOptions) {
     this.options = options;
@@ -138,6 +146,23 @@ export class OutboundLink {
     return this.slots.flatMap((s) => (s.carrier && !s.carrier.closed && s.carrier.tcpSocket ? [s.carrier.tcpSocket] : []));
   }
 
+  /** Bytes acknowledged durable since the link was created (goodput, framed). */
+  get acknowledgedBytes(): number {
+    return this.ackedBytes;
+  }
+
+  /** Carriers the link aims for (live or being dialed). */
+  get targetCarriers(): number {
+    return this.carrierCount;
+  }
+
+  /** Congestion control for every carrier, now and for later dials (needs setSocketCongestion). */
+  setCongestionControl(name: string): void {
+    if (name === this.congestion || !this.options.setSocketCongestion) return;
+    this.congestion = name;
+    for (const socket of this.sockets) this.applyCongestion(socket);
+  }
+
   /** Start connecting; handlers hear about sessions and messages. */
   start(handlers: LinkHandlers): void {
     this.handlers = handlers;
@@ -152,9 +177,17 @@ export class OutboundLink {
     const old = this.carrierCount;
     this.carrierCount = count;
     if (!this.up) return;
-    // Grow: dial the new slots. Shrink: close the highest ones; their frames move.
-    for (let i = old; i < count; i++) this.dialSlot(i);
-    for (let i = count; i < this.slots.length; i++) this.slots[i].carrier?.close('carrier count reduced');
+    // Grow: reuse slots still retiring, dial the others. Shrink: retire the
+    // highest slots; they get no new frames and close once their frames are
+    // acknowledged (so a shed does not resend what is already in flight).
+    for (let i = old; i < count; i++) {
+      const slot = this.slots[i];
+      if (slot?.carrier && !slot.carrier.closed) slot.retiredAt = null;
+      else if (!slot?.redialTimer) this.dialSlot(i);
+    }
+    const now = performance.now();
+    for (let i = count; i < this.slots.length; i++) this.slots[i].retiredAt ??= now;
+    this.closeRetired();
   }
 
   /** Stop the link: close carriers, stop reconnecting. */
@@ -210,6 +243,7 @@ export class OutboundLink {
       if (oldest === null) oldest = entry.sentAt;
       frames.delete(seq);
       this.inflightBytes -= entry.framed.length;
+      this.ackedBytes += entry.framed.length;
       const slot = this.chargedSlot(entry);
       if (slot) {
         slot.outstanding -= entry.framed.length;
@@ -277,7 +311,7 @@ export class OutboundLink {
   }
 
   private emptySlot(): CarrierSlot {
-    return { carrier: null, rate: MIN_RATE_BYTES_PER_S, outstanding: 0, delivered: 0, backoffMs: this.options.initialBackoffMs, redialTimer: null };
+    return { carrier: null, rate: MIN_RATE_BYTES_PER_S, outstanding: 0, delivered: 0, backoffMs: this.options.initialBackoffMs, redialTimer: null, retiredAt: null };
   }
 
   private async dialOne(index: number): Promise<SocketCarrier> {
@@ -291,9 +325,21 @@ export class OutboundLink {
       index,
       maxFrameBytes: this.options.maxFrameBytes,
       timeoutMs: this.options.connectTimeoutMs,
-      tuneSocket: this.options.tuneSocket,
+      tuneSocket: (socket) => {
+        this.options.tuneSocket?.(socket);
+        this.applyCongestion(socket);
+      },
     });
     return carrier;
+  }
+
+  private applyCongestion(socket: Socket): void {
+    if (this.congestion === null || !this.options.setSocketCongestion) return;
+    try {
+      this.options.setSocketCongestion(socket, this.congestion);
+    } catch (err) {
+      this.options.logger.warn({ peer: this.options.peerRegion, congestion: this.congestion, err: (err as Error).message }, 'set congestion control failed');
+    }
   }
 
   private adopt(index: number, carrier: SocketCarrier): void {
@@ -301,6 +347,7 @@ export class OutboundLink {
     slot.carrier = carrier;
     slot.outstanding = 0;
     slot.delivered = 0;
+    slot.retiredAt = null;
     const session = this.sessionNo;
     carrier.attach({
       onMessage: (envelope, wireBytes) => {
@@ -325,7 +372,7 @@ export class OutboundLink {
       this.scheduleReconnect();
       return;
     }
-    this.options.logger.warn({ peer: this.options.peerRegion, carrier: index, reason }, 'carrier lost; resending its frames');
+    if (index < this.carrierCount) this.options.logger.warn({ peer: this.options.peerRegion, carrier: index, reason }, 'carrier lost; resending its frames');
     // Its unacknowledged frames go out on the others.
     for (const [streamId, frames] of this.inflight) {
       for (const entry of frames.values()) {
@@ -383,7 +430,8 @@ export class OutboundLink {
     }
     this.wakeWindowWaiters();
     if (performance.now() - this.sessionStartedAt > STABLE_SESSION_MS) this.backoffMs = this.options.initialBackoffMs;
-    this.options.logger.warn({ peer: this.options.peerRegion, session, reason }, 'link down');
+    if (this.stopped) this.options.logger.info({ peer: this.options.peerRegion, session }, 'link closed');
+    else this.options.logger.warn({ peer: this.options.peerRegion, session, reason }, 'link down');
     this.handlers?.onDown(session, reason);
   }
 
@@ -478,6 +526,17 @@ export class OutboundLink {
       if (!slot.carrier || slot.carrier.closed) continue;
       if (slot.outstanding > 0 || slot.delivered > 0) slot.rate = slot.rate * (1 - RATE_EWMA_WEIGHT) + (slot.delivered / seconds) * RATE_EWMA_WEIGHT;
       slot.delivered = 0;
+    }
+    this.closeRetired();
+  }
+
+  /** Close retired carriers whose frames are all acknowledged, or that waited too long. */
+  private closeRetired(): void {
+    const now = performance.now();
+    for (let i = this.carrierCount; i < this.slots.length; i++) {
+      const slot = this.slots[i];
+      if (!slot.carrier || slot.carrier.closed || slot.retiredAt === null) continue;
+      if (slot.outstanding <= 0 || now - slot.retiredAt > RETIRE_TIMEOUT_MS) slot.carrier.close('carrier count reduced');
     }
   }
 }
