@@ -8,6 +8,9 @@ import { FrameDecoder, FramingError, frameBytes } from '../wire/frame-decoder.ts
 import { envelopeCodec, type Envelope } from '../wire/messages.ts';
 import type { Carrier, CarrierHandlers, CloseInfo } from './carrier.ts';
 
+/** Largest frame accepted before the handshake finished (a Hello is ~200 bytes). */
+export const HANDSHAKE_MAX_FRAME_BYTES = 64 * 1024;
+
 /** A carrier on a stream socket. */
 export class SocketCarrier implements Carrier {
   readonly index: number;
@@ -15,6 +18,7 @@ export class SocketCarrier implements Carrier {
   readonly tcpSocket?: Socket;
   private readonly socket: Duplex;
   private readonly decoder: FrameDecoder;
+  private readonly maxFrameBytes: number;
   private handlers: CarrierHandlers | null = null;
   private early: Array<[Envelope, number]> = [];
   private closeInfo: CloseInfo | null = null;
@@ -25,7 +29,9 @@ export class SocketCarrier implements Carrier {
     this.socket = socket;
     this.index = index;
     this.tcpSocket = tcpSocket;
-    this.decoder = new FrameDecoder(maxFrameBytes);
+    // Until the handshake is done only a small Hello may arrive.
+    this.decoder = new FrameDecoder(Math.min(maxFrameBytes, HANDSHAKE_MAX_FRAME_BYTES));
+    this.maxFrameBytes = maxFrameBytes;
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('drain', () => this.wakeDrainWaiters());
     socket.on('error', (err) => this.finish({ reason: `socket error: ${err.message}`, protocolError: false }));
@@ -48,6 +54,11 @@ export class SocketCarrier implements Carrier {
   /** Why the carrier closed, once it has. */
   get closedWith(): CloseInfo | null {
     return this.closeInfo;
+  }
+
+  /** The handshake is done: accept frames up to the configured maximum. */
+  handshakeDone(): void {
+    this.decoder.maxFrameBytes = this.maxFrameBytes;
   }
 
   attach(handlers: CarrierHandlers): void {

@@ -81,6 +81,7 @@ export async function dialCarrier(options: DialOptions): Promise<{ carrier: Sock
     carrier.close('refused by peer');
     throw new HandshakeError(`dial ${options.host}:${options.port}: refused: ${reply.refusal}`);
   }
+  carrier.handshakeDone();
   return { carrier, reply };
 }
 
@@ -141,6 +142,7 @@ export async function startCarrierServer(options: ServerOptions): Promise<tls.Se
           return;
         }
         (carrier as { index: number }).index = hello.carrierIndex;
+        carrier.handshakeDone();
         options.onCarrier(carrier, hello);
       },
       (err: Error) => options.onRefused(err.message, remote),

@@ -1,7 +1,9 @@
 // Length-prefixed framing: a 4-byte big-endian length, then that many bytes
 // of an encoded Envelope. Decoding is an explicit two-state machine
 // (READING_LENGTH, READING_BODY); a length above the limit is refused before
-// a single body byte is buffered, so a peer cannot make us allocate 4 GiB.
+// a single body byte is buffered, so a peer cannot make us allocate 4 GiB,
+// and a body is held as the chunks that actually arrived, so a peer that
+// announces 64 MiB and sends 10 bytes costs 10 bytes.
 
 /** Bytes in the length prefix. */
 export const LENGTH_PREFIX_BYTES = 4;
@@ -30,11 +32,13 @@ export function frameBytes(body: Uint8Array): Buffer {
  * Holds at most one partial frame (bounded by maxFrameBytes).
  */
 export class FrameDecoder {
-  readonly maxFrameBytes: number;
+  /** Largest body accepted; may be raised after a handshake (setMaxFrameBytes). */
+  maxFrameBytes: number;
   private state = READING_LENGTH;
   private lengthBytes = Buffer.alloc(LENGTH_PREFIX_BYTES);
   private lengthFilled = 0;
-  private body: Buffer | null = null;
+  private bodyLength = 0;
+  private bodyChunks: Buffer[] = [];
   private bodyFilled = 0;
 
   constructor(maxFrameBytes: number = DEFAULT_MAX_FRAME_BYTES) {
@@ -70,19 +74,19 @@ export class FrameDecoder {
           offset += length;
           continue;
         }
-        this.body = Buffer.allocUnsafe(length);
+        this.bodyLength = length;
+        this.bodyChunks = [];
         this.bodyFilled = 0;
         this.state = READING_BODY;
       } else {
-        // Fill the body buffer.
-        const body = this.body as Buffer;
-        const take = Math.min(body.length - this.bodyFilled, chunk.length - offset);
-        chunk.copy(body, this.bodyFilled, offset, offset + take);
+        // Collect body bytes as they arrive; join once complete.
+        const take = Math.min(this.bodyLength - this.bodyFilled, chunk.length - offset);
+        this.bodyChunks.push(chunk.subarray(offset, offset + take));
         this.bodyFilled += take;
         offset += take;
-        if (this.bodyFilled < body.length) break;
-        frames.push(body);
-        this.body = null;
+        if (this.bodyFilled < this.bodyLength) break;
+        frames.push(Buffer.concat(this.bodyChunks, this.bodyLength));
+        this.bodyChunks = [];
         this.bodyFilled = 0;
         this.state = READING_LENGTH;
       }
