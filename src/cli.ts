@@ -23,10 +23,16 @@ Commands:
        [--keep]
   bench [--size 1GiB]      Replicate a generated tree with DWCP and with rsync -a on
                            loopback in one run; print times, ratio, bytes on the wire.
+  bench-wal                The same pgbench run replicated by native PostgreSQL streaming
+                           and through DWCP (primary -> A -> B -> standby) in one run;
+                           print WAL bytes, wire bytes, catch-up time, replay lag.
+  wal-restore %f %p        restore_command for a standby: copy a WAL file out of the
+       [--spool DIR | --config FILE [--stream ID]]   agent's spool (exit 1: missing).
   status [--url URL]       Print a running agent's streams, links and lag
                            (default http://127.0.0.1:9464/status).
   config check FILE        Validate a config file; every problem names its field.
   config schema            Print the config file's JSON Schema.
+  config reference         Print the config reference (markdown, as in README.md).
   help                     This text.
 
 Agent endpoints: /metrics (Prometheus), /healthz, /readyz, /status on http.port (9464).
@@ -53,6 +59,14 @@ async function main(argv: string[]): Promise<number> {
     case 'bench': {
       const { benchCommand } = await import('./cli/bench.ts');
       return benchCommand(rest);
+    }
+    case 'bench-wal': {
+      const { benchWalCommand } = await import('./cli/bench-wal.ts');
+      return benchWalCommand(rest);
+    }
+    case 'wal-restore': {
+      const { walRestoreCommand } = await import('./cli/wal-restore-command.ts');
+      return walRestoreCommand(rest);
     }
     case 'status':
       return statusCommand(rest);
@@ -121,6 +135,11 @@ async function statusCommand(args: string[]): Promise<number> {
 
 async function configCommand(args: string[]): Promise<number> {
   const [sub, file] = args;
+  if (sub === 'reference') {
+    const { configReference } = await import('./config/config-reference.ts');
+    process.stdout.write(configReference());
+    return 0;
+  }
   if (sub === 'schema') {
     process.stdout.write(JSON.stringify(configJsonSchema(), null, 2) + '\n');
     return 0;
@@ -130,7 +149,7 @@ async function configCommand(args: string[]): Promise<number> {
     process.stdout.write(`${file}: ok\n`);
     return 0;
   }
-  process.stderr.write('Usage: dwcp config check FILE | dwcp config schema\n');
+  process.stderr.write('Usage: dwcp config check FILE | dwcp config schema | dwcp config reference\n');
   return EXIT_USAGE;
 }
 
