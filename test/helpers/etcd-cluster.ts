@@ -2,10 +2,10 @@
 // (/usr/bin/etcd), each with free ports on 127.0.0.1 and a data dir under
 // os.tmpdir(). Members are ended by pid only.
 
+import { freePort } from '../../src/cli/free-port.ts';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, openSync, closeSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 
@@ -49,19 +49,6 @@ interface Member {
 /** Pids started here, killed if the test process exits without stop(). */
 const livePids = new Set<number>();
 let exitHookInstalled = false;
-
-/** Find a free TCP port on 127.0.0.1 by binding port 0. */
-async function freePort(): Promise<number> {
-  return new Promise<number>((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address !== null ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 /** True when the member's /health says it has a leader and serves. */
 async function healthy(clientPort: number): Promise<boolean> {

@@ -43,8 +43,15 @@ export async function startFederation(options: FederationOptions): Promise<Feder
   const source = new AgentProcess(setup.sourceConfig, setup.ports.sourceHttp);
   const dest = new AgentProcess(setup.destConfig, setup.ports.destHttp);
   if (options.start ?? true) {
-    await dest.start();
-    await source.start();
+    try {
+      await dest.start();
+      await source.start();
+    } catch (err) {
+      // Leave nothing running: a live child would keep the test process alive.
+      await Promise.allSettled([source.kill9(), dest.kill9()]);
+      await rm(dir, { recursive: true, force: true });
+      throw err;
+    }
   }
   return {
     dir,
@@ -54,19 +61,27 @@ export async function startFederation(options: FederationOptions): Promise<Feder
     setup,
     source,
     dest,
-    waitInSync: (timeoutMs) =>
-      waitFor('source in sync', async () => {
-        const s = await source.status();
-        return s.senders.length > 0 && s.senders.every((x) => x.progress?.inSync === true);
-      }, timeoutMs, 250),
+    waitInSync: async (timeoutMs) => {
+      try {
+        await waitFor('source in sync', async () => {
+          const s = await source.status();
+          return s.senders.length > 0 && s.senders.every((x) => x.progress?.inSync === true);
+        }, timeoutMs, 250);
+      } catch (err) {
+        // Say where each side stood, so a failure can be read from the test output.
+        const state = async (a: typeof source): Promise<string> => JSON.stringify(await a.status().catch((e: Error) => e.message));
+        throw new Error(`${(err as Error).message}\nsource status: ${await state(source)}\ndest status: ${await state(dest)}\nsource log:\n${source.logs.slice(-15).join('\n')}\ndest log:\n${dest.logs.slice(-15).join('\n')}`, { cause: err });
+      }
+    },
     auditSeqs: async () => {
       const text = await readFile(join(dir, 'us-east', 'audit', `${options.streamId ?? 'sample'}.log`), 'utf8');
       return text.split('\n').filter((l) => l !== '').map(Number);
     },
     cleanup: async () => {
-      await source.kill9();
-      await dest.kill9();
+      // Both agents die whatever happens to the other; the tree goes last.
+      const results = await Promise.allSettled([source.kill9(), dest.kill9()]);
       await rm(dir, { recursive: true, force: true });
+      for (const r of results) if (r.status === 'rejected') throw r.reason;
     },
   };
 }
