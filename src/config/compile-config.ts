@@ -40,6 +40,9 @@ export function buildConfig(input: ConfigInput, context: CompileContext, issues:
 
   // Transport, encoding, consensus, checkpoints.
   const amst = input.amst ?? {};
+  if ((amst.minStreams ?? DEFAULTS.amst.minStreams) > (amst.maxStreams ?? DEFAULTS.amst.maxStreams)) {
+    issues.push({ path: 'amst.minStreams', message: `must not exceed amst.maxStreams (${amst.maxStreams ?? DEFAULTS.amst.maxStreams})`, value: amst.minStreams });
+  }
   const hde = input.hde ?? {};
   const acp = input.acp ?? {};
   const checkpoint = input.checkpoint ?? {};
@@ -70,6 +73,10 @@ export function buildConfig(input: ConfigInput, context: CompileContext, issues:
       initialBackoffMs: ms(amst.initialBackoff ?? DEFAULTS.amst.initialBackoff, 'amst.initialBackoff'),
       maxBackoffMs: ms(amst.maxBackoff ?? DEFAULTS.amst.maxBackoff, 'amst.maxBackoff'),
       congestionControl: amst.congestionControl ?? DEFAULTS.amst.congestionControl,
+      adaptive: amst.adaptive ?? DEFAULTS.amst.adaptive,
+      minStreams: amst.minStreams ?? DEFAULTS.amst.minStreams,
+      maxStreams: amst.maxStreams ?? DEFAULTS.amst.maxStreams,
+      bandwidthCapBytesPerS: amst.bandwidthCap === undefined ? null : bytes(amst.bandwidthCap, 'amst.bandwidthCap'),
     },
     hde: {
       level: hde.level ?? DEFAULTS.hde.level,
@@ -122,6 +129,8 @@ function buildStream(
       },
       // Slot names allow '_' but not '-'.
       slot: source.slot ?? `${DEFAULTS.pgWal.slotPrefix}${stream.id.replaceAll('-', '_')}`,
+      synchronous: source.synchronous ?? false,
+      applicationName: source.applicationName ?? `${DEFAULTS.pgWal.slotPrefix}${stream.id.replaceAll('-', '_')}`,
     },
     destinations: stream.destinations.map((d): PgWalDestinationConfig => ({
       region: d.region,

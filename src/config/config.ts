@@ -38,6 +38,13 @@ export interface AmstConfig {
   initialBackoffMs: number;
   maxBackoffMs: number;
   congestionControl: 'auto' | 'bbr' | 'cubic' | 'reno';
+  /** True: the AMST controller picks the carrier count; false: `carriers` fixed. */
+  adaptive: boolean;
+  /** Carrier range of the controller (minStreams <= maxStreams). */
+  minStreams: number;
+  maxStreams: number;
+  /** Bytes per second the link may use, or null for no cap. */
+  bandwidthCapBytesPerS: number | null;
 }
 
 /** Encoding tuning (HDE). */
@@ -117,6 +124,10 @@ export interface PgWalSourceConfig {
   region: string;
   connection: PgConnectionConfig;
   slot: string;
+  /** Synchronous mode: immediate checkpoints at the destination, immediate slot feedback. */
+  synchronous: boolean;
+  /** application_name of the replication connection (listed in synchronous_standby_names). */
+  applicationName: string;
 }
 
 /** The walsender-compatible endpoint served to the local standby. */

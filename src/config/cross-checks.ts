@@ -98,7 +98,7 @@ function checkStream(
 function checkObjectsStream(source: Record<string, unknown> | undefined, destinations: unknown[], at: string, issues: ConfigIssue[]): void {
   if (source) {
     if (source.path === undefined) issues.push({ path: `${at}.source.path`, message: 'is required for kind objects' });
-    for (const field of ['connection', 'slot']) {
+    for (const field of ['connection', 'slot', 'synchronous', 'applicationName']) {
       if (source[field] !== undefined) issues.push({ path: `${at}.source.${field}`, message: 'is only for kind pg-wal' });
     }
   }

@@ -22,6 +22,9 @@ export const DEFAULTS = {
     initialBackoff: '200ms',
     maxBackoff: '10s',
     congestionControl: 'auto',
+    adaptive: true,
+    minStreams: 1,
+    maxStreams: 512,
   },
   hde: { level: 3, maxWorkers: 4, chunk: '256KiB' },
   acp: { backend: 'embedded', file: 'acp.log', leaseTtl: '10s', callTimeout: '3s' },
@@ -189,7 +192,7 @@ export const AmstSchema = Type.Object(
   {
     carriers: Type.Optional(Type.Integer({
       minimum: CARRIERS_MIN, maximum: CARRIERS_MAX, default: DEFAULTS.amst.carriers,
-      description: `TCP+TLS carriers per link (${CARRIERS_MIN}..${CARRIERS_MAX}). Default ${DEFAULTS.amst.carriers}.`,
+      description: `TCP+TLS carriers per link (${CARRIERS_MIN}..${CARRIERS_MAX}); with adaptive, the count the controller starts from. Default ${DEFAULTS.amst.carriers}.`,
     })),
     carrierWindow: Type.Optional(Size('Bytes queued per carrier.', DEFAULTS.amst.carrierWindow)),
     linkWindow: Type.Optional(Size('Bytes sent but not yet acknowledged durable, per link.', DEFAULTS.amst.linkWindow)),
@@ -198,6 +201,10 @@ export const AmstSchema = Type.Object(
     initialBackoff: Type.Optional(Duration('First reconnect delay; doubles up to maxBackoff.', DEFAULTS.amst.initialBackoff)),
     maxBackoff: Type.Optional(Duration('Longest reconnect delay.', DEFAULTS.amst.maxBackoff)),
     congestionControl: Type.Optional(OneOf(CONGESTION_CONTROLS, 'TCP congestion control per carrier; auto picks bbr when the kernel offers it.', DEFAULTS.amst.congestionControl)),
+    adaptive: Type.Optional(Type.Boolean({ default: DEFAULTS.amst.adaptive, description: `Let the AMST controller choose the carrier count between minStreams and maxStreams (false: fixed \`carriers\`). Default ${DEFAULTS.amst.adaptive}.` })),
+    minStreams: Type.Optional(Type.Integer({ minimum: CARRIERS_MIN, maximum: CARRIERS_MAX, default: DEFAULTS.amst.minStreams, description: `Fewest carriers the controller runs. Default ${DEFAULTS.amst.minStreams}.` })),
+    maxStreams: Type.Optional(Type.Integer({ minimum: CARRIERS_MIN, maximum: CARRIERS_MAX, default: DEFAULTS.amst.maxStreams, description: `Most carriers the controller runs. Default ${DEFAULTS.amst.maxStreams}.` })),
+    bandwidthCap: Type.Optional(Size('Bytes per second the link may use at most (e.g. "50MB"). Default none (no cap).')),
   },
   { additionalProperties: false, description: 'Transport tuning. All fields optional.' },
 );
@@ -281,6 +288,8 @@ export const StreamSourceSchema = Type.Object(
       Type.String({ pattern: '^[a-z0-9_]+$', maxLength: 63, description: `pg-wal: replication slot. Default ${DEFAULTS.pgWal.slotPrefix}<id with '-' as '_'>.` }),
       () => "must be 1..63 lowercase letters, digits or '_'",
     )),
+    synchronous: Type.Optional(Type.Boolean({ description: 'pg-wal: synchronous mode: destinations checkpoint at once and the slot is told at once, so the primary can list applicationName in synchronous_standby_names (RPO 0 across regions). Default false.', default: false })),
+    applicationName: Type.Optional(Text('pg-wal: application_name of the replication connection (what synchronous_standby_names lists).', 'dwcp_<id with \'-\' as \'_\'>')),
   },
   { additionalProperties: false },
 );

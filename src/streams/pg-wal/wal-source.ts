@@ -33,6 +33,18 @@ export interface WalSourceOptions {
   onReconnect?: (err: Error) => void;
 }
 
+/** Positions of a WalSource, for metrics and /status. */
+export interface WalSourceProgress {
+  /** End of the WAL handed to the link. */
+  sentLsn: number;
+  /** End of the WAL the destination acknowledged durable (what the slot is told). */
+  durableLsn: number;
+  /** The primary's WAL end as it last reported it. */
+  serverWalEnd: number;
+  /** Age of the oldest WAL handed to the link and not yet durable, ms (0 when none). */
+  oldestUndurableMs: number;
+}
+
 /** Raised when source and destination disagree on what cluster this is. */
 export class WalSourceError extends Error {
   override name = 'WalSourceError';
@@ -48,6 +60,10 @@ export class WalSource implements Source {
   #statusTimer: NodeJS.Timeout | undefined;
   /** The server's CopyDone arrived behind the last batch. */
   #pendingDone = false;
+  #sentLsn = 0;
+  #serverWalEnd = 0;
+  /** Batches handed to the link and not yet durable: end LSN and when they arrived. */
+  #undurable: Array<{ end: number; atMs: number }> = [];
 
   constructor(options: WalSourceOptions) {
     if (!options.slot || !/^[a-z0-9_]+$/.test(options.slot)) {
@@ -62,12 +78,25 @@ export class WalSource implements Source {
     return this.#durableLsn;
   }
 
+  /** Sent, durable and primary positions, and the age of the oldest undurable WAL. */
+  progress(nowMs: number = Date.now()): WalSourceProgress {
+    const oldest = this.#undurable[0];
+    return {
+      sentLsn: this.#sentLsn,
+      durableLsn: this.#durableLsn,
+      serverWalEnd: Math.max(this.#serverWalEnd, this.#sentLsn),
+      oldestUndurableMs: oldest ? nowMs - oldest.atMs : 0,
+    };
+  }
+
   /** WAL records after resume, reconnecting after connection errors, until signal aborts. */
   async *records(resume: ResumePoint, signal: AbortSignal): AsyncIterable<SourceRecord> {
     const state: WalResume | undefined = resume.state.length > 0 ? walResumeCodec.decode(resume.state) : undefined;
     // Where to continue: the destination's flush LSN, later the end of what we yielded.
     let position = state ? { lsn: state.flushLsn, timeline: state.timeline } : undefined;
     this.#durableLsn = Math.max(this.#durableLsn, state?.flushLsn ?? 0);
+    this.#sentLsn = this.#durableLsn;
+    this.#undurable = [];
     let backoff = INITIAL_BACKOFF_MS;
     const abort = (): void => this.#client?.close();
     signal.addEventListener('abort', abort);
@@ -161,6 +190,8 @@ export class WalSource implements Source {
         if (batch === 'done') break;
         lsn = batch.end;
         const end = batch.end;
+        this.#sentLsn = end;
+        this.#undurable.push({ end, atMs: batch.receivedAtMs });
         yield {
           record: {
             meta: walRecordCodec.encode({ data: batch.data }),
@@ -183,7 +214,7 @@ export class WalSource implements Source {
   async #readBatch(
     client: ReplicationClient,
     timeline: number,
-  ): Promise<{ data: { timeline: number; startLsn: number; serverWalEnd: number; serverTime: number }; bytes: Buffer; end: number } | 'done'> {
+  ): Promise<{ data: { timeline: number; startLsn: number; serverWalEnd: number; serverTime: number }; bytes: Buffer; end: number; receivedAtMs: number } | 'done'> {
     const limit = this.#options.batchBytes ?? DEFAULT_BATCH_BYTES;
     const parts: Buffer[] = [];
     let size = 0;
@@ -191,6 +222,7 @@ export class WalSource implements Source {
     let end = -1;
     let serverWalEnd = 0;
     let serverTime = 0;
+    let receivedAtMs = 0;
     if (this.#pendingDone) {
       this.#pendingDone = false;
       return 'done';
@@ -208,7 +240,7 @@ export class WalSource implements Source {
       const kind = String.fromCharCode(r.byte());
       if (kind === 'k') {
         // Primary keepalive: walEnd, time, replyRequested.
-        r.uint64();
+        this.#serverWalEnd = Math.max(this.#serverWalEnd, r.uint64());
         r.uint64();
         if (r.byte() === 1) await this.#sendStatus(false);
         if (parts.length > 0) break;
@@ -219,8 +251,11 @@ export class WalSource implements Source {
       serverWalEnd = r.uint64();
       serverTime = r.uint64();
       const bytes = r.rest();
-      if (start < 0) start = dataStart;
-      else if (dataStart !== end) throw new Error(`non-contiguous XLogData: ${formatLsn(dataStart)} after ${formatLsn(end)}`);
+      this.#serverWalEnd = Math.max(this.#serverWalEnd, serverWalEnd);
+      if (start < 0) {
+        start = dataStart;
+        receivedAtMs = Date.now();
+      } else if (dataStart !== end) throw new Error(`non-contiguous XLogData: ${formatLsn(dataStart)} after ${formatLsn(end)}`);
       parts.push(bytes);
       size += bytes.length;
       end = dataStart + bytes.length;
@@ -230,12 +265,14 @@ export class WalSource implements Source {
       data: { timeline, startLsn: start, serverWalEnd, serverTime },
       bytes: parts.length === 1 ? parts[0] : Buffer.concat(parts),
       end,
+      receivedAtMs,
     };
   }
 
   #onDurable(end: number): void {
     if (end <= this.#durableLsn) return;
     this.#durableLsn = end;
+    while (this.#undurable.length > 0 && this.#undurable[0].end <= end) this.#undurable.shift();
     void this.#sendStatus(false);
   }
 
