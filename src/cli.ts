@@ -28,6 +28,9 @@ Commands:
                            print WAL bytes, wire bytes, catch-up time, replay lag.
   wal-restore %f %p        restore_command for a standby: copy a WAL file out of the
        [--spool DIR | --config FILE [--stream ID]]   agent's spool (exit 1: missing).
+  netbench lab --profile NAME   Emulated WAN (root): one TCP flow, fixed N flows, DWCP
+                           AMST adaptive and iperf3 over one link; table, JSON, SVG.
+  netbench live --peer H:P Bounded DWCP link run to a peer (see netbench --help).
   status [--url URL]       Print a running agent's streams, links and lag
                            (default http://127.0.0.1:9464/status).
   config check FILE        Validate a config file; every problem names its field.
@@ -70,6 +73,10 @@ async function main(argv: string[]): Promise<number> {
     }
     case 'status':
       return statusCommand(rest);
+    case 'netbench': {
+      const { netbenchCommand } = await import('../netbench/netbench-cli.ts');
+      return netbenchCommand(rest);
+    }
     case 'config':
       return configCommand(rest);
     default:

@@ -11,21 +11,27 @@ import type { AddressInfo } from 'node:net';
 import { pino, type Logger } from 'pino';
 import type { Config, PgWalDestinationConfig, StreamConfig } from '../config/config.ts';
 import { readTlsFiles } from '../config/tls-files.ts';
-import type { ConsensusStore, Lease } from '../consensus/consensus-store.ts';
+import type { ConsensusStore } from '../consensus/consensus-store.ts';
 import { EmbeddedStore } from '../consensus/embedded-store.ts';
 import { EtcdStore } from '../consensus/etcd-store.ts';
 import { campaign } from '../consensus/election.ts';
 import { checkpointKey, leaderKey } from '../consensus/checkpoints.ts';
+import { LeaseKeeper } from '../acp/lease-keeper.ts';
+import { MemberView, registerMember } from '../acp/membership.ts';
+import { LeadershipFence } from '../acp/leadership-fence.ts';
+import { chainKey, sourceChainCheck } from '../acp/chain-check.ts';
 import { HdePool } from '../encoding/hde-pool.ts';
 import { OutboundLink } from '../transport/link.ts';
 import { InboundLink } from '../transport/inbound-link.ts';
 import { startCarrierServer, type Identity, type TlsMaterial } from '../transport/tls-transport.ts';
+import { amstLinkOptions, startAmst } from '../amst/link-control.ts';
 import { DirSource } from '../streams/objects/dir-source.ts';
 import { DirSink } from '../streams/objects/dir-sink.ts';
 import type { Sink, Source } from '../streams/stream.ts';
 import { WalSource } from '../streams/pg-wal/wal-source.ts';
 import { WalSink } from '../streams/pg-wal/wal-sink.ts';
 import { startWalsenderServer } from '../streams/pg-wal/walsender-server.ts';
+import { PgWalMetrics, type PgWalStreamStatus } from '../streams/pg-wal/wal-stream-metrics.ts';
 import type { Envelope, Hello } from '../wire/messages.ts';
 import { Metrics } from './metrics.ts';
 import { StreamSender, type SenderStatus } from './stream-sender.ts';
@@ -37,6 +43,17 @@ export const CAPABILITIES = ['objects', 'pg-wal', 'zstd', 'sha256-chain'];
 
 /** Default grace period of a drain before STOPPED is forced. */
 export const DEFAULT_DRAIN_GRACE_MS = 20_000;
+
+/**
+ * Fault injection for tests only: when this environment variable is "1" an
+ * elected sender ignores the loss of its leadership (no self-fencing), so a
+ * paused-and-resumed agent behaves as the worst zombie and only the
+ * destination's epoch fence stands between it and the data.
+ */
+export const FAULT_ZOMBIE_ENV = 'DWCP_FAULT_ZOMBIE';
+
+/** Checkpoint interval of synchronous pg-wal destinations, ms (the commit latency they add on top of the RTT). */
+export const SYNC_CHECKPOINT_INTERVAL_MS = 2;
 
 /** Lifecycle states. */
 export type AgentState = 'STARTING' | 'RUNNING' | 'DRAINING' | 'STOPPED';
@@ -63,6 +80,8 @@ export interface AgentStatus {
   senders: Array<SenderStatus & { progress?: ReturnType<DirSource['progress']> }>;
   receivers: ReceiverStatus[];
   links: Array<{ peer: string; carriers: number; inflightBytes: number; session: number }>;
+  /** pg-wal positions and lag per stream (sent, durable-remote, replayed LSN). */
+  pgWal: PgWalStreamStatus[];
 }
 
 interface SenderSlot {
@@ -77,9 +96,12 @@ export class Agent {
   readonly config: Config;
   readonly logger: Logger;
   readonly metrics = new Metrics();
+  private readonly pgWalMetrics = new PgWalMetrics(this.metrics);
   private state: AgentState = 'STARTING';
   private store!: ConsensusStore;
-  private lease: Lease | null = null;
+  private keeper: LeaseKeeper | null = null;
+  /** Live agents of this region (membership records under their leases). */
+  members: MemberView | null = null;
   private pool!: HdePool;
   private tls!: TlsMaterial;
   private server: Server | null = null;
@@ -148,6 +170,7 @@ export class Agent {
       }),
       receivers: [...this.receivers.values()].map((r) => r.status()),
       links: [...this.links.entries()].map(([peer, l]) => ({ peer, carriers: l.liveCarriers, inflightBytes: l.bytesInFlight, session: l.session })),
+      pgWal: this.pgWalMetrics.snapshot(),
     };
   }
 
@@ -183,13 +206,15 @@ export class Agent {
       slot.sender?.stop();
     }
     for (const link of this.links.values()) link.close();
+    this.pgWalMetrics.close();
     await Promise.all([...this.sources.values()].map((s) => s.close()));
     await Promise.all([...this.receivers.values()].map((r) => r.close()));
     for (const link of this.inbound.values()) link.close('agent stopping');
     await Promise.all([...this.walsenders.values()].map((w) => w.close()));
     await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
     await this.http?.close();
-    await this.lease?.revoke().catch(() => {});
+    await this.members?.close().catch(() => {});
+    await this.keeper?.close();
     await this.store?.close();
     await this.pool?.close();
     this.state = 'STOPPED';
@@ -216,6 +241,7 @@ export class Agent {
         const ws = (dest as PgWalDestinationConfig).walsender;
         const server = await startWalsenderServer({ spool: dest.path, host: ws.host, port: ws.port, auth: { users: ws.users, trustCidrs: ws.trust }, logger: this.logger.child({ stream: stream.id, component: 'walsender' }) });
         this.walsenders.set(stream.id, server);
+        this.pgWalMetrics.watchDestination(stream.id, dest.path, server.standbys);
         this.logger.info({ stream: stream.id, port: server.port }, 'walsender endpoint listening');
       }
     }
@@ -234,7 +260,11 @@ export class Agent {
     });
 
     // Senders for streams sourced here, one per destination, each elected.
-    this.lease = await this.store.grantLease(Math.max(1, Math.round(config.acp.leaseTtlMs / 1000)));
+    // Membership and leadership hang off one lease, granted again whenever it is lost.
+    this.keeper = new LeaseKeeper(this.store, Math.max(1, Math.round(config.acp.leaseTtlMs / 1000)), (err) => this.logger.warn({ err: err.message }, 'lease'));
+    await this.keeper.start();
+    await registerMember(this.store, config.federation, this.keeper, { nodeId: config.nodeId, region: config.region, capabilities: CAPABILITIES, address: `${config.listen.host}:${this.listenPort}` }, (err) => this.logger.warn({ err: err.message }, 'membership'));
+    this.members = await MemberView.open(this.store, config.federation, config.region);
     for (const stream of config.streams) {
       if (stream.source.region !== config.region) continue;
       for (const dest of stream.destinations) this.startSenderSlot(stream, dest.region);
@@ -274,7 +304,8 @@ export class Agent {
       store: this.store,
       checkpointKey: checkpointKey(config.federation, stream.id, config.region),
       pool: this.pool,
-      checkpointIntervalMs: config.checkpoint.intervalMs,
+      // Synchronous pg-wal: a commit on the primary waits for this checkpoint.
+      checkpointIntervalMs: stream.kind === 'pg-wal' && stream.source.synchronous ? SYNC_CHECKPOINT_INTERVAL_MS : config.checkpoint.intervalMs,
       checkpointBytes: config.checkpoint.bytes,
       maxPendingBytes: config.amst.linkWindowBytes * 2,
       maxFrameBytes: config.amst.maxFrameBytes,
@@ -342,7 +373,7 @@ export class Agent {
     while (!slot.abort.signal.aborted) {
       let leadership;
       try {
-        leadership = await campaign(this.store, key, config.nodeId, this.lease!, slot.abort.signal);
+        leadership = await campaign(this.store, key, config.nodeId, await this.keeper!.current(), slot.abort.signal);
       } catch (err) {
         if (slot.abort.signal.aborted) return;
         this.logger.warn({ stream: slot.stream.id, err: (err as Error).message }, 'campaign failed; retrying');
@@ -351,6 +382,11 @@ export class Agent {
       }
       this.logger.info({ stream: slot.stream.id, destination: slot.destRegion, epoch: leadership.epoch }, 'elected sender');
       const link = this.linkTo(slot.destRegion);
+      // A paused leader fences itself; the destination's chain is checked against this region's record.
+      let fenced!: (err: Error) => void;
+      const fencedPromise = new Promise<Error>((resolve) => (fenced = resolve));
+      const fence = new LeadershipFence(this.store, key, leadership.epoch, (why) => fenced(new Error(`fenced: ${why}`)));
+      const chainCheck = sourceChainCheck(this.store, chainKey(config.federation, slot.stream.id, slot.destRegion), leadership.epoch, (err) => this.logger.warn({ stream: slot.stream.id, err: err.message }, 'chain record'));
       const sender = new StreamSender({
         streamId: slot.stream.id,
         kind: slot.stream.kind,
@@ -363,11 +399,15 @@ export class Agent {
         epoch: async () => leadership.epoch,
         logger: this.logger,
         metrics: this.metrics,
+        maySend: process.env[FAULT_ZOMBIE_ENV] === '1' ? undefined : () => fence.maySend(),
+        chainCheck,
       });
       slot.sender = sender;
       if (link.session > 0) sender.onLinkUp(link.session);
-      const reason = await Promise.race([leadership.lost, new Promise<Error>((resolve) => slot.abort.signal.addEventListener('abort', () => resolve(new Error('stopping'))))]);
+      const stopping = new Promise<Error>((resolve) => slot.abort.signal.addEventListener('abort', () => resolve(new Error('stopping'))));
+      const reason = await Promise.race(process.env[FAULT_ZOMBIE_ENV] === '1' ? [stopping] : [leadership.lost, fencedPromise, stopping]);
       sender.stop();
+      fence.close();
       slot.sender = null;
       if (!slot.abort.signal.aborted) this.logger.warn({ stream: slot.stream.id, reason: reason.message }, 'leadership lost');
       await leadership.resign().catch(() => {});
@@ -382,7 +422,7 @@ export class Agent {
     const link = new OutboundLink({
       peerRegion: region,
       endpoints,
-      carriers: config.amst.carriers,
+      ...amstLinkOptions(config.amst),
       tls: this.tls,
       identity: this.identity(),
       maxFrameBytes: config.amst.maxFrameBytes,
@@ -395,6 +435,7 @@ export class Agent {
       metrics: this.metrics,
     });
     this.links.set(region, link);
+    startAmst(link, config.amst, this.metrics, this.logger);
     const sendersOf = (): StreamSender[] => this.slots.flatMap((s) => (s.destRegion === region && s.sender ? [s.sender] : []));
     link.start({
       onUp: (session) => sendersOf().forEach((s) => s.onLinkUp(session)),
@@ -425,10 +466,11 @@ export class Agent {
       const c = stream.source.connection;
       source = new WalSource({
         streamId: stream.id,
-        connection: { host: c.host, port: c.port, user: c.user, password: c.password, database: c.database },
+        connection: { host: c.host, port: c.port, user: c.user, password: c.password, database: c.database, applicationName: stream.source.applicationName },
         slot: stream.source.slot,
         onReconnect: (err) => this.logger.warn({ stream: stream.id, err: err.message }, 'reconnecting to PostgreSQL'),
       });
+      this.pgWalMetrics.watchSource(stream.id, source as WalSource, stream.destinations.map((d) => d.region));
     }
     this.sources.set(stream.id, source);
     return source;

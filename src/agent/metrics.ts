@@ -29,6 +29,11 @@ export class Metrics {
   readonly streamLagSeconds = new Gauge({ name: 'dwcp_stream_lag_seconds', help: 'Age of the oldest frame not yet acknowledged durable', labelNames: ['stream', 'destination'], registers: [this.registry] });
   readonly durableSeq = new Gauge({ name: 'dwcp_stream_durable_seq', help: 'Last sequence number durable at the destination', labelNames: ['stream', 'destination'], registers: [this.registry] });
   readonly ackLatency = new Histogram({ name: 'dwcp_ack_latency_seconds', help: 'Time from sending a frame to its durable acknowledgement', labelNames: ['destination'], buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10], registers: [this.registry] });
+  /** AMST controller: carriers it asks for, per link. */
+  readonly amstCarriersTarget = new Gauge({ name: 'dwcp_amst_carriers_target', help: 'Carriers the AMST controller asks for', labelNames: ['peer'], registers: [this.registry] });
+  readonly amstDecisions = new Counter({ name: 'dwcp_amst_decisions_total', help: 'AMST controller decisions by reason (grow, shed, queue, cap, hold, ...)', labelNames: ['peer', 'reason'], registers: [this.registry] });
+  readonly amstGoodput = new Gauge({ name: 'dwcp_amst_goodput_bytes_per_second', help: 'Acknowledged bytes per second measured by the AMST controller', labelNames: ['peer'], registers: [this.registry] });
+  readonly amstRtt = new Gauge({ name: 'dwcp_amst_rtt_seconds', help: 'Mean smoothed RTT of the link carriers (TCP_INFO)', labelNames: ['peer'], registers: [this.registry] });
 
   constructor(options: { processMetrics?: boolean } = {}) {
     if (options.processMetrics ?? true) collectDefaultMetrics({ register: this.registry, prefix: 'dwcp_process_' });

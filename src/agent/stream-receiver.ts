@@ -12,8 +12,8 @@ import type { Sink } from '../streams/stream.ts';
 import { SinkError } from '../streams/stream.ts';
 import type { HdePool, Decoded } from '../encoding/hde-pool.ts';
 import { GENESIS_CHAIN, chainNext } from '../encoding/digest.ts';
-import type { ConsensusStore } from '../consensus/consensus-store.ts';
-import { commitCheckpoint, loadCheckpoint, type Checkpoint } from '../consensus/checkpoints.ts';
+import type { ConsensusStore, Watcher } from '../consensus/consensus-store.ts';
+import { FencedError, commitCheckpoint, loadCheckpoint, type Checkpoint } from '../consensus/checkpoints.ts';
 import type { DataFrame, Envelope, StreamOpen } from '../wire/messages.ts';
 import type { InboundLink } from '../transport/inbound-link.ts';
 import type { Metrics } from './metrics.ts';
@@ -85,6 +85,7 @@ export class StreamReceiver {
   private checkpointDue = false;
   private serial: Promise<void> = Promise.resolve();
   private timer: NodeJS.Timeout;
+  private checkpointWatch: Promise<Watcher> | null = null;
 
   constructor(options: StreamReceiverOptions) {
     this.options = options;
@@ -157,6 +158,9 @@ export class StreamReceiver {
   /** Flush, checkpoint and stop (SIGTERM drain). */
   async close(): Promise<void> {
     clearInterval(this.timer);
+    const watch = this.checkpointWatch;
+    this.checkpointWatch = null;
+    await watch?.then((w) => w.close()).catch(() => {});
     await this.exclusive(async () => {
       await this.endSession();
       await this.audit?.close();
@@ -175,13 +179,36 @@ export class StreamReceiver {
     };
     if (this.haltedReason) return refuse(`stream is halted: ${this.haltedReason}`);
     if (request.kind !== this.options.kind) return refuse(`stream kind "${request.kind}" does not match this destination's "${this.options.kind}"`);
-    // Load the authoritative checkpoint and fence older epochs.
-    const stored = await loadCheckpoint(this.options.store, this.options.checkpointKey);
-    const checkpoint: Checkpoint = stored?.checkpoint ?? { seq: 0, chain: GENESIS_CHAIN.toString('hex'), epoch: 0, sinkState: '', updatedAtMs: 0 };
+    // Load the authoritative checkpoint and fence older epochs; a store that
+    // cannot answer closes the link, so the sender retries with backoff.
+    this.watchCheckpoint();
+    let stored: Awaited<ReturnType<typeof loadCheckpoint>>;
+    try {
+      stored = await loadCheckpoint(this.options.store, this.options.checkpointKey);
+    } catch (err) {
+      return this.storeUnavailable(link, `load checkpoint: ${(err as Error).message}`);
+    }
+    let checkpoint: Checkpoint = stored?.checkpoint ?? { seq: 0, chain: GENESIS_CHAIN.toString('hex'), epoch: 0, sinkState: '', updatedAtMs: 0 };
     this.modRevision = stored?.modRevision ?? 0;
     if (request.epoch < checkpoint.epoch) {
       metrics.framesFenced.inc({ stream: streamId });
       return refuse(`fenced: sender epoch ${request.epoch} is older than the checkpoint's epoch ${checkpoint.epoch}`);
+    }
+    // Claim the checkpoint for the new epoch before answering: from now on an
+    // older sender's open is refused and its sessions at other agents of this
+    // region are fenced (they watch the key).
+    if (request.epoch > checkpoint.epoch) {
+      const claimed: Checkpoint = { ...checkpoint, epoch: request.epoch, updatedAtMs: Date.now() };
+      try {
+        this.modRevision = (await commitCheckpoint(this.options.store, this.options.checkpointKey, this.modRevision, claimed)).modRevision;
+        checkpoint = claimed;
+      } catch (err) {
+        if (err instanceof FencedError) {
+          metrics.framesFenced.inc({ stream: streamId });
+          return refuse(`fenced: ${err.message}`);
+        }
+        return this.storeUnavailable(link, `claim checkpoint for epoch ${request.epoch}: ${(err as Error).message}`);
+      }
     }
     // Recover the sink to the checkpoint; the audit log follows it.
     const state = Buffer.from(await this.options.sink.recover(Buffer.from(checkpoint.sinkState, 'base64'), checkpoint.seq));
@@ -199,6 +226,47 @@ export class StreamReceiver {
       link.send({ streamState: { streamId, durableSeq: checkpoint.seq, chain: this.chain, state: part, more, refusal: '' } });
       if (!more) break;
     }
+  }
+
+  /** The consensus store could not be read or written: close the link so the sender retries. */
+  private storeUnavailable(link: InboundLink, reason: string): void {
+    this.options.logger.error({ stream: this.options.streamId, peer: link.peerNode, reason }, 'consensus store unavailable; closing the link');
+    link.close(`consensus store unavailable: ${reason}`);
+  }
+
+  /** Watch the checkpoint key: a newer epoch committed elsewhere ends this agent's older session. */
+  private watchCheckpoint(): void {
+    if (this.checkpointWatch) return;
+    const watch = this.options.store.watchPrefix(this.options.checkpointKey, (event) => {
+      if (event.type !== 'put' || event.kv.key !== this.options.checkpointKey) return;
+      let epoch = 0;
+      try {
+        epoch = (JSON.parse(event.kv.value.toString('utf8')) as Checkpoint).epoch;
+      } catch {
+        return;
+      }
+      const session = this.session;
+      if (!session || session.ended || epoch <= session.epoch) return;
+      void this.exclusive(async () => this.fenceSession(session, epoch));
+    });
+    watch.catch((err: Error) => {
+      this.options.logger.warn({ stream: this.options.streamId, err: err.message }, 'watch checkpoint failed');
+      if (this.checkpointWatch === watch) this.checkpointWatch = null;
+    });
+    this.checkpointWatch = watch;
+  }
+
+  /** A newer epoch holds the checkpoint: drop this session's unapplied frames and uncommitted position. */
+  private fenceSession(session: Session, newerEpoch: number): void {
+    if (this.session !== session || session.ended) return;
+    session.ended = true;
+    this.session = null;
+    this.options.metrics.framesFenced.inc({ stream: this.options.streamId }, Math.max(1, session.pending.size));
+    this.options.logger.warn({ stream: this.options.streamId, peer: session.link.peerNode, epoch: session.epoch, newerEpoch, appliedSeq: this.appliedSeq, durableSeq: this.durableSeq }, 'session fenced: a newer epoch committed the checkpoint');
+    session.link.send({ error: { code: 'FENCED', detail: `epoch ${session.epoch} fenced by epoch ${newerEpoch}`, streamId: this.options.streamId } });
+    this.appliedSeq = this.durableSeq;
+    this.chain = this.durableChain;
+    this.auditPending = [];
   }
 
   private async endSession(): Promise<void> {

@@ -11,6 +11,10 @@ import { chainNext } from '../encoding/digest.ts';
 import { LinkDownError, frameEnvelope, type OutboundLink } from '../transport/link.ts';
 import type { Ack, Envelope, Nack, StreamState } from '../wire/messages.ts';
 import type { Metrics } from './metrics.ts';
+import { compareChains, type ChainRecord } from '../acp/chain-check.ts';
+
+/** Wait before retrying a session whose consensus check could not be read. */
+const CHAIN_CHECK_RETRY_MS = 1000;
 
 /** Encodes allowed in flight per stream, so workers stay busy while order is kept. */
 const ENCODE_PIPELINE_DEPTH = 8;
@@ -30,6 +34,13 @@ export interface StreamSenderOptions {
   epoch(): Promise<number>;
   logger: Logger;
   metrics: Metrics;
+  /** Checked before each frame: false when this sender is no longer the leader (a zombie stops itself). */
+  maySend?(): Promise<boolean>;
+  /** The source region's committed chain: compared with the destination's on every session start, advanced on acks. */
+  chainCheck?: {
+    committed(): Promise<ChainRecord | undefined>;
+    record(seq: number, chain: Buffer): void;
+  };
 }
 
 interface Unacked {
@@ -150,6 +161,25 @@ export class StreamSender {
     this.options.metrics.durableSeq.set(this.labels, state.durableSeq);
     this.options.logger.info({ stream: streamId, destination: this.options.destRegion, durableSeq: state.durableSeq, stateBytes: state.state.length }, 'stream session open');
 
+    // Check the destination's history against the source region's committed chain before sending.
+    if (this.options.chainCheck) {
+      let committed: ChainRecord | undefined;
+      try {
+        committed = await this.options.chainCheck.committed();
+      } catch (err) {
+        this.options.logger.warn({ stream: streamId, err: (err as Error).message }, 'cannot read the committed chain; retrying the session');
+        setTimeout(() => {
+          if (this.session === session) this.onLinkUp(session.number);
+        }, CHAIN_CHECK_RETRY_MS).unref();
+        return;
+      }
+      const diverged = compareChains(streamId, committed, state.durableSeq, Buffer.from(state.chain));
+      if (diverged) {
+        this.halt(diverged.message);
+        return;
+      }
+    }
+
     // Pull, number and encode (pipelined on the workers); a second loop sends
     // in order as soon as the head is encoded, so an idle source never
     // leaves encoded frames waiting.
@@ -172,6 +202,12 @@ export class StreamSender {
         }
         const head = pipeline[0];
         const { framed, digest } = await head.encoded;
+        // A paused leader re-checks its leadership before sending another frame.
+        if (this.options.maySend && !(await this.options.maySend())) {
+          this.options.metrics.framesFenced.inc({ stream: streamId }, pipeline.length);
+          session.abort.abort();
+          return;
+        }
         chain = chainNext(chain, head.seq, digest);
         session.unacked.push({ seq: head.seq, chain, rawBytes: head.rawBytes, record: head.record });
         await link.sendData(session.number, streamId, head.seq, framed);
@@ -253,6 +289,7 @@ export class StreamSender {
     }
     session.durableSeq = ack.durableSeq;
     this.durableSeq = ack.durableSeq;
+    if (last && last.seq === ack.durableSeq) this.options.chainCheck?.record(ack.durableSeq, last.chain);
     const oldest = this.options.link.acknowledge(this.options.streamId, ack.durableSeq);
     if (oldest !== null) this.options.metrics.ackLatency.observe({ destination: this.options.destRegion }, (performance.now() - oldest) / 1000);
     this.options.metrics.goodputBytes.inc(this.labels, bytes);

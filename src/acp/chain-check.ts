@@ -1,0 +1,155 @@
+// Streams checked against the source region's consensus. The sender of a
+// (stream, destination) records in its own region's store the chained digest
+// at each position the destination acknowledged durable. When a link
+// (re)starts, the destination reports its checkpoint (seq, chain); the
+// sender compares it with that record before sending anything. A mismatch
+// means the destination holds a history the source never committed (a
+// forked WAL, a restored or tampered checkpoint): the stream halts with
+// StreamDivergedError instead of applying anything on top of it.
+
+import type { ConsensusStore } from '../consensus/consensus-store.ts';
+
+/** The source region's committed position of a (stream, destination). */
+export interface ChainRecord {
+  /** Position the destination acknowledged durable. */
+  seq: number;
+  /** Chained digest up to seq, hex. */
+  chain: string;
+  /** Leader epoch of the sender that recorded it. */
+  epoch: number;
+}
+
+/** The destination's history does not match what the source region committed. */
+export class StreamDivergedError extends Error {
+  override name = 'StreamDivergedError';
+  readonly streamId: string;
+  readonly seq: number;
+
+  constructor(streamId: string, seq: number, detail: string) {
+    super(`StreamDivergedError: stream ${streamId}: ${detail}`);
+    this.streamId = streamId;
+    this.seq = seq;
+  }
+}
+
+/** Key of the source region's chain record of streamId towards destRegion. */
+export function chainKey(federation: string, streamId: string, destRegion: string): string {
+  for (const [field, value] of [['federation', federation], ['streamId', streamId], ['destRegion', destRegion]]) {
+    if (value === '' || value.includes('/')) throw new Error(`consensus key: ${field} must be a non-empty string without '/', got ${JSON.stringify(value)}`);
+  }
+  return `/dwcp/${federation}/chains/${streamId}/${destRegion}`;
+}
+
+/** Decode a stored record; throws naming the bad field. */
+function decode(key: string, value: Buffer): ChainRecord {
+  let r: ChainRecord;
+  try {
+    r = JSON.parse(value.toString('utf8')) as ChainRecord;
+  } catch (err) {
+    throw new Error(`decode chain record ${key}: ${(err as Error).message}`);
+  }
+  if (!Number.isSafeInteger(r.seq) || r.seq < 0) throw new Error(`decode chain record ${key}: seq must be a non-negative integer, got ${r.seq}`);
+  if (typeof r.chain !== 'string' || !/^[0-9a-f]*$/.test(r.chain)) throw new Error(`decode chain record ${key}: chain must be lowercase hex`);
+  if (!Number.isSafeInteger(r.epoch) || r.epoch < 0) throw new Error(`decode chain record ${key}: epoch must be a non-negative integer, got ${r.epoch}`);
+  return { seq: r.seq, chain: r.chain, epoch: r.epoch };
+}
+
+/** Load the chain record with its modRevision (undefined when none yet). */
+export async function loadChainRecord(store: ConsensusStore, key: string): Promise<{ record: ChainRecord; modRevision: number } | undefined> {
+  const kv = await store.get(key);
+  return kv === undefined ? undefined : { record: decode(key, kv.value), modRevision: kv.modRevision };
+}
+
+/**
+ * Compare the destination's checkpoint with the source's record. Returns
+ * null when they agree (or the destination is ahead of the record, which
+ * happens when the sender died between the destination's ack and its
+ * record: the record then trails by at most one ack and is advanced by the
+ * next one); else the divergence error.
+ */
+export function compareChains(streamId: string, record: ChainRecord | undefined, destSeq: number, destChain: Buffer): StreamDivergedError | null {
+  if (record === undefined) return null;
+  if (destSeq < record.seq) {
+    return new StreamDivergedError(streamId, destSeq, `destination is at seq ${destSeq}, behind seq ${record.seq} that the source region recorded as durable there (checkpoint lost or restored)`);
+  }
+  if (destSeq === record.seq && destChain.toString('hex') !== record.chain) {
+    return new StreamDivergedError(streamId, destSeq, `destination chain at seq ${destSeq} does not match the source region's`);
+  }
+  return null;
+}
+
+/**
+ * Records a sender's acknowledged positions, one write at a time, latest
+ * wins. A write never moves the record backwards and never overwrites one
+ * of a newer epoch (compare-and-swap on the key's revision).
+ */
+export class ChainRecorder {
+  private readonly store: ConsensusStore;
+  private readonly key: string;
+  private readonly epoch: number;
+  private modRevision: number;
+  private stored: ChainRecord | undefined;
+  private next: ChainRecord | null = null;
+  private running: Promise<void> | null = null;
+  private readonly onError: (err: Error) => void;
+
+  constructor(store: ConsensusStore, key: string, epoch: number, loaded: { record: ChainRecord; modRevision: number } | undefined, onError: (err: Error) => void) {
+    this.store = store;
+    this.key = key;
+    this.epoch = epoch;
+    this.stored = loaded?.record;
+    this.modRevision = loaded?.modRevision ?? 0;
+    this.onError = onError;
+  }
+
+  /** Record (seq, chain) soon; later calls supersede earlier pending ones. */
+  record(seq: number, chain: Buffer): void {
+    this.next = { seq, chain: chain.toString('hex'), epoch: this.epoch };
+    if (!this.running) this.running = this.flush().finally(() => (this.running = null));
+  }
+
+  /** Wait for pending writes. */
+  async settled(): Promise<void> {
+    while (this.running) await this.running;
+  }
+
+  private async flush(): Promise<void> {
+    while (this.next) {
+      const next = this.next;
+      this.next = null;
+      if (this.stored && (next.seq <= this.stored.seq && next.epoch <= this.stored.epoch)) continue;
+      try {
+        let res = await this.store.compareAndSwap(this.key, this.modRevision, Buffer.from(JSON.stringify(next)));
+        if (!res.ok) {
+          // Someone else wrote: re-read, keep the fence, and retry once.
+          const current = res.current ? decode(this.key, res.current.value) : undefined;
+          if (current && current.epoch > this.epoch) throw new Error(`fenced: record holds epoch ${current.epoch}, newer than this sender's ${this.epoch}`);
+          res = await this.store.compareAndSwap(this.key, res.current?.modRevision ?? 0, Buffer.from(JSON.stringify(next)));
+          if (!res.ok) throw new Error('another writer changed it twice');
+        }
+        this.modRevision = res.revision;
+        this.stored = next;
+      } catch (err) {
+        this.onError(new Error(`record chain ${this.key} at seq ${next.seq}: ${(err as Error).message}`));
+        return;
+      }
+    }
+  }
+}
+
+/**
+ * The chain check of one leadership, for StreamSender's chainCheck option:
+ * committed() reads the record (and readies the recorder at its revision),
+ * record() advances it after each verified ack.
+ */
+export function sourceChainCheck(store: ConsensusStore, key: string, epoch: number, onError: (err: Error) => void): { committed(): Promise<ChainRecord | undefined>; record(seq: number, chain: Buffer): void } {
+  let recorder: ChainRecorder | null = null;
+  return {
+    committed: async () => {
+      const loaded = await loadChainRecord(store, key);
+      recorder = new ChainRecorder(store, key, epoch, loaded, onError);
+      return loaded?.record;
+    },
+    record: (seq, chain) => recorder?.record(seq, chain),
+  };
+}
