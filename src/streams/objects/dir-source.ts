@@ -439,9 +439,11 @@ function hasAncestorIn(path: string, dirs: Set<string>): boolean {
   return false;
 }
 
-/** Drop path and everything below it from the view. */
+/** Drop path and everything below it from the view (only a directory has anything below it). */
 function removeSubtree(view: DestView, path: string): void {
+  const entry = view.get(path);
   view.delete(path);
+  if (!entry?.directory) return;
   const prefix = `${path}/`;
   for (const key of view.keys()) if (key.startsWith(prefix)) view.delete(key);
 }
