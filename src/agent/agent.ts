@@ -396,6 +396,7 @@ export class Agent {
         link,
         pool: this.pool,
         level: config.hde.level,
+        adaptiveLevel: config.hde.adaptiveLevel,
         epoch: async () => leadership.epoch,
         logger: this.logger,
         metrics: this.metrics,

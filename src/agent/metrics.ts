@@ -28,6 +28,7 @@ export class Metrics {
   readonly streamLagFrames = new Gauge({ name: 'dwcp_stream_lag_frames', help: 'Frames sent but not yet acknowledged durable', labelNames: ['stream', 'destination'], registers: [this.registry] });
   readonly streamLagSeconds = new Gauge({ name: 'dwcp_stream_lag_seconds', help: 'Age of the oldest frame not yet acknowledged durable', labelNames: ['stream', 'destination'], registers: [this.registry] });
   readonly durableSeq = new Gauge({ name: 'dwcp_stream_durable_seq', help: 'Last sequence number durable at the destination', labelNames: ['stream', 'destination'], registers: [this.registry] });
+  readonly hdeLevel = new Gauge({ name: 'dwcp_hde_level', help: 'zstd level the sender encodes with now (0 = no compression)', labelNames: ['stream', 'destination'], registers: [this.registry] });
   readonly ackLatency = new Histogram({ name: 'dwcp_ack_latency_seconds', help: 'Time from sending a frame to its durable acknowledgement', labelNames: ['destination'], buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10], registers: [this.registry] });
   /** AMST controller: carriers it asks for, per link. */
   readonly amstCarriersTarget = new Gauge({ name: 'dwcp_amst_carriers_target', help: 'Carriers the AMST controller asks for', labelNames: ['peer'], registers: [this.registry] });

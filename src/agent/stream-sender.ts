@@ -12,9 +12,13 @@ import { LinkDownError, frameEnvelope, type OutboundLink } from '../transport/li
 import type { Ack, Envelope, Nack, StreamState } from '../wire/messages.ts';
 import type { Metrics } from './metrics.ts';
 import { compareChains, type ChainRecord } from '../acp/chain-check.ts';
+import { initialLevelState, levelOf, nextLevel, type LevelState } from '../encoding/level-chooser.ts';
 
 /** Wait before retrying a session whose consensus check could not be read. */
 const CHAIN_CHECK_RETRY_MS = 1000;
+
+/** How often the online level choice looks at where the sender waited. */
+const LEVEL_INTERVAL_MS = 1000;
 
 /** Encodes allowed in flight per stream, so workers stay busy while order is kept. */
 const ENCODE_PIPELINE_DEPTH = 8;
@@ -28,8 +32,10 @@ export interface StreamSenderOptions {
   source: Source;
   link: OutboundLink;
   pool: HdePool;
-  /** zstd level, or null for no compression. */
+  /** zstd level, or null for no compression; with adaptiveLevel, where the choice starts. */
   level: number | null;
+  /** Move the level online by where the sender waits (encoders or link). */
+  adaptiveLevel?: boolean;
   /** Leadership epoch stamped on frames of a new session. */
   epoch(): Promise<number>;
   logger: Logger;
@@ -78,10 +84,16 @@ export class StreamSender {
   private durableSeq = 0;
   private haltedReason: string | null = null;
   private readonly labels: { stream: string; destination: string };
+  private levelState: LevelState;
+  private level: number | null;
+  private levelWaits = { encodeMs: 0, linkMs: 0, since: performance.now() };
 
   constructor(options: StreamSenderOptions) {
     this.options = options;
     this.labels = { stream: options.streamId, destination: options.destRegion };
+    this.level = options.level;
+    this.levelState = initialLevelState(options.level);
+    options.metrics.hdeLevel.set(this.labels, options.level ?? 0);
   }
 
   /** Status snapshot. */
@@ -201,7 +213,10 @@ export class StreamSender {
           continue;
         }
         const head = pipeline[0];
+        const waitStart = performance.now();
         const { framed, digest } = await head.encoded;
+        const encodedAt = performance.now();
+        this.levelWaits.encodeMs += encodedAt - waitStart;
         // A paused leader re-checks its leadership before sending another frame.
         if (this.options.maySend && !(await this.options.maySend())) {
           this.options.metrics.framesFenced.inc({ stream: streamId }, pipeline.length);
@@ -211,6 +226,8 @@ export class StreamSender {
         chain = chainNext(chain, head.seq, digest);
         session.unacked.push({ seq: head.seq, chain, rawBytes: head.rawBytes, record: head.record });
         await link.sendData(session.number, streamId, head.seq, framed);
+        this.levelWaits.linkMs += performance.now() - encodedAt;
+        this.adaptLevel();
         pipeline.shift();
         this.sentSeq = head.seq;
         this.options.metrics.framesSent.inc({ stream: streamId });
@@ -242,9 +259,22 @@ export class StreamSender {
     await sender;
   }
 
+  /** Every LEVEL_INTERVAL_MS, let the level chooser move the zstd level. */
+  private adaptLevel(): void {
+    const now = performance.now();
+    const intervalMs = now - this.levelWaits.since;
+    if (!this.options.adaptiveLevel || intervalMs < LEVEL_INTERVAL_MS) return;
+    this.levelState = nextLevel(this.levelState, { intervalMs, encodeWaitMs: this.levelWaits.encodeMs, linkWaitMs: this.levelWaits.linkMs });
+    this.levelWaits = { encodeMs: 0, linkMs: 0, since: now };
+    const level = levelOf(this.levelState);
+    if (level !== this.level) this.options.logger.info({ stream: this.options.streamId, from: this.level, to: level }, 'zstd level changed');
+    this.level = level;
+    this.options.metrics.hdeLevel.set(this.labels, level ?? 0);
+  }
+
   private async encode(seq: number, epoch: number, record: SourceRecord): Promise<{ framed: Buffer; digest: Buffer }> {
     const rawLength = record.data.length;
-    const enc = await this.options.pool.encode(record.meta, record.data, this.options.level);
+    const enc = await this.options.pool.encode(record.meta, record.data, this.level);
     const framed = frameEnvelope({
       data: {
         streamId: this.options.streamId,

@@ -80,6 +80,7 @@ export function buildConfig(input: ConfigInput, context: CompileContext, issues:
     },
     hde: {
       level: hde.level ?? DEFAULTS.hde.level,
+      adaptiveLevel: hde.adaptiveLevel ?? DEFAULTS.hde.adaptiveLevel,
       workers: hde.workers ?? Math.max(1, Math.min(DEFAULTS.hde.maxWorkers, context.cpuCount)),
       chunkBytes: bytes(hde.chunk ?? DEFAULTS.hde.chunk, 'hde.chunk'),
     },
@@ -112,6 +113,7 @@ function buildStream(
         watch: source.watch ?? DEFAULTS.objects.watch,
       },
       destinations: stream.destinations.map((d) => ({ region: d.region, path: abs(d.path ?? '') })),
+      shards: stream.shards ?? DEFAULTS.objects.shards,
     };
   }
   const connection = source.connection!;

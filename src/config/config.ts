@@ -49,8 +49,10 @@ export interface AmstConfig {
 
 /** Encoding tuning (HDE). */
 export interface HdeConfig {
-  /** zstd level (-7..19). */
+  /** zstd level (-7..19); with adaptiveLevel, the starting level. */
   level: number;
+  /** Choose the level online from where the sender waits (level-chooser.ts). */
+  adaptiveLevel: boolean;
   /** Worker threads for encoders and decoders. */
   workers: number;
   chunkBytes: number;
@@ -107,6 +109,8 @@ export interface ObjectsStreamConfig {
   kind: Extract<StreamKind, 'objects'>;
   source: ObjectsSourceConfig;
   destinations: ObjectsDestinationConfig[];
+  /** Sub-streams the tree is split into by top-level directory (1: unsharded). */
+  shards: number;
 }
 
 /** How the pg-wal source connects to PostgreSQL. */

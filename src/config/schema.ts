@@ -26,10 +26,10 @@ export const DEFAULTS = {
     minStreams: 1,
     maxStreams: 512,
   },
-  hde: { level: 3, maxWorkers: 4, chunk: '256KiB' },
+  hde: { level: 3, adaptiveLevel: true, maxWorkers: 4, chunk: '256KiB' },
   acp: { backend: 'embedded', file: 'acp.log', leaseTtl: '10s', callTimeout: '3s' },
   checkpoint: { interval: '200ms', bytes: '16MiB' },
-  objects: { scanInterval: '30s', watch: true },
+  objects: { scanInterval: '30s', watch: true, shards: 1 },
   pgWal: {
     port: 5432,
     database: 'postgres',
@@ -47,6 +47,8 @@ export const CARRIERS_MAX = 1024;
 export const ZSTD_LEVEL_MIN = -7;
 /** Highest zstd level HDE accepts (20..22 need --ultra memory). */
 export const ZSTD_LEVEL_MAX = 19;
+/** Most shards an objects stream may be split into (each is a leader key, a checkpoint and a session). */
+export const SHARDS_MAX = 4096;
 
 /** The stream kinds a config may declare (same words as StreamKind). */
 export const STREAM_KINDS = ['objects', 'pg-wal'] as const;
@@ -214,7 +216,11 @@ export const HdeSchema = Type.Object(
   {
     level: Type.Optional(Type.Integer({
       minimum: ZSTD_LEVEL_MIN, maximum: ZSTD_LEVEL_MAX, default: DEFAULTS.hde.level,
-      description: `zstd level (${ZSTD_LEVEL_MIN}..${ZSTD_LEVEL_MAX}). Default ${DEFAULTS.hde.level}.`,
+      description: `zstd level (${ZSTD_LEVEL_MIN}..${ZSTD_LEVEL_MAX}); with adaptiveLevel, the level to start from. Default ${DEFAULTS.hde.level}.`,
+    })),
+    adaptiveLevel: Type.Optional(Type.Boolean({
+      default: DEFAULTS.hde.adaptiveLevel,
+      description: `Choose the level online: step toward no compression while the encoders are the bottleneck, toward stronger levels (up to 9) while the link is. Default ${DEFAULTS.hde.adaptiveLevel}.`,
     })),
     workers: Type.Optional(Type.Integer({
       minimum: 1, maximum: 256,
@@ -311,6 +317,10 @@ export const StreamSchema = Type.Object(
     kind: OneOf(STREAM_KINDS, 'What the stream carries. Required.'),
     source: StreamSourceSchema,
     destinations: Type.Array(StreamDestinationSchema, { minItems: 1, description: 'Where the stream goes. Required, non-empty.' }),
+    shards: Type.Optional(Type.Integer({
+      minimum: 1, maximum: SHARDS_MAX, default: DEFAULTS.objects.shards,
+      description: `objects: split the tree by top-level directory into this many sub-streams (1..${SHARDS_MAX}), each elected, checkpointed and sent on its own, spread over the source region's live agents. Default ${DEFAULTS.objects.shards} (unsharded).`,
+    })),
   },
   { additionalProperties: false },
 );
