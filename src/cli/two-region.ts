@@ -40,8 +40,21 @@ export interface TwoRegion {
   certs: Record<string, DevCert>;
 }
 
-/** Write certs and the two config files. */
-export async function writeTwoRegion(options: TwoRegionOptions): Promise<TwoRegion> {
+/** What every generated agent config shares; streams differ by kind. */
+export interface FederationFiles {
+  dir: string;
+  carriers?: number;
+  level?: number;
+  chunk?: string;
+  checkpointInterval?: string;
+  amstExtra?: string;
+  destPortSeenBySource?: number;
+  /** The federation-wide `streams:` section (YAML, without the key). */
+  streams: string;
+}
+
+/** Certificates, ports and the two agents' config files for a two-region federation on loopback. */
+export async function writeFederationFiles(options: FederationFiles): Promise<TwoRegion> {
   const certs = await createDevPki(join(options.dir, 'tls'), [SOURCE_REGION, DEST_REGION]);
   const ports = { source: await freePort(), dest: await freePort(), sourceHttp: await freePort(), destHttp: await freePort() };
   const write = async (region: string, port: number, httpPort: number): Promise<string> => {
@@ -73,12 +86,7 @@ acp:
 checkpoint:
   interval: ${options.checkpointInterval ?? '200ms'}
 streams:
-  - id: ${options.streamId ?? 'sample'}
-    kind: objects
-    source: { region: ${SOURCE_REGION}, path: ${options.sourcePath}, scanInterval: 10s }
-    destinations:
-      - { region: ${DEST_REGION}, path: ${options.destPath} }
-`;
+${options.streams}`;
     const file = join(options.dir, `${region}.yaml`);
     await writeFile(file, yaml);
     return file;
@@ -89,4 +97,17 @@ streams:
     ports,
     certs,
   };
+}
+
+/** Write certs and the two config files of an objects stream. */
+export function writeTwoRegion(options: TwoRegionOptions): Promise<TwoRegion> {
+  return writeFederationFiles({
+    ...options,
+    streams: `  - id: ${options.streamId ?? 'sample'}
+    kind: objects
+    source: { region: ${SOURCE_REGION}, path: ${options.sourcePath}, scanInterval: 10s }
+    destinations:
+      - { region: ${DEST_REGION}, path: ${options.destPath} }
+`,
+  });
 }

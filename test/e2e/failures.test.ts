@@ -61,12 +61,7 @@ test('a carrier socket destroyed mid-transfer: its frames are resent on the othe
   const fed = await startFederation({ totalBytes: 160 * MiB, largestBytes: 60 * MiB, carriers: 4, start: false });
   const relay = await startTcpRelay(fed.setup.ports.dest);
   try {
-    // Rewrite the source's view of the destination to go through the relay.
-    const { readFile, writeFile } = await import('node:fs/promises');
-    const cfg = await readFile(fed.setup.sourceConfig, 'utf8');
-    await writeFile(fed.setup.sourceConfig, cfg.replace(`127.0.0.1:${fed.setup.ports.dest}`, `127.0.0.1:${relay.port}`));
-    await fed.dest.start();
-    await fed.source.start();
+    await fed.startThroughRelay(relay.port);
     await waitForProgress(fed, 0.2);
     assert.ok(relay.destroyOne(), 'a carrier connection was open');
     await fed.waitInSync(300_000);
@@ -83,11 +78,7 @@ test('a byte flipped in transit is never applied: resent, result identical, veri
   const fed = await startFederation({ totalBytes: 64 * MiB, largestBytes: 20 * MiB, carriers: 2, start: false });
   const relay = await startFlippingRelay(fed.setup.ports.dest, fed.setup.certs['eu-west'], 2);
   try {
-    const { readFile, writeFile } = await import('node:fs/promises');
-    const cfg = await readFile(fed.setup.sourceConfig, 'utf8');
-    await writeFile(fed.setup.sourceConfig, cfg.replace(`127.0.0.1:${fed.setup.ports.dest}`, `127.0.0.1:${relay.port}`));
-    await fed.dest.start();
-    await fed.source.start();
+    await fed.startThroughRelay(relay.port);
     await fed.waitInSync(300_000);
     assert.equal(relay.flips(), 2, 'the relay flipped two frames');
     await assertIdentical(fed);

@@ -1,7 +1,7 @@
 // A two-region federation of real agent processes on loopback, with a
 // generated source tree, for end-to-end tests.
 
-import { mkdtemp, mkdir, rm, readFile } from 'node:fs/promises';
+import { mkdtemp, mkdir, rm, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { generateSampleTree, type SampleTreeInfo } from '../../src/cli/sample-tree.ts';
@@ -19,6 +19,8 @@ export interface Federation {
   dest: AgentProcess;
   /** Wait until the source reports everything durable at the destination. */
   waitInSync(timeoutMs: number): Promise<void>;
+  /** Point the source at a relay instead of the destination, then start both (options.start must be false). */
+  startThroughRelay(relayPort: number): Promise<void>;
   /** Durably applied sequence numbers recorded by the destination's audit log. */
   auditSeqs(): Promise<number[]>;
   cleanup(): Promise<void>;
@@ -72,6 +74,12 @@ export async function startFederation(options: FederationOptions): Promise<Feder
         const state = async (a: typeof source): Promise<string> => JSON.stringify(await a.status().catch((e: Error) => e.message));
         throw new Error(`${(err as Error).message}\nsource status: ${await state(source)}\ndest status: ${await state(dest)}\nsource log:\n${source.logs.slice(-15).join('\n')}\ndest log:\n${dest.logs.slice(-15).join('\n')}`, { cause: err });
       }
+    },
+    startThroughRelay: async (relayPort) => {
+      const cfg = await readFile(setup.sourceConfig, 'utf8');
+      await writeFile(setup.sourceConfig, cfg.replace(`127.0.0.1:${setup.ports.dest}`, `127.0.0.1:${relayPort}`));
+      await dest.start();
+      await source.start();
     },
     auditSeqs: async () => {
       const text = await readFile(join(dir, 'us-east', 'audit', `${options.streamId ?? 'sample'}.log`), 'utf8');
