@@ -68,9 +68,9 @@ export async function benchCommand(args: string[]): Promise<number> {
     }
     const dest = join(dir, 'dwcp');
     await mkdir(dest);
-    out.write(`dwcp (${values.carriers} TCP+TLS carriers, zstd level ${values.level}) ...\n`);
+    out.write(`dwcp (starting with ${values.carriers} TCP+TLS carriers and zstd level ${values.level}; both adapt) ...\n`);
     const d = await replicateLocally({ dir, sourcePath: source, destPath: dest, carriers: Number(values.carriers), level: Number(values.level), out });
-    rows.push({ tool: `dwcp (${values.carriers} carriers, zstd ${values.level})`, seconds: d.seconds, wireBytes: d.wireBytes, identical: (await compareTrees(source, dest)).identical });
+    rows.push({ tool: `dwcp (up to ${d.maxCarriers} carriers, zstd ${values.level} -> ${d.finalLevel === 0 ? 'none' : d.finalLevel})`, seconds: d.seconds, wireBytes: d.wireBytes, identical: (await compareTrees(source, dest)).identical });
 
     // One table, rsync -a as the baseline.
     const base = rows[0];

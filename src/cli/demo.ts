@@ -41,7 +41,8 @@ export async function runDemo(options: DemoOptions): Promise<boolean> {
     out.write(`  bytes           ${formatBytes(cmp.bytes)}\n`);
     out.write(`  time            ${run.seconds.toFixed(1)} s (${formatRate(tree.bytes / run.seconds)})\n`);
     out.write(`  bytes on wire   ${formatBytes(run.wireBytes)} (${(tree.bytes / Math.max(run.wireBytes, 1)).toFixed(2)}x smaller than the data)\n`);
-    out.write(`  carriers        ${options.carriers} TCP+TLS\n`);
+    out.write(`  carriers        up to ${run.maxCarriers} TCP+TLS (started with ${options.carriers}; the AMST controller adapts)\n`);
+    out.write(`  zstd level      ${run.finalLevel === 0 ? 'none' : run.finalLevel} at the end (chosen online)\n`);
     out.write(`  verify failures ${run.verifyFailures}\n`);
     out.write(`  result          ${cmp.identical ? 'VERIFIED IDENTICAL (content, size, mode, mtime)' : 'DIFFERENT'}\n`);
     for (const d of cmp.differences) out.write(`    ${d}\n`);

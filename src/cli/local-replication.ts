@@ -25,6 +25,10 @@ export interface LocalReplicationResult {
   wireBytes: number;
   goodputBytes: number;
   verifyFailures: number;
+  /** Most live carriers seen during the run (the AMST controller may change the count). */
+  maxCarriers: number;
+  /** zstd level in use at the end (0 = no compression; the online choice may move it). */
+  finalLevel: number;
 }
 
 const PROGRESS_INTERVAL_MS = 500;
@@ -50,8 +54,10 @@ export async function replicateLocally(options: LocalReplicationOptions): Promis
 
     // Progress until the source says everything is durable at the destination.
     const progress = new ProgressLine(out);
+    let maxCarriers = 0;
     for (;;) {
       const status = await source.status();
+      maxCarriers = Math.max(maxCarriers, status.links[0]?.carriers ?? 0);
       const sender = status.senders[0];
       const p = sender?.progress;
       if (p?.inSync) break;
@@ -69,6 +75,8 @@ export async function replicateLocally(options: LocalReplicationOptions): Promis
       wireBytes: await source.metric('dwcp_wire_bytes_sent_total'),
       goodputBytes: await source.metric('dwcp_goodput_bytes_total'),
       verifyFailures: await dest.metric('dwcp_verify_failures_total'),
+      maxCarriers,
+      finalLevel: await source.metric('dwcp_hde_level'),
     };
   } finally {
     await source.terminate();
