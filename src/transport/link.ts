@@ -23,6 +23,8 @@ const RATE_EWMA_WEIGHT = 0.3;
 const MIN_RATE_BYTES_PER_S = 1_000_000;
 /** A carrier retired by a lower carrier count closes at the latest this long after, ms. */
 const RETIRE_TIMEOUT_MS = 10_000;
+/** Wait while every usable carrier slot is still being dialed, ms. */
+const REDIAL_WAIT_MS = 20;
 /** A session that lasted this long resets the reconnect backoff. */
 const STABLE_SESSION_MS = 5_000;
 
@@ -119,6 +121,8 @@ export class OutboundLink {
   private carrierCount: number;
   private ackedBytes = 0;
   private congestion: string | null = null;
+  private rateLimit: number | null = null;
+  private paceNextAt = 0;
 
   constructor(options: OutboundLinkOptions) {
     this.options = options;
@@ -151,6 +155,11 @@ export class OutboundLink {
     return this.ackedBytes;
   }
 
+  /** True once close() was called. */
+  get closed(): boolean {
+    return this.stopped;
+  }
+
   /** Carriers the link aims for (live or being dialed). */
   get targetCarriers(): number {
     return this.carrierCount;
@@ -161,6 +170,11 @@ export class OutboundLink {
     if (name === this.congestion || !this.options.setSocketCongestion) return;
     this.congestion = name;
     for (const socket of this.sockets) this.applyCongestion(socket);
+  }
+
+  /** Pace data frames to at most this many bytes/s (the bandwidth cap); null: unpaced. */
+  setRateLimit(bytesPerS: number | null): void {
+    this.rateLimit = bytesPerS !== null && bytesPerS > 0 ? bytesPerS : null;
   }
 
   /** Start connecting; handlers hear about sessions and messages. */
@@ -180,10 +194,11 @@ export class OutboundLink {
     // Grow: reuse slots still retiring, dial the others. Shrink: retire the
     // highest slots; they get no new frames and close once their frames are
     // acknowledged (so a shed does not resend what is already in flight).
+    while (this.slots.length < count) this.slots.push(this.emptySlot());
     for (let i = old; i < count; i++) {
       const slot = this.slots[i];
-      if (slot?.carrier && !slot.carrier.closed) slot.retiredAt = null;
-      else if (!slot?.redialTimer) this.dialSlot(i);
+      if (slot.carrier && !slot.carrier.closed) slot.retiredAt = null;
+      else if (!slot.redialTimer) this.dialSlot(i);
     }
     const now = performance.now();
     for (let i = count; i < this.slots.length; i++) this.slots[i].retiredAt ??= now;
@@ -217,6 +232,7 @@ export class OutboundLink {
    * LinkDownError when the session ended.
    */
   async sendData(session: number, streamId: string, seq: number, framed: Buffer): Promise<void> {
+    await this.pace(framed.length);
     await this.reserve(framed.length, session);
     let frames = this.inflight.get(streamId);
     if (!frames) {
@@ -460,6 +476,15 @@ export class OutboundLink {
     });
   }
 
+  /** Wait for this frame's turn under the rate limit (a frame-sized token bucket). */
+  private async pace(bytes: number): Promise<void> {
+    if (this.rateLimit === null) return;
+    const now = performance.now();
+    const start = Math.max(now, this.paceNextAt);
+    this.paceNextAt = start + (bytes / this.rateLimit) * 1000;
+    if (start > now) await new Promise((r) => setTimeout(r, start - now));
+  }
+
   private wakeWindowWaiters(): void {
     const waiters = this.windowWaiters;
     this.windowWaiters = [];
@@ -484,10 +509,12 @@ export class OutboundLink {
         this.options.metrics.wireBytesSent.inc({ peer: this.options.peerRegion }, entry.framed.length);
         return;
       }
-      // Every carrier is full: wait until one drains.
-      const live = this.slots.flatMap((s) => (s.carrier && !s.carrier.closed ? [s.carrier.drained()] : []));
-      if (live.length === 0) return;
-      await Promise.race(live);
+      // Every carrier is full: wait until one the scheduler may use drains
+      // (a retired carrier's drain must not wake this loop, or it spins).
+      const usable = this.slots.slice(0, this.carrierCount).flatMap((s) => (s.carrier && !s.carrier.closed ? [s.carrier.drained()] : []));
+      if (usable.length > 0) await Promise.race(usable);
+      else if (this.liveCarriers > 0) await new Promise((r) => setTimeout(r, REDIAL_WAIT_MS).unref());
+      else return;
     }
   }
 

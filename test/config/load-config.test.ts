@@ -80,8 +80,12 @@ test('a minimal file compiles with every default filled in', () => {
     initialBackoffMs: 200,
     maxBackoffMs: 10_000,
     congestionControl: 'auto',
+    adaptive: true,
+    minStreams: 1,
+    maxStreams: 512,
+    bandwidthCapBytesPerS: null,
   });
-  assert.deepEqual(config.hde, { level: 3, workers: 2, chunkBytes: 256 * 1024 });
+  assert.deepEqual(config.hde, { level: 3, adaptiveLevel: true, workers: 2, chunkBytes: 256 * 1024 });
   assert.deepEqual(config.acp, { backend: 'embedded', path: '/var/lib/dwcp/acp.log', leaseTtlMs: 10_000, callTimeoutMs: 3_000 });
   assert.deepEqual(config.checkpoint, { intervalMs: 200, bytes: 16 * 1024 * 1024 });
   assert.deepEqual(config.streams[0], {
@@ -89,6 +93,7 @@ test('a minimal file compiles with every default filled in', () => {
     kind: 'objects',
     source: { region: 'eu-west', path: '/data/assets', scanIntervalMs: 30_000, watch: true },
     destinations: [{ region: 'us-east', path: '/etc/dwcp/sink/assets' }],
+    shards: 1,
   });
   assert.deepEqual(config.streams[1], {
     id: 'main-db',
@@ -97,6 +102,8 @@ test('a minimal file compiles with every default filled in', () => {
       region: 'eu-west',
       connection: { host: '127.0.0.1', port: 5432, user: 'replicator', database: 'postgres' },
       slot: 'dwcp_main_db',
+      synchronous: false,
+      applicationName: 'dwcp_main_db',
     },
     destinations: [{
       region: 'us-east',
@@ -132,7 +139,11 @@ amst:
   initialBackoff: 50
   maxBackoff: 1m
   congestionControl: bbr
-hde: { level: -7, workers: 3, chunk: 64KiB }
+  adaptive: false
+  minStreams: 2
+  maxStreams: 1000
+  bandwidthCap: 50MB
+hde: { level: -7, adaptiveLevel: false, workers: 3, chunk: 64KiB }
 acp:
   backend: etcd
   endpoints: ["https://127.0.0.1:2379"]
@@ -160,8 +171,9 @@ streams:
   assert.deepEqual(config.amst, {
     carriers: 1024, carrierWindowBytes: 1024 * 1024, linkWindowBytes: 100_000_000, maxFrameBytes: 16 * 1024 * 1024,
     connectTimeoutMs: 90_000, initialBackoffMs: 50, maxBackoffMs: 60_000, congestionControl: 'bbr',
+    adaptive: false, minStreams: 2, maxStreams: 1000, bandwidthCapBytesPerS: 50_000_000,
   });
-  assert.deepEqual(config.hde, { level: -7, workers: 3, chunkBytes: 64 * 1024 });
+  assert.deepEqual(config.hde, { level: -7, adaptiveLevel: false, workers: 3, chunkBytes: 64 * 1024 });
   assert.deepEqual(config.acp, {
     backend: 'etcd',
     endpoints: ['https://127.0.0.1:2379'],
@@ -173,7 +185,7 @@ streams:
   assert.deepEqual(config.streams, [{
     id: 'db',
     kind: 'pg-wal',
-    source: { region: 'eu-west', connection: { host: '/var/run/postgresql', port: 5433, user: 'rep', password: 'pw', database: 'app' }, slot: 'my_slot' },
+    source: { region: 'eu-west', connection: { host: '/var/run/postgresql', port: 5433, user: 'rep', password: 'pw', database: 'app' }, slot: 'my_slot', synchronous: false, applicationName: 'dwcp_db' },
     destinations: [{
       region: 'us-east', path: '/spool/db',
       walsender: { host: '0.0.0.0', port: 6543, users: { replicator: 'secret' }, trust: ['10.0.0.0/8', '::1/128'] },

@@ -1,0 +1,266 @@
+// A DWCP link moving synthetic incompressible data, for netbench and its
+// tests. Run as a script inside a lab namespace; one JSON object per line.
+//   node link-runner.ts sink --port P --pki DIR
+//     Carrier server: verifies each frame's SHA-256, applies frames in
+//     sequence order, acknowledges the contiguous prefix (as a stream
+//     receiver does after its durable write), and on SIGTERM prints
+//     {"event":"summary", bytes, frames, mismatches, chain, rssMaxBytes, cpuSeconds}.
+//   node link-runner.ts source --host H --port P --pki DIR --seconds S
+//        [--carriers N] [--adaptive] [--cc auto|bbr|cubic|reno]
+//        [--min-streams N] [--max-streams N] [--cap BYTES_PER_S] [--bytes N]
+//     OutboundLink (+ AmstLoop when --adaptive) sending frames as fast as
+//     the link window allows, for S seconds or N bytes; prints a
+//     {"event":"tick"} line per second and a final {"event":"summary"}.
+// Why a runner and not two agents: it measures the transport (link,
+// scheduler, carriers, controller) without the objects stream's disk and
+// consensus work, so the number is AMST's; test/e2e covers the agents.
+
+import { createHash, randomBytes } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import pino from 'pino';
+import { OutboundLink, frameEnvelope, LinkDownError } from '../src/transport/link.ts';
+import { InboundLink } from '../src/transport/inbound-link.ts';
+import { startCarrierServer, type TlsMaterial } from '../src/transport/tls-transport.ts';
+import { AmstLoop, type AmstTick, type ControlledLink } from '../src/amst/amst-loop.ts';
+import { availableCongestion, setCongestion, tcpInfo } from '../native-bindings/index.ts';
+import { tuneCarrierSocket } from '../src/amst/link-control.ts';
+import { Metrics } from '../src/agent/metrics.ts';
+import { Encoding, type DataFrame } from '../src/wire/messages.ts';
+
+/** Payload bytes per frame. */
+export const RUNNER_FRAME_BYTES = 128 * 1024;
+/** Distinct random payloads cycled through (precomputed digests). */
+const PAYLOAD_POOL = 64;
+/** Bytes sent and not acknowledged, per link: enough for 1 Gbit/s x 600 ms plus queue. */
+const RUNNER_LINK_WINDOW_BYTES = 64 * 1024 * 1024;
+/** Bytes queued per carrier in userspace. */
+const RUNNER_CARRIER_WINDOW_BYTES = 1024 * 1024;
+/** Interval of tick lines and of the controller, ms. */
+const TICK_MS = 1_000;
+/** The stream id of the synthetic stream. */
+const STREAM_ID = 'netbench';
+const FEDERATION = 'netbench';
+
+/** Certificates from a dev PKI directory made by createDevPki (names 'a' and 'b'). */
+async function loadPki(dir: string, name: string): Promise<TlsMaterial> {
+  const [ca, cert, key] = await Promise.all([
+    readFile(join(dir, 'dwcp-dev-ca.crt')), readFile(join(dir, `${name}.crt`)), readFile(join(dir, `${name}.key`)),
+  ]);
+  return { ca, cert, key };
+}
+
+/** Peak resident set size so far, bytes. */
+function rssMaxBytes(): number {
+  return process.resourceUsage().maxRSS * 1024;
+}
+
+/** User + system CPU of this process, seconds. */
+function cpuSeconds(): number {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1e6;
+}
+
+function print(obj: object): void {
+  process.stdout.write(JSON.stringify(obj) + '\n');
+}
+
+/** The receiving end: verify, order, acknowledge. */
+async function sink(port: number, pki: string): Promise<void> {
+  const metrics = new Metrics({ processMetrics: false });
+  const tls = await loadPki(pki, 'b');
+  const chain = createHash('sha256');
+  let next = 1;
+  let bytes = 0;
+  let frames = 0;
+  let mismatches = 0;
+  const pending = new Map<number, Buffer>();
+  const identity = { federation: FEDERATION, region: 'b', nodeId: 'sink', capabilities: [] };
+  let current: InboundLink | null = null;
+
+  // Apply in order; acknowledge the contiguous prefix.
+  const onData = (link: InboundLink, frame: DataFrame): void => {
+    const payload = Buffer.from(frame.payload);
+    if (!createHash('sha256').update(payload).digest().equals(Buffer.from(frame.digest))) {
+      mismatches++;
+      link.send({ nack: { streamId: STREAM_ID, seq: frame.seq, reason: 'digest mismatch' } });
+      return;
+    }
+    if (frame.seq < next) return; // duplicate (resent after a carrier closed)
+    pending.set(frame.seq, payload);
+    const before = next;
+    for (let p = pending.get(next); p !== undefined; p = pending.get(next)) {
+      chain.update(p);
+      bytes += p.length;
+      frames++;
+      pending.delete(next);
+      next++;
+    }
+    if (next !== before) link.send({ ack: { streamId: STREAM_ID, durableSeq: next - 1, chain: Buffer.alloc(0) } });
+  };
+
+  const server = await startCarrierServer({
+    host: '0.0.0.0', port, tls, identity, maxFrameBytes: 4 * RUNNER_FRAME_BYTES,
+    admit: () => null,
+    onCarrier: (carrier, hello) => {
+      if (!current || current.linkId !== hello.linkId || current.closed) {
+        current?.close('new session');
+        current = new InboundLink(hello, { onMessage: (l, env) => env.data && onData(l, env.data), onClosed: () => {} }, metrics);
+      }
+      current.add(carrier);
+    },
+    onRefused: (reason, remote) => process.stderr.write(`link-runner sink: refused ${remote}: ${reason}\n`),
+  });
+  print({ event: 'listening', port });
+  const finish = (): void => {
+    print({ event: 'summary', bytes, frames, mismatches, pendingFrames: pending.size, chain: chain.copy().digest('hex'), rssMaxBytes: rssMaxBytes(), cpuSeconds: cpuSeconds() });
+    server.close();
+    current?.close('done');
+    process.exit(0);
+  };
+  process.on('SIGTERM', finish);
+  process.on('SIGINT', finish);
+}
+
+/** Options of the sending end. */
+interface SourceOptions {
+  host: string;
+  port: number;
+  pki: string;
+  seconds: number;
+  maxBytes: number;
+  carriers: number;
+  adaptive: boolean;
+  cc: 'auto' | 'bbr' | 'cubic' | 'reno';
+  minStreams: number;
+  maxStreams: number;
+  cap: number | null;
+}
+
+/** The sending end: frames as fast as the link takes them, for a bounded time. */
+async function source(o: SourceOptions): Promise<void> {
+  const tls = await loadPki(o.pki, 'a');
+  const logger = pino({ level: 'error' }, pino.destination(2));
+  const metrics = new Metrics({ processMetrics: false });
+  const pool = Array.from({ length: PAYLOAD_POOL }, () => randomBytes(RUNNER_FRAME_BYTES));
+  const digests = pool.map((p) => createHash('sha256').update(p).digest());
+  const chain = createHash('sha256');
+  const link = new OutboundLink({
+    peerRegion: 'b', endpoints: [{ host: o.host, port: o.port }], carriers: o.carriers, tls,
+    identity: { federation: FEDERATION, region: 'a', nodeId: 'source', capabilities: [] },
+    maxFrameBytes: 4 * RUNNER_FRAME_BYTES, carrierWindowBytes: RUNNER_CARRIER_WINDOW_BYTES, linkWindowBytes: RUNNER_LINK_WINDOW_BYTES,
+    connectTimeoutMs: 30_000, initialBackoffMs: 200, maxBackoffMs: 2_000, logger, metrics,
+    setSocketCongestion: (socket, name) => setCongestion(socket, name),
+    tuneSocket: tuneCarrierSocket,
+  });
+  let acked = 0;
+  const up = new Promise<number>((resolve) => link.start({
+    onUp: resolve,
+    onDown: (_s, reason) => process.stderr.write(`link-runner source: link down: ${reason}\n`),
+    onMessage: (env) => {
+      if (env.ack) {
+        link.acknowledge(env.ack.streamId, env.ack.durableSeq);
+        acked = Math.max(acked, env.ack.durableSeq);
+      }
+      if (env.nack) link.resend(env.nack.streamId, env.nack.seq);
+    },
+  }));
+
+  // Controller (adaptive) or a fixed count with the chosen congestion control.
+  const available = availableCongestion();
+  const controller = {
+    minStreams: o.minStreams, maxStreams: o.maxStreams, bandwidthCapBytesPerS: o.cap,
+    availableCongestion: available, congestionControl: o.cc, intervalMs: TICK_MS,
+  };
+  const onTick = (tick: AmstTick): void => print({
+    event: 'tick', atMs: Math.round(tick.atMs), goodputBytesPerS: Math.round(tick.sample.goodputBytesPerS),
+    carriers: tick.sample.carrierCount, target: tick.decision.carriers, cc: tick.decision.congestionControl,
+    reason: tick.decision.reason, rttMs: +tick.meanRttMs.toFixed(2), retransBytes: tick.retransBytes,
+    inflightBytes: link.bytesInFlight, rssBytes: process.memoryUsage().rss,
+  });
+  const loop = new AmstLoop(link, { controller, initialCarriers: o.carriers, tcpInfo, onTick });
+  link.setRateLimit(o.cap);
+  const session = await up;
+  const startedAt = performance.now();
+  const cpuAtStart = cpuSeconds();
+  if (o.adaptive) loop.start();
+  else {
+    // Fixed: the loop only measures (its decision is not applied).
+    const { chooseCongestion } = await import('../src/amst/controller.ts');
+    link.setCongestionControl(chooseCongestion(controller));
+    const sampler = new AmstLoop(measureOnly(link), { controller, initialCarriers: o.carriers, tcpInfo, onTick });
+    sampler.start();
+  }
+
+  // Send until the time or byte budget is spent; backpressure comes from sendData.
+  const deadline = startedAt + o.seconds * 1000;
+  let seq = 0;
+  let sentBytes = 0;
+  try {
+    while (performance.now() < deadline && sentBytes < o.maxBytes) {
+      seq++;
+      const i = seq % PAYLOAD_POOL;
+      chain.update(pool[i]);
+      const framed = frameEnvelope({ data: { streamId: STREAM_ID, seq, epoch: 1, encoding: Encoding.RAW, digest: digests[i], meta: Buffer.alloc(0), payload: pool[i], rawLength: RUNNER_FRAME_BYTES, resync: false } });
+      await link.sendData(session, STREAM_ID, seq, framed);
+      sentBytes += RUNNER_FRAME_BYTES;
+    }
+    // Byte budget: wait for the last acknowledgement (bounded by the deadline + grace).
+    const drainUntil = performance.now() + 60_000;
+    while (o.maxBytes !== Infinity && acked < seq && performance.now() < drainUntil) await new Promise((r) => setTimeout(r, 50));
+  } catch (err) {
+    if (!(err instanceof LinkDownError)) throw err;
+    process.stderr.write(`link-runner source: ${err.message}\n`);
+  }
+  const seconds = (performance.now() - startedAt) / 1000;
+  loop.stop();
+  print({
+    event: 'summary', seconds, sentFrames: seq, ackedFrames: acked, ackedBytes: acked * RUNNER_FRAME_BYTES,
+    goodputBytesPerS: (acked * RUNNER_FRAME_BYTES) / seconds, chainOfAcked: acked === seq ? chain.digest('hex') : null,
+    carriers: link.liveCarriers, rssMaxBytes: rssMaxBytes(), cpuSeconds: cpuSeconds() - cpuAtStart,
+  });
+  link.close();
+  process.exit(0);
+}
+
+/** A link's measurements with its knobs disconnected (fixed-count rows only measure). */
+function measureOnly(link: OutboundLink): ControlledLink {
+  return {
+    get closed() { return link.closed; },
+    get acknowledgedBytes() { return link.acknowledgedBytes; },
+    get liveCarriers() { return link.liveCarriers; },
+    get sockets() { return link.sockets; },
+    setCarrierCount: () => {},
+    setCongestionControl: () => {},
+  };
+}
+
+async function main(argv: string[]): Promise<void> {
+  const [mode, ...rest] = argv;
+  const { values } = parseArgs({
+    args: rest,
+    options: {
+      host: { type: 'string' }, port: { type: 'string' }, pki: { type: 'string' }, seconds: { type: 'string', default: '20' },
+      bytes: { type: 'string' }, carriers: { type: 'string', default: '1' }, adaptive: { type: 'boolean', default: false },
+      cc: { type: 'string', default: 'auto' }, 'min-streams': { type: 'string', default: '1' }, 'max-streams': { type: 'string', default: '512' },
+      cap: { type: 'string' },
+    },
+  });
+  if (!values.port || !values.pki) throw new Error('link-runner: --port and --pki are required');
+  if (mode === 'sink') return sink(Number(values.port), values.pki);
+  if (mode !== 'source') throw new Error(`link-runner: unknown mode '${mode}' (sink|source)`);
+  if (!values.host) throw new Error('link-runner source: --host is required');
+  const cc = values.cc as SourceOptions['cc'];
+  if (!['auto', 'bbr', 'cubic', 'reno'].includes(cc)) throw new Error(`link-runner: --cc must be auto|bbr|cubic|reno, got ${cc}`);
+  await source({
+    host: values.host, port: Number(values.port), pki: values.pki, seconds: Number(values.seconds),
+    maxBytes: values.bytes ? Number(values.bytes) : Infinity, carriers: Number(values.carriers), adaptive: values.adaptive, cc,
+    minStreams: Number(values['min-streams']), maxStreams: Number(values['max-streams']), cap: values.cap ? Number(values.cap) : null,
+  });
+}
+
+main(process.argv.slice(2)).catch((err: Error) => {
+  process.stderr.write(`link-runner: ${err.message}\n`);
+  process.exit(1);
+});

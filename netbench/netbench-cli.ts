@@ -1,0 +1,90 @@
+// `dwcp netbench lab|live`: argument parsing and terminal output around
+// runNetbench (lab) and a bounded link run against a real peer (live).
+
+import { parseArgs } from 'node:util';
+import { spawn } from 'node:child_process';
+import { PROFILES, type LinkProfile } from './lab.ts';
+import { runNetbench } from './netbench.ts';
+
+const USAGE = `Usage:
+  dwcp netbench lab --profile metro|continental|intercontinental|satellite
+                    [--rtt-ms N --loss F --rate-mbit N]  (custom link; overrides the profile)
+                    [--duration S] [--adaptive-duration S] [--sweep 1,2,4,...] [--sweep-cc bbr,cubic]
+                    [--max-streams N] [--out DIR]
+  dwcp netbench live --peer HOST:PORT --pki DIR [--duration S]
+`;
+
+/** Default sweeps: bbr up to a few flows, cubic up to hundreds. */
+const DEFAULT_SWEEP: Record<string, number[]> = { bbr: [1, 2, 4, 8], cubic: [1, 8, 64, 256, 512] };
+/** Adaptive rows need ramp-up: seconds per profile. */
+const ADAPTIVE_SECONDS: Record<string, number> = { metro: 30, continental: 30, intercontinental: 40, satellite: 90 };
+
+/** Entry point; returns the exit code. */
+export async function netbenchCommand(args: string[]): Promise<number> {
+  const [sub, ...rest] = args;
+  if (sub === 'lab') return lab(rest);
+  if (sub === 'live') return live(rest);
+  process.stderr.write(USAGE);
+  return 2;
+}
+
+async function lab(args: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      profile: { type: 'string', default: 'intercontinental' }, duration: { type: 'string', default: '20' },
+      'adaptive-duration': { type: 'string' }, sweep: { type: 'string' }, 'sweep-cc': { type: 'string', default: 'bbr,cubic' },
+      'max-streams': { type: 'string', default: '512' }, out: { type: 'string' },
+      'rtt-ms': { type: 'string' }, loss: { type: 'string' }, 'rate-mbit': { type: 'string' }, help: { type: 'boolean', short: 'h' },
+    },
+  });
+  if (values.help) {
+    process.stdout.write(USAGE);
+    return 0;
+  }
+  const base = PROFILES[values.profile];
+  if (!base) throw new Error(`netbench: --profile must be one of ${Object.keys(PROFILES).join(', ')}, got "${values.profile}"`);
+  const custom = values['rtt-ms'] !== undefined || values.loss !== undefined || values['rate-mbit'] !== undefined;
+  const profile: LinkProfile = {
+    ...base,
+    ...(values['rtt-ms'] !== undefined ? { delayMs: Number(values['rtt-ms']) / 2 } : {}),
+    ...(values.loss !== undefined ? { loss: Number(values.loss) } : {}),
+    ...(values['rate-mbit'] !== undefined ? { rateMbit: Number(values['rate-mbit']) } : {}),
+  };
+  const name = custom ? 'custom' : values.profile;
+  const ccs = values['sweep-cc'].split(',').filter(Boolean);
+  const counts = values.sweep?.split(',').map(Number);
+  if (counts?.some((n) => !Number.isInteger(n) || n < 1)) throw new Error(`netbench: --sweep must be positive integers, got "${values.sweep}"`);
+  const sweep = ccs.map((cc) => ({ cc, flows: counts ?? DEFAULT_SWEEP[cc] ?? [1] }));
+  const out = values.out ?? `./bench-out/netbench-${name}/`;
+  const started = performance.now();
+  const result = await runNetbench({
+    name, profile, seconds: Number(values.duration),
+    adaptiveSeconds: Number(values['adaptive-duration'] ?? ADAPTIVE_SECONDS[values.profile] ?? 40),
+    sweep, maxStreams: Number(values['max-streams']), out,
+    progress: (line) => process.stderr.write(`[${((performance.now() - started) / 1000).toFixed(0)}s] ${line}\n`),
+  });
+  const { markdownTable } = await import('./report.ts');
+  process.stdout.write('\n' + markdownTable(result.name, result.profile, result.rows) + '\n');
+  process.stdout.write(`wrote ${result.files.markdown}, ${result.files.json}, ${result.files.svg.join(', ')}\n`);
+  return 0;
+}
+
+/**
+ * Live mode: a bounded DWCP link run to a peer's link-runner sink (the peer
+ * runs `node netbench/link-runner.ts sink --port P --pki DIR` with the same
+ * dev PKI). A peer agent's own carrier port needs a stream to accept data,
+ * which this minimal mode does not set up.
+ */
+async function live(args: string[]): Promise<number> {
+  const { values } = parseArgs({ args, options: { peer: { type: 'string' }, pki: { type: 'string' }, duration: { type: 'string', default: '20' } } });
+  if (!values.peer || !values.pki) {
+    process.stderr.write(USAGE);
+    return 2;
+  }
+  const [host, port] = [values.peer.slice(0, values.peer.lastIndexOf(':')), values.peer.slice(values.peer.lastIndexOf(':') + 1)];
+  const runner = new URL('./link-runner.ts', import.meta.url).pathname;
+  const child = spawn(process.execPath, [runner, 'source', '--host', host, '--port', port, '--pki', values.pki, '--seconds', values.duration, '--adaptive'], { stdio: ['ignore', 'inherit', 'inherit'] });
+  const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+  return code ?? 1;
+}

@@ -1,0 +1,310 @@
+// The AMST controller: a pure function of measurements (no sockets, no
+// clocks; time is counted in intervals, as etcd raft counts ticks). Each
+// interval the link hands it one sample and its previous state; it answers
+// how many carriers to run and with which congestion control.
+//
+// Policy (DESIGN.md "AMST"; measured numbers in README "netbench"):
+// 1. Congestion control: the configured one if the kernel offers it; for
+//    `auto`, bbr when offered (it is not loss-limited), else cubic.
+// 2. Model: a loss-based flow is capped near MSS*1.22/(RTT*sqrt(loss))
+//    (Mathis). The first measurement sets carriers = target / that cap,
+//    clamped to [minStreams, maxStreams] (target = the bandwidth cap, else
+//    targetHintBytesPerS). bbr is not loss-limited, so with bbr the model
+//    starts at minStreams; loss seen with a standing queue is congestion
+//    (our own queue overflowing), so then the model is skipped too.
+// 3. Hill-climb on measured goodput: after each change wait for the new
+//    carriers to ramp up (settle, in RTTs), average goodput over a few
+//    intervals, then compare with the count before. Growth continues while
+//    goodput rises by more than GAIN_THRESHOLD; a step that adds nothing is
+//    undone and the count is held.
+// 4. Shedding: in hold, probe one step down every REPROBE_INTERVALS (or at
+//    once when the model now asks for fewer carriers, i.e. the path
+//    improved); keep the smaller count if goodput stays within
+//    GAIN_THRESHOLD. A standing queue (mean RTT > QUEUE_RTT_FACTOR x base
+//    RTT) sheds one step at once.
+// 5. Limits: never above maxStreams, never below minStreams, never grow
+//    while goodput is at or above the bandwidth cap, shed while above it.
+// 6. Fairness guard: a standing queue on the bottleneck means we (or others)
+//    fill a shared queue; we shed and remember that count as a ceiling, so
+//    the link settles at the fewest carriers that fill the path without a
+//    queue and leaves room for other flows; the ceiling is lifted slowly
+//    (one step per CEILING_RELAX_INTERVALS) so a transient queue is no cap
+//    forever. Growth that raises RTT without goodput is "no gain" and undone.
+
+/** What the controller may do. */
+export interface ControllerConfig {
+  /** Fewest carriers (>= 1). */
+  minStreams: number;
+  /** Most carriers. */
+  maxStreams: number;
+  /** Bandwidth cap in bytes/s, or null for none. */
+  bandwidthCapBytesPerS: number | null;
+  /** Congestion controls the kernel offers (tcp_available_congestion_control). */
+  availableCongestion: string[];
+  /** The configured choice; auto prefers bbr. */
+  congestionControl: 'auto' | 'bbr' | 'cubic' | 'reno';
+  /** Length of one interval, ms (to turn RTTs into intervals). */
+  intervalMs: number;
+  /** Path rate the model aims for when no cap is set, bytes/s. */
+  targetHintBytesPerS?: number;
+}
+
+/** TCP_INFO-derived numbers of one carrier over one interval. */
+export interface CarrierSample {
+  /** Smoothed RTT, microseconds. */
+  rttUs: number;
+  /** Lowest RTT seen on this carrier, microseconds. */
+  minRttUs: number;
+  /** Bytes sent in the interval, retransmissions included. */
+  sentBytes: number;
+  /** Bytes retransmitted in the interval. */
+  retransBytes: number;
+  /** Kernel delivery rate estimate, bytes/s. */
+  deliveryRateBytesPerS: number;
+}
+
+/** One interval's measurements of the whole link. */
+export interface IntervalSample {
+  /** Bytes acknowledged by the destination in the interval, per second. */
+  goodputBytesPerS: number;
+  /** Live carriers during the interval. */
+  carrierCount: number;
+  /** Per live carrier. */
+  carriers: CarrierSample[];
+}
+
+/** Why the controller chose what it chose (metric label). */
+export type DecisionReason = 'init' | 'model' | 'settling' | 'measuring' | 'grow' | 'no-gain' | 'shed' | 'shed-undo' | 'queue' | 'cap' | 'hold' | 'limit';
+
+/** The controller's answer for the next interval. */
+export interface Decision {
+  carriers: number;
+  congestionControl: string;
+  reason: DecisionReason;
+}
+
+/** A measured goodput at a carrier count. */
+interface Point {
+  carriers: number;
+  goodput: number;
+}
+
+/** Everything the controller remembers between intervals. */
+export interface ControllerState {
+  carriers: number;
+  congestionControl: string;
+  phase: 'start' | 'climb' | 'descend' | 'hold';
+  /** Intervals to skip before measuring the current count. */
+  settleLeft: number;
+  /** Goodput samples at the current count, after settling. */
+  window: number[];
+  /** Mean carrier RTT of the same samples, microseconds. */
+  rttWindow: number[];
+  /** Where the last move started (what the current count is compared with). */
+  previous: Point | null;
+  /** Lowest RTT seen on the path, microseconds (0 = none yet). */
+  baseRttUs: number;
+  /** Retransmitted and sent bytes at the current count (loss estimate). */
+  retransBytes: number;
+  sentBytes: number;
+  /** Upper bound from the fairness guard (maxStreams when none). */
+  ceiling: number;
+  /** Intervals left in hold before the next probe. */
+  holdLeft: number;
+  /** Intervals until the ceiling is raised one step. */
+  relaxLeft: number;
+  /** Intervals seen. */
+  intervals: number;
+}
+
+/** Goodput must rise by more than this fraction for a step to count. */
+export const GAIN_THRESHOLD = 0.05;
+/** Mean RTT above this multiple of the base RTT means a standing queue. */
+export const QUEUE_RTT_FACTOR = 1.25;
+/** RTT excess below this is jitter, not a queue (loopback and metro paths), microseconds. */
+export const QUEUE_MIN_EXCESS_US = 2_000;
+/** Samples averaged per measurement. */
+export const MEASURE_INTERVALS = 2;
+/** RTTs a change needs to ramp up (handshakes + slow start) before measuring. */
+export const SETTLE_RTTS = 8;
+/** Intervals in hold before probing again. */
+export const REPROBE_INTERVALS = 20;
+/** Intervals before the fairness ceiling is lifted by one step. */
+export const CEILING_RELAX_INTERVALS = 60;
+/** Growth per step as a fraction of the count (at least one carrier). */
+export const STEP_FRACTION = 0.25;
+/** Model's path rate when no cap is given: 1 Gbit/s, in bytes/s. */
+export const DEFAULT_TARGET_BYTES_PER_S = 125_000_000;
+/** Segment size assumed by the model, bytes. */
+export const MODEL_MSS_BYTES = 1448;
+/** Mathis constant sqrt(3/2). */
+const MATHIS_C = 1.22;
+/** Fewer retransmitted bytes than this fraction count as no loss. */
+const LOSS_FLOOR = 1e-5;
+
+/** Pick the congestion control: the configured one if offered, else bbr, else cubic. */
+export function chooseCongestion(config: ControllerConfig): string {
+  const offered = config.availableCongestion;
+  if (config.congestionControl !== 'auto' && offered.includes(config.congestionControl)) return config.congestionControl;
+  if (offered.includes('bbr')) return 'bbr';
+  if (offered.includes('cubic')) return 'cubic';
+  return offered[0] ?? 'cubic';
+}
+
+/** Mathis per-flow cap in bytes/s for RTT (us) and loss (fraction); Infinity without loss. */
+export function mathisBytesPerS(rttUs: number, loss: number): number {
+  if (loss <= LOSS_FLOOR || rttUs <= 0) return Infinity;
+  return (MODEL_MSS_BYTES * MATHIS_C) / ((rttUs / 1e6) * Math.sqrt(loss));
+}
+
+/** Carrier count the model asks for on this path. */
+export function modelCarriers(config: ControllerConfig, cc: string, rttUs: number, loss: number): number {
+  if (cc === 'bbr') return clamp(config, config.minStreams);
+  const target = config.bandwidthCapBytesPerS ?? config.targetHintBytesPerS ?? DEFAULT_TARGET_BYTES_PER_S;
+  const perFlow = mathisBytesPerS(rttUs, loss);
+  return clamp(config, Number.isFinite(perFlow) ? Math.ceil(target / perFlow) : config.minStreams);
+}
+
+/** The state before the first interval, running `initial` carriers. */
+export function initialState(config: ControllerConfig, initial = config.minStreams): ControllerState {
+  const count = clamp(config, initial);
+  return {
+    carriers: count, congestionControl: chooseCongestion(config), phase: 'start', settleLeft: -1, window: [], rttWindow: [],
+    previous: null, baseRttUs: 0, retransBytes: 0, sentBytes: 0, ceiling: config.maxStreams,
+    holdLeft: REPROBE_INTERVALS, relaxLeft: CEILING_RELAX_INTERVALS, intervals: 0,
+  };
+}
+
+/** One controller step: the latest sample and the previous state in, a decision and the next state out. */
+export function decide(config: ControllerConfig, sample: IntervalSample, prev: ControllerState): { decision: Decision; state: ControllerState } {
+  const s: ControllerState = { ...prev, window: [...prev.window], rttWindow: [...prev.rttWindow], intervals: prev.intervals + 1 };
+  const out = (reason: DecisionReason): { decision: Decision; state: ControllerState } =>
+    ({ decision: { carriers: s.carriers, congestionControl: s.congestionControl, reason }, state: s });
+
+  // Path facts of this interval: base RTT, mean RTT, loss so far at this count.
+  for (const c of sample.carriers) if (c.minRttUs > 0 && (s.baseRttUs === 0 || c.minRttUs < s.baseRttUs)) s.baseRttUs = c.minRttUs;
+  const meanRtt = mean(sample.carriers.map((c) => c.rttUs).filter((r) => r > 0));
+  s.retransBytes += sum(sample.carriers.map((c) => c.retransBytes));
+  s.sentBytes += sum(sample.carriers.map((c) => c.sentBytes));
+  const loss = s.sentBytes > 0 ? s.retransBytes / s.sentBytes : 0;
+  if (--s.relaxLeft <= 0) {
+    s.ceiling = Math.min(config.maxStreams, s.ceiling + step(s.ceiling));
+    s.relaxLeft = CEILING_RELAX_INTERVALS;
+  }
+
+  // Wait for carriers still connecting and for new ones to ramp up (the
+  // first carriers too, once their RTT is known).
+  if (sample.carrierCount < s.carriers && s.phase !== 'start') return out('settling');
+  if (s.settleLeft < 0 && meanRtt > 0) s.settleLeft = settleIntervals(config, meanRtt);
+  if (s.settleLeft !== 0) {
+    if (s.settleLeft > 0) s.settleLeft--;
+    return out('settling');
+  }
+  s.window.push(sample.goodputBytesPerS);
+  if (meanRtt > 0) s.rttWindow.push(meanRtt);
+  if (s.window.length < MEASURE_INTERVALS) return out('measuring');
+  const here: Point = { carriers: s.carriers, goodput: mean(s.window) };
+  // RTT over the whole measurement: one interval's RTT swings with bbr's probing.
+  const windowRtt = mean(s.rttWindow);
+  const rttUs = windowRtt > 0 ? windowRtt : s.baseRttUs;
+  const queued = s.baseRttUs > 0 && windowRtt > QUEUE_RTT_FACTOR * s.baseRttUs && windowRtt - s.baseRttUs > QUEUE_MIN_EXCESS_US;
+  const cap = config.bandwidthCapBytesPerS;
+
+  // First measurement: jump to the model. Loss seen with a standing queue
+  // is our own queue overflowing, not the path's random loss: no model then.
+  if (s.phase === 'start' && queued) s.phase = 'climb';
+  if (s.phase === 'start') {
+    const model = Math.min(modelCarriers(config, s.congestionControl, rttUs, loss), s.ceiling);
+    if (model > s.carriers) return move(s, config, model, 'climb', here, rttUs, out, 'model');
+    s.phase = 'climb';
+  }
+
+  // Limits first: over the cap, or a standing queue, sheds one step.
+  if (cap !== null && here.goodput > cap * (1 + GAIN_THRESHOLD) && s.carriers > config.minStreams) {
+    return move(s, config, s.carriers - step(s.carriers), 'hold', null, rttUs, out, 'cap');
+  }
+  if (queued && s.carriers > config.minStreams) {
+    const fewer = s.carriers - step(s.carriers);
+    s.ceiling = Math.max(config.minStreams, fewer);
+    s.relaxLeft = CEILING_RELAX_INTERVALS;
+    return move(s, config, fewer, 'hold', null, rttUs, out, 'queue');
+  }
+  const mayGrow = !queued && (cap === null || here.goodput < cap) && s.carriers < Math.min(s.ceiling, config.maxStreams);
+
+  // Climbing: keep going while each step pays; undo the one that did not.
+  if (s.phase === 'climb') {
+    if (s.previous === null || here.goodput > s.previous.goodput * (1 + GAIN_THRESHOLD)) {
+      if (mayGrow) return move(s, config, s.carriers + step(s.carriers), 'climb', here, rttUs, out, 'grow');
+      return hold(s, here, out, 'limit');
+    }
+    const back = s.previous;
+    return move(s, config, back.carriers, 'hold', null, rttUs, out, 'no-gain');
+  }
+
+  // Descending: fewer carriers that lose nothing are kept; a loss is undone.
+  if (s.phase === 'descend' && s.previous !== null) {
+    if (here.goodput >= s.previous.goodput * (1 - GAIN_THRESHOLD)) {
+      if (s.carriers > config.minStreams) return move(s, config, s.carriers - step(s.carriers), 'descend', here, rttUs, out, 'shed');
+      return hold(s, here, out, 'shed');
+    }
+    const back = s.previous;
+    return move(s, config, back.carriers, 'hold', null, rttUs, out, 'shed-undo');
+  }
+
+  // Holding: probe down when the path improved or the timer ran out; up on alternate probes.
+  s.window = s.window.slice(-MEASURE_INTERVALS);
+  s.rttWindow = s.rttWindow.slice(-MEASURE_INTERVALS);
+  const model = modelCarriers(config, s.congestionControl, rttUs, loss);
+  if (--s.holdLeft <= 0 || model < s.carriers / 2) {
+    s.holdLeft = REPROBE_INTERVALS;
+    const probeUp = s.intervals % (2 * REPROBE_INTERVALS) < REPROBE_INTERVALS && mayGrow;
+    if (probeUp) return move(s, config, s.carriers + step(s.carriers), 'climb', here, rttUs, out, 'grow');
+    if (s.carriers > config.minStreams) return move(s, config, s.carriers - step(s.carriers), 'descend', here, rttUs, out, 'shed');
+  }
+  return out('hold');
+}
+
+/** Change the count, remember where we came from, and start settling. */
+function move(s: ControllerState, config: ControllerConfig, target: number, phase: ControllerState['phase'], from: Point | null,
+  rttUs: number, out: (r: DecisionReason) => { decision: Decision; state: ControllerState }, reason: DecisionReason): { decision: Decision; state: ControllerState } {
+  s.carriers = Math.min(clamp(config, target), Math.max(config.minStreams, s.ceiling));
+  s.phase = phase;
+  s.previous = from;
+  s.window = [];
+  s.rttWindow = [];
+  s.retransBytes = 0;
+  s.sentBytes = 0;
+  s.settleLeft = settleIntervals(config, rttUs);
+  if (phase === 'hold') s.holdLeft = REPROBE_INTERVALS;
+  return out(reason);
+}
+
+/** Stay at the current count. */
+function hold(s: ControllerState, here: Point, out: (r: DecisionReason) => { decision: Decision; state: ControllerState }, reason: DecisionReason): { decision: Decision; state: ControllerState } {
+  s.phase = 'hold';
+  s.previous = here;
+  s.holdLeft = REPROBE_INTERVALS;
+  return out(reason);
+}
+
+/** Intervals a change needs before it is measured. */
+export function settleIntervals(config: ControllerConfig, rttUs: number): number {
+  return Math.max(1, Math.ceil((SETTLE_RTTS * rttUs) / 1000 / config.intervalMs));
+}
+
+/** Carriers added or removed by one step at count n. */
+function step(n: number): number {
+  return Math.max(1, Math.round(n * STEP_FRACTION));
+}
+
+function clamp(config: ControllerConfig, n: number): number {
+  return Math.max(config.minStreams, Math.min(config.maxStreams, Math.round(n)));
+}
+
+function sum(xs: number[]): number {
+  return xs.reduce((a, b) => a + b, 0);
+}
+
+function mean(xs: number[]): number {
+  return xs.length === 0 ? 0 : sum(xs) / xs.length;
+}

@@ -1,0 +1,213 @@
+// The AMST controller as a pure function, driven by synthetic traces.
+// FAKE PATH: a real WAN cannot run inside a unit test, so `pathSample`
+// below is a small model of a bottleneck fitted to what the lab measured
+// (README "netbench"): loss-based flows capped by Mathis, bbr flows at a
+// fraction of the link, demand above the link builds a queue (RTT grows up
+// to the queue depth). The netbench e2e test runs the controller on the
+// real emulated link.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import {
+  decide, initialState, mathisBytesPerS, chooseCongestion, QUEUE_RTT_FACTOR,
+  type ControllerConfig, type ControllerState, type Decision, type IntervalSample,
+} from '../../src/amst/controller.ts';
+
+interface Path {
+  rateBytesPerS: number;
+  rttMs: number;
+  loss: number;
+  queueMs: number;
+}
+
+const MBIT = 125_000;
+const METRO: Path = { rateBytesPerS: 1000 * MBIT, rttMs: 10, loss: 0, queueMs: 50 };
+const CONTINENTAL: Path = { rateBytesPerS: 1000 * MBIT, rttMs: 50, loss: 0.001, queueMs: 50 };
+const INTERCONTINENTAL: Path = { rateBytesPerS: 1000 * MBIT, rttMs: 100, loss: 0.01, queueMs: 50 };
+const SATELLITE: Path = { rateBytesPerS: 100 * MBIT, rttMs: 600, loss: 0.02, queueMs: 50 };
+
+/** Interval used by these traces, ms. */
+const INTERVAL_MS = 1000;
+
+function config(over: Partial<ControllerConfig> = {}): ControllerConfig {
+  return { minStreams: 1, maxStreams: 512, bandwidthCapBytesPerS: null, availableCongestion: ['reno', 'cubic', 'bbr'], congestionControl: 'auto', intervalMs: INTERVAL_MS, ...over };
+}
+
+/** Per-flow rate on the path for a congestion control. */
+function perFlow(path: Path, cc: string): number {
+  if (cc === 'bbr') return path.rateBytesPerS * (path.loss > 0 ? 0.6 : 0.9);
+  return Math.min(path.rateBytesPerS, mathisBytesPerS(path.rttMs * 1000, path.loss));
+}
+
+/** One interval of n flows on the path, with a deterministic +-3 % wobble. */
+function pathSample(path: Path, n: number, cc: string, i: number): IntervalSample {
+  const demand = (n * perFlow(path, cc)) / path.rateBytesPerS;
+  const goodput = Math.min(path.rateBytesPerS, n * perFlow(path, cc)) * (1 + 0.03 * Math.sin(i * 1.7));
+  const queueMs = demand > 1 ? Math.min(path.queueMs, (demand - 1) * path.rttMs * 0.5) : 0;
+  const rttUs = (path.rttMs + queueMs) * 1000;
+  const sent = goodput / Math.max(n, 1);
+  return {
+    goodputBytesPerS: goodput,
+    carrierCount: n,
+    carriers: Array.from({ length: n }, () => ({ rttUs, minRttUs: path.rttMs * 1000, sentBytes: sent, retransBytes: sent * path.loss, deliveryRateBytesPerS: sent })),
+  };
+}
+
+interface Trace {
+  decisions: Decision[];
+  goodputs: number[];
+  rttsMs: number[];
+  state: ControllerState;
+}
+
+/** Run the controller for `intervals` on a path (which may change over time). */
+function run(cfg: ControllerConfig, pathAt: (i: number) => Path, intervals: number, start?: ControllerState): Trace {
+  let state = start ?? initialState(cfg);
+  const trace: Trace = { decisions: [], goodputs: [], rttsMs: [], state };
+  for (let i = 0; i < intervals; i++) {
+    const sample = pathSample(pathAt(i), state.carriers, state.congestionControl, i);
+    trace.goodputs.push(sample.goodputBytesPerS);
+    trace.rttsMs.push(sample.carriers[0].rttUs / 1000);
+    const { decision, state: next } = decide(cfg, sample, state);
+    trace.decisions.push(decision);
+    state = next;
+  }
+  trace.state = state;
+  return trace;
+}
+
+/** First interval after which the carrier count only moves by probes (returns within a probe's length). */
+function settledAt(trace: Trace): number {
+  const final = trace.decisions.findLast((d) => d.reason === 'hold' || d.reason === 'limit')?.carriers;
+  if (final === undefined) return Infinity;
+  let last = 0;
+  trace.decisions.forEach((d, i) => {
+    if (d.reason === 'grow' || d.reason === 'shed' || d.reason === 'no-gain' || d.reason === 'shed-undo' || d.reason === 'settling' || d.reason === 'measuring') return;
+    if (d.carriers !== final) last = i + 1;
+  });
+  return last;
+}
+
+/** Intervals within which each profile-like trace must settle. */
+const CONVERGE_INTERVALS = 30;
+
+test('congestion control: bbr when offered, cubic otherwise, configured one when offered', () => {
+  assert.equal(chooseCongestion(config()), 'bbr');
+  assert.equal(chooseCongestion(config({ availableCongestion: ['reno', 'cubic'] })), 'cubic');
+  assert.equal(chooseCongestion(config({ congestionControl: 'reno' })), 'reno');
+  assert.equal(chooseCongestion(config({ congestionControl: 'bbr', availableCongestion: ['cubic'] })), 'cubic');
+});
+
+test('intercontinental with bbr: fills the link without a standing queue, settles within 30 intervals', () => {
+  const trace = run(config(), () => INTERCONTINENTAL, 120);
+  const tail = trace.goodputs.slice(-20);
+  const held = trace.decisions.at(-1)!;
+  assert.equal(held.congestionControl, 'bbr');
+  assert.ok(held.carriers >= 2 && held.carriers <= 4, `held ${held.carriers} carriers`);
+  assert.ok(Math.min(...tail.slice(-5)) >= 0.9 * INTERCONTINENTAL.rateBytesPerS * 0.97, `tail goodput ${tail}`);
+  assert.ok(settledAt(trace) <= CONVERGE_INTERVALS, `settled at interval ${settledAt(trace)}`);
+  // Outside a probe, mean RTT stays under the standing-queue bound.
+  const heldRtts = trace.rttsMs.filter((_, i) => trace.decisions[i].reason === 'hold');
+  assert.ok(heldRtts.length > 0 && heldRtts.every((r) => r <= QUEUE_RTT_FACTOR * INTERCONTINENTAL.rttMs), `held rtts ${heldRtts}`);
+});
+
+test('intercontinental cubic only: the model starts high, many carriers, >= 10x one flow', () => {
+  const cfg = config({ availableCongestion: ['reno', 'cubic'] });
+  const trace = run(cfg, () => INTERCONTINENTAL, 120);
+  const held = trace.decisions.at(-1)!;
+  assert.equal(held.congestionControl, 'cubic');
+  assert.equal(trace.decisions.find((d) => d.reason === 'model')?.carriers, 512, 'model jump clamps to maxStreams');
+  assert.ok(held.carriers >= 100, `held ${held.carriers} carriers`);
+  const one = perFlow(INTERCONTINENTAL, 'cubic');
+  assert.ok(trace.goodputs.at(-1)! >= 10 * one, `goodput ${trace.goodputs.at(-1)} vs one flow ${one}`);
+  assert.ok(settledAt(trace) <= CONVERGE_INTERVALS, `settled at interval ${settledAt(trace)}`);
+});
+
+test('metro: few carriers (<= 4) with bbr and with cubic', () => {
+  for (const available of [['cubic', 'bbr'], ['cubic']]) {
+    const trace = run(config({ availableCongestion: available }), () => METRO, 60);
+    const held = trace.decisions.at(-1)!;
+    assert.ok(held.carriers <= 4, `${available}: ${held.carriers} carriers`);
+    assert.ok(settledAt(trace) <= CONVERGE_INTERVALS, `${available}: settled at interval ${settledAt(trace)}`);
+  }
+});
+
+test('continental and satellite: settle, within maxStreams, near the link rate', () => {
+  for (const [name, path, intervals] of [['continental', CONTINENTAL, 60], ['satellite', SATELLITE, 200]] as const) {
+    for (const available of [['cubic', 'bbr'], ['cubic']]) {
+      const trace = run(config({ availableCongestion: available }), () => path, intervals);
+      assert.ok(trace.decisions.every((d) => d.carriers >= 1 && d.carriers <= 512), `${name}: out of range`);
+      // Best reachable: the link, or what maxStreams loss-limited flows can carry.
+      const reachable = Math.min(path.rateBytesPerS, 512 * perFlow(path, trace.decisions.at(-1)!.congestionControl));
+      const held = Math.max(...trace.goodputs.slice(-20));
+      assert.ok(held >= 0.85 * reachable, `${name} ${available}: ${held} of ${reachable}`);
+      const limit = name === 'satellite' ? 6 * CONVERGE_INTERVALS : CONVERGE_INTERVALS;
+      assert.ok(settledAt(trace) <= limit, `${name} ${available}: settled at ${settledAt(trace)}`);
+    }
+  }
+});
+
+test('never exceeds maxStreams', () => {
+  const cfg = config({ availableCongestion: ['cubic'], maxStreams: 48 });
+  const trace = run(cfg, () => INTERCONTINENTAL, 100);
+  assert.ok(trace.decisions.every((d) => d.carriers <= 48), 'a decision went above maxStreams');
+  assert.equal(Math.max(...trace.decisions.map((d) => d.carriers)), 48);
+});
+
+test('bandwidth cap: sheds to the cap and never grows while at it', () => {
+  const cap = 20 * MBIT;
+  const cfg = config({ availableCongestion: ['cubic'], bandwidthCapBytesPerS: cap });
+  const trace = run(cfg, () => INTERCONTINENTAL, 150);
+  // The model aims at the cap, not at the link.
+  const model = trace.decisions.find((d) => d.reason === 'model')!;
+  assert.ok(model.carriers <= Math.ceil(cap / perFlow(INTERCONTINENTAL, 'cubic')) + 1, `model ${model.carriers}`);
+  trace.decisions.forEach((d, i) => {
+    if (i > 0 && d.carriers > trace.decisions[i - 1].carriers) assert.ok(trace.goodputs[i] < cap, `grew at ${i} with goodput ${trace.goodputs[i]} >= cap`);
+  });
+  const tail = trace.goodputs.slice(-30);
+  assert.ok(tail.every((g) => g <= cap * 1.15), `tail above cap: ${Math.max(...tail)}`);
+});
+
+test('sheds carriers when the path improves (loss falls from 1 % to 0.01 %)', () => {
+  const cfg = config({ availableCongestion: ['cubic'] });
+  const better: Path = { ...INTERCONTINENTAL, loss: 0.0001 };
+  const trace = run(cfg, (i) => (i < 60 ? INTERCONTINENTAL : better), 200);
+  const before = trace.decisions[59].carriers;
+  const after = trace.decisions.at(-1)!.carriers;
+  assert.ok(after <= before / 4, `before ${before}, after ${after}`);
+  assert.ok(trace.goodputs.at(-1)! >= 0.9 * better.rateBytesPerS, `goodput after ${trace.goodputs.at(-1)}`);
+});
+
+test('fairness guard: a standing queue sheds and caps growth', () => {
+  // A path whose RTT is inflated by other flows (queue present whatever we do).
+  const cfg = config();
+  let state = initialState(cfg, 8);
+  const decisions: Decision[] = [];
+  for (let i = 0; i < 20; i++) {
+    const sample = pathSample(INTERCONTINENTAL, state.carriers, 'bbr', i);
+    for (const c of sample.carriers) c.rttUs = 200_000;
+    const r = decide(cfg, sample, state);
+    decisions.push(r.decision);
+    state = r.state;
+  }
+  assert.ok(decisions.some((d) => d.reason === 'queue'), 'no queue decision');
+  assert.ok(decisions.at(-1)!.carriers < 8, `still ${decisions.at(-1)!.carriers}`);
+  for (let i = 1; i < decisions.length; i++) assert.ok(decisions[i].carriers <= decisions[i - 1].carriers, `grew at ${i}`);
+});
+
+test('metro cubic filling its own queue: queue-drop loss does not trigger the model (measured in the lab)', () => {
+  // One cubic flow on 10 ms / 1 Gbit/s fills the 50 ms queue: RTT ~45 ms, drops ~0.3 %.
+  const cfg = config({ availableCongestion: ['cubic'] });
+  let state = initialState(cfg);
+  const decisions: Decision[] = [];
+  for (let i = 0; i < 40; i++) {
+    const sent = 120_000_000 / state.carriers;
+    const sample: IntervalSample = {
+      goodputBytesPerS: 118_000_000, carrierCount: state.carriers,
+      carriers: Array.from({ length: state.carriers }, () => ({ rttUs: 45_000, minRttUs: 10_000, sentBytes: sent, retransBytes: sent * 0.003, deliveryRateBytesPerS: sent })),
+    };
+    const r = decide(cfg, sample, state);
+    decisions.push(r.decision);
+    state = r.state;
+  }
+  assert.ok(decisions.every((d) => d.carriers <= 4), `carriers ${decisions.map((d) => d.carriers)}`);
+});
