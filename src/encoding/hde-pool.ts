@@ -1,6 +1,10 @@
 // HDE pool: a fixed set of worker threads that encode (digest + zstd) and
-// decode (unzstd + digest) frame payloads. Jobs queue in order; the queue
-// is bounded by the callers (the link window), not here.
+// decode (unzstd + digest) frame payloads. Independent frames go to the
+// least-loaded worker; streaming frames (one long-lived zstd context per
+// stream key) go to the worker that holds the key's context, and since a
+// worker runs its jobs in the order they were posted, a caller that submits
+// a key's frames in sequence order has them coded in that order. Jobs queue
+// in order; the queue is bounded by the callers (the link window), not here.
 
 import { Worker } from 'node:worker_threads';
 import { availableParallelism } from 'node:os';
@@ -8,11 +12,14 @@ import { availableParallelism } from 'node:os';
 /** A job sent to a worker. */
 export type WorkerJob =
   | { id: number; op: 'encode'; level: number | null; meta: Uint8Array; data: Uint8Array }
-  | { id: number; op: 'decode'; encoding: number; rawLength: number; meta: Uint8Array; payload: Uint8Array };
+  | { id: number; op: 'decode'; encoding: number; rawLength: number; meta: Uint8Array; payload: Uint8Array }
+  | { id: number; op: 'encodeStream'; key: string; level: number; resync: boolean; meta: Uint8Array; data: Uint8Array }
+  | { id: number; op: 'decodeStream'; key: string; rawLength: number; resync: boolean; meta: Uint8Array; payload: Uint8Array }
+  | { id: number; op: 'release'; key: string };
 
 /** A worker's answer. */
 export type WorkerResult =
-  | { id: number; ok: true; payload: Uint8Array; digest: Uint8Array; encoding: number }
+  | { id: number; ok: true; payload: Uint8Array; digest: Uint8Array; encoding: number; resync: boolean }
   | { id: number; ok: false; error: string };
 
 /** Encoded payload of a frame. */
@@ -20,6 +27,8 @@ export interface Encoded {
   payload: Buffer;
   digest: Buffer;
   encoding: number;
+  /** Streaming frames: it starts a fresh context (set DataFrame.resync). Always false for independent frames. */
+  resync: boolean;
 }
 
 /** Decoded plaintext of a frame with its recomputed digest. */
@@ -54,6 +63,9 @@ export class HdePool {
   private readonly workers: Worker[] = [];
   private readonly load: number[] = [];
   private readonly pending = new Map<number, Pending>();
+  /** Worker index holding each stream key's contexts. */
+  private readonly pins = new Map<string, number>();
+  private readonly pinCount: number[] = [];
   private nextId = 1;
   private closed = false;
 
@@ -74,6 +86,7 @@ export class HdePool {
       });
       this.workers.push(worker);
       this.load.push(0);
+      this.pinCount.push(0);
     }
   }
 
@@ -84,7 +97,51 @@ export class HdePool {
    */
   async encode(meta: Uint8Array, data: Uint8Array, level: number | null): Promise<Encoded> {
     const r = await this.submit({ id: 0, op: 'encode', level, meta, data }, ownedBuffer(data));
-    return { payload: Buffer.from(r.payload.buffer, r.payload.byteOffset, r.payload.byteLength), digest: Buffer.from(r.digest), encoding: r.encoding };
+    return { payload: Buffer.from(r.payload.buffer, r.payload.byteOffset, r.payload.byteLength), digest: Buffer.from(r.digest), encoding: r.encoding, resync: false };
+  }
+
+  /**
+   * Digest and compress the next frame of a stream through the stream key's
+   * long-lived zstd context (Encoding ZSTD_STREAM), flushed so the frame
+   * decodes on its own given its predecessors. Call in sequence order; the
+   * jobs of one key run in call order on one worker. resync starts a fresh
+   * context (the first frame of a session must); the result's resync says
+   * whether this frame is a resync point (also when the level changed).
+   * Data moves to the worker like encode's.
+   */
+  async encodeStream(streamKey: string, meta: Uint8Array, data: Uint8Array, level: number, resync: boolean): Promise<Encoded> {
+    const worker = this.pinned(streamKey, resync);
+    const r = await this.submit({ id: 0, op: 'encodeStream', key: streamKey, level, resync, meta, data }, ownedBuffer(data), worker);
+    return { payload: Buffer.from(r.payload.buffer, r.payload.byteOffset, r.payload.byteLength), digest: Buffer.from(r.digest), encoding: r.encoding, resync: r.resync };
+  }
+
+  /**
+   * Decode the next streaming frame of a stream key to exactly rawLength
+   * bytes and digest meta || data. Frames MUST be submitted in sequence
+   * order, each once: every frame decodes against the history of those
+   * before it. resync (the frame's flag) starts a fresh context. Throws on
+   * corrupt input, a size other than rawLength, or a non-resync frame
+   * without usable history (after a failure only a resync frame decodes).
+   * The payload may move to the worker like decode's.
+   */
+  async decodeStream(streamKey: string, meta: Uint8Array, payload: Uint8Array, rawLength: number, resync: boolean): Promise<Decoded> {
+    const worker = this.pinned(streamKey, resync);
+    const r = await this.submit({ id: 0, op: 'decodeStream', key: streamKey, rawLength, resync, meta, payload }, ownedBuffer(payload, DECODE_SLACK_BYTES), worker);
+    return { data: Buffer.from(r.payload.buffer, r.payload.byteOffset, r.payload.byteLength), digest: Buffer.from(r.digest) };
+  }
+
+  /** Drop a stream key's contexts (its session ended); jobs already submitted for it still run first. */
+  release(streamKey: string): void {
+    const worker = this.pins.get(streamKey);
+    if (worker === undefined) return;
+    this.pins.delete(streamKey);
+    this.pinCount[worker]--;
+    if (!this.closed) this.workers[worker].postMessage({ id: 0, op: 'release', key: streamKey } satisfies WorkerJob);
+  }
+
+  /** Stream keys holding contexts now. */
+  get streamContexts(): number {
+    return this.pins.size;
   }
 
   /**
@@ -106,11 +163,30 @@ export class HdePool {
     this.pending.clear();
   }
 
-  private submit(job: WorkerJob, transfer: ArrayBuffer[]): Promise<WorkerResult & { ok: true }> {
-    if (this.closed) return Promise.reject(new Error('hde pool closed'));
-    // Least-loaded worker gets the job.
+  /**
+   * The worker of a stream key; a resync pins a new key to the worker with
+   * the fewest keys. A non-resync job for an unknown key (released, or never
+   * started) gets null: it is refused without touching any worker.
+   */
+  private pinned(streamKey: string, resync: boolean): number | null {
+    const existing = this.pins.get(streamKey);
+    if (existing !== undefined || !resync || this.closed) return existing ?? null;
     let best = 0;
-    for (let i = 1; i < this.workers.length; i++) if (this.load[i] < this.load[best]) best = i;
+    for (let i = 1; i < this.workers.length; i++) {
+      if (this.pinCount[i] < this.pinCount[best] || (this.pinCount[i] === this.pinCount[best] && this.load[i] < this.load[best])) best = i;
+    }
+    this.pins.set(streamKey, best);
+    this.pinCount[best]++;
+    return best;
+  }
+
+  private submit(job: WorkerJob, transfer: ArrayBuffer[], worker?: number | null): Promise<WorkerResult & { ok: true }> {
+    if (this.closed) return Promise.reject(new Error('hde pool closed'));
+    if (worker === null) return Promise.reject(new Error(`no streaming context for "${'key' in job ? job.key : ''}": its first frame must be a resync point`));
+    // A pinned job goes to its worker; any other to the least-loaded one.
+    let best = 0;
+    if (worker !== undefined) best = worker;
+    else for (let i = 1; i < this.workers.length; i++) if (this.load[i] < this.load[best]) best = i;
     const id = this.nextId++;
     job.id = id;
     this.load[best]++;
