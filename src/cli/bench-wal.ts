@@ -108,7 +108,9 @@ export async function benchWalCommand(args: string[]): Promise<number> {
     const setup = await writePgTwoRegion({
       dir,
       primary: { host: '127.0.0.1', port: primary.port, user: PG_SUPERUSER },
+      // A fixed level: on loopback the online choice would chase free bandwidth, not bytes.
       level: Number(values.level),
+      adaptiveLevel: false,
       walsenderUsers: { [WALSENDER_USER]: WALSENDER_PASSWORD },
       destPortSeenBySource: dwcpProxy.port,
     });
@@ -116,7 +118,7 @@ export async function benchWalCommand(args: string[]): Promise<number> {
     const agentB = new AgentProcess(setup.destConfig, setup.ports.destHttp);
     const agentA = new AgentProcess(setup.sourceConfig, setup.ports.sourceHttp);
     cleanups.push(() => agentA.kill9(), () => agentB.kill9());
-    out.write(`agents: A (eu-west) -> B (us-east), zstd level ${values.level}, TCP+TLS carriers ...\n`);
+    out.write(`agents: A (eu-west) -> B (us-east), zstd level ${values.level} (fixed), TCP+TLS carriers ...\n`);
     await agentB.start([]);
     await agentA.start([]);
     await waitFor('WAL in agent B spool', async () => ((await readSpoolState(setup.spoolDir))?.flushLsn ?? 0) > 0, 60_000);

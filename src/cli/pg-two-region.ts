@@ -31,6 +31,8 @@ export interface PgTwoRegionOptions {
   carriers?: number;
   /** zstd level (default 3). */
   level?: number;
+  /** Let the online level choice move the level (default true). */
+  adaptiveLevel?: boolean;
   /** Checkpoint interval (default '50ms'). */
   checkpointInterval?: string;
   /** Port the source dials for the destination region (a test relay); default the destination's own port. */
@@ -71,6 +73,7 @@ export async function writePgTwoRegion(options: PgTwoRegionOptions): Promise<PgT
     dir: options.dir,
     carriers: options.carriers ?? 2,
     level: options.level ?? 3,
+    adaptiveLevel: options.adaptiveLevel,
     chunk: '256KiB',
     checkpointInterval: options.checkpointInterval ?? '50ms',
     destPortSeenBySource: options.destPortSeenBySource,

@@ -45,6 +45,8 @@ export interface FederationFiles {
   dir: string;
   carriers?: number;
   level?: number;
+  /** Let the online level choice move the level (default true, as in production). */
+  adaptiveLevel?: boolean;
   chunk?: string;
   checkpointInterval?: string;
   amstExtra?: string;
@@ -80,6 +82,7 @@ amst:
 ${options.amstExtra ?? ''}
 hde:
   level: ${options.level ?? 1}
+  adaptiveLevel: ${options.adaptiveLevel ?? true}
   chunk: ${options.chunk ?? '1MiB'}
 acp:
   backend: embedded
