@@ -127,6 +127,10 @@ export const QUEUE_MIN_EXCESS_US = 2_000;
 export const MEASURE_INTERVALS = 2;
 /** RTTs a change needs to ramp up (handshakes + slow start) before measuring. */
 export const SETTLE_RTTS = 8;
+/** Intervals a jump to the model waits before it is measured. */
+export const MODEL_SETTLE_INTERVALS = 5;
+/** A step that did not pay and was more than this many times the previous count is bisected. */
+export const BISECT_RATIO = 4;
 /** Intervals in hold before probing again. */
 export const REPROBE_INTERVALS = 20;
 /** Intervals before the fairness ceiling is lifted by one step. */
@@ -215,7 +219,12 @@ export function decide(config: ControllerConfig, sample: IntervalSample, prev: C
   if (s.phase === 'start' && queued) s.phase = 'climb';
   if (s.phase === 'start') {
     const model = Math.min(modelCarriers(config, s.congestionControl, rttUs, loss), s.ceiling);
-    if (model > s.carriers) return move(s, config, model, 'climb', here, rttUs, out, 'model');
+    if (model > s.carriers) {
+      const jumped = move(s, config, model, 'climb', here, rttUs, out, 'model');
+      // Hundreds of new carriers need their handshakes and first RTTs before goodput means anything.
+      s.settleLeft = Math.max(s.settleLeft, MODEL_SETTLE_INTERVALS);
+      return jumped;
+    }
     s.phase = 'climb';
   }
 
@@ -238,6 +247,12 @@ export function decide(config: ControllerConfig, sample: IntervalSample, prev: C
       return hold(s, here, out, 'limit');
     }
     const back = s.previous;
+    // A big jump that did not pay is bisected (geometric middle), not abandoned:
+    // measured here, 512 cubic carriers judged too early fell back to 1 and stayed.
+    if (s.carriers > BISECT_RATIO * back.carriers) {
+      const middle = Math.round(Math.sqrt(back.carriers * s.carriers));
+      return move(s, config, middle, 'climb', back, rttUs, out, 'no-gain');
+    }
     return move(s, config, back.carriers, 'hold', null, rttUs, out, 'no-gain');
   }
 

@@ -211,3 +211,24 @@ test('metro cubic filling its own queue: queue-drop loss does not trigger the mo
   }
   assert.ok(decisions.every((d) => d.carriers <= 4), `carriers ${decisions.map((d) => d.carriers)}`);
 });
+
+test('a model jump is given time to ramp, and one that did not pay is bisected, not abandoned', () => {
+  // FAKE PATH as above, plus a ramp: new carriers deliver nothing for their
+  // first 4 intervals (handshakes, slow start), as 512 cubic carriers did in the lab.
+  const cfg = config({ congestionControl: 'cubic' });
+  let state = initialState(cfg);
+  let carriersSince = 0;
+  let lastCount = state.carriers;
+  const counts: number[] = [];
+  for (let i = 0; i < 60; i++) {
+    if (state.carriers !== lastCount) {
+      carriersSince = i;
+      lastCount = state.carriers;
+    }
+    const sample = pathSample(INTERCONTINENTAL, state.carriers, 'cubic', i);
+    if (i - carriersSince < 4 && i > 3) sample.goodputBytesPerS = Math.min(sample.goodputBytesPerS, 0.5 * MBIT);
+    state = decide(cfg, sample, state).state;
+    counts.push(state.carriers);
+  }
+  assert.ok(Math.max(...counts.slice(-10)) >= 64, `cubic carriers after a slow ramp: ${counts.join(',')}`);
+});
