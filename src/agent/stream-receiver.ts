@@ -4,6 +4,10 @@
 // sequence number, applied in order, and periodically made durable: sink
 // flush, then checkpoint CAS in the region consensus, then Ack. Nothing is
 // acknowledged before it is durable, and nothing unverified is applied.
+// Streaming frames (Encoding ZSTD_STREAM, pg-wal) share one zstd context per
+// session: they decode in sequence order, and one that fails verification
+// ends the session (a resend could not be decoded without the history the
+// failure lost), so the next one resyncs from the durable checkpoint.
 
 import { open, truncate, readFile, mkdir, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
@@ -14,7 +18,7 @@ import type { HdePool, Decoded } from '../encoding/hde-pool.ts';
 import { GENESIS_CHAIN, chainNext } from '../encoding/digest.ts';
 import type { ConsensusStore, Watcher } from '../consensus/consensus-store.ts';
 import { FencedError, commitCheckpoint, loadCheckpoint, type Checkpoint } from '../consensus/checkpoints.ts';
-import type { DataFrame, Envelope, StreamOpen } from '../wire/messages.ts';
+import { Encoding, type DataFrame, type Envelope, type StreamOpen } from '../wire/messages.ts';
 import type { InboundLink } from '../transport/inbound-link.ts';
 import type { Metrics } from './metrics.ts';
 
@@ -44,7 +48,8 @@ export interface StreamReceiverOptions {
 
 interface Pending {
   frame: DataFrame;
-  decoded: Promise<Decoded>;
+  /** Started on arrival (independent frames) or in sequence order (streaming frames); null until then. */
+  decoded: Promise<Decoded> | null;
   bytes: number;
 }
 
@@ -55,6 +60,10 @@ interface Session {
   pending: Map<number, Pending>;
   pendingBytes: number;
   ended: boolean;
+  /** The session's streaming decode context in the HDE pool (its first streaming frame is a resync point). */
+  contextKey: string;
+  /** Next sequence number whose decode starts: streaming frames decode in this order, each once. */
+  decodeNext: number;
 }
 
 /** Status of a receiver, for /status. */
@@ -78,6 +87,10 @@ export class StreamReceiver {
   private modRevision = 0;
   private bytesSinceCheckpoint = 0;
   private failures = new Map<number, number>();
+  /** Streaming verification failures by sequence number; kept across sessions (each failure ends one). */
+  private streamingFailures = new Map<number, number>();
+  /** Decode contexts opened so far: each session gets a fresh key. */
+  private contexts = 0;
   private haltedReason: string | null = null;
   private auditPending: number[] = [];
   private audit: FileHandle | null = null;
@@ -136,15 +149,36 @@ export class StreamReceiver {
       this.cutOff(session, `peer has ${session.pendingBytes + bytes} bytes of unapplied frames in flight, over the ${this.options.maxPendingBytes} window`);
       return;
     }
-    // Start decoding now (workers run in parallel); apply happens in order.
+    // Independent frames start decoding now (workers run in parallel); streaming
+    // frames as soon as all before them have (dispatchInOrder); apply happens in order.
     // meta and digest are copied out: decode may move the frame's buffer to a worker.
     frame.meta = Buffer.from(frame.meta);
     frame.digest = Buffer.from(frame.digest);
-    const decoded = this.options.pool.decode(frame.meta, frame.payload, frame.encoding, frame.rawLength);
-    decoded.catch(() => {});
+    let decoded: Promise<Decoded> | null = null;
+    if (frame.encoding !== Encoding.ZSTD_STREAM) {
+      decoded = this.options.pool.decode(frame.meta, frame.payload, frame.encoding, frame.rawLength);
+      decoded.catch(() => {});
+    }
     session.pending.set(frame.seq, { frame, decoded, bytes });
     session.pendingBytes += bytes;
+    this.dispatchInOrder(session);
     if (frame.seq === this.appliedSeq + 1) this.kick();
+  }
+
+  /**
+   * Start decoding the streaming frames of the run that is now contiguous:
+   * in sequence order and each once, as their shared context needs. The
+   * pool keeps submission order, so they decode ahead of apply, in order.
+   */
+  private dispatchInOrder(session: Session): void {
+    for (let next = session.pending.get(session.decodeNext); next; next = session.pending.get(session.decodeNext)) {
+      const { frame } = next;
+      if (!next.decoded) {
+        next.decoded = this.options.pool.decodeStream(session.contextKey, frame.meta, frame.payload, frame.rawLength, frame.resync);
+        next.decoded.catch(() => {});
+      }
+      session.decodeNext++;
+    }
   }
 
   /** The link carrying the session closed: make applied data durable, end the session. */
@@ -217,7 +251,8 @@ export class StreamReceiver {
     this.chain = this.durableChain = Buffer.from(checkpoint.chain, 'hex');
     this.epoch = request.epoch;
     this.failures.clear();
-    this.session = { link, epoch: request.epoch, sourceRegion: request.sourceRegion, pending: new Map(), pendingBytes: 0, ended: false };
+    // A fresh decode context per session: the sender's first streaming frame is a resync point.
+    this.session = { link, epoch: request.epoch, sourceRegion: request.sourceRegion, pending: new Map(), pendingBytes: 0, ended: false, contextKey: `recv/${streamId}/${++this.contexts}`, decodeNext: checkpoint.seq + 1 };
     this.options.logger.info({ stream: streamId, peer: link.peerNode, epoch: request.epoch, seq: checkpoint.seq }, 'stream session opened');
     // Answer with the resume point, in parts when large.
     for (let offset = 0; offset === 0 || offset < state.length; offset += STATE_PART_BYTES) {
@@ -261,6 +296,7 @@ export class StreamReceiver {
     if (this.session !== session || session.ended) return;
     session.ended = true;
     this.session = null;
+    this.options.pool.release(session.contextKey);
     this.options.metrics.framesFenced.inc({ stream: this.options.streamId }, Math.max(1, session.pending.size));
     this.options.logger.warn({ stream: this.options.streamId, peer: session.link.peerNode, epoch: session.epoch, newerEpoch, appliedSeq: this.appliedSeq, durableSeq: this.durableSeq }, 'session fenced: a newer epoch committed the checkpoint');
     session.link.send({ error: { code: 'FENCED', detail: `epoch ${session.epoch} fenced by epoch ${newerEpoch}`, streamId: this.options.streamId } });
@@ -274,8 +310,25 @@ export class StreamReceiver {
     if (!session) return;
     session.ended = true;
     this.session = null;
+    this.options.pool.release(session.contextKey);
     // What was verified and applied is legitimate: make it durable now.
     await this.checkpoint(null);
+  }
+
+  /**
+   * A streaming frame failed verification: the context lost its history, so
+   * neither this frame's resend nor any later frame can decode. Close the
+   * link (every stream on it resumes from its durable checkpoint; this one
+   * with a resync frame and fresh contexts on both sides). The same
+   * sequence number failing MAX_VERIFY_FAILURES times halts the stream.
+   */
+  private restartStreaming(session: Session, seq: number, problem: string): void {
+    const count = (this.streamingFailures.get(seq) ?? 0) + 1;
+    this.streamingFailures.set(seq, count);
+    if (count >= MAX_VERIFY_FAILURES) return this.halt(session, `streaming frame ${seq} failed verification ${count} times (${problem})`);
+    this.options.logger.warn({ stream: this.options.streamId, peer: session.link.peerNode, seq, attempt: count, problem }, 'streaming frame failed verification; closing the link to resync from the checkpoint');
+    session.ended = true;
+    session.link.close(`stream ${this.options.streamId}: streaming frame ${seq} failed verification; resync from the checkpoint`);
   }
 
   private cutOff(session: Session, reason: string): void {
@@ -328,6 +381,7 @@ export class StreamReceiver {
     let decoded: Decoded | null = null;
     let problem = '';
     try {
+      if (!item.decoded) throw new Error('streaming frame was not decoded in sequence order');
       decoded = await item.decoded;
       if (!decoded.digest.equals(Buffer.from(frame.digest))) problem = 'plaintext digest mismatch';
     } catch (err) {
@@ -335,6 +389,7 @@ export class StreamReceiver {
     }
     if (problem || !decoded) {
       metrics.verifyFailures.inc({ stream: streamId });
+      if (frame.encoding === Encoding.ZSTD_STREAM) return this.restartStreaming(session, frame.seq, problem);
       const count = (this.failures.get(frame.seq) ?? 0) + 1;
       this.failures.set(frame.seq, count);
       this.options.logger.warn({ stream: streamId, seq: frame.seq, attempt: count, problem }, 'frame failed verification; not applied');
@@ -350,6 +405,7 @@ export class StreamReceiver {
       throw new Error(`apply frame ${frame.seq}: ${(err as Error).message}`, { cause: err });
     }
     this.failures.delete(frame.seq);
+    this.streamingFailures.delete(frame.seq);
     this.chain = chainNext(this.chain, frame.seq, decoded.digest);
     this.appliedSeq = frame.seq;
     this.bytesSinceCheckpoint += decoded.data.length + frame.meta.length;

@@ -6,7 +6,7 @@
 
 import type { Logger } from 'pino';
 import type { Source, SourceRecord } from '../streams/stream.ts';
-import type { HdePool } from '../encoding/hde-pool.ts';
+import type { Encoded, HdePool } from '../encoding/hde-pool.ts';
 import { chainNext } from '../encoding/digest.ts';
 import { LinkDownError, frameEnvelope, type OutboundLink } from '../transport/link.ts';
 import type { Ack, Envelope, Nack, StreamState } from '../wire/messages.ts';
@@ -36,6 +36,12 @@ export interface StreamSenderOptions {
   level: number | null;
   /** Move the level online by where the sender waits (encoders or link). */
   adaptiveLevel?: boolean;
+  /**
+   * Encode through one long-lived zstd context per session (Encoding
+   * ZSTD_STREAM; pg-wal), its first frame a resync point, instead of
+   * independent frames. Frames sent while the level is null stay raw.
+   */
+  streaming?: boolean;
   /** Leadership epoch stamped on frames of a new session. */
   epoch(): Promise<number>;
   logger: Logger;
@@ -64,6 +70,10 @@ interface Session {
   stateReject: ((err: Error) => void) | null;
   unacked: Unacked[];
   durableSeq: number;
+  /** The session's streaming context in the HDE pool (null: independent frames); released when the session ends. */
+  contextKey: string | null;
+  /** The next streamed frame starts the context (the session's first). */
+  resyncNext: boolean;
 }
 
 /** Status of a sender, for /status and the demo. */
@@ -87,6 +97,8 @@ export class StreamSender {
   private levelState: LevelState;
   private level: number | null;
   private levelWaits = { encodeMs: 0, linkMs: 0, since: performance.now() };
+  /** Streaming contexts opened so far: each session gets a new key, so a late encode of an old session cannot touch the new one's history. */
+  private contexts = 0;
 
   constructor(options: StreamSenderOptions) {
     this.options = options;
@@ -105,7 +117,7 @@ export class StreamSender {
   onLinkUp(sessionNumber: number): void {
     if (this.haltedReason) return;
     this.endSession();
-    const session: Session = { number: sessionNumber, abort: new AbortController(), stateParts: [], stateResolve: null, stateReject: null, unacked: [], durableSeq: 0 };
+    const session: Session = { number: sessionNumber, abort: new AbortController(), stateParts: [], stateResolve: null, stateReject: null, unacked: [], durableSeq: 0, contextKey: null, resyncNext: true };
     this.session = session;
     this.run(session).catch((err: Error) => {
       if (err instanceof LinkDownError || session.abort.signal.aborted) return;
@@ -142,6 +154,7 @@ export class StreamSender {
     this.session = null;
     session.abort.abort();
     session.stateReject?.(new LinkDownError('session ended'));
+    if (session.contextKey) this.options.pool.release(session.contextKey);
   }
 
   private halt(reason: string): void {
@@ -197,6 +210,9 @@ export class StreamSender {
     // leaves encoded frames waiting.
     let seq = state.durableSeq;
     let chain: Buffer = Buffer.from(state.chain);
+    // Streaming: a fresh context whose first frame is a resync point, so the
+    // destination decodes from its checkpoint with a fresh context too.
+    if (this.options.streaming && !session.abort.signal.aborted) session.contextKey = `send/${streamId}/${this.options.destRegion}/${++this.contexts}`;
     const pipeline: Array<{ seq: number; record: SourceRecord; rawBytes: number; encoded: Promise<{ framed: Buffer; digest: Buffer }> }> = [];
     const wakers: { sender: (() => void) | null; producer: (() => void) | null } = { sender: null, producer: null };
     const wake = (which: 'sender' | 'producer'): void => {
@@ -249,7 +265,7 @@ export class StreamSender {
         }
         seq++;
         // Lengths first: encoding may move record.data to a worker.
-        pipeline.push({ seq, record, rawBytes: record.meta.length + record.data.length, encoded: this.encode(seq, epoch, record) });
+        pipeline.push({ seq, record, rawBytes: record.meta.length + record.data.length, encoded: this.encode(session, seq, epoch, record) });
         wake('sender');
       }
     } finally {
@@ -272,9 +288,21 @@ export class StreamSender {
     this.options.metrics.hdeLevel.set(this.labels, level ?? 0);
   }
 
-  private async encode(seq: number, epoch: number, record: SourceRecord): Promise<{ framed: Buffer; digest: Buffer }> {
+  private async encode(session: Session, seq: number, epoch: number, record: SourceRecord): Promise<{ framed: Buffer; digest: Buffer }> {
     const rawLength = record.data.length;
-    const enc = await this.options.pool.encode(record.meta, record.data, this.level);
+    // Streamed frames go through the session's context; calls reach the pool
+    // in sequence order (before the first await), which keeps that order.
+    // An ended session's context is released: nothing may pin it again.
+    const { pool } = this.options;
+    const level = this.level;
+    let enc: Encoded;
+    if (session.contextKey && level !== null && !session.abort.signal.aborted) {
+      const resync = session.resyncNext;
+      session.resyncNext = false;
+      enc = await pool.encodeStream(session.contextKey, record.meta, record.data, level, resync);
+    } else {
+      enc = await pool.encode(record.meta, record.data, level);
+    }
     const framed = frameEnvelope({
       data: {
         streamId: this.options.streamId,
@@ -285,7 +313,7 @@ export class StreamSender {
         meta: record.meta,
         payload: enc.payload,
         rawLength,
-        resync: false,
+        resync: enc.resync,
       },
     });
     return { framed, digest: enc.digest };
