@@ -34,6 +34,11 @@ export function shardOf(relativePath: string, shards: number): number {
   return Number(hash64('shard', shardKeyOf(relativePath)) % BigInt(shards));
 }
 
+/** Filter of the paths of one shard (closed under descent: a directory's paths share its shard). */
+export function shardFilter(shard: number, shards: number): (relativePath: string) => boolean {
+  return (relativePath) => shardOf(relativePath, shards) === shard;
+}
+
 /** Sub-stream id of a shard. */
 export function shardStreamId(streamId: string, shard: number): string {
   return `${streamId}${SHARD_SEPARATOR}${shard}`;

@@ -20,6 +20,8 @@ import { LeaseKeeper } from '../acp/lease-keeper.ts';
 import { MemberView, registerMember } from '../acp/membership.ts';
 import { LeadershipFence } from '../acp/leadership-fence.ts';
 import { chainKey, sourceChainCheck } from '../acp/chain-check.ts';
+import { ShardOwnership } from '../acp/shard-ownership.ts';
+import { subStreamsOf, type SubStream } from '../acp/sub-streams.ts';
 import { HdePool } from '../encoding/hde-pool.ts';
 import { OutboundLink } from '../transport/link.ts';
 import { InboundLink } from '../transport/inbound-link.ts';
@@ -86,6 +88,8 @@ export interface AgentStatus {
 
 interface SenderSlot {
   stream: StreamConfig;
+  /** What this slot sends: the stream, or one shard of it. */
+  part: SubStream;
   destRegion: string;
   sender: StreamSender | null;
   abort: AbortController;
@@ -102,6 +106,8 @@ export class Agent {
   private keeper: LeaseKeeper | null = null;
   /** Live agents of this region (membership records under their leases). */
   members: MemberView | null = null;
+  /** The shards of sharded streams this agent should send, following members. */
+  private ownership: ShardOwnership | null = null;
   private pool!: HdePool;
   private tls!: TlsMaterial;
   private server: Server | null = null;
@@ -165,7 +171,7 @@ export class Agent {
       nodeId: this.config.nodeId,
       senders: this.slots.flatMap((s) => {
         if (!s.sender) return [];
-        const source = this.sources.get(s.stream.id);
+        const source = this.sources.get(s.part.id);
         return [{ ...s.sender.status(), progress: source instanceof DirSource ? source.progress() : undefined }];
       }),
       receivers: [...this.receivers.values()].map((r) => r.status()),
@@ -235,7 +241,8 @@ export class Agent {
     for (const stream of config.streams) {
       const dest = stream.destinations.find((d) => d.region === config.region);
       if (!dest) continue;
-      this.receivers.set(stream.id, await this.makeReceiver(stream, dest.path));
+      // One receiver per sub-stream: a sharded objects stream has one per shard, all on one directory.
+      for (const part of subStreamsOf(stream)) this.receivers.set(part.id, await this.makeReceiver(stream, part, dest.path));
       // A pg-wal destination serves its spool to the local standby.
       if (stream.kind === 'pg-wal') {
         const ws = (dest as PgWalDestinationConfig).walsender;
@@ -265,9 +272,10 @@ export class Agent {
     await this.keeper.start();
     await registerMember(this.store, config.federation, this.keeper, { nodeId: config.nodeId, region: config.region, capabilities: CAPABILITIES, address: `${config.listen.host}:${this.listenPort}` }, (err) => this.logger.warn({ err: err.message }, 'membership'));
     this.members = await MemberView.open(this.store, config.federation, config.region);
+    this.ownership = new ShardOwnership(this.members, config.nodeId);
     for (const stream of config.streams) {
       if (stream.source.region !== config.region) continue;
-      for (const dest of stream.destinations) this.startSenderSlot(stream, dest.region);
+      for (const dest of stream.destinations) for (const part of subStreamsOf(stream)) this.startSenderSlot(stream, part, dest.region);
     }
     this.state = 'RUNNING';
     this.logger.info({ listen: this.listenPort, http: this.httpPort, streams: config.streams.map((s) => s.id) }, 'agent running');
@@ -293,30 +301,31 @@ export class Agent {
 
   // ---- receiving ----
 
-  private async makeReceiver(stream: StreamConfig, path: string): Promise<StreamReceiver> {
+  private async makeReceiver(stream: StreamConfig, part: SubStream, path: string): Promise<StreamReceiver> {
     const { config } = this;
     await mkdir(path, { recursive: true });
-    const sink = this.makeSink(stream, path);
+    const sink = this.makeSink(stream, part, path);
     return new StreamReceiver({
-      streamId: stream.id,
+      streamId: part.id,
       kind: stream.kind,
       sink,
       store: this.store,
-      checkpointKey: checkpointKey(config.federation, stream.id, config.region),
+      checkpointKey: checkpointKey(config.federation, part.id, config.region),
       pool: this.pool,
       // Synchronous pg-wal: a commit on the primary waits for this checkpoint.
       checkpointIntervalMs: stream.kind === 'pg-wal' && stream.source.synchronous ? SYNC_CHECKPOINT_INTERVAL_MS : config.checkpoint.intervalMs,
       checkpointBytes: config.checkpoint.bytes,
       maxPendingBytes: config.amst.linkWindowBytes * 2,
       maxFrameBytes: config.amst.maxFrameBytes,
-      auditPath: this.options.audit ? join(config.dataDir, 'audit', `${stream.id}.log`) : undefined,
+      auditPath: this.options.audit ? join(config.dataDir, 'audit', `${part.id}.log`) : undefined,
       logger: this.logger,
       metrics: this.metrics,
     });
   }
 
-  private makeSink(stream: StreamConfig, path: string): Sink {
-    if (stream.kind === 'objects') return new DirSink({ streamId: stream.id, root: path, logger: this.logger });
+  private makeSink(stream: StreamConfig, part: SubStream, path: string): Sink {
+    // Shards share the directory: each covers its own paths and has its own temp area.
+    if (stream.kind === 'objects') return new DirSink({ streamId: part.id, root: path, logger: this.logger, include: part.include, tempName: part.shards > 1 ? part.id : undefined });
     return new WalSink({ streamId: stream.id, spoolDir: path });
   }
 
@@ -360,8 +369,8 @@ export class Agent {
 
   // ---- sending ----
 
-  private startSenderSlot(stream: StreamConfig, destRegion: string): void {
-    const slot: SenderSlot = { stream, destRegion, sender: null, abort: new AbortController() };
+  private startSenderSlot(stream: StreamConfig, part: SubStream, destRegion: string): void {
+    const slot: SenderSlot = { stream, part, destRegion, sender: null, abort: new AbortController() };
     this.slots.push(slot);
     void this.leadLoop(slot);
   }
@@ -369,34 +378,46 @@ export class Agent {
   /** Campaign for (stream, destination); send while leader; campaign again when leadership is lost. */
   private async leadLoop(slot: SenderSlot): Promise<void> {
     const { config } = this;
-    const key = leaderKey(config.federation, slot.stream.id, slot.destRegion);
+    const id = slot.part.id;
+    const key = leaderKey(config.federation, id, slot.destRegion);
     while (!slot.abort.signal.aborted) {
+      // A shard is campaigned for and sent only while the ring places it here (always, unsharded).
+      let turn;
+      try {
+        turn = await this.ownership!.hold(slot.part, slot.abort.signal);
+      } catch {
+        return;
+      }
       let leadership;
       try {
-        leadership = await campaign(this.store, key, config.nodeId, await this.keeper!.current(), slot.abort.signal);
+        leadership = await campaign(this.store, key, config.nodeId, await this.keeper!.current(), turn.signal);
       } catch (err) {
+        turn.release();
         if (slot.abort.signal.aborted) return;
-        this.logger.warn({ stream: slot.stream.id, err: (err as Error).message }, 'campaign failed; retrying');
+        if (turn.signal.aborted) continue;
+        this.logger.warn({ stream: id, err: (err as Error).message }, 'campaign failed; retrying');
         await new Promise((r) => setTimeout(r, config.amst.initialBackoffMs).unref());
         continue;
       }
-      this.logger.info({ stream: slot.stream.id, destination: slot.destRegion, epoch: leadership.epoch }, 'elected sender');
+      this.logger.info({ stream: id, destination: slot.destRegion, epoch: leadership.epoch }, 'elected sender');
       const link = this.linkTo(slot.destRegion);
       // A paused leader fences itself; the destination's chain is checked against this region's record.
       let fenced!: (err: Error) => void;
       const fencedPromise = new Promise<Error>((resolve) => (fenced = resolve));
       const fence = new LeadershipFence(this.store, key, leadership.epoch, (why) => fenced(new Error(`fenced: ${why}`)));
-      const chainCheck = sourceChainCheck(this.store, chainKey(config.federation, slot.stream.id, slot.destRegion), leadership.epoch, (err) => this.logger.warn({ stream: slot.stream.id, err: err.message }, 'chain record'));
+      const chainCheck = sourceChainCheck(this.store, chainKey(config.federation, id, slot.destRegion), leadership.epoch, (err) => this.logger.warn({ stream: id, err: err.message }, 'chain record'));
       const sender = new StreamSender({
-        streamId: slot.stream.id,
+        streamId: id,
         kind: slot.stream.kind,
         sourceRegion: config.region,
         destRegion: slot.destRegion,
-        source: this.sourceFor(slot.stream),
+        source: this.sourceFor(slot.stream, slot.part),
         link,
         pool: this.pool,
         level: config.hde.level,
         adaptiveLevel: config.hde.adaptiveLevel,
+        // WAL gains from one zstd context per session (history across frames); objects keep independent frames.
+        streaming: slot.stream.kind === 'pg-wal',
         epoch: async () => leadership.epoch,
         logger: this.logger,
         metrics: this.metrics,
@@ -405,12 +426,17 @@ export class Agent {
       });
       slot.sender = sender;
       if (link.session > 0) sender.onLinkUp(link.session);
-      const stopping = new Promise<Error>((resolve) => slot.abort.signal.addEventListener('abort', () => resolve(new Error('stopping'))));
-      const reason = await Promise.race(process.env[FAULT_ZOMBIE_ENV] === '1' ? [stopping] : [leadership.lost, fencedPromise, stopping]);
+      // Stopping, or the shard moved to another member: resign, so its new owner's campaign wins.
+      // (It may have moved while the campaign was being won: turn.ended has resolved then.)
+      const reason = await Promise.race(process.env[FAULT_ZOMBIE_ENV] === '1' ? [turn.ended] : [leadership.lost, fencedPromise, turn.ended]);
+      turn.release();
       sender.stop();
       fence.close();
       slot.sender = null;
-      if (!slot.abort.signal.aborted) this.logger.warn({ stream: slot.stream.id, reason: reason.message }, 'leadership lost');
+      // This session's frames still in flight will never be acknowledged to it (a new
+      // session resumes from the destination's checkpoint): free their link window.
+      link.acknowledge(id, Number.MAX_SAFE_INTEGER);
+      if (!slot.abort.signal.aborted) this.logger.warn({ stream: id, reason: reason.message }, 'leadership lost');
       await leadership.resign().catch(() => {});
     }
   }
@@ -449,14 +475,16 @@ export class Agent {
     return link;
   }
 
-  private sourceFor(stream: StreamConfig): Source {
-    const existing = this.sources.get(stream.id);
+  private sourceFor(stream: StreamConfig, part: SubStream): Source {
+    const existing = this.sources.get(part.id);
     if (existing) return existing;
     let source: Source;
     if (stream.kind === 'objects') {
+      // A shard's source scans, and sends, only its shard's paths.
       source = new DirSource({
-        streamId: stream.id,
+        streamId: part.id,
         root: stream.source.path,
+        include: part.include,
         chunkBytes: this.config.hde.chunkBytes,
         scanIntervalMs: stream.source.scanIntervalMs,
         watch: stream.source.watch && !this.options.once,
@@ -473,7 +501,7 @@ export class Agent {
       });
       this.pgWalMetrics.watchSource(stream.id, source as WalSource, stream.destinations.map((d) => d.region));
     }
-    this.sources.set(stream.id, source);
+    this.sources.set(part.id, source);
     return source;
   }
 }

@@ -92,6 +92,8 @@ function checkStream(
   // Kind-specific fields.
   if (stream.kind === 'objects') checkObjectsStream(source, list(stream.destinations), at, issues);
   if (stream.kind === 'pg-wal') checkPgWalStream(source, list(stream.destinations), at, issues);
+  // A WAL is one ordered history: it cannot be split by path.
+  if (stream.kind === 'pg-wal' && stream.shards !== undefined) issues.push({ path: `${at}.shards`, message: 'is only for kind objects' });
 }
 
 // objects: paths required, PostgreSQL fields refused.

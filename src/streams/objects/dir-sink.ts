@@ -4,6 +4,11 @@
 // fsync of its directory. At most one file is partial at a time; the
 // checkpointed sink state names it and how far it is durable, so a restart
 // resumes mid-file instead of from zero.
+//
+// Several sinks may share one root, one per shard of a sharded stream: each
+// is given the filter of its shard (its manifest covers only those paths,
+// and it refuses ops on any other) and its own temp area under .dwcp-tmp/,
+// so one shard's recover never drops another shard's partial file.
 
 import { createHash } from 'node:crypto';
 import { lstat, mkdir, open, readdir, rename, rm, stat, truncate, chmod } from 'node:fs/promises';
@@ -16,6 +21,7 @@ import type { Sink, StreamKind } from '../stream.ts';
 import { MODE_MASK, identicalVersion, sameVersion, versionOf } from './file-version.ts';
 import { TEMP_DIR_NAME, isMissing, resolveInside, validateRelativePath } from './object-paths.ts';
 import type { ObjectsLogger } from './objects-logger.ts';
+import type { PathFilter } from './path-filter.ts';
 import { scanTree } from './tree-scan.ts';
 
 /** Options of a DirSink. */
@@ -25,7 +31,14 @@ export interface DirSinkOptions {
   root: string;
   /** Where refusals and recoveries are reported. Default: silent. */
   logger?: ObjectsLogger;
+  /** Only these paths are this sink's (one shard of a shared root): the manifest lists only them, ops on others are refused. Default all. */
+  include?: PathFilter;
+  /** Name of this sink's own temp area, <root>/.dwcp-tmp/<tempName>/, when sinks share a root. Default .dwcp-tmp itself. */
+  tempName?: string;
 }
+
+/** What a temp area name may look like: one plain path segment. */
+const TEMP_NAME_PATTERN = /^[A-Za-z0-9_~-][A-Za-z0-9._~-]*$/;
 
 /** The file being received: its identity, how far it is written, its temp file. */
 interface PartialState {
@@ -47,6 +60,7 @@ export class DirSink implements Sink {
   readonly #root: string;
   readonly #tempDir: string;
   readonly #logger?: ObjectsLogger;
+  readonly #include?: PathFilter;
   #partial?: PartialState;
   /** Directories whose entries changed since the last flush (fsynced by flush). */
   #dirtyDirs = new Set<string>();
@@ -55,10 +69,14 @@ export class DirSink implements Sink {
 
   constructor(options: DirSinkOptions) {
     if (!options.root) throw new Error('dir sink: root must be set');
+    if (options.tempName !== undefined && !TEMP_NAME_PATTERN.test(options.tempName)) {
+      throw new Error(`dir sink: tempName must be one plain path segment, got ${JSON.stringify(options.tempName)}`);
+    }
     this.streamId = options.streamId;
     this.#root = options.root;
-    this.#tempDir = join(options.root, TEMP_DIR_NAME);
+    this.#tempDir = options.tempName === undefined ? join(options.root, TEMP_DIR_NAME) : join(options.root, TEMP_DIR_NAME, options.tempName);
     this.#logger = options.logger;
+    this.#include = options.include;
   }
 
   /** Roll the temp area back to the checkpoint and return the destination manifest. */
@@ -97,6 +115,7 @@ export class DirSink implements Sink {
     const wanted = decodeSinkState(sinkState);
     if (wanted) {
       validateRelativePath(wanted.path);
+      this.#checkIncluded(wanted.path, `checkpoint at seq ${seq}`);
       const tempPath = this.#tempPathFor(wanted.path, wanted.version);
       const size = await fileSize(tempPath);
       if (size !== undefined && size >= wanted.offset) {
@@ -113,9 +132,10 @@ export class DirSink implements Sink {
       if (path !== this.#partial?.tempPath) await rm(path, { recursive: true, force: true });
     }
     await fsyncDir(this.#tempDir);
+    if (this.#tempDir !== join(this.#root, TEMP_DIR_NAME)) await fsyncDir(join(this.#root, TEMP_DIR_NAME));
 
-    // The tree itself is the truth about what is here.
-    const scan = await scanTree(this.#root);
+    // The tree itself (this sink's part of it) is the truth about what is here.
+    const scan = await scanTree(this.#root, { include: this.#include });
     return manifestCodec.encode({ entries: scan.entries, partial: this.#partialState() });
   }
 
@@ -126,6 +146,7 @@ export class DirSink implements Sink {
     } catch (err) {
       throw new SinkError(`decode object op at seq ${seq}: ${(err as Error).message}`);
     }
+    for (const path of pathsOf(op)) this.#checkIncluded(path, `object op at seq ${seq}`);
     if (op.put) return this.#applyChunk(op.put, data);
     if (op.delete) return this.#applyDelete(op.delete.path);
     if (op.rename) return this.#applyRename(op.rename.from, op.rename.to, op.rename.version);
@@ -258,6 +279,13 @@ export class DirSink implements Sink {
     return partial ? manifestCodec.encode({ entries: [], partial }) : new Uint8Array(0);
   }
 
+  // A path outside this sink's shard is refused before anything is touched.
+  #checkIncluded(path: string, what: string): void {
+    if (this.#include !== undefined && !this.#include(path)) {
+      throw new SinkError(`${what}: path ${JSON.stringify(path)} refused: not in this sink's shard of the tree`);
+    }
+  }
+
   #partialState(): PartialFile | undefined {
     const p = this.#partial;
     return p ? { path: p.path, version: p.version, offset: p.offset } : undefined;
@@ -285,6 +313,15 @@ export class DirSink implements Sink {
     const key = `${path}\0${version.size}\0${version.mtimeUs}\0${version.mode}`;
     return join(this.#tempDir, `${createHash('sha256').update(key).digest('hex').slice(0, 32)}.part`);
   }
+}
+
+/** Every path an op touches. */
+function pathsOf(op: ObjectOp): string[] {
+  if (op.put) return [op.put.path];
+  if (op.delete) return [op.delete.path];
+  if (op.rename) return [op.rename.from, op.rename.to];
+  if (op.mkdir) return [op.mkdir.path];
+  return [];
 }
 
 /** The partial file named by a sink state (empty bytes: none). */

@@ -23,6 +23,7 @@ import { ChangeTrigger } from './change-trigger.ts';
 import { MTIME_TOLERANCE_US, identicalVersion, sameVersion, versionOf } from './file-version.ts';
 import { isMissing } from './object-paths.ts';
 import type { ObjectsLogger } from './objects-logger.ts';
+import type { PathFilter } from './path-filter.ts';
 import { comparePaths, scanTree } from './tree-scan.ts';
 
 /** Default PutChunk payload size in bytes. */
@@ -53,6 +54,11 @@ export interface DirSourceOptions {
   watch?: boolean;
   /** End records() once the tree is in sync instead of waiting for changes. Default false. */
   once?: boolean;
+  /**
+   * Only these paths are sent (one shard of a tree shared by sub-streams);
+   * destination entries it refuses are neither compared nor deleted. Default all.
+   */
+  include?: PathFilter;
   /** Called when a file's last chunk is durable at the destination ("done"). */
   onReplicated?: (path: string, version: FileVersion) => void;
   /** Where skipped files and resumes are reported. Default: silent. */
@@ -108,6 +114,7 @@ export class DirSource implements Source {
   readonly #scanIntervalMs: number;
   readonly #watch: boolean;
   readonly #once: boolean;
+  readonly #include?: PathFilter;
   readonly #onReplicated?: (path: string, version: FileVersion) => void;
   readonly #logger?: ObjectsLogger;
   readonly #closed = new AbortController();
@@ -130,6 +137,7 @@ export class DirSource implements Source {
     this.#scanIntervalMs = scanIntervalMs;
     this.#watch = options.watch ?? true;
     this.#once = options.once ?? false;
+    this.#include = options.include;
     this.#onReplicated = options.onReplicated;
     this.#logger = options.logger;
   }
@@ -192,8 +200,10 @@ export class DirSource implements Source {
     const session = new Session();
     this.#session = session;
     const manifest = decodeResume(resume.state);
-    const view: DestView = new Map(manifest.entries.map((e) => [e.path, e]));
-    let partial = manifest.partial ?? undefined;
+    // Another shard's paths in the destination's manifest are none of this session's business.
+    const include = this.#include ?? (() => true);
+    const view: DestView = new Map(manifest.entries.filter((e) => include(e.path)).map((e) => [e.path, e]));
+    let partial = manifest.partial && include(manifest.partial.path) ? manifest.partial : undefined;
 
     // Watch before the first scan, so a change during the scan is not missed.
     const trigger = new ChangeTrigger({ root: this.#root, watch: this.#watch && !this.#once, intervalMs: this.#scanIntervalMs, logger: this.#logger });
@@ -203,7 +213,7 @@ export class DirSource implements Source {
     try {
       for (let pass = 1; !signal.aborted; pass++) {
         trigger.clear();
-        const scan = await scanTree(this.#root);
+        const scan = await scanTree(this.#root, { include: this.#include });
         const outcome: PassOutcome = { again: false, yielded: false, unsynced: 0 };
         yield* this.#syncPass(scan.entries, view, partial, session, outcome, signal);
         partial = undefined;
@@ -277,6 +287,10 @@ export class DirSource implements Source {
     const queue = entries
       .filter((e) => !e.directory && !isSameFile(view.get(e.path), e.version))
       .map((e) => ({ path: e.path, restarts: 0 }));
+    // The destination's partial file goes first: the sink abandons its partial at any
+    // other file's first chunk, and the resumed chunk would then be refused.
+    const resumeAt = partial === undefined ? -1 : queue.findIndex((job) => job.path === partial.path);
+    if (resumeAt > 0) queue.unshift(...queue.splice(resumeAt, 1));
     for (let i = 0; i < queue.length; i++) {
       const job = queue[i];
       const resumeFrom = partial?.path === job.path && job.restarts === 0 ? partial : undefined;

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import type { ManifestEntry } from '../../wire/messages.ts';
 import { versionOf } from './file-version.ts';
 import { TEMP_DIR_NAME, isMissing } from './object-paths.ts';
+import type { PathFilter } from './path-filter.ts';
 
 /** lstat calls in flight at once per directory batch. */
 const STAT_BATCH = 256;
@@ -16,6 +17,8 @@ const STAT_BATCH = 256;
 export interface ScanOptions {
   /** Relative paths to skip, each with everything below it. Default none. */
   exclude?: readonly string[];
+  /** Only paths it accepts (and never below a path it refuses). Default all. */
+  include?: PathFilter;
 }
 
 /** A scanned tree: its entries sorted by path, and what was skipped. */
@@ -57,7 +60,7 @@ export async function scanTree(root: string, options: ScanOptions = {}): Promise
       }
       if (dirRel === '' && name === TEMP_DIR_NAME) continue;
       const rel = dirRel === '' ? name : `${dirRel}/${name}`;
-      if (!excluded.has(rel)) rels.push(rel);
+      if (!excluded.has(rel) && (options.include === undefined || options.include(rel))) rels.push(rel);
     }
     for (let i = 0; i < rels.length; i += STAT_BATCH) {
       const batch = rels.slice(i, i + STAT_BATCH);
