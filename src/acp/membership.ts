@@ -35,6 +35,11 @@ export function decodeMember(value: Buffer): MemberRecord | undefined {
   return undefined;
 }
 
+/** Registration at start retries for this long before the agent gives up. */
+const REGISTER_TIMEOUT_MS = 60_000;
+const REGISTER_INITIAL_BACKOFF_MS = 250;
+const REGISTER_MAX_BACKOFF_MS = 4_000;
+
 /**
  * Register this agent under the keeper's lease, now and again after every
  * re-granted lease. Resolves once the first registration is written.
@@ -49,8 +54,23 @@ export async function registerMember(store: ConsensusStore, federation: string, 
     if (!res.ok) throw new Error(`register member ${key}: another writer changed it`);
   };
   keeper.onGranted((lease) => put(lease.id).catch((err: Error) => onError(new Error(`register member again: ${err.message}`))));
-  await put((await keeper.current()).id);
+  // At start the store may be slow (a member down, a leader election): retry
+  // with backoff rather than fail the agent's start on one timed-out call.
+  let delayMs = REGISTER_INITIAL_BACKOFF_MS;
+  const deadline = Date.now() + REGISTER_TIMEOUT_MS;
+  for (;;) {
+    try {
+      await put((await keeper.current()).id);
+      return;
+    } catch (err) {
+      if (Date.now() + delayMs > deadline) throw new Error(`register member: gave up after ${REGISTER_TIMEOUT_MS} ms: ${(err as Error).message}`, { cause: err });
+      onError(new Error(`register member (retrying in ${delayMs} ms): ${(err as Error).message}`));
+      await new Promise((resolve) => setTimeout(resolve, delayMs));
+      delayMs = Math.min(delayMs * 2, REGISTER_MAX_BACKOFF_MS);
+    }
+  }
 }
+
 
 /** The live members of one region, kept current by a prefix watch. */
 export class MemberView {
