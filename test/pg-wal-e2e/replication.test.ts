@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { readdir, readFile } from 'node:fs/promises';
-import { connect } from 'node:net';
+import { rawExchange } from '../helpers/raw-exchange.ts';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
@@ -98,13 +98,7 @@ test("bad clients on agent B's walsender endpoint get PostgreSQL errors; the sta
   });
   await odd.end().catch(() => undefined);
   // Garbage bytes: an ErrorResponse ('E') with 08P01, then close.
-  const reply = await new Promise<Buffer>((resolve, reject) => {
-    const s = connect(port, '127.0.0.1', () => s.write(Buffer.from('\x00\x00\x00\x10garbage-garbage!')));
-    const parts: Buffer[] = [];
-    s.on('data', (d) => parts.push(d));
-    s.on('error', reject);
-    s.on('close', () => resolve(Buffer.concat(parts)));
-  });
+  const reply = await rawExchange(port, Buffer.from('\x00\x00\x00\x10garbage-garbage!'));
   assert.equal(String.fromCharCode(reply[0]), 'E');
   assert.match(reply.toString('latin1'), /08P01/);
 

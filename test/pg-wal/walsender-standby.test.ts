@@ -5,7 +5,7 @@
 
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { connect } from 'node:net';
+import { rawExchange } from '../helpers/raw-exchange.ts';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -127,13 +127,7 @@ test('the walsender endpoint refuses bad clients with PostgreSQL errors and keep
   await odd.end().catch(() => undefined);
 
   // Garbage bytes instead of a startup packet: an ErrorResponse ('E') comes back, then close.
-  const reply = await new Promise<Buffer>((resolve, reject) => {
-    const s = connect(port, '127.0.0.1', () => s.write(Buffer.from('GET / HTTP/1.1\r\nHost: x\r\n\r\n')));
-    const parts: Buffer[] = [];
-    s.on('data', (d) => parts.push(d));
-    s.on('error', reject);
-    s.on('close', () => resolve(Buffer.concat(parts)));
-  });
+  const reply = await rawExchange(port, Buffer.from('GET / HTTP/1.1\r\nHost: x\r\n\r\n'));
   assert.equal(String.fromCharCode(reply[0]), 'E');
   assert.match(reply.toString('latin1'), /08P01/);
 
