@@ -21,6 +21,9 @@ const ADAPTIVE_SECONDS: Record<string, number> = { metro: 30, continental: 30, i
 
 /** Entry point; returns the exit code. */
 export async function netbenchCommand(args: string[]): Promise<number> {
+  // Ctrl-C or SIGTERM: exit through process.exit so lab.ts tears down its namespaces and emulator.
+  process.once('SIGINT', () => process.exit(130));
+  process.once('SIGTERM', () => process.exit(143));
   const [sub, ...rest] = args;
   if (sub === 'lab') return lab(rest);
   if (sub === 'live') return live(rest);
