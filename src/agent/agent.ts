@@ -153,16 +153,6 @@ export class Agent {
     return this.http?.port ?? 0;
   }
 
-  /** Port of the walsender endpoint serving a pg-wal stream here (0 when none). */
-  walsenderPort(streamId: string): number {
-    return this.walsenders.get(streamId)?.port ?? 0;
-  }
-
-  /** The objects source of a stream (demo progress), when this agent is its source. */
-  source(streamId: string): Source | undefined {
-    return this.sources.get(streamId);
-  }
-
   /** Status snapshot. */
   status(): AgentStatus {
     return {

@@ -5,14 +5,11 @@
 import tls from 'node:tls';
 import type { Socket } from 'node:net';
 import { SocketCarrier } from './socket-carrier.ts';
+import type { TlsMaterial } from '../config/tls-files.ts';
 import { PROTOCOL_VERSION, type Envelope, type Hello, type HelloReply } from '../wire/messages.ts';
 
-/** Certificates and key of this agent, PEM. */
-export interface TlsMaterial {
-  ca: Buffer;
-  cert: Buffer;
-  key: Buffer;
-}
+/** Certificates and key of this agent, PEM (read from the config's tls files). */
+export type { TlsMaterial };
 
 /** Who this agent is, as told in the handshake. */
 export interface Identity {
