@@ -3,6 +3,7 @@
 // processes and a PostgreSQL 15 standby whose primary_conninfo points at
 // agent B's walsender endpoint.
 
+import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -116,6 +117,15 @@ export async function tableChecksum(server: Pg, table: string, order: string): P
     `SELECT md5(string_agg(t::text, ',' ORDER BY ${order})) AS sum, count(*) AS n FROM ${table} t`,
   );
   return `${rows[0].n}:${rows[0].sum}`;
+}
+
+/** The standby holds what the primary holds: every pgbench table's checksum, and all `transactions` history rows. */
+export async function assertSameData(primary: Pg, standby: Pg, transactions: number): Promise<void> {
+  for (const [table, order] of PGBENCH_TABLES) {
+    assert.equal(await tableChecksum(standby, table, order), await tableChecksum(primary, table, order), `${table} differs`);
+  }
+  const history = await standby.query<{ n: string }>('SELECT count(*) AS n FROM pgbench_history');
+  assert.equal(Number(history[0].n), transactions);
 }
 
 /** Wait until the standby replayed everything the primary flushed now. */
