@@ -155,7 +155,10 @@ export class DirSink implements Sink {
   }
 
   async #applyChunk(put: PutChunk, data: Uint8Array): Promise<void> {
-    const target = await resolveInside(this.#root, put.path);
+    // The path is confined when a file starts, when a chunk does not continue
+    // the partial, and again at commit; middle chunks of the partial (same
+    // path, already checked) skip the lstat walk, which is per chunk otherwise.
+    const resolve = (): Promise<string> => resolveInside(this.#root, put.path);
     const { version, offset } = put;
     if (offset + data.length > version.size) {
       throw new SinkError(`chunk of ${put.path} at offset ${offset} (+${data.length}) runs past its size ${version.size}`);
@@ -163,6 +166,7 @@ export class DirSink implements Sink {
 
     if (offset === 0) {
       // A first chunk always starts over: whatever was partial is abandoned.
+      const target = await resolve();
       await this.#dropPartial();
       if (await isCompleteAt(target, version)) return;
       const tempPath = this.#tempPathFor(put.path, version);
@@ -175,6 +179,7 @@ export class DirSink implements Sink {
       const p = this.#partial;
       const continues = p !== undefined && p.path === put.path && identicalVersion(p.version, version) && p.offset === offset;
       if (!continues) {
+        const target = await resolve();
         if (p === undefined && (await isCompleteAt(target, version))) return;
         const have = p ? `partial ${JSON.stringify(p.path)} at ${p.offset}` : 'no partial file';
         throw new SinkError(`chunk of ${JSON.stringify(put.path)} at offset ${offset} does not continue the partial (${have})`);
@@ -185,7 +190,7 @@ export class DirSink implements Sink {
     partial.handle ??= await open(partial.tempPath, 'r+');
     await writeFully(partial.handle, data, offset);
     partial.offset = offset + data.length;
-    if (partial.offset === version.size) await this.#commit(partial, target);
+    if (partial.offset === version.size) await this.#commit(partial, await resolve());
   }
 
   // Make the completed temp file the target: durable content and metadata first.
