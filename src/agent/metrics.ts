@@ -39,12 +39,4 @@ export class Metrics {
   constructor(options: { processMetrics?: boolean } = {}) {
     if (options.processMetrics ?? true) collectDefaultMetrics({ register: this.registry, prefix: 'dwcp_process_' });
   }
-
-  /** Current value of a counter or gauge summed over labels (for status and tests). */
-  async total(name: string): Promise<number> {
-    const metric = this.registry.getSingleMetric(name);
-    if (!metric) return 0;
-    const data = await metric.get();
-    return data.values.reduce((sum, v) => sum + v.value, 0);
-  }
 }
