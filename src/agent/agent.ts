@@ -423,9 +423,7 @@ export class Agent {
       sender.stop();
       fence.close();
       slot.sender = null;
-      // This session's frames still in flight will never be acknowledged to it (a new
-      // session resumes from the destination's checkpoint): free their link window.
-      link.acknowledge(id, Number.MAX_SAFE_INTEGER);
+      link.forgetStream(id);
       if (!slot.abort.signal.aborted) this.logger.warn({ stream: id, reason: reason.message }, 'leadership lost');
       await leadership.resign().catch(() => {});
     }

@@ -251,19 +251,34 @@ export class OutboundLink {
    * frames. Returns the send times of the released frames' oldest, for lag.
    */
   acknowledge(streamId: string, durableSeq: number): number | null {
+    return this.release(streamId, durableSeq, true);
+  }
+
+  /**
+   * A stream's sender stopped: its frames in flight will never be
+   * acknowledged to it (the next session resumes from the destination's
+   * checkpoint). Free their window without counting them as delivered.
+   */
+  forgetStream(streamId: string): void {
+    this.release(streamId, Number.MAX_SAFE_INTEGER, false);
+    this.inflight.delete(streamId);
+  }
+
+  /** Drop a stream's frames up to seq from flight; acknowledged ones count toward goodput and rates. */
+  private release(streamId: string, upToSeq: number, acknowledged: boolean): number | null {
     const frames = this.inflight.get(streamId);
     if (!frames) return null;
     let oldest: number | null = null;
     for (const [seq, entry] of frames) {
-      if (seq > durableSeq) break;
+      if (seq > upToSeq) break;
       if (oldest === null) oldest = entry.sentAt;
       frames.delete(seq);
       this.inflightBytes -= entry.framed.length;
-      this.ackedBytes += entry.framed.length;
+      if (acknowledged) this.ackedBytes += entry.framed.length;
       const slot = this.chargedSlot(entry);
       if (slot) {
         slot.outstanding -= entry.framed.length;
-        slot.delivered += entry.framed.length;
+        if (acknowledged) slot.delivered += entry.framed.length;
       }
     }
     this.options.metrics.linkInflightBytes.set({ peer: this.options.peerRegion }, this.inflightBytes);
