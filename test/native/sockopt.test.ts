@@ -46,7 +46,12 @@ test('tcpInfo reports acked bytes and rtt after a transfer', async () => {
     assert.ok(info.rttUs > 0, `rttUs ${info.rttUs}`);
     assert.ok(info.minRttUs > 0 && info.minRttUs <= info.rttUs * 10, `minRttUs ${info.minRttUs}`);
     assert.ok(info.sndCwnd > 0, `sndCwnd ${info.sndCwnd}`);
-    assert.equal(info.totalRetrans, 0);
+    // Loopback may still retransmit (the kernel's tail-loss probe fires on a
+    // fresh machine): the kernel promises counters, not zero. Retransmitted
+    // bytes are part of the bytes sent, and a retransmit sends at least one byte.
+    assert.ok(Number.isInteger(info.totalRetrans), `totalRetrans ${info.totalRetrans}`);
+    assert.ok(info.bytesRetrans <= info.bytesSent, `bytesRetrans ${info.bytesRetrans} > bytesSent ${info.bytesSent}`);
+    assert.ok(info.totalRetrans <= info.bytesRetrans, `totalRetrans ${info.totalRetrans} segments but bytesRetrans ${info.bytesRetrans}`);
     for (const [key, value] of Object.entries(info)) {
       assert.equal(typeof value, 'number', key);
       assert.ok(Number.isFinite(value) && value >= 0, `${key} = ${value}`);
