@@ -24,6 +24,7 @@ import type {
   Lease,
   PutOptions,
   WatchEvent,
+  WatchOptions,
   Watcher,
 } from './consensus-store.ts';
 import { defaultStoreLogger, type StoreLogger } from './store-logger.ts';
@@ -76,6 +77,7 @@ interface Pending {
 interface WatchEntry {
   prefix: string;
   onEvent: (event: WatchEvent) => void;
+  onError: ((err: Error) => void) | undefined;
 }
 
 /** Encode one log record with its length and CRC header. */
@@ -240,9 +242,11 @@ export class EmbeddedStore implements ConsensusStore {
   private readonly watchers = new Set<WatchEntry>();
   private readonly leases = new Map<number, EmbeddedLease>();
   private nextLeaseId = 1;
+  private readonly logger: StoreLogger;
 
-  private constructor(filePath: string, file: FileHandle, kvs: Map<string, KeyValue>, revision: number, logBytes: number) {
+  private constructor(filePath: string, file: FileHandle, kvs: Map<string, KeyValue>, revision: number, logBytes: number, logger: StoreLogger) {
     this.filePath = filePath;
+    this.logger = logger;
     this.file = file;
     this.kvs = kvs;
     this.revision = revision;
@@ -286,7 +290,7 @@ export class EmbeddedStore implements ConsensusStore {
       }
       await syncDirectory(path.dirname(abs));
       const { kvs, revision } = replay(records);
-      const store = new EmbeddedStore(abs, file, kvs, revision, goodBytes);
+      const store = new EmbeddedStore(abs, file, kvs, revision, goodBytes, logger);
 
       // Leases died with the process that held them: drop their keys.
       const orphaned = [...kvs.values()].filter((kv) => kv.lease !== 0).map((kv) => kv.key);
@@ -330,10 +334,15 @@ export class EmbeddedStore implements ConsensusStore {
     return this.enqueue({ kind: 'cad', key, expected: expectedModRevision });
   }
 
-  /** Deliver every change under prefix made after this call, in revision order. */
-  async watchPrefix(prefix: string, onEvent: (event: WatchEvent) => void): Promise<Watcher> {
+  /**
+   * Deliver every change under prefix made after this call, in revision
+   * order. In one process nothing is ever missed; the watch ends only when
+   * closed or when the store fails (its log cannot be written), and then
+   * options.onError is told.
+   */
+  async watchPrefix(prefix: string, onEvent: (event: WatchEvent) => void, options: WatchOptions = {}): Promise<Watcher> {
     this.checkOpen('watch', prefix);
-    const entry: WatchEntry = { prefix, onEvent };
+    const entry: WatchEntry = { prefix, onEvent, onError: options.onError };
     this.watchers.add(entry);
     return {
       close: async () => {
@@ -489,7 +498,7 @@ export class EmbeddedStore implements ConsensusStore {
         this.logBytes += bytes.length;
       }
     } catch (err) {
-      this.broken = err as Error;
+      this.fail(new Error(`write embedded store log: ${(err as Error).message}`, { cause: err }));
       for (const { p } of outcomes) p.reject(new Error(`write embedded store log: ${(err as Error).message}`, { cause: err }));
       return;
     }
@@ -512,7 +521,26 @@ export class EmbeddedStore implements ConsensusStore {
       try {
         await this.rewriteLog();
       } catch (err) {
-        this.broken = err as Error;
+        this.fail(new Error(`compact embedded store log: ${(err as Error).message}`, { cause: err }));
+      }
+    }
+  }
+
+  /** The store can no longer write: refuse every later call, log, and end every watch with the error. */
+  private fail(err: Error): void {
+    if (this.broken !== undefined) return;
+    this.broken = err;
+    this.logger.error({ file: this.filePath, err: err.message, watches: this.watchers.size }, 'embedded store failed; it refuses every call from now on');
+    const ended = [...this.watchers];
+    this.watchers.clear();
+    for (const w of ended) {
+      const error = new Error(`watch ${w.prefix}: embedded store failed: ${err.message}`, { cause: err });
+      try {
+        w.onError?.(error);
+      } catch (thrown) {
+        setImmediate(() => {
+          throw thrown;
+        });
       }
     }
   }

@@ -55,6 +55,19 @@ defineConformanceSuite('embedded', () => ({
   expireLease: async (_store, lease: Lease) => {
     stall(lease.ttlSeconds * 1000 + STALL_MARGIN_MS);
   },
+  // One process: a watch cannot be cut off; the gap is writes and a log compaction.
+  openGapped: async () => {
+    shared ??= await EmbeddedStore.open(path.join(dir, 'conformance.log'));
+    const store = shared;
+    return {
+      store,
+      writer: store,
+      gap: async (during) => {
+        await during();
+        await store.compact();
+      },
+    };
+  },
 }));
 
 /** Run a child process that writes to the store and reports each acknowledged write on stdout. */

@@ -10,6 +10,7 @@ import { Etcd3 } from 'etcd3';
 import { EtcdStore } from '../../src/consensus/etcd-store.ts';
 import type { ConsensusStore, Lease } from '../../src/consensus/consensus-store.ts';
 import { startEtcdCluster, type EtcdCluster } from '../helpers/etcd-cluster.ts';
+import { startSeverableRelay, type SeverableRelay } from '../helpers/severable-relay.ts';
 import { defineConformanceSuite, uniquePrefix, within, WAIT_MS } from './store-conformance.ts';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -25,6 +26,7 @@ let cluster: EtcdCluster | undefined;
 /** A plain etcd3 client for checking etcd's own view (leases, keys). */
 let raw: Etcd3 | undefined;
 const stores: ConsensusStore[] = [];
+const relays: SeverableRelay[] = [];
 
 before(async () => {
   cluster = await startEtcdCluster({ members: 3 });
@@ -32,6 +34,7 @@ before(async () => {
 });
 after(async () => {
   await Promise.allSettled(stores.map((s) => s.close()));
+  await Promise.allSettled(relays.map((r) => r.close()));
   raw?.close();
   await cluster?.stop();
 });
@@ -69,6 +72,25 @@ defineConformanceSuite('etcd', () => ({
   // Revoke behind the holder's back: its next keepalive learns the lease is gone.
   expireLease: async (_store, lease: Lease) => {
     await raw!.leaseClient.leaseRevoke({ ID: lease.id });
+  },
+  // The store reaches one member through a relay that the gap severs; the
+  // writer is connected directly; the history is compacted before the relay heals.
+  openGapped: async () => {
+    const relay = await startSeverableRelay(Number(new URL(cluster!.endpoints[0]).port));
+    relays.push(relay);
+    const store = await EtcdStore.connect({ endpoints: [relay.endpoint], callTimeoutMs: CALL_TIMEOUT_MS });
+    stores.push(store);
+    const writer = await connect();
+    return {
+      store,
+      writer,
+      gap: async (during) => {
+        relay.sever();
+        await during();
+        await raw!.kv.compact({ revision: await writer.currentRevision(), physical: true });
+        relay.heal();
+      },
+    };
   },
 }));
 
