@@ -4,7 +4,7 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtemp, rm, appendFile, stat, truncate, readFile, writeFile, readdir } from 'node:fs/promises';
+import { mkdtemp, mkdir, rm, appendFile, stat, truncate, readFile, writeFile, readdir } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -203,6 +203,29 @@ describe('embedded store: persistence', () => {
     await s4.close();
     assert.deepEqual(torn.entries.map((e) => [e.level, e.fields.droppedRecords]), [['warn', 1]]);
     assert.equal((await readdir(dir)).filter((name) => name.startsWith('crc.log.corrupt-')).length, 2);
+  });
+
+  test('a store that can no longer write ends its watches with an error, never silently', async () => {
+    const file = path.join(dir, 'broken.log');
+    const log = new CapturingLogger();
+    const store = await EmbeddedStore.open(file, { logger: log });
+    const events: string[] = [];
+    let ended: (err: Error) => void;
+    const watchError = new Promise<Error>((resolve) => {
+      ended = resolve;
+    });
+    await store.watchPrefix('/b/', (event) => events.push(event.kv.key), { onError: (err) => ended(err) });
+    await store.compareAndSwap('/b/1', 0, Buffer.from('x'));
+
+    // The compaction's temp file cannot be created (a directory is in its way): the log cannot be rewritten.
+    await mkdir(`${file}.compact`);
+    await store.compact();
+    const err = await within('watch error', WAIT_MS, watchError);
+    assert.match(err.message, /watch \/b\/: embedded store failed: compact embedded store log: .*EISDIR/);
+    assert.deepEqual(events, ['/b/1']);
+    assert.ok(log.entries.some((e) => e.level === 'error' && /embedded store failed/.test(e.message)), JSON.stringify(log.entries));
+    await assert.rejects(store.compareAndSwap('/b/2', 0, Buffer.from('y')), /embedded store failed/);
+    await store.close();
   });
 
   test('after kill -9 of the writer, acknowledged writes survive and its leased keys are dropped', async () => {
