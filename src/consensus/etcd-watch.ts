@@ -29,6 +29,8 @@ import { WatchedKeys } from './watch-resync.ts';
 const RESUME_BACKOFF_INITIAL_MS = 100;
 /** Longest delay between resume attempts. */
 const RESUME_BACKOFF_MAX_MS = 2000;
+/** During a long outage, log one failed resume attempt in this many (the first is always logged). */
+const RESUME_FAILURES_PER_LOG = 15;
 
 /** Counts watch restarts by reason (`disconnected`, `canceled`); prom-client's Counter fits. */
 export interface WatchRestartCounter {
@@ -223,7 +225,9 @@ export class EtcdPrefixWatch implements Watcher {
         this.fail(err as Error);
         return;
       }
-      this.source.logger.warn({ prefix: this.prefix, revision: this.seen.revision, attempt: attemptNo, err: (err as Error).message }, 'consensus watch resume failed; retrying with a re-read');
+      if (attemptNo % RESUME_FAILURES_PER_LOG === 1) {
+        this.source.logger.warn({ prefix: this.prefix, revision: this.seen.revision, attempt: attemptNo, err: (err as Error).message }, 'consensus watch resume failed; retrying with a re-read');
+      }
       // Whatever failed (refused, timed out, unreachable), the next attempt re-reads: always correct.
       this.scheduleResume(Math.min(RESUME_BACKOFF_MAX_MS, delayMs * 2), true, attemptNo + 1);
     }
