@@ -9,10 +9,10 @@
 // silently: the dropped tail is first copied to `<file>.corrupt-<time>` and
 // the cut is logged with the offset, the bytes and the records dropped (a
 // warning for a torn last record after a crash, an error for a bad record
-// with more behind it: that is lost history). Compaction writes one snapshot record to a temp file, fsyncs
-// it, renames it over the log and fsyncs the directory. A `<file>.lock` with
-// the owner's pid keeps a second process off the file (a lock whose process
-// is gone is taken over).
+// or more behind it: that is lost history). Compaction writes one snapshot
+// record to a temp file, fsyncs it, renames it over the log and fsyncs the
+// directory. A `<file>.lock` with the owner's pid keeps a second process off
+// the file (a lock whose process is gone is taken over).
 
 import { open, readFile, rename, rm, mkdir, writeFile, type FileHandle } from 'node:fs/promises';
 import { crc32 } from 'node:zlib';

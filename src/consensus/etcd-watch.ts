@@ -109,11 +109,6 @@ export class EtcdPrefixWatch implements Watcher {
     return watch;
   }
 
-  /** The revision up to which every change was delivered. */
-  get revision(): number {
-    return this.seen.revision;
-  }
-
   /** Stop delivery and cancel the etcd watch. */
   async close(): Promise<void> {
     if (this.ended) return;
