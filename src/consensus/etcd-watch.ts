@@ -9,13 +9,14 @@
 // right after the last revision it delivered; when etcd refuses that (the
 // history was compacted) or a resume fails, it re-reads the prefix, delivers
 // the difference, and watches from the re-read's revision. It ends only when
-// closed or when etcd refuses it for good (permission, authentication); then
-// it logs the error and tells its owner.
+// closed or when etcd refuses it for good (permission, authentication, an
+// invalid request); then it logs the error and tells its owner.
 
 import {
   EtcdAuthenticationFailedError,
   EtcdInvalidAuthTokenError,
   EtcdPermissionDeniedError,
+  GRPCInvalidArgumentError,
   GRPCUnauthenticatedError,
   type IKeyValue,
   type IWatchResponse,
@@ -59,14 +60,15 @@ export function toKeyValue(kv: IKeyValue): KeyValue {
   };
 }
 
-/** True when etcd refuses the client for good: retrying cannot help. */
+/** True when etcd refuses the client or the request for good (auth, permission, an invalid request): retrying cannot help. */
 function isPermanent(err: unknown): boolean {
   for (let e = err; e instanceof Error; e = e.cause) {
     if (
       e instanceof EtcdPermissionDeniedError ||
       e instanceof EtcdAuthenticationFailedError ||
       e instanceof EtcdInvalidAuthTokenError ||
-      e instanceof GRPCUnauthenticatedError
+      e instanceof GRPCUnauthenticatedError ||
+      e instanceof GRPCInvalidArgumentError
     ) {
       return true;
     }
