@@ -11,7 +11,11 @@ export interface StoreLogger {
   error(fields: object, message: string): void;
 }
 
+/** Made on first use and shared by every store of the process. */
+let fallback: StoreLogger | undefined;
+
 /** The logger a store uses when its owner passed none: JSON lines on stderr. */
 export function defaultStoreLogger(): StoreLogger {
-  return pino({ base: { component: 'consensus' } }, pino.destination(2));
+  fallback ??= pino({ base: { component: 'consensus' } }, pino.destination(2));
+  return fallback;
 }
