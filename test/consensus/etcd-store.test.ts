@@ -95,6 +95,41 @@ defineConformanceSuite('etcd', () => ({
 }));
 
 describe('etcd store: failures and shutdown', () => {
+  test('a watch cut off while its history is compacted logs and counts each restart, and says it re-read its prefix', async () => {
+    const relay = await startSeverableRelay(Number(new URL(cluster!.endpoints[0]).port));
+    relays.push(relay);
+    const logged: Array<{ level: string; message: string; fields: Record<string, unknown> }> = [];
+    const logger = {
+      warn: (fields: object, message: string) => logged.push({ level: 'warn', message, fields: fields as Record<string, unknown> }),
+      error: (fields: object, message: string) => logged.push({ level: 'error', message, fields: fields as Record<string, unknown> }),
+    };
+    const restarts: string[] = [];
+    const store = await EtcdStore.connect({ endpoints: [relay.endpoint], callTimeoutMs: CALL_TIMEOUT_MS, logger, watchRestarts: { inc: ({ reason }) => restarts.push(reason) } });
+    stores.push(store);
+    const writer = await connect();
+    const p = uniquePrefix('watch-restarts');
+    const seen: string[] = [];
+    const watcher = await store.watchPrefix(p, (event) => seen.push(`${event.type} ${event.kv.key.slice(p.length)}`));
+
+    // Two writes in the gap, so the compaction is past the revision the watch resumes from.
+    relay.sever();
+    await writer.compareAndSwap(`${p}k`, 0, Buffer.from('in the gap'));
+    await writer.compareAndSwap(`${p}k2`, 0, Buffer.from('in the gap'));
+    await raw!.kv.compact({ revision: await writer.currentRevision(), physical: true });
+    relay.heal();
+    await writer.compareAndSwap(`${p}after`, 0, Buffer.from('x'));
+    await eventually('both keys seen', async () => {
+      if (!seen.includes('put after')) throw new Error(`seen so far: ${seen.join(', ')}`);
+    });
+    await watcher.close();
+
+    assert.deepEqual(seen.filter((s) => s === 'put k'), ['put k'], 'the write in the gap is delivered once');
+    assert.ok(restarts.includes('disconnected'), `restarts counted: ${restarts.join(', ')}`);
+    assert.ok(logged.some((l) => l.level === 'warn' && /consensus watch broken; resuming/.test(l.message) && l.fields.prefix === p), JSON.stringify(logged));
+    assert.ok(logged.some((l) => /re-read its prefix/.test(l.message) && l.fields.prefix === p), JSON.stringify(logged));
+    assert.ok(!logged.some((l) => l.level === 'error'), JSON.stringify(logged));
+  });
+
   test('connect to endpoints where nothing listens fails within the deadline', async () => {
     const started = Date.now();
     await assert.rejects(EtcdStore.connect({ endpoints: ['http://127.0.0.1:1'], callTimeoutMs: 1000 }), /connect etcd http:\/\/127\.0\.0\.1:1/);
