@@ -78,8 +78,12 @@ export class MemberView {
   private readonly listeners: Array<(members: MemberRecord[]) => void> = [];
   private watcher: Watcher | null = null;
 
-  /** List and watch the region's members. */
-  static async open(store: ConsensusStore, federation: string, region: string): Promise<MemberView> {
+  /**
+   * List and watch the region's members. The watch resumes by itself after
+   * disconnection and compaction; onError is told if it ends for good (the
+   * view then stops changing).
+   */
+  static async open(store: ConsensusStore, federation: string, region: string, onError?: (err: Error) => void): Promise<MemberView> {
     const view = new MemberView();
     const prefix = membersPrefix(federation, region);
     // Watch first, then list, so nothing between the two is missed; events are idempotent.
@@ -91,7 +95,7 @@ export class MemberView {
         if (record) view.members.set(nodeId, record);
       }
       view.changed();
-    });
+    }, { onError: (err) => onError?.(new Error(`member view ${prefix}: ${err.message}`, { cause: err })) });
     for (const kv of await store.list(prefix)) {
       const record = decodeMember(kv.value);
       if (record) view.members.set(kv.key.slice(prefix.length), record);

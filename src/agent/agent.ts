@@ -261,7 +261,7 @@ export class Agent {
     this.keeper = new LeaseKeeper(this.store, Math.max(1, Math.round(config.acp.leaseTtlMs / 1000)), (err) => this.logger.warn({ err: err.message }, 'lease'));
     await this.keeper.start();
     await registerMember(this.store, config.federation, this.keeper, { nodeId: config.nodeId, region: config.region, capabilities: CAPABILITIES, address: `${config.listen.host}:${this.listenPort}` }, (err) => this.logger.warn({ err: err.message }, 'membership'));
-    this.members = await MemberView.open(this.store, config.federation, config.region);
+    this.members = await MemberView.open(this.store, config.federation, config.region, (err) => this.logger.error({ err: err.message }, 'member view stopped'));
     this.ownership = new ShardOwnership(this.members, config.nodeId);
     for (const stream of config.streams) {
       if (stream.source.region !== config.region) continue;
@@ -273,9 +273,10 @@ export class Agent {
 
   private async openStore(): Promise<ConsensusStore> {
     const acp = this.config.acp;
-    if (acp.backend === 'embedded') return EmbeddedStore.open(acp.path);
+    const logger = this.logger.child({ component: 'consensus' });
+    if (acp.backend === 'embedded') return EmbeddedStore.open(acp.path, { logger });
     const tls = acp.tls ? await readTlsFiles(acp.tls, 'acp.tls', this.config.source) : undefined;
-    return EtcdStore.connect({ endpoints: acp.endpoints, tls, callTimeoutMs: acp.callTimeoutMs });
+    return EtcdStore.connect({ endpoints: acp.endpoints, tls, callTimeoutMs: acp.callTimeoutMs, logger, watchRestarts: this.metrics.consensusWatchRestarts });
   }
 
   private identity(): Identity {

@@ -24,6 +24,8 @@ export class Metrics {
   readonly streamHalted = new Gauge({ name: 'dwcp_stream_halted', help: '1 when a stream is halted after repeated verification failures or divergence', labelNames: ['stream'], registers: [this.registry] });
   readonly carriers = new Gauge({ name: 'dwcp_carriers', help: 'Live carriers per link', labelNames: ['peer', 'direction'], registers: [this.registry] });
   readonly linkInflightBytes = new Gauge({ name: 'dwcp_link_inflight_bytes', help: 'Bytes sent and not yet acknowledged durable', labelNames: ['peer'], registers: [this.registry] });
+  /** Consensus watches that broke and were resumed (reason: disconnected, canceled by etcd e.g. after compaction). */
+  readonly consensusWatchRestarts = new Counter({ name: 'dwcp_consensus_watch_restarts_total', help: 'Consensus store watches that broke and were resumed, by reason (disconnected, canceled)', labelNames: ['reason'], registers: [this.registry] });
   readonly linkReconnects = new Counter({ name: 'dwcp_link_reconnects_total', help: 'Link sessions started after the first', labelNames: ['peer'], registers: [this.registry] });
   readonly streamLagFrames = new Gauge({ name: 'dwcp_stream_lag_frames', help: 'Frames sent but not yet acknowledged durable', labelNames: ['stream', 'destination'], registers: [this.registry] });
   readonly streamLagSeconds = new Gauge({ name: 'dwcp_stream_lag_seconds', help: 'Age of the oldest frame not yet acknowledged durable', labelNames: ['stream', 'destination'], registers: [this.registry] });

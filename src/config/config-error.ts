@@ -1,6 +1,10 @@
 // Config problems as data (ConfigIssue) and, at the public surface, one
 // thrown ConfigError that lists every problem, one per line:
 //   dwcp.yaml: amst.carriers: must be an integer >= 1 (got 0)
+// A secret field's value (a password) is never kept or printed, whatever
+// its type: only its path and the kind of value seen.
+
+import { isSecretField } from './schema.ts';
 
 /** One problem in a config: the field path, what is wrong, and the value seen. */
 export interface ConfigIssue {
@@ -21,10 +25,28 @@ export class ConfigError extends Error {
   readonly source: string;
   readonly issues: readonly ConfigIssue[];
   constructor(source: string, issues: readonly ConfigIssue[]) {
-    super(issues.map((issue) => formatIssue(source, issue)).join('\n'));
+    const safe = issues.map(redactSecret);
+    super(safe.map((issue) => formatIssue(source, issue)).join('\n'));
     this.source = source;
-    this.issues = issues;
+    this.issues = safe;
   }
+}
+
+/** The issue without its value when its path is a secret field; the message then says what kind of value was seen. */
+export function redactSecret(issue: ConfigIssue): ConfigIssue {
+  if (!('value' in issue) || !isSecretField(pathSegments(issue.path))) return issue;
+  return { path: issue.path, message: `${issue.message} (got ${valueKind(issue.value)}; not shown: secret field)` };
+}
+
+// The kind of a value in config words, never the value itself.
+function valueKind(value: unknown): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'a list';
+  if (typeof value === 'object') return 'a mapping';
+  if (typeof value === 'string') return 'a string';
+  if (typeof value === 'number') return 'a number';
+  if (typeof value === 'boolean') return 'true or false';
+  return 'nothing';
 }
 
 /** One issue as `<source>: <path>: <message> (got <value>)`. */
@@ -49,4 +71,23 @@ export function fieldPath(segments: readonly (string | number)[]): string {
     else out += `[${JSON.stringify(segment)}]`;
   }
   return out;
+}
+
+/** Parses a path written by fieldPath back into its segments (the inverse of fieldPath). */
+export function pathSegments(path: string): (string | number)[] {
+  const segments: (string | number)[] = [];
+  const token = /\.?([A-Za-z_][A-Za-z0-9_-]*)|\[(\d+)\]|\[("(?:[^"\\]|\\.)*")\]/y;
+  while (token.lastIndex < path.length) {
+    const start = token.lastIndex;
+    const match = token.exec(path);
+    // Not a path fieldPath writes: keep the rest as one segment.
+    if (match === null) {
+      segments.push(path.slice(start));
+      break;
+    }
+    if (match[1] !== undefined) segments.push(match[1]);
+    else if (match[2] !== undefined) segments.push(Number(match[2]));
+    else segments.push(JSON.parse(match[3]) as string);
+  }
+  return segments;
 }

@@ -74,6 +74,45 @@ function withHint<T extends TSchema>(schema: T, hint: (value: unknown) => string
   return schema;
 }
 
+// Marks a field whose value is a secret (a password): config errors name its
+// path but never print its value (config-error.ts asks isSecretField). Like
+// HINT, a symbol survives TypeBox's cloning and stays out of the JSON Schema.
+const SECRET = Symbol('dwcp.secret');
+type Secretive = { [SECRET]?: true };
+
+// Marks a schema node as secret (itself and everything beneath it) and returns it.
+function secret<T extends TSchema>(schema: T): T {
+  (schema as Secretive)[SECRET] = true;
+  return schema;
+}
+
+/**
+ * True when the field at these path segments (as in a ConfigIssue path) is a
+ * secret field of ConfigSchema or lies inside one. Unknown paths are not
+ * secret; a union follows every branch.
+ */
+export function isSecretField(segments: readonly (string | number)[]): boolean {
+  let nodes: object[] = [ConfigSchema];
+  for (const segment of segments) {
+    if (nodes.some((node) => (node as Secretive)[SECRET] === true)) return true;
+    nodes = nodes.flatMap((node) => childSchemas(node, segment));
+    if (nodes.length === 0) return false;
+  }
+  return nodes.some((node) => (node as Secretive)[SECRET] === true);
+}
+
+// The schema nodes that may describe node[segment].
+function childSchemas(node: object, segment: string | number): object[] {
+  const s = node as { anyOf?: object[]; items?: object; properties?: Record<string, object>; additionalProperties?: unknown; patternProperties?: Record<string, object> };
+  if (Array.isArray(s.anyOf)) return s.anyOf.flatMap((branch) => childSchemas(branch, segment));
+  if (typeof segment === 'number') return s.items === undefined ? [] : [s.items];
+  const property = s.properties !== undefined && Object.hasOwn(s.properties, segment) ? s.properties[segment] : undefined;
+  if (property !== undefined) return [property];
+  const out = Object.values(s.patternProperties ?? {});
+  if (typeof s.additionalProperties === 'object' && s.additionalProperties !== null) out.push(s.additionalProperties);
+  return out;
+}
+
 // Why a value is not a duration/size, in the words of units.ts.
 function unitHint(parse: (value: string | number) => number, expected: string): (value: unknown) => string {
   return (value) => {
@@ -262,7 +301,7 @@ export const PgConnectionSchema = Type.Object(
     host: Text('PostgreSQL host or unix socket directory. Required.'),
     port: Type.Optional(Port('PostgreSQL port.', DEFAULTS.pgWal.port)),
     user: Text('Role with REPLICATION. Required.'),
-    password: Type.Optional(Type.String({ description: 'Password; use ${ENV_VAR}. Default none.' })),
+    password: Type.Optional(secret(Type.String({ description: 'Password; use ${ENV_VAR}. Default none.' }))),
     database: Type.Optional(Text('Database for the connection.', DEFAULTS.pgWal.database)),
   },
   { additionalProperties: false },
@@ -273,7 +312,7 @@ export const WalsenderSchema = Type.Object(
   {
     host: Type.Optional(Text('Address to bind.', DEFAULTS.pgWal.walsender.host)),
     port: Type.Optional(Port('TCP port; 0 picks a free port.', DEFAULTS.pgWal.walsender.port)),
-    users: Type.Optional(StringMap('Users allowed with a password (user: password). Default {}.')),
+    users: Type.Optional(secret(StringMap('Users allowed with a password (user: password). Default {}.'))),
     trust: Type.Optional(Type.Array(
       withHint(Type.String({ pattern: '^[0-9A-Fa-f:.]+/[0-9]{1,3}$' }), () => 'must be an address/prefix like 127.0.0.1/32'),
       { description: `Client networks allowed without a password. Default [${DEFAULTS.pgWal.walsender.trust.join(', ')}].` },

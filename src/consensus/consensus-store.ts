@@ -33,6 +33,17 @@ export interface Watcher {
   close(): Promise<void>;
 }
 
+/** Options of a prefix watch. */
+export interface WatchOptions {
+  /**
+   * Called once when the watch ends by itself and will deliver nothing more:
+   * the store failed, or the backend refuses it for good (e.g. permission
+   * denied). Disconnections and compaction are not errors: the watch resumes
+   * by itself. The store also logs the error, so a watch never ends silently.
+   */
+  onError?: (err: Error) => void;
+}
+
 /** A lease: keys attached to it vanish when it expires or is revoked. */
 export interface Lease {
   readonly id: number;
@@ -62,8 +73,16 @@ export interface ConsensusStore {
   compareAndSwap(key: string, expectedModRevision: number, value: Buffer, options?: PutOptions): Promise<CasResult>;
   /** Delete only if modRevision matches (0 = delete whatever is there). */
   compareAndDelete(key: string, expectedModRevision: number): Promise<CasResult>;
-  /** Deliver every change under prefix made after this call, in revision order. */
-  watchPrefix(prefix: string, onEvent: (event: WatchEvent) => void): Promise<Watcher>;
+  /**
+   * Deliver every change under prefix made after this call, in revision
+   * order, until closed. The watch survives disconnections and server-side
+   * cancellation: it resumes after the last revision it delivered, and when
+   * that history is gone (compacted) it re-reads the prefix and delivers the
+   * difference (watch-resync.ts): a put for each key written since, then a
+   * delete, stamped with the re-read's revision, for each key that vanished;
+   * values overwritten during the gap are skipped.
+   */
+  watchPrefix(prefix: string, onEvent: (event: WatchEvent) => void, options?: WatchOptions): Promise<Watcher>;
   /** Grant a lease kept alive by the store until revoked or lost. */
   grantLease(ttlSeconds: number): Promise<Lease>;
   /** Revoke leases this client holds and release resources. */

@@ -48,11 +48,13 @@ export async function currentLeader(store: ConsensusStore, key: string): Promise
   return { candidateId: record.candidateId, epoch: kv.modRevision };
 }
 
-/** Records the watch events of exactly one key and forwards them to one subscriber. */
+/** Records the watch events of exactly one key, and the watch's end, and forwards them to one subscriber. */
 class KeyChanges {
   private readonly key: string;
   private readonly events: WatchEvent[] = [];
+  private failure: Error | undefined;
   private subscriber: ((event: WatchEvent) => void) | undefined;
+  private failSubscriber: ((err: Error) => void) | undefined;
 
   constructor(key: string) {
     this.key = key;
@@ -65,10 +67,18 @@ class KeyChanges {
     this.subscriber?.(event);
   };
 
-  /** Call fn for every event recorded so far and every later one. */
-  subscribe(fn: (event: WatchEvent) => void): void {
+  /** The watch's error callback: the watch ended and will deliver nothing more. */
+  readonly onError = (err: Error): void => {
+    this.failure ??= err;
+    this.failSubscriber?.(err);
+  };
+
+  /** Call fn for every event recorded so far and every later one, and onFail if the watch ended. */
+  subscribe(fn: (event: WatchEvent) => void, onFail: (err: Error) => void): void {
     this.subscriber = fn;
+    this.failSubscriber = onFail;
     for (const event of this.events) fn(event);
+    if (this.failure !== undefined) onFail(this.failure);
   }
 }
 
@@ -89,7 +99,7 @@ export async function campaign(store: ConsensusStore, key: string, candidateId: 
 
     // Watch before trying, so a delete right after a failed attempt is not missed.
     const changes = new KeyChanges(key);
-    const watcher = await store.watchPrefix(key, changes.onEvent);
+    const watcher = await store.watchPrefix(key, changes.onEvent, { onError: changes.onError });
     try {
       const res = await store.compareAndSwap(key, 0, value, { lease: lease.id });
       if (res.ok) return holdLeadership(store, key, res.revision, lease, watcher, changes);
@@ -119,11 +129,18 @@ function waitForDelete(key: string, changes: KeyChanges, leaseLost: Promise<Erro
       return;
     }
     signal.addEventListener('abort', onAbort, { once: true });
-    changes.subscribe((event) => {
-      if (event.type !== 'delete') return;
-      signal.removeEventListener('abort', onAbort);
-      resolve();
-    });
+    changes.subscribe(
+      (event) => {
+        if (event.type !== 'delete') return;
+        signal.removeEventListener('abort', onAbort);
+        resolve();
+      },
+      // A watch that ended cannot show the delete: fail, so the caller campaigns again on a new watch.
+      (err) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(new Error(`campaign ${key}: ${err.message}`, { cause: err }));
+      },
+    );
     void leaseLost.then((err) => {
       signal.removeEventListener('abort', onAbort);
       reject(new Error(`campaign ${key}: ${err.message}`));
@@ -145,12 +162,16 @@ function holdLeadership(store: ConsensusStore, key: string, epoch: number, lease
     void watcher.close().catch(() => {});
   };
 
-  // The key deleted or overwritten after our write ends leadership; so does the lease.
-  changes.subscribe((event) => {
-    if (event.kv.modRevision <= epoch) return;
-    const what = event.type === 'delete' ? 'deleted' : 'overwritten';
-    end(new Error(`leadership of ${key} at epoch ${epoch} lost: key ${what} at revision ${event.kv.modRevision}`));
-  });
+  // The key deleted or overwritten after our write ends leadership; so does the lease, and so does
+  // the watch ending (a leader that cannot see its key steps down; campaigning again finds it if still ours).
+  changes.subscribe(
+    (event) => {
+      if (event.kv.modRevision <= epoch) return;
+      const what = event.type === 'delete' ? 'deleted' : 'overwritten';
+      end(new Error(`leadership of ${key} at epoch ${epoch} lost: key ${what} at revision ${event.kv.modRevision}`));
+    },
+    (err) => end(new Error(`leadership of ${key} at epoch ${epoch} lost: ${err.message}`, { cause: err })),
+  );
   void lease.lost.then((err) => end(new Error(`leadership of ${key} at epoch ${epoch} lost: ${err.message}`)));
 
   return {

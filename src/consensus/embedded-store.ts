@@ -5,13 +5,16 @@
 // Log format: a sequence of records, each
 //   [u32 BE payload length][u32 BE crc32 of payload][payload: UTF-8 JSON]
 // Replay stops at the first record that is short, too long, fails its CRC or
-// does not parse (a torn tail after a crash); the file is cut back to the last
-// good record. Compaction writes one snapshot record to a temp file, fsyncs
-// it, renames it over the log and fsyncs the directory. A `<file>.lock` with
-// the owner's pid keeps a second process off the file (a lock whose process
-// is gone is taken over).
+// does not parse; the file is cut back to the last good record, but never
+// silently: the dropped tail is first copied to `<file>.corrupt-<time>` and
+// the cut is logged with the offset, the bytes and the records dropped (a
+// warning for a torn last record after a crash, an error for a bad record
+// or more behind it: that is lost history). Compaction writes one snapshot
+// record to a temp file, fsyncs it, renames it over the log and fsyncs the
+// directory. A `<file>.lock` with the owner's pid keeps a second process off
+// the file (a lock whose process is gone is taken over).
 
-import { open, readFile, rename, rm, mkdir, type FileHandle } from 'node:fs/promises';
+import { open, readFile, rename, rm, mkdir, writeFile, type FileHandle } from 'node:fs/promises';
 import { crc32 } from 'node:zlib';
 import path from 'node:path';
 import type {
@@ -21,8 +24,10 @@ import type {
   Lease,
   PutOptions,
   WatchEvent,
+  WatchOptions,
   Watcher,
 } from './consensus-store.ts';
+import { defaultStoreLogger, type StoreLogger } from './store-logger.ts';
 
 /** Bytes before each record's payload: length and CRC32, both u32 big-endian. */
 const RECORD_HEADER_BYTES = 8;
@@ -32,6 +37,8 @@ const MAX_RECORD_BYTES = 256 * 1024 * 1024;
 const COMPACT_MIN_LOG_BYTES = 4 * 1024 * 1024;
 /** Compact when the log has grown to this many times its size after the last compaction. */
 const COMPACT_GROWTH_FACTOR = 4;
+/** Copies of dropped log tails made within one millisecond before giving up on a free name. */
+const MAX_COPY_SUFFIX = 100;
 /** Lease keepalive ticks per TTL. */
 const LEASE_TICKS_PER_TTL = 3;
 
@@ -70,6 +77,7 @@ interface Pending {
 interface WatchEntry {
   prefix: string;
   onEvent: (event: WatchEvent) => void;
+  onError: ((err: Error) => void) | undefined;
 }
 
 /** Encode one log record with its length and CRC header. */
@@ -81,29 +89,90 @@ function encodeRecord(record: LogRecord): Buffer {
   return Buffer.concat([header, payload]);
 }
 
+/** Options of EmbeddedStore.open. */
+export interface EmbeddedStoreOptions {
+  /** Where repairs of the log (a dropped tail) are reported; default JSON on stderr. */
+  logger?: StoreLogger;
+}
+
+/** Why decoding stopped when the file ends inside a record's header. */
+const INCOMPLETE_HEADER = 'incomplete record header';
+/** Why decoding stopped when a record's payload runs past the end of the file. */
+const INCOMPLETE_RECORD = 'record runs past the end of the file';
+
+/** What decoding a log found: the valid records, where they end, and why decoding stopped there. */
+interface DecodedLog {
+  records: LogRecord[];
+  goodBytes: number;
+  /** Why the record at goodBytes was refused; undefined when the whole file decoded. */
+  stop?: string;
+}
+
 /** Decode records from the front of data; goodBytes is where the valid prefix ends. */
-function decodeRecords(data: Buffer): { records: LogRecord[]; goodBytes: number } {
+function decodeRecords(data: Buffer): DecodedLog {
   const records: LogRecord[] = [];
   let offset = 0;
-  while (offset + RECORD_HEADER_BYTES <= data.length) {
+  while (offset < data.length) {
     // Read the header; anything inconsistent ends the valid prefix.
+    if (offset + RECORD_HEADER_BYTES > data.length) return { records, goodBytes: offset, stop: INCOMPLETE_HEADER };
     const length = data.readUInt32BE(offset);
     const crc = data.readUInt32BE(offset + 4);
     const end = offset + RECORD_HEADER_BYTES + length;
-    if (length === 0 || length > MAX_RECORD_BYTES || end > data.length) break;
+    if (length === 0 || length > MAX_RECORD_BYTES) return { records, goodBytes: offset, stop: `implausible record length ${length}` };
+    if (end > data.length) return { records, goodBytes: offset, stop: INCOMPLETE_RECORD };
     const payload = data.subarray(offset + RECORD_HEADER_BYTES, end);
-    if (crc32(payload) !== crc) break;
+    if (crc32(payload) !== crc) return { records, goodBytes: offset, stop: 'crc mismatch' };
     let record: LogRecord;
     try {
       record = JSON.parse(payload.toString('utf8')) as LogRecord;
     } catch {
-      break;
+      return { records, goodBytes: offset, stop: 'payload is not JSON' };
     }
-    if (typeof record !== 'object' || record === null || typeof record.rev !== 'number') break;
+    if (typeof record !== 'object' || record === null || typeof record.rev !== 'number') return { records, goodBytes: offset, stop: 'payload is not a log record' };
     records.push(record);
     offset = end;
   }
   return { records, goodBytes: offset };
+}
+
+/**
+ * How many records a dropped tail holds, counted by their length headers
+ * (CRCs aside): the refused one and every one framed after it. A tail whose
+ * headers stop making sense counts the framed records before that point
+ * plus one for the rest.
+ */
+function countFramedRecords(tail: Buffer): number {
+  let count = 0;
+  let offset = 0;
+  while (offset < tail.length) {
+    count += 1;
+    if (offset + RECORD_HEADER_BYTES > tail.length) break;
+    const length = tail.readUInt32BE(offset);
+    const end = offset + RECORD_HEADER_BYTES + length;
+    if (length === 0 || length > MAX_RECORD_BYTES || end > tail.length) break;
+    offset = end;
+  }
+  return count;
+}
+
+/**
+ * Keep a dropped tail beside the log before it is cut off: written to
+ * `<file>.corrupt-<UTC time>`, fsynced with its directory. Returns its path.
+ */
+async function saveDroppedTail(file: string, tail: Buffer): Promise<string> {
+  const stamp = new Date().toISOString().replaceAll(':', '-');
+  for (let n = 0; ; n++) {
+    // Never overwrite an earlier copy (two repairs within one millisecond get a suffix).
+    const copy = n === 0 ? `${file}.corrupt-${stamp}` : `${file}.corrupt-${stamp}-${n}`;
+    try {
+      await writeFile(copy, tail, { flag: 'wx', flush: true });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'EEXIST' && n < MAX_COPY_SUFFIX) continue;
+      throw new Error(`keep dropped log tail in ${copy}: ${(err as Error).message}`, { cause: err });
+    }
+    await syncDirectory(path.dirname(file));
+    return copy;
+  }
 }
 
 /** fsync a directory so a rename or create in it is durable. */
@@ -173,9 +242,11 @@ export class EmbeddedStore implements ConsensusStore {
   private readonly watchers = new Set<WatchEntry>();
   private readonly leases = new Map<number, EmbeddedLease>();
   private nextLeaseId = 1;
+  private readonly logger: StoreLogger;
 
-  private constructor(filePath: string, file: FileHandle, kvs: Map<string, KeyValue>, revision: number, logBytes: number) {
+  private constructor(filePath: string, file: FileHandle, kvs: Map<string, KeyValue>, revision: number, logBytes: number, logger: StoreLogger) {
     this.filePath = filePath;
+    this.logger = logger;
     this.file = file;
     this.kvs = kvs;
     this.revision = revision;
@@ -183,8 +254,13 @@ export class EmbeddedStore implements ConsensusStore {
     this.compactedBytes = logBytes;
   }
 
-  /** Open (or create) the store at filePath, replaying its log; keys of leases from a previous process are dropped. */
-  static async open(filePath: string): Promise<EmbeddedStore> {
+  /**
+   * Open (or create) the store at filePath, replaying its log; keys of leases
+   * from a previous process are dropped. A log that does not decode to its end
+   * is cut after its last good record, once the dropped tail is saved and logged.
+   */
+  static async open(filePath: string, options: EmbeddedStoreOptions = {}): Promise<EmbeddedStore> {
+    const logger = options.logger ?? defaultStoreLogger();
     const abs = path.resolve(filePath);
     if (openPaths.has(abs)) throw new Error(`open embedded store ${abs}: already open in this process`);
     openPaths.add(abs);
@@ -196,17 +272,25 @@ export class EmbeddedStore implements ConsensusStore {
       locked = true;
       await rm(`${abs}.compact`, { force: true });
 
-      // Replay the log and cut off a torn tail.
+      // Replay the log; a tail that does not decode is saved, logged, then cut off.
       const file = await open(abs, 'a+');
       const data = await file.readFile();
-      const { records, goodBytes } = decodeRecords(data);
+      const { records, goodBytes, stop } = decodeRecords(data);
       if (goodBytes < data.length) {
+        const tail = data.subarray(goodBytes);
+        const copy = await saveDroppedTail(abs, tail);
+        const droppedRecords = countFramedRecords(tail);
+        const fields = { file: abs, offset: goodBytes, droppedBytes: tail.length, droppedRecords, reason: stop, copy, keptRecords: records.length };
+        // One incomplete last record is what a crash mid-append leaves (never acknowledged); anything more is lost history.
+        const torn = droppedRecords === 1 && (stop === INCOMPLETE_HEADER || stop === INCOMPLETE_RECORD);
+        if (torn) logger.warn(fields, `embedded store log: dropping a torn last record (${tail.length} bytes at offset ${goodBytes}, ${stop}); copy kept in ${copy}`);
+        else logger.error(fields, `embedded store log: bad record at offset ${goodBytes} (${stop}): dropping ${tail.length} bytes, about ${droppedRecords} records, from there to the end; copy kept in ${copy}`);
         await file.truncate(goodBytes);
         await file.sync();
       }
       await syncDirectory(path.dirname(abs));
       const { kvs, revision } = replay(records);
-      const store = new EmbeddedStore(abs, file, kvs, revision, goodBytes);
+      const store = new EmbeddedStore(abs, file, kvs, revision, goodBytes, logger);
 
       // Leases died with the process that held them: drop their keys.
       const orphaned = [...kvs.values()].filter((kv) => kv.lease !== 0).map((kv) => kv.key);
@@ -250,10 +334,15 @@ export class EmbeddedStore implements ConsensusStore {
     return this.enqueue({ kind: 'cad', key, expected: expectedModRevision });
   }
 
-  /** Deliver every change under prefix made after this call, in revision order. */
-  async watchPrefix(prefix: string, onEvent: (event: WatchEvent) => void): Promise<Watcher> {
+  /**
+   * Deliver every change under prefix made after this call, in revision
+   * order. In one process nothing is ever missed; the watch ends only when
+   * closed or when the store fails (its log cannot be written), and then
+   * options.onError is told.
+   */
+  async watchPrefix(prefix: string, onEvent: (event: WatchEvent) => void, options: WatchOptions = {}): Promise<Watcher> {
     this.checkOpen('watch', prefix);
-    const entry: WatchEntry = { prefix, onEvent };
+    const entry: WatchEntry = { prefix, onEvent, onError: options.onError };
     this.watchers.add(entry);
     return {
       close: async () => {
@@ -409,7 +498,7 @@ export class EmbeddedStore implements ConsensusStore {
         this.logBytes += bytes.length;
       }
     } catch (err) {
-      this.broken = err as Error;
+      this.fail(new Error(`write embedded store log: ${(err as Error).message}`, { cause: err }));
       for (const { p } of outcomes) p.reject(new Error(`write embedded store log: ${(err as Error).message}`, { cause: err }));
       return;
     }
@@ -432,7 +521,26 @@ export class EmbeddedStore implements ConsensusStore {
       try {
         await this.rewriteLog();
       } catch (err) {
-        this.broken = err as Error;
+        this.fail(new Error(`compact embedded store log: ${(err as Error).message}`, { cause: err }));
+      }
+    }
+  }
+
+  /** The store can no longer write: refuse every later call, log, and end every watch with the error. */
+  private fail(err: Error): void {
+    if (this.broken !== undefined) return;
+    this.broken = err;
+    this.logger.error({ file: this.filePath, err: err.message, watches: this.watchers.size }, 'embedded store failed; it refuses every call from now on');
+    const ended = [...this.watchers];
+    this.watchers.clear();
+    for (const w of ended) {
+      const error = new Error(`watch ${w.prefix}: embedded store failed: ${err.message}`, { cause: err });
+      try {
+        w.onError?.(error);
+      } catch (thrown) {
+        setImmediate(() => {
+          throw thrown;
+        });
       }
     }
   }

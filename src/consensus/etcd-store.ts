@@ -5,7 +5,9 @@
 // a deadline on every call, runs its own lease keepalive (etcd3's automatic
 // keepalive is off), and on close revokes held leases and stops keepalives
 // itself. Lease ids are chosen by this client below 2^53 so they fit the
-// interface's `number` (etcd would otherwise pick 64-bit ids).
+// interface's `number` (etcd would otherwise pick 64-bit ids). Prefix
+// watches resume by themselves after disconnection, cancellation and
+// compaction (etcd-watch.ts).
 
 import { randomInt } from 'node:crypto';
 import { Etcd3, EtcdLeaseInvalidError, type IKeyValue, type IOptions, type Watcher as EtcdWatcher } from 'etcd3';
@@ -16,8 +18,11 @@ import type {
   Lease,
   PutOptions,
   WatchEvent,
+  WatchOptions,
   Watcher,
 } from './consensus-store.ts';
+import { EtcdPrefixWatch, toKeyValue, type EtcdWatchSource, type WatchRestartCounter } from './etcd-watch.ts';
+import { defaultStoreLogger, type StoreLogger } from './store-logger.ts';
 
 /** Default deadline for one etcd call, including etcd3's retries across members. */
 const DEFAULT_CALL_TIMEOUT_MS = 3000;
@@ -40,6 +45,10 @@ export interface EtcdStoreOptions {
   tls?: { ca: Buffer; cert?: Buffer; key?: Buffer };
   /** Deadline for each call in milliseconds (default 3000). */
   callTimeoutMs?: number;
+  /** Where watch restarts and failures are logged; default JSON on stderr. */
+  logger?: StoreLogger;
+  /** Counts watch restarts by reason. */
+  watchRestarts?: WatchRestartCounter;
 }
 
 /** A capped exponential backoff in the shape etcd3's watch manager expects (cockatiel's IBackoff). */
@@ -78,16 +87,6 @@ function withDeadline<T>(op: string, key: string, timeoutMs: number, run: (deadl
   });
 }
 
-/** Convert etcd3's key-value (int64 fields as strings) to ours. */
-function toKeyValue(kv: IKeyValue): KeyValue {
-  return {
-    key: kv.key.toString('utf8'),
-    value: Buffer.from(kv.value),
-    modRevision: Number(kv.mod_revision),
-    lease: Number(kv.lease),
-  };
-}
-
 /** The end of the key range covering every key that starts with prefix. */
 function prefixEnd(prefix: Buffer): Buffer {
   const end = Buffer.from(prefix);
@@ -106,12 +105,20 @@ export class EtcdStore implements ConsensusStore {
   private readonly client: Etcd3;
   private readonly callTimeoutMs: number;
   private readonly leases = new Map<number, EtcdLease>();
-  private readonly watchers = new Set<EtcdWatcher>();
+  private readonly watches = new Set<EtcdPrefixWatch>();
+  private readonly watchSource: EtcdWatchSource;
   private closed = false;
 
-  private constructor(client: Etcd3, callTimeoutMs: number) {
+  private constructor(client: Etcd3, callTimeoutMs: number, logger: StoreLogger, watchRestarts: WatchRestartCounter | undefined) {
     this.client = client;
     this.callTimeoutMs = callTimeoutMs;
+    this.watchSource = {
+      snapshot: (prefix) => this.readPrefix('watch', prefix),
+      open: (prefix, fromRevision) => this.openWatcher(prefix, fromRevision),
+      callTimeoutMs,
+      logger,
+      restarts: watchRestarts,
+    };
   }
 
   /** Connect and check that the cluster answers within the call deadline. */
@@ -135,7 +142,7 @@ export class EtcdStore implements ConsensusStore {
     if (options.tls !== undefined) {
       etcdOptions.credentials = { rootCertificate: options.tls.ca, privateKey: options.tls.key, certChain: options.tls.cert };
     }
-    const store = new EtcdStore(new Etcd3(etcdOptions), callTimeoutMs);
+    const store = new EtcdStore(new Etcd3(etcdOptions), callTimeoutMs, options.logger ?? defaultStoreLogger(), options.watchRestarts);
 
     // Fail fast when no member answers.
     try {
@@ -167,12 +174,17 @@ export class EtcdStore implements ConsensusStore {
 
   /** All keys under a prefix, sorted by key. */
   async list(prefix: string): Promise<KeyValue[]> {
-    this.checkOpen('list', prefix);
+    return (await this.readPrefix('list', prefix)).kvs;
+  }
+
+  /** All keys under a prefix, sorted by key, and the store revision they were read at. */
+  private async readPrefix(op: string, prefix: string): Promise<{ kvs: KeyValue[]; revision: number }> {
+    this.checkOpen(op, prefix);
     const start = Buffer.from(prefix);
-    const res = await withDeadline('list', prefix, this.callTimeoutMs, (deadline) =>
+    const res = await withDeadline(op, prefix, this.callTimeoutMs, (deadline) =>
       this.client.kv.range({ key: start.length === 0 ? Buffer.from([0]) : start, range_end: prefixEnd(start), sort_order: 'Ascend', sort_target: 'Key' }, { deadline }),
     );
-    return res.kvs.map(toKeyValue);
+    return { kvs: res.kvs.map(toKeyValue), revision: Number(res.header.revision) };
   }
 
   /** Write value only if the key's modRevision equals expectedModRevision (0 = must be absent). */
@@ -214,47 +226,32 @@ export class EtcdStore implements ConsensusStore {
     return this.casResult(res.succeeded, Number(res.header.revision), res.responses);
   }
 
-  /** Deliver every change under prefix made after this call, in revision order. */
-  async watchPrefix(prefix: string, onEvent: (event: WatchEvent) => void): Promise<Watcher> {
+  /**
+   * Deliver every change under prefix made after this call, in revision
+   * order; the watch resumes by itself after disconnection, cancellation and
+   * compaction (see EtcdPrefixWatch), and calls options.onError only when
+   * etcd refuses it for good.
+   */
+  async watchPrefix(prefix: string, onEvent: (event: WatchEvent) => void, options: WatchOptions = {}): Promise<Watcher> {
     this.checkOpen('watch', prefix);
-
-    // Start right after the current revision so nothing between this call and
-    // the watch being established is missed.
-    const revision = await this.currentRevision();
-    const builder = this.client.watch().startRevision(String(revision + 1));
-    const creating = prefix === '' ? builder.inRange({ start: Buffer.from([0]), end: Buffer.from([0]) }).create() : builder.prefix(prefix).create();
-    let watcher: EtcdWatcher;
-    try {
-      watcher = await withDeadline('watch', prefix, this.callTimeoutMs, () => creating);
-    } catch (err) {
-      // Do not leak a watch that gets created after we gave up on it.
-      void creating.then((w) => w.cancel()).catch(() => {});
-      throw err;
+    const watch = await EtcdPrefixWatch.start(this.watchSource, prefix, onEvent, options.onError);
+    if (this.closed) {
+      await watch.close();
+      throw new Error(`etcd watch ${prefix}: store is closed`);
     }
-    this.watchers.add(watcher);
-
-    // Deliver events; etcd3 resumes after its last revision on reconnect.
-    watcher.on('data', (res) => {
-      for (const ev of res.events) {
-        const kv = toKeyValue(ev.kv);
-        try {
-          onEvent({ type: ev.type === 'Delete' ? 'delete' : 'put', kv });
-        } catch (err) {
-          setImmediate(() => {
-            throw err;
-          });
-        }
-      }
-    });
-    // etcd3 emits 'error' when etcd cancels the watch (e.g. compacted past it); an
-    // unhandled 'error' would crash the process, and there is no way to resume.
-    watcher.on('error', () => {});
+    this.watches.add(watch);
     return {
       close: async () => {
-        if (!this.watchers.delete(watcher)) return;
-        await withDeadline('cancel watch', prefix, this.callTimeoutMs, () => watcher.cancel()).catch(() => {});
+        if (this.watches.delete(watch)) await watch.close();
       },
     };
+  }
+
+  /** A new etcd3 watcher of prefix from fromRevision; it connects in the background. */
+  private openWatcher(prefix: string, fromRevision: number): EtcdWatcher {
+    const builder = this.client.watch().startRevision(String(fromRevision));
+    const ranged = prefix === '' ? builder.inRange({ start: Buffer.from([0]), end: Buffer.from([0]) }) : builder.prefix(prefix);
+    return ranged.watcher();
   }
 
   /** Grant a lease; this store sends its keepalives until revoked, closed or lost. */
@@ -292,8 +289,8 @@ export class EtcdStore implements ConsensusStore {
     if (this.closed) return;
     await Promise.allSettled([...this.leases.values()].map((lease) => lease.revoke()));
     this.closed = true;
-    await Promise.allSettled([...this.watchers].map((w) => withDeadline('cancel watch', '', this.callTimeoutMs, () => w.cancel())));
-    this.watchers.clear();
+    await Promise.allSettled([...this.watches].map((w) => w.close()));
+    this.watches.clear();
     this.client.close();
   }
 

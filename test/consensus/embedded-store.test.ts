@@ -4,13 +4,14 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtemp, rm, appendFile, stat, truncate } from 'node:fs/promises';
+import { mkdtemp, mkdir, rm, appendFile, stat, truncate, readFile, writeFile, readdir } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
 import { EmbeddedStore } from '../../src/consensus/embedded-store.ts';
 import type { Lease } from '../../src/consensus/consensus-store.ts';
+import type { StoreLogger } from '../../src/consensus/store-logger.ts';
 import { defineConformanceSuite, within, WAIT_MS } from './store-conformance.ts';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -29,6 +30,17 @@ after(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
+/** A StoreLogger that keeps what it is told. */
+class CapturingLogger implements StoreLogger {
+  readonly entries: Array<{ level: 'warn' | 'error'; fields: Record<string, unknown>; message: string }> = [];
+  warn(fields: object, message: string): void {
+    this.entries.push({ level: 'warn', fields: fields as Record<string, unknown>, message });
+  }
+  error(fields: object, message: string): void {
+    this.entries.push({ level: 'error', fields: fields as Record<string, unknown>, message });
+  }
+}
+
 /** Block this process's event loop, as a hung or paused holder would be. */
 function stall(ms: number): void {
   Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
@@ -42,6 +54,19 @@ defineConformanceSuite('embedded', () => ({
   },
   expireLease: async (_store, lease: Lease) => {
     stall(lease.ttlSeconds * 1000 + STALL_MARGIN_MS);
+  },
+  // One process: a watch cannot be cut off; the gap is writes and a log compaction.
+  openGapped: async () => {
+    shared ??= await EmbeddedStore.open(path.join(dir, 'conformance.log'));
+    const store = shared;
+    return {
+      store,
+      writer: store,
+      gap: async (during) => {
+        await during();
+        await store.compact();
+      },
+    };
   },
 }));
 
@@ -121,6 +146,86 @@ describe('embedded store: persistence', () => {
     assert.equal((await s4.get('/t/c'))?.value.toString(), 'after');
     assert.deepEqual((await s4.list('/t/')).map((kv) => kv.key), ['/t/a', '/t/c']);
     await s4.close();
+  });
+
+  test('a bad CRC in the middle: the tail is copied beside the file, the cut is logged loudly, earlier records survive', async () => {
+    const file = path.join(dir, 'crc.log');
+    const s1 = await EmbeddedStore.open(file);
+    const ends: number[] = [];
+    for (let i = 1; i <= 5; i++) {
+      await s1.compareAndSwap(`/m/${i}`, 0, Buffer.from(`value-${i}`));
+      ends.push((await stat(file)).size);
+    }
+    await s1.close();
+
+    // Flip one payload byte of the third record: records 3, 4 and 5 are behind the bad CRC.
+    const original = await readFile(file);
+    const badOffset = ends[1];
+    const corrupted = Buffer.from(original);
+    corrupted[badOffset + 8 + 3] ^= 0x01;
+    await writeFile(file, corrupted);
+
+    const log = new CapturingLogger();
+    const s2 = await EmbeddedStore.open(file, { logger: log });
+    try {
+      // What survives: the two records before the bad one; the store keeps working after them.
+      assert.deepEqual((await s2.list('/m/')).map((kv) => kv.value.toString()), ['value-1', 'value-2']);
+      assert.equal(s2.currentRevision(), 2);
+      assert.equal((await stat(file)).size, badOffset, 'file cut at the bad record');
+
+      // Loudly: one error naming the file, the offset, the bytes and records dropped, and the copy.
+      assert.equal(log.entries.length, 1, JSON.stringify(log.entries));
+      const [entry] = log.entries;
+      assert.equal(entry.level, 'error');
+      assert.equal(entry.fields.file, file);
+      assert.equal(entry.fields.offset, badOffset);
+      assert.equal(entry.fields.droppedBytes, original.length - badOffset);
+      assert.equal(entry.fields.droppedRecords, 3);
+      assert.equal(entry.fields.reason, 'crc mismatch');
+      assert.match(entry.message, new RegExp(`offset ${badOffset}.*${original.length - badOffset} bytes`));
+
+      // The dropped tail is kept byte for byte beside the file.
+      const copies = (await readdir(dir)).filter((name) => name.startsWith('crc.log.corrupt-'));
+      assert.equal(copies.length, 1, `one copy: ${copies.join(', ')}`);
+      assert.equal(entry.fields.copy, path.join(dir, copies[0]));
+      assert.deepEqual(await readFile(path.join(dir, copies[0])), corrupted.subarray(badOffset));
+    } finally {
+      await s2.close();
+    }
+
+    // A torn last record (a crash mid-append) is also reported and copied, as a warning.
+    const s3 = await EmbeddedStore.open(file, { logger: log });
+    await s3.compareAndSwap('/m/6', 0, Buffer.from('value-6'));
+    await s3.close();
+    await truncate(file, (await stat(file)).size - 3);
+    const torn = new CapturingLogger();
+    const s4 = await EmbeddedStore.open(file, { logger: torn });
+    await s4.close();
+    assert.deepEqual(torn.entries.map((e) => [e.level, e.fields.droppedRecords]), [['warn', 1]]);
+    assert.equal((await readdir(dir)).filter((name) => name.startsWith('crc.log.corrupt-')).length, 2);
+  });
+
+  test('a store that can no longer write ends its watches with an error, never silently', async () => {
+    const file = path.join(dir, 'broken.log');
+    const log = new CapturingLogger();
+    const store = await EmbeddedStore.open(file, { logger: log });
+    const events: string[] = [];
+    let ended: (err: Error) => void;
+    const watchError = new Promise<Error>((resolve) => {
+      ended = resolve;
+    });
+    await store.watchPrefix('/b/', (event) => events.push(event.kv.key), { onError: (err) => ended(err) });
+    await store.compareAndSwap('/b/1', 0, Buffer.from('x'));
+
+    // The compaction's temp file cannot be created (a directory is in its way): the log cannot be rewritten.
+    await mkdir(`${file}.compact`);
+    await store.compact();
+    const err = await within('watch error', WAIT_MS, watchError);
+    assert.match(err.message, /watch \/b\/: embedded store failed: compact embedded store log: .*EISDIR/);
+    assert.deepEqual(events, ['/b/1']);
+    assert.ok(log.entries.some((e) => e.level === 'error' && /embedded store failed/.test(e.message)), JSON.stringify(log.entries));
+    await assert.rejects(store.compareAndSwap('/b/2', 0, Buffer.from('y')), /embedded store failed/);
+    await store.close();
   });
 
   test('after kill -9 of the writer, acknowledged writes survive and its leased keys are dropped', async () => {

@@ -10,6 +10,7 @@ import { Etcd3 } from 'etcd3';
 import { EtcdStore } from '../../src/consensus/etcd-store.ts';
 import type { ConsensusStore, Lease } from '../../src/consensus/consensus-store.ts';
 import { startEtcdCluster, type EtcdCluster } from '../helpers/etcd-cluster.ts';
+import { startSeverableRelay, type SeverableRelay } from '../helpers/severable-relay.ts';
 import { defineConformanceSuite, uniquePrefix, within, WAIT_MS } from './store-conformance.ts';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -25,6 +26,7 @@ let cluster: EtcdCluster | undefined;
 /** A plain etcd3 client for checking etcd's own view (leases, keys). */
 let raw: Etcd3 | undefined;
 const stores: ConsensusStore[] = [];
+const relays: SeverableRelay[] = [];
 
 before(async () => {
   cluster = await startEtcdCluster({ members: 3 });
@@ -32,6 +34,7 @@ before(async () => {
 });
 after(async () => {
   await Promise.allSettled(stores.map((s) => s.close()));
+  await Promise.allSettled(relays.map((r) => r.close()));
   raw?.close();
   await cluster?.stop();
 });
@@ -70,9 +73,63 @@ defineConformanceSuite('etcd', () => ({
   expireLease: async (_store, lease: Lease) => {
     await raw!.leaseClient.leaseRevoke({ ID: lease.id });
   },
+  // The store reaches one member through a relay that the gap severs; the
+  // writer is connected directly; the history is compacted before the relay heals.
+  openGapped: async () => {
+    const relay = await startSeverableRelay(Number(new URL(cluster!.endpoints[0]).port));
+    relays.push(relay);
+    const store = await EtcdStore.connect({ endpoints: [relay.endpoint], callTimeoutMs: CALL_TIMEOUT_MS });
+    stores.push(store);
+    const writer = await connect();
+    return {
+      store,
+      writer,
+      gap: async (during) => {
+        relay.sever();
+        await during();
+        await raw!.kv.compact({ revision: await writer.currentRevision(), physical: true });
+        relay.heal();
+      },
+    };
+  },
 }));
 
 describe('etcd store: failures and shutdown', () => {
+  test('a watch cut off while its history is compacted logs and counts each restart, and says it re-read its prefix', async () => {
+    const relay = await startSeverableRelay(Number(new URL(cluster!.endpoints[0]).port));
+    relays.push(relay);
+    const logged: Array<{ level: string; message: string; fields: Record<string, unknown> }> = [];
+    const logger = {
+      warn: (fields: object, message: string) => logged.push({ level: 'warn', message, fields: fields as Record<string, unknown> }),
+      error: (fields: object, message: string) => logged.push({ level: 'error', message, fields: fields as Record<string, unknown> }),
+    };
+    const restarts: string[] = [];
+    const store = await EtcdStore.connect({ endpoints: [relay.endpoint], callTimeoutMs: CALL_TIMEOUT_MS, logger, watchRestarts: { inc: ({ reason }) => restarts.push(reason) } });
+    stores.push(store);
+    const writer = await connect();
+    const p = uniquePrefix('watch-restarts');
+    const seen: string[] = [];
+    const watcher = await store.watchPrefix(p, (event) => seen.push(`${event.type} ${event.kv.key.slice(p.length)}`));
+
+    // Two writes in the gap, so the compaction is past the revision the watch resumes from.
+    relay.sever();
+    await writer.compareAndSwap(`${p}k`, 0, Buffer.from('in the gap'));
+    await writer.compareAndSwap(`${p}k2`, 0, Buffer.from('in the gap'));
+    await raw!.kv.compact({ revision: await writer.currentRevision(), physical: true });
+    relay.heal();
+    await writer.compareAndSwap(`${p}after`, 0, Buffer.from('x'));
+    await eventually('both keys seen', async () => {
+      if (!seen.includes('put after')) throw new Error(`seen so far: ${seen.join(', ')}`);
+    });
+    await watcher.close();
+
+    assert.deepEqual(seen.filter((s) => s === 'put k'), ['put k'], 'the write in the gap is delivered once');
+    assert.ok(restarts.includes('disconnected'), `restarts counted: ${restarts.join(', ')}`);
+    assert.ok(logged.some((l) => l.level === 'warn' && /consensus watch broken; resuming/.test(l.message) && l.fields.prefix === p), JSON.stringify(logged));
+    assert.ok(logged.some((l) => /re-read its prefix/.test(l.message) && l.fields.prefix === p), JSON.stringify(logged));
+    assert.ok(!logged.some((l) => l.level === 'error'), JSON.stringify(logged));
+  });
+
   test('connect to endpoints where nothing listens fails within the deadline', async () => {
     const started = Date.now();
     await assert.rejects(EtcdStore.connect({ endpoints: ['http://127.0.0.1:1'], callTimeoutMs: 1000 }), /connect etcd http:\/\/127\.0\.0\.1:1/);

@@ -14,6 +14,22 @@ export interface Backend {
   open(): Promise<ConsensusStore>;
   /** Make the lease expire as it would if its holder stopped keeping it alive. */
   expireLease(store: ConsensusStore, lease: Lease): Promise<void>;
+  /** A store whose watches can be cut off from the backend, and a writer that stays connected. */
+  openGapped(): Promise<GappedStore>;
+}
+
+/** A store on the far side of a gap that a test opens and closes. */
+export interface GappedStore {
+  store: ConsensusStore;
+  /** Writes during the gap go through this store. */
+  writer: ConsensusStore;
+  /**
+   * Cut store off from the backend (its watch streams break), run during,
+   * make the backend forget the history written so far (compaction), then
+   * reconnect store. A backend whose watches cannot miss anything (one
+   * process) just runs during and compacts.
+   */
+  gap(during: () => Promise<void>): Promise<void>;
 }
 
 /** Longest wait for an asynchronous outcome in this suite. */
@@ -59,6 +75,39 @@ export class EventLog {
     }
     return this.events;
   }
+}
+
+/** TTL of the leases in the gap tests: longer than a gap and the reconnect after it. */
+const GAP_LEASE_TTL_S = 30;
+
+/** Wait until an event for key arrived; returns every event so far. */
+async function waitForKey(log: EventLog, key: string): Promise<WatchEvent[]> {
+  for (let n = 1; ; n++) {
+    const events = await log.waitFor(n);
+    if (events.some((e) => e.kv.key === key)) return events;
+  }
+}
+
+/** The store as it is, but with a promise resolved when a compare-and-swap of key fails. */
+function noticeFailedCas(store: ConsensusStore, key: string): { store: ConsensusStore; casFailed: Promise<void> } {
+  let failed!: () => void;
+  const casFailed = new Promise<void>((resolve) => {
+    failed = resolve;
+  });
+  const watched = new Proxy(store, {
+    get(target, prop) {
+      if (prop === 'compareAndSwap') {
+        return async (...args: Parameters<ConsensusStore['compareAndSwap']>) => {
+          const res = await target.compareAndSwap(...args);
+          if (!res.ok && args[0] === key) failed();
+          return res;
+        };
+      }
+      const value: unknown = Reflect.get(target, prop);
+      return typeof value === 'function' ? value.bind(target) : value;
+    },
+  });
+  return { store: watched, casFailed };
 }
 
 /** Value helper. */
@@ -271,6 +320,73 @@ export function defineConformanceSuite(name: string, backend: () => Backend): vo
       await assert.rejects(within('campaign abort', WAIT_MS, waiting), /test abort/);
       assert.equal((await currentLeader(store, key))?.candidateId, 'agent-a');
       await a.resign();
+      await leaseA.revoke();
+      await leaseB.revoke();
+    });
+
+    test('a watch survives a gap whose history was compacted: keys deleted and changed in the gap are delivered, then later changes', async () => {
+      const { store, writer, gap } = await backend().openGapped();
+      const p = uniquePrefix('watch-gap');
+      const before = {
+        gone: await writer.compareAndSwap(`${p}gone`, 0, b('a')),
+        changed: await writer.compareAndSwap(`${p}changed`, 0, b('b1')),
+        same: await writer.compareAndSwap(`${p}same`, 0, b('c')),
+      };
+      const log = new EventLog();
+      const watcher = await store.watchPrefix(p, log.onEvent, { onError: (err) => log.onEvent({ type: 'delete', kv: { key: `error: ${err.message}`, value: b(''), modRevision: 0, lease: 0 } }) });
+      const seenFirst = await writer.compareAndSwap(`${p}first`, 0, b('f'));
+      await log.waitFor(1);
+
+      // In the gap: delete one key, change another twice, add one; then the history goes.
+      let deleted = 0;
+      await gap(async () => {
+        deleted = (await writer.compareAndDelete(`${p}gone`, before.gone.revision)).revision;
+        const b2 = await writer.compareAndSwap(`${p}changed`, before.changed.revision, b('b2'));
+        await writer.compareAndSwap(`${p}changed`, b2.revision, b('b3'));
+        await writer.compareAndSwap(`${p}added`, 0, b('d'));
+      });
+
+      // After it: one more write (a catch-up may already include it).
+      const after = await writer.compareAndSwap(`${p}after`, 0, b('e'));
+      const events = await waitForKey(log, `${p}after`);
+      await watcher.close();
+      assert.ok(!events.some((e) => e.kv.key.startsWith('error: ')), `the watch did not end: ${events.map((e) => e.kv.key).join(', ')}`);
+      assert.deepEqual([events[0].type, events[0].kv.key, events[0].kv.modRevision], ['put', `${p}first`, seenFirst.revision]);
+      const gapEvents = events.slice(1);
+      const deletion = gapEvents.find((e) => e.kv.key === `${p}gone`);
+      assert.equal(deletion?.type, 'delete', 'the delete made in the gap is delivered');
+      assert.ok(deletion.kv.modRevision >= deleted, `delete stamped at or after its revision (${deletion.kv.modRevision} >= ${deleted})`);
+      const changes = gapEvents.filter((e) => e.kv.key === `${p}changed`);
+      assert.equal(changes.at(-1)?.kv.value.toString(), 'b3', 'the last value written in the gap is delivered');
+      assert.ok(gapEvents.some((e) => e.type === 'put' && e.kv.key === `${p}added`), 'a key added in the gap is delivered');
+      assert.ok(!gapEvents.some((e) => e.kv.key === `${p}same`), 'an unchanged key is not delivered again');
+      assert.deepEqual(gapEvents.filter((e) => e.kv.key === `${p}after`).map((e) => [e.type, e.kv.modRevision]), [['put', after.revision]]);
+      for (let i = 1; i < events.length; i++) assert.ok(events[i].kv.modRevision >= events[i - 1].kv.modRevision, 'revision order');
+    });
+
+    test('a campaigner waiting behind a leader takes over when the leader key was deleted in a gap', async () => {
+      const { store, writer, gap } = await backend().openGapped();
+      const key = leaderKey('fed', `stream-${randomBytes(3).toString('hex')}`, 'eu');
+      // Long leases: the waiting candidate's keepalives fail during the gap.
+      const leaseA = await writer.grantLease(GAP_LEASE_TTL_S);
+      const leaseB = await store.grantLease(GAP_LEASE_TTL_S);
+      const signal = AbortSignal.timeout(WAIT_MS * 2);
+      const a = await campaign(writer, key, 'agent-a', leaseA, signal);
+      // B waits behind A: its watch is up once its create-if-absent has failed.
+      const { store: watched, casFailed } = noticeFailedCas(store, key);
+      const bCampaign = campaign(watched, key, 'agent-b', leaseB, signal);
+      await within('B waiting behind A', WAIT_MS, casFailed);
+      assert.deepEqual(await currentLeader(store, key), { candidateId: 'agent-a', epoch: a.epoch });
+
+      await gap(async () => {
+        await a.resign();
+        // More revisions after the delete, so the compaction is well past it.
+        for (let i = 0; i < 3; i++) await writer.compareAndSwap(`${key}-noise-${i}`, 0, b('n'));
+      });
+      const bLead = await within('B elected after the gap', WAIT_MS * 2, bCampaign);
+      assert.ok(bLead.epoch > a.epoch, `epoch grows: ${bLead.epoch} > ${a.epoch}`);
+      assert.deepEqual(await currentLeader(writer, key), { candidateId: 'agent-b', epoch: bLead.epoch });
+      await bLead.resign();
       await leaseA.revoke();
       await leaseB.revoke();
     });
