@@ -7,7 +7,7 @@
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { connect as netConnect, type Socket } from 'node:net';
-import { connect as tlsConnect } from 'node:tls';
+import { checkServerIdentity, connect as tlsConnect } from 'node:tls';
 import {
   BodyReader,
   BodyWriter,
@@ -103,10 +103,11 @@ async function negotiateTls(socket: Socket, host: string, sslmode: SslMode, ca: 
   const verify = sslmode === 'verify-ca' || sslmode === 'verify-full';
   const tls = tlsConnect({
     socket,
+    host,
     ca,
     rejectUnauthorized: verify,
     // verify-ca checks the chain only; verify-full also the host name (Node's default check).
-    checkServerIdentity: sslmode === 'verify-full' ? undefined : () => undefined,
+    checkServerIdentity: sslmode === 'verify-full' ? checkServerIdentity : () => undefined,
     servername: isIpAddress(host) ? undefined : host,
   });
   await new Promise<void>((resolve, reject) => {
