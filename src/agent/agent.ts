@@ -30,7 +30,7 @@ import { amstLinkOptions, startAmst } from '../amst/link-control.ts';
 import { DirSource } from '../streams/objects/dir-source.ts';
 import { DirSink } from '../streams/objects/dir-sink.ts';
 import type { Sink, Source } from '../streams/stream.ts';
-import { WalSource } from '../streams/pg-wal/wal-source.ts';
+import { WalSource, type WalSourceFailure } from '../streams/pg-wal/wal-source.ts';
 import { destinationSlotName } from '../streams/pg-wal/slot-name.ts';
 import { WalSink } from '../streams/pg-wal/wal-sink.ts';
 import { startWalsenderServer } from '../streams/pg-wal/walsender-server.ts';
@@ -80,7 +80,8 @@ export interface AgentStatus {
   state: AgentState;
   region: string;
   nodeId: string;
-  senders: Array<SenderStatus & { progress?: ReturnType<DirSource['progress']> }>;
+  /** Each elected sender; sourceError: a pg-wal source's last PostgreSQL error (null while it streams). */
+  senders: Array<SenderStatus & { progress?: ReturnType<DirSource['progress']>; sourceError?: WalSourceFailure | null }>;
   receivers: ReceiverStatus[];
   links: Array<{ peer: string; carriers: number; inflightBytes: number; session: number }>;
   /** pg-wal positions and lag per stream (sent, durable-remote, replayed LSN). */
