@@ -21,6 +21,25 @@ export const SLOT = 'dwcp_pg_main';
 const STREAM = 'pg-main';
 /** How long the first WAL may take to reach a spool, ms. */
 const FIRST_WAL_TIMEOUT_MS = 60_000;
+/** How long an agent may take to answer /healthz on a loaded machine, ms (AgentProcess.start gives up after 20 s). */
+const SLOW_START_TIMEOUT_MS = 180_000;
+
+/**
+ * AgentProcess.start, waiting longer for /healthz: on a machine shared by
+ * many test runs a node process may need more than start()'s 20 s to load.
+ * start() leaves the child running when it gives up, so keep polling it.
+ */
+export async function startAgent(agent: AgentProcess): Promise<void> {
+  try {
+    await agent.start([]);
+  } catch (err) {
+    if (!/did not answer \/healthz/.test((err as Error).message)) throw err;
+    await waitFor(`${agent.configPath} to answer /healthz`, async () => {
+      const res = await fetch(`http://127.0.0.1:${agent.httpPort}/healthz`, { signal: AbortSignal.timeout(5_000) }).catch(() => null);
+      return res?.ok === true;
+    }, SLOW_START_TIMEOUT_MS, 500);
+  }
+}
 
 /** Per-region agent, config, spool and walsender port. */
 export interface RegionRun {
@@ -96,7 +115,7 @@ ${destinations}`;
       await writeFile(configPath, yaml);
       regions[n] = { agent: new AgentProcess(configPath, ports[n].http), spoolDir: join(dataDir, 'spool'), walsenderPort: ports[n].walsender };
     }
-    for (const n of [FIRST_DEST, SECOND_DEST, SOURCE]) await regions[n].agent.start([]);
+    for (const n of [FIRST_DEST, SECOND_DEST, SOURCE]) await startAgent(regions[n].agent);
     for (const n of [FIRST_DEST, SECOND_DEST]) {
       await waitFor(`first durable WAL in the ${n} spool`, async () => (await spoolFlushLsn(regions[n].spoolDir)) > 0, FIRST_WAL_TIMEOUT_MS);
     }

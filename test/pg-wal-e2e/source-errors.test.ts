@@ -16,6 +16,7 @@ import { writePgTwoRegion } from '../../src/cli/pg-two-region.ts';
 import { AgentProcess, waitFor } from '../helpers/agent-process.ts';
 import { startPostgres } from '../helpers/postgres.ts';
 import { spoolFlushLsn, WALSENDER_PASSWORD, WALSENDER_USER } from './pg-federation.ts';
+import { startAgent } from './pg-two-destinations.ts';
 
 const CLI = fileURLToPath(new URL('../../src/cli.ts', import.meta.url));
 const run = promisify(execFile);
@@ -37,8 +38,8 @@ test('a role without REPLICATION shows as the sender\'s error and in the metrics
     const setup = await writePgTwoRegion({ dir, primary: { host: '127.0.0.1', port: primary.port, user: ROLE }, walsenderUsers: { [WALSENDER_USER]: WALSENDER_PASSWORD } });
     dest = new AgentProcess(setup.destConfig, setup.ports.destHttp);
     source = new AgentProcess(setup.sourceConfig, setup.ports.sourceHttp);
-    await dest.start([]);
-    await source.start([]);
+    await startAgent(dest);
+    await startAgent(source);
     const src = source;
 
     // The elected sender's status names the refusal.

@@ -11,7 +11,7 @@ import { after, before, test } from 'node:test';
 import { parseLsn } from '../../src/streams/pg-wal/lsn.ts';
 import { waitFor } from '../helpers/agent-process.ts';
 import { assertSameData, primaryFlushLsn, replayLsn, spoolFlushLsn } from './pg-federation.ts';
-import { FIRST_DEST, SECOND_DEST, SLOT, startPgTwoDestinations, type PgTwoDestinations } from './pg-two-destinations.ts';
+import { FIRST_DEST, SECOND_DEST, SLOT, startAgent, startPgTwoDestinations, type PgTwoDestinations } from './pg-two-destinations.ts';
 
 /** pgbench: fixed seed, clients and transactions per client. */
 const PGBENCH_CLIENTS = 2;
@@ -43,7 +43,8 @@ test('one destination down: the slots keep its WAL under load, the other goes on
     // The second destination's standby, cloned now; it follows the ap-south agent's endpoint.
     const standby = await r.startStandby(SECOND_DEST);
     const initTarget = await primaryFlushLsn(r.primary);
-    await waitFor('ap-south standby to replay the pgbench init', async () => (await replayLsn(standby)) >= initTarget, 120_000, 200);
+    await waitFor('ap-south spool to hold the pgbench init', async () => (await spoolFlushLsn(r.regions[SECOND_DEST].spoolDir)) >= initTarget, 120_000, 200);
+    await waitFor('ap-south standby to stream from its agent', async () => (await standby.query<{ status: string }>('SELECT status FROM pg_stat_wal_receiver'))[0]?.status === 'streaming', 120_000, 200);
 
     // Each destination has its own slot on the primary.
     assert.deepEqual((await slots(r)).names, [SLOT, `${SLOT}_ap_south`].sort());
@@ -74,7 +75,7 @@ test('one destination down: the slots keep its WAL under load, the other goes on
     assert.ok(highest <= stoppedDurable, `a slot's restart_lsn ${highest.toString(16)} passed ap-south's durable end ${stoppedDurable.toString(16)}`);
 
     // ap-south returns: it resumes from its checkpoint and its standby ends with the primary's data.
-    await r.regions[SECOND_DEST].agent.start([]);
+    await startAgent(r.regions[SECOND_DEST].agent);
     await waitFor('ap-south spool to catch up', async () => (await spoolFlushLsn(r.regions[SECOND_DEST].spoolDir)) >= target, 120_000, 200);
     await waitFor('ap-south standby to replay the load', async () => (await replayLsn(standby)) >= target, 120_000, 200);
     await assertSameData(r.primary, standby, PGBENCH_CLIENTS * PGBENCH_TRANSACTIONS);

@@ -128,7 +128,7 @@ export class WalSource implements Source {
     this.#durableLsn = Math.max(this.#durableLsn, state?.flushLsn ?? 0);
     this.#sentLsn = this.#durableLsn;
     this.#undurable = [];
-    this.#resetBackoff();
+    this.#backoff = { transient: INITIAL_BACKOFF_MS, failing: INITIAL_FAILURE_BACKOFF_MS };
     const abort = (): void => this.#client?.close();
     signal.addEventListener('abort', abort);
     this.#startStatusTimer();
@@ -159,7 +159,7 @@ export class WalSource implements Source {
     }
   }
 
-  /** Streaming works again: the next error starts from the shortest backoff. */
+  /** Streaming works again: the error is over, and the next one starts from the shortest backoff. */
   #resetBackoff(): void {
     this.#backoff = { transient: INITIAL_BACKOFF_MS, failing: INITIAL_FAILURE_BACKOFF_MS };
     this.#lastError = null;
