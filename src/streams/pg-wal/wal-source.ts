@@ -356,16 +356,18 @@ export class WalSource implements Source {
 /**
  * Transient: the server shutting down or not yet accepting (57P01
  * admin_shutdown, 57P02 crash_shutdown, 57P03 cannot_connect_now), a
- * connection error (08xxx), too many connections (53300), or a socket
- * error without SQLSTATE (refused, reset, timed out). Everything else is a
- * refusal an operator must see: 28P01/28000 authentication, 42501 no
- * REPLICATION privilege, 55006 slot in use, 58P01 WAL already removed,
- * 55000 wal_level too low, a TLS or cluster-identity mismatch.
+ * connection error (08xxx), too many connections (53300), the slot still
+ * held by the previous sender's connection after a failover (55006
+ * object_in_use: it ends within the primary's wal_sender_timeout), or a
+ * socket error without SQLSTATE (refused, reset, timed out). Everything
+ * else is a refusal an operator must see: 28P01/28000 authentication,
+ * 42501 no REPLICATION privilege, 58P01 WAL already removed, 55000
+ * wal_level too low, a TLS or cluster-identity mismatch.
  */
 function classify(err: Error): WalSourceFailure {
   const atMs = Date.now();
   if (err instanceof PgError) {
-    const transient = err.code.startsWith('57P') || err.code.startsWith('08') || err.code === '53300';
+    const transient = err.code.startsWith('57P') || err.code.startsWith('08') || err.code === '53300' || err.code === '55006';
     return { class: transient ? 'transient' : 'failing', code: err.code, message: err.message, atMs };
   }
   const failing = err instanceof WalSourceError || err instanceof SslModeError || /SCRAM|authentication/.test(err.message);
