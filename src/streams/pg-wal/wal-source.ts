@@ -41,7 +41,7 @@ export interface WalSourceOptions {
 /**
  * Why the source is not streaming. transient: the connection dropped or
  * the server is restarting, reconnects as usual. failing: the server
- * refused (authentication, privilege, slot in use, WAL removed, wal_level,
+ * refused (authentication, privilege, WAL removed, wal_level, cluster,
  * TLS...): retried with a longer backoff until an operator fixes it.
  */
 export interface WalSourceFailure {

@@ -85,7 +85,7 @@ export class PgWalMetrics {
     this.#lagSeconds = new Gauge({ name: 'dwcp_pg_wal_lag_seconds', help: 'pg-wal: role=source: age of the oldest WAL not yet durable remotely; role=destination: time replay has been behind the spool', labelNames: ['stream', 'role', 'destination'], registers });
     this.#wireRatio = new Gauge({ name: 'dwcp_pg_wal_wire_ratio', help: 'pg-wal source: plaintext bytes acknowledged per byte written to the carriers of the link', labelNames: ['stream', 'destination'], registers });
     this.#sourceErrors = new Counter({ name: 'dwcp_pg_wal_source_errors_total', help: 'pg-wal source: errors of the replication connection to PostgreSQL, by SQLSTATE (code, "" for client-side) and class (transient: reconnects; failing: needs an operator, retried with backoff)', labelNames: ['stream', 'destination', 'code', 'class'], registers });
-    this.#sourceFailing = new Gauge({ name: 'dwcp_pg_wal_source_failing', help: 'pg-wal source: 1 while the replication connection fails with a non-transient error (authentication, privilege, slot, wal_level, TLS), 0 while it streams or reconnects', labelNames: ['stream', 'destination'], registers });
+    this.#sourceFailing = new Gauge({ name: 'dwcp_pg_wal_source_failing', help: 'pg-wal source: 1 while the replication connection fails with a non-transient error (authentication, privilege, WAL removed, wal_level, TLS), 0 while it streams or reconnects', labelNames: ['stream', 'destination'], registers });
   }
 
   /** Follow the source of a stream this agent sends to destRegion (its own slot and link). */
