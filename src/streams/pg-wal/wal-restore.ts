@@ -5,7 +5,7 @@
 // ends past the committed position may still be rolled back.
 
 import { constants as fsConstants } from 'node:fs';
-import { copyFile, open, rename, rm } from 'node:fs/promises';
+import { access, copyFile, open, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { parseSegmentFileName } from './lsn.ts';
 import { committedView, readSpoolCommitted, readSpoolState } from './wal-spool.ts';
@@ -27,9 +27,11 @@ export async function walRestore(spoolDir: string, fileName: string, targetPath:
   if (!RESTORABLE_NAME.test(fileName)) {
     throw new WalFileMissingError(`wal-restore: "${fileName}" is not a WAL segment or history file name`);
   }
+  // Present, then committed: what is durable but not committed in consensus may still be rolled back.
+  const present = await access(join(spoolDir, fileName)).then(() => true, () => false);
+  if (!present) throw new WalFileMissingError(`wal-restore: ${fileName} not in spool ${spoolDir}`);
   const committed = committedView(await readSpoolState(spoolDir), await readSpoolCommitted(spoolDir));
-  if (!committed) throw new WalFileMissingError(`wal-restore: spool ${spoolDir} holds no committed WAL yet`);
-  if (!isCommitted(fileName, committed.timeline, committed.flushLsn, committed.walSegmentSize)) {
+  if (!committed || !isCommitted(fileName, committed.timeline, committed.flushLsn, committed.walSegmentSize)) {
     throw new WalFileMissingError(`wal-restore: ${fileName} is not committed yet in spool ${spoolDir}`);
   }
   const tmp = join(dirname(targetPath), `.${basename(targetPath)}.dwcp-tmp`);
