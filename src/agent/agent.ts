@@ -30,7 +30,8 @@ import { amstLinkOptions, startAmst } from '../amst/link-control.ts';
 import { DirSource } from '../streams/objects/dir-source.ts';
 import { DirSink } from '../streams/objects/dir-sink.ts';
 import type { Sink, Source } from '../streams/stream.ts';
-import { WalSource } from '../streams/pg-wal/wal-source.ts';
+import { WalSource, type WalSourceFailure } from '../streams/pg-wal/wal-source.ts';
+import { destinationSlotName } from '../streams/pg-wal/slot-name.ts';
 import { WalSink } from '../streams/pg-wal/wal-sink.ts';
 import { startWalsenderServer } from '../streams/pg-wal/walsender-server.ts';
 import { PgWalMetrics, type PgWalStreamStatus } from '../streams/pg-wal/wal-stream-metrics.ts';
@@ -79,7 +80,8 @@ export interface AgentStatus {
   state: AgentState;
   region: string;
   nodeId: string;
-  senders: Array<SenderStatus & { progress?: ReturnType<DirSource['progress']> }>;
+  /** Each elected sender; sourceError: a pg-wal source's last PostgreSQL error (null while it streams). */
+  senders: Array<SenderStatus & { progress?: ReturnType<DirSource['progress']>; sourceError?: WalSourceFailure | null }>;
   receivers: ReceiverStatus[];
   links: Array<{ peer: string; carriers: number; inflightBytes: number; session: number }>;
   /** pg-wal positions and lag per stream (sent, durable-remote, replayed LSN). */
@@ -161,8 +163,10 @@ export class Agent {
       nodeId: this.config.nodeId,
       senders: this.slots.flatMap((s) => {
         if (!s.sender) return [];
-        const source = this.sources.get(s.part.id);
-        return [{ ...s.sender.status(), progress: source instanceof DirSource ? source.progress() : undefined }];
+        const source = this.sources.get(sourceKey(s.stream, s.part, s.destRegion));
+        // A pg-wal source's last PostgreSQL error (SQLSTATE, message) shows beside the sender.
+        const sourceError = source instanceof WalSource ? { sourceError: source.progress().lastError } : {};
+        return [{ ...s.sender.status(), progress: source instanceof DirSource ? source.progress() : undefined, ...sourceError }];
       }),
       receivers: [...this.receivers.values()].map((r) => r.status()),
       links: [...this.links.entries()].map(([peer, l]) => ({ peer, carriers: l.liveCarriers, inflightBytes: l.bytesInFlight, session: l.session })),
@@ -236,7 +240,7 @@ export class Agent {
       // A pg-wal destination serves its spool to the local standby.
       if (stream.kind === 'pg-wal') {
         const ws = (dest as PgWalDestinationConfig).walsender;
-        const server = await startWalsenderServer({ spool: dest.path, host: ws.host, port: ws.port, auth: { users: ws.users, trustCidrs: ws.trust }, logger: this.logger.child({ stream: stream.id, component: 'walsender' }) });
+        const server = await startWalsenderServer({ spool: dest.path, host: ws.host, port: ws.port, auth: { users: ws.users, trustCidrs: ws.trust }, maxConnections: ws.maxConnections, maxUnauthenticated: ws.maxUnauthenticated, authTimeoutMs: ws.authTimeoutMs, logger: this.logger.child({ stream: stream.id, component: 'walsender' }) });
         this.walsenders.set(stream.id, server);
         this.pgWalMetrics.watchDestination(stream.id, dest.path, server.standbys);
         this.logger.info({ stream: stream.id, port: server.port }, 'walsender endpoint listening');
@@ -402,7 +406,7 @@ export class Agent {
         kind: slot.stream.kind,
         sourceRegion: config.region,
         destRegion: slot.destRegion,
-        source: this.sourceFor(slot.stream, slot.part),
+        source: this.sourceFor(slot.stream, slot.part, slot.destRegion),
         link,
         pool: this.pool,
         level: config.hde.level,
@@ -464,8 +468,9 @@ export class Agent {
     return link;
   }
 
-  private sourceFor(stream: StreamConfig, part: SubStream): Source {
-    const existing = this.sources.get(part.id);
+  private sourceFor(stream: StreamConfig, part: SubStream, destRegion: string): Source {
+    const key = sourceKey(stream, part, destRegion);
+    const existing = this.sources.get(key);
     if (existing) return existing;
     let source: Source;
     if (stream.kind === 'objects') {
@@ -481,16 +486,29 @@ export class Agent {
         logger: this.logger,
       });
     } else {
+      // pg-wal: one source, connection and slot per destination (see slot-name.ts).
       const c = stream.source.connection;
-      source = new WalSource({
+      const slot = destinationSlotName(stream.source.slot, destRegion, stream.destinations.findIndex((d) => d.region === destRegion));
+      const log = this.logger.child({ stream: stream.id, destination: destRegion, slot });
+      const wal = new WalSource({
         streamId: stream.id,
-        connection: { host: c.host, port: c.port, user: c.user, password: c.password, database: c.database, applicationName: stream.source.applicationName },
-        slot: stream.source.slot,
-        onReconnect: (err) => this.logger.warn({ stream: stream.id, err: err.message }, 'reconnecting to PostgreSQL'),
+        connection: { host: c.host, port: c.port, user: c.user, password: c.password, database: c.database, applicationName: stream.source.applicationName, sslmode: c.sslmode, sslrootcert: c.sslrootcert },
+        slot,
+        onReconnect: (err, failure) => {
+          this.pgWalMetrics.sourceError(stream.id, destRegion, failure);
+          if (failure.class === 'transient') log.warn({ err: err.message, code: failure.code }, 'reconnecting to PostgreSQL');
+          else log.error({ err: err.message, code: failure.code }, 'PostgreSQL refused the replication connection; retrying with backoff');
+        },
       });
-      this.pgWalMetrics.watchSource(stream.id, source as WalSource, stream.destinations.map((d) => d.region));
+      this.pgWalMetrics.watchSource(stream.id, destRegion, wal);
+      source = wal;
     }
-    this.sources.set(part.id, source);
+    this.sources.set(key, source);
     return source;
   }
+}
+
+/** Sources are per sub-stream; a pg-wal stream has one per destination (its own slot). */
+function sourceKey(stream: StreamConfig, part: SubStream, destRegion: string): string {
+  return stream.kind === 'pg-wal' ? `${part.id}>${destRegion}` : part.id;
 }

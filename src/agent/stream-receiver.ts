@@ -441,6 +441,7 @@ export class StreamReceiver {
       this.chain = this.durableChain;
       return;
     }
+    await this.options.sink.committed?.(seq, sinkState);
     this.durableSeq = seq;
     this.durableChain = chain;
     this.bytesSinceCheckpoint = 0;

@@ -128,13 +128,15 @@ function buildStream(
         user: connection.user,
         ...(connection.password === undefined ? {} : { password: connection.password }),
         database: connection.database ?? DEFAULTS.pgWal.database,
+        sslmode: connection.sslmode ?? DEFAULTS.pgWal.sslmode,
+        ...(connection.sslrootcert === undefined ? {} : { sslrootcert: abs(connection.sslrootcert) }),
       },
       // Slot names allow '_' but not '-'.
       slot: source.slot ?? `${DEFAULTS.pgWal.slotPrefix}${stream.id.replaceAll('-', '_')}`,
       synchronous: source.synchronous ?? false,
       applicationName: source.applicationName ?? `${DEFAULTS.pgWal.slotPrefix}${stream.id.replaceAll('-', '_')}`,
     },
-    destinations: stream.destinations.map((d): PgWalDestinationConfig => ({
+    destinations: stream.destinations.map((d, i): PgWalDestinationConfig => ({
       region: d.region,
       path: d.path ? abs(d.path) : resolve(dataDir, DEFAULTS.pgWal.spoolDir, stream.id),
       walsender: {
@@ -142,6 +144,9 @@ function buildStream(
         port: d.walsender?.port ?? DEFAULTS.pgWal.walsender.port,
         users: { ...(d.walsender?.users ?? {}) },
         trust: [...(d.walsender?.trust ?? DEFAULTS.pgWal.walsender.trust)],
+        maxConnections: d.walsender?.maxConnections ?? DEFAULTS.pgWal.walsender.maxConnections,
+        maxUnauthenticated: d.walsender?.maxUnauthenticated ?? DEFAULTS.pgWal.walsender.maxUnauthenticated,
+        authTimeoutMs: ms(d.walsender?.authTimeout ?? DEFAULTS.pgWal.walsender.authTimeout, `${at}.destinations[${i}].walsender.authTimeout`),
       },
     })),
   };

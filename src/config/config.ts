@@ -4,6 +4,7 @@
 // user writes (ConfigInput in schema.ts).
 
 import type { StreamKind } from '../streams/stream.ts';
+import type { PG_SSL_MODES } from './schema.ts';
 
 /** An address and TCP port. */
 export interface HostPort {
@@ -121,6 +122,10 @@ export interface PgConnectionConfig {
   /** Absent when the connection needs none (trust, peer, .pgpass). */
   password?: string;
   database: string;
+  /** TLS to PostgreSQL (libpq's sslmode). */
+  sslmode: (typeof PG_SSL_MODES)[number];
+  /** Absolute CA file for verify-ca / verify-full. */
+  sslrootcert?: string;
 }
 
 /** Source of a pg-wal stream: a PostgreSQL primary and its slot. */
@@ -142,6 +147,12 @@ export interface WalsenderConfig {
   users: Record<string, string>;
   /** Client networks (CIDR) allowed without a password. */
   trust: string[];
+  /** Most client connections at once. */
+  maxConnections: number;
+  /** Most connections in startup or authentication at once. */
+  maxUnauthenticated: number;
+  /** Time from connect to the end of authentication, ms. */
+  authTimeoutMs: number;
 }
 
 /** Destination of a pg-wal stream: a spool plus a walsender endpoint. */

@@ -35,7 +35,8 @@ export const DEFAULTS = {
     database: 'postgres',
     slotPrefix: 'dwcp_',
     spoolDir: 'wal',
-    walsender: { host: '127.0.0.1', port: 5433, trust: ['127.0.0.1/32'] },
+    sslmode: 'disable',
+    walsender: { host: '127.0.0.1', port: 5433, trust: ['127.0.0.1/32'], maxConnections: 32, maxUnauthenticated: 8, authTimeout: '10s' },
   },
 } as const;
 
@@ -54,6 +55,8 @@ export const SHARDS_MAX = 4096;
 export const STREAM_KINDS = ['objects', 'pg-wal'] as const;
 /** Congestion control choices per carrier; auto prefers bbr when the kernel has it. */
 export const CONGESTION_CONTROLS = ['auto', 'bbr', 'cubic', 'reno'] as const;
+/** TLS modes of the pg-wal source's connection to PostgreSQL (libpq's sslmode words). */
+export const PG_SSL_MODES = ['disable', 'require', 'verify-ca', 'verify-full'] as const;
 /** ACP backends: embedded (single process, file-backed) or etcd. */
 export const ACP_BACKENDS = ['embedded', 'etcd'] as const;
 
@@ -303,6 +306,8 @@ export const PgConnectionSchema = Type.Object(
     user: Text('Role with REPLICATION. Required.'),
     password: Type.Optional(secret(Type.String({ description: 'Password; use ${ENV_VAR}. Default none.' }))),
     database: Type.Optional(Text('Database for the connection.', DEFAULTS.pgWal.database)),
+    sslmode: Type.Optional(OneOf(PG_SSL_MODES, 'TLS to PostgreSQL, as libpq: disable (plain TCP), require (TLS, certificate not checked), verify-ca (certificate chains to sslrootcert), verify-full (verify-ca and the certificate names host). Anything but disable fails when the server does not offer TLS.', DEFAULTS.pgWal.sslmode)),
+    sslrootcert: Type.Optional(Text('CA certificate file (PEM) that the server certificate must chain to; required for verify-ca and verify-full. Default none.')),
   },
   { additionalProperties: false },
 );
@@ -317,6 +322,9 @@ export const WalsenderSchema = Type.Object(
       withHint(Type.String({ pattern: '^[0-9A-Fa-f:.]+/[0-9]{1,3}$' }), () => 'must be an address/prefix like 127.0.0.1/32'),
       { description: `Client networks allowed without a password. Default [${DEFAULTS.pgWal.walsender.trust.join(', ')}].` },
     )),
+    maxConnections: Type.Optional(Type.Integer({ minimum: 1, default: DEFAULTS.pgWal.walsender.maxConnections, description: `Most client connections at once; more are refused with SQLSTATE 53300 (and logged). Default ${DEFAULTS.pgWal.walsender.maxConnections}.` })),
+    maxUnauthenticated: Type.Optional(Type.Integer({ minimum: 1, default: DEFAULTS.pgWal.walsender.maxUnauthenticated, description: `Most connections still in startup or authentication at once; more are refused with SQLSTATE 53300 (and logged). Default ${DEFAULTS.pgWal.walsender.maxUnauthenticated}.` })),
+    authTimeout: Type.Optional(Duration('Time a client has from connecting to the end of authentication before it is closed.', DEFAULTS.pgWal.walsender.authTimeout)),
   },
   { additionalProperties: false },
 );
@@ -330,7 +338,7 @@ export const StreamSourceSchema = Type.Object(
     watch: Type.Optional(Type.Boolean({ description: `objects: watch the directory for changes between scans. Default ${DEFAULTS.objects.watch}.`, default: DEFAULTS.objects.watch })),
     connection: Type.Optional(PgConnectionSchema),
     slot: Type.Optional(withHint(
-      Type.String({ pattern: '^[a-z0-9_]+$', maxLength: 63, description: `pg-wal: replication slot. Default ${DEFAULTS.pgWal.slotPrefix}<id with '-' as '_'>.` }),
+      Type.String({ pattern: '^[a-z0-9_]+$', maxLength: 63, description: `pg-wal: replication slot of the first destination; every further destination has its own slot <slot>_<region> (created when its sender first connects), so the primary keeps WAL until the slowest destination has it. Default ${DEFAULTS.pgWal.slotPrefix}<id with '-' as '_'>.` }),
       () => "must be 1..63 lowercase letters, digits or '_'",
     )),
     synchronous: Type.Optional(Type.Boolean({ description: 'pg-wal: synchronous mode: destinations checkpoint at once and the slot is told at once, so the primary can list applicationName in synchronous_standby_names (RPO 0 across regions). Default false.', default: false })),

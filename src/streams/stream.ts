@@ -54,6 +54,13 @@ export interface Sink {
    * resolves ("persist BEFORE acknowledging").
    */
   flush(): Promise<Uint8Array>;
+  /**
+   * Optional: the checkpoint of seq holding sinkState (what flush returned)
+   * is now committed in consensus. Called after each successful checkpoint
+   * compare-and-swap; a sink that serves its data onward (the WAL spool's
+   * walsender) serves nothing past the last committed checkpoint.
+   */
+  committed?(seq: number, sinkState: Uint8Array): Promise<void>;
   /** Release files and timers. */
   close(): Promise<void>;
 }

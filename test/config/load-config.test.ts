@@ -100,7 +100,7 @@ test('a minimal file compiles with every default filled in', () => {
     kind: 'pg-wal',
     source: {
       region: 'eu-west',
-      connection: { host: '127.0.0.1', port: 5432, user: 'replicator', database: 'postgres' },
+      connection: { host: '127.0.0.1', port: 5432, user: 'replicator', database: 'postgres', sslmode: 'disable' },
       slot: 'dwcp_main_db',
       synchronous: false,
       applicationName: 'dwcp_main_db',
@@ -108,7 +108,7 @@ test('a minimal file compiles with every default filled in', () => {
     destinations: [{
       region: 'us-east',
       path: '/var/lib/dwcp/wal/main-db',
-      walsender: { host: '127.0.0.1', port: 5433, users: {}, trust: ['127.0.0.1/32'] },
+      walsender: { host: '127.0.0.1', port: 5433, users: {}, trust: ['127.0.0.1/32'], maxConnections: 32, maxUnauthenticated: 8, authTimeoutMs: 10_000 },
     }],
   });
 });
@@ -156,12 +156,12 @@ streams:
     kind: pg-wal
     source:
       region: eu-west
-      connection: { host: /var/run/postgresql, port: 5433, user: rep, password: pw, database: app }
+      connection: { host: /var/run/postgresql, port: 5433, user: rep, password: pw, database: app, sslmode: verify-full, sslrootcert: pg/ca.crt }
       slot: my_slot
     destinations:
       - region: us-east
         path: /spool/db
-        walsender: { host: 0.0.0.0, port: 6543, users: { replicator: secret }, trust: ["10.0.0.0/8", "::1/128"] }
+        walsender: { host: 0.0.0.0, port: 6543, users: { replicator: secret }, trust: ["10.0.0.0/8", "::1/128"], maxConnections: 4, maxUnauthenticated: 2, authTimeout: 3s }
 `;
   const config = parseConfig(text, '/cfg/dwcp.yaml', HOST);
   assert.equal(config.nodeId, 'node-7');
@@ -185,10 +185,10 @@ streams:
   assert.deepEqual(config.streams, [{
     id: 'db',
     kind: 'pg-wal',
-    source: { region: 'eu-west', connection: { host: '/var/run/postgresql', port: 5433, user: 'rep', password: 'pw', database: 'app' }, slot: 'my_slot', synchronous: false, applicationName: 'dwcp_db' },
+    source: { region: 'eu-west', connection: { host: '/var/run/postgresql', port: 5433, user: 'rep', password: 'pw', database: 'app', sslmode: 'verify-full', sslrootcert: '/cfg/pg/ca.crt' }, slot: 'my_slot', synchronous: false, applicationName: 'dwcp_db' },
     destinations: [{
       region: 'us-east', path: '/spool/db',
-      walsender: { host: '0.0.0.0', port: 6543, users: { replicator: 'secret' }, trust: ['10.0.0.0/8', '::1/128'] },
+      walsender: { host: '0.0.0.0', port: 6543, users: { replicator: 'secret' }, trust: ['10.0.0.0/8', '::1/128'], maxConnections: 4, maxUnauthenticated: 2, authTimeoutMs: 3_000 },
     }],
   }]);
 });

@@ -1,6 +1,7 @@
 // In-process stand-in for the DWCP link in pg-wal tests: pulls records from
-// a Source, applies them to a Sink, flushes, then calls onDurable, the order
-// the real link keeps ("persist BEFORE acknowledging").
+// a Source, applies them to a Sink, flushes, tells the sink the checkpoint
+// is committed, then calls onDurable, the order the real link keeps
+// ("persist BEFORE acknowledging").
 
 import type { ResumePoint, Sink, Source } from '../../src/streams/stream.ts';
 
@@ -26,7 +27,9 @@ export function pump(source: Source, sink: Sink, resume: ResumePoint, signal: Ab
       await sink.apply(seq, record.meta, record.data);
       applied += 1;
       if (!durable) continue;
-      checkpoints.push(await sink.flush());
+      const state = await sink.flush();
+      checkpoints.push(state);
+      await sink.committed?.(seq, state);
       record.onDurable?.();
     }
   })();

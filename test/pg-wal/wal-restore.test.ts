@@ -23,11 +23,15 @@ test('wal-restore copies a complete segment and a history file, fails for missin
     const wal = randomBytes(MiB + 4096);
     await sink.apply(2, walRecordCodec.encode({ data: { timeline: 1, startLsn: MiB, serverWalEnd: 0, serverTime: 0 } }), wal);
     await sink.apply(3, walRecordCodec.encode({ history: { timeline: 2, fileName: '00000002.history' } }), Buffer.from('1\t0/2001000\treason\n'));
-    await sink.flush();
-    await sink.close();
+    await sink.committed(3, await sink.flush());
 
     await walRestore(spool, '000000010000000000000001', join(target, 'RECOVERYXLOG'));
     assert.ok(readFileSync(join(target, 'RECOVERYXLOG')).equals(wal.subarray(0, MiB)));
+    // Timeline 2 has no committed WAL yet: its history is not served; once it has, it is.
+    await assert.rejects(walRestore(spool, '00000002.history', join(target, 'RECOVERYHISTORY')), WalFileMissingError);
+    await sink.apply(4, walRecordCodec.encode({ data: { timeline: 2, startLsn: 2 * MiB + 4096, serverWalEnd: 0, serverTime: 0 } }), randomBytes(100));
+    await sink.committed(4, await sink.flush());
+    await sink.close();
     await walRestore(spool, '00000002.history', join(target, 'RECOVERYHISTORY'));
     assert.equal(readFileSync(join(target, 'RECOVERYHISTORY'), 'utf8'), '1\t0/2001000\treason\n');
 

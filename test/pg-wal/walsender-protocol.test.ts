@@ -42,7 +42,7 @@ test('relays a spool through the endpoint across a timeline switch, then tails i
     await origin.apply(3, walRecordCodec.encode({ history: { timeline: 2, fileName: '00000002.history' } }), history);
     const tl2 = randomBytes(1200 * 1024); // crosses into segment 3
     await origin.apply(4, dataMeta(switchLsn, 2), tl2);
-    await origin.flush();
+    await origin.committed(4, await origin.flush());
 
     server = await startWalsenderServer({
       spool: spoolA,
@@ -74,7 +74,7 @@ test('relays a spool through the endpoint across a timeline switch, then tails i
     // Tailing: WAL appended to A arrives in B.
     const more = randomBytes(10_000);
     await origin.apply(5, dataMeta(switchLsn + tl2.length, 2), more);
-    await origin.flush();
+    await origin.committed(5, await origin.flush());
     await waitFor('relay to tail new WAL', 20_000, async () => sink.flushLsn === switchLsn + tl2.length + more.length);
     assert.ok(readFileSync(join(spoolB, '000000020000000000000003.partial')).equals(readFileSync(join(spoolA, '000000020000000000000003.partial'))));
     abort.abort();

@@ -42,6 +42,11 @@ export class MessageDecoder {
     this.#maxLength = options.maxLength;
   }
 
+  /** Change the largest message length accepted from now on, bytes. */
+  set maxLength(bytes: number) {
+    this.#maxLength = bytes;
+  }
+
   /** Expect (again) a startup-phase message, e.g. after answering SSLRequest. */
   expectStartup(): void {
     this.#startup = true;
@@ -377,10 +382,13 @@ export class MessageSocket {
   #waiter: (() => void) | undefined;
   #ended = false;
   #error: Error | undefined;
+  #highWaterBytes: number;
 
-  constructor(socket: Socket, options: { startup: boolean; maxLength: number }) {
+  /** highWaterBytes: unread bytes before the socket pauses (default READ_HIGH_WATER_BYTES). */
+  constructor(socket: Socket, options: { startup: boolean; maxLength: number; highWaterBytes?: number }) {
     this.socket = socket;
     this.decoder = new MessageDecoder(options);
+    this.#highWaterBytes = options.highWaterBytes ?? READ_HIGH_WATER_BYTES;
     socket.on('data', (chunk: Buffer) => this.#onData(chunk));
     socket.on('end', () => this.#finish());
     socket.on('close', () => this.#finish());
@@ -402,7 +410,7 @@ export class MessageSocket {
       this.#error = err as Error;
       this.socket.pause();
     }
-    if (this.#queuedBytes + this.decoder.buffered > READ_HIGH_WATER_BYTES) this.socket.pause();
+    if (this.#queuedBytes + this.decoder.buffered > this.#highWaterBytes) this.socket.pause();
     this.#wake();
   }
 
@@ -418,12 +426,19 @@ export class MessageSocket {
     w?.();
   }
 
+  /** Raise (or lower) the message and buffering bounds, e.g. once a client authenticated. */
+  setLimits(limits: { maxLength: number; highWaterBytes: number }): void {
+    this.decoder.maxLength = limits.maxLength;
+    this.#highWaterBytes = limits.highWaterBytes;
+    if (this.#queuedBytes + this.decoder.buffered <= this.#highWaterBytes && !this.#error && !this.#ended) this.socket.resume();
+  }
+
   /** A message already received, without waiting (undefined if none). */
   tryRead(): PgMessage | undefined {
     const m = this.#queue.shift();
     if (m) {
       this.#queuedBytes -= m.body.length + 5;
-      if (this.#queuedBytes + this.decoder.buffered <= READ_HIGH_WATER_BYTES && !this.#error) this.socket.resume();
+      if (this.#queuedBytes + this.decoder.buffered <= this.#highWaterBytes && !this.#error) this.socket.resume();
     }
     return m;
   }

@@ -5,7 +5,9 @@
 // followed by a result set on the same query, which those cannot surface.
 
 import { createHash } from 'node:crypto';
-import { connect as netConnect } from 'node:net';
+import { readFile } from 'node:fs/promises';
+import { connect as netConnect, type Socket } from 'node:net';
+import { checkServerIdentity, connect as tlsConnect } from 'node:tls';
 import {
   BodyReader,
   BodyWriter,
@@ -15,8 +17,10 @@ import {
   parseErrorFields,
   parseRowDescription,
   query,
+  SSL_REQUEST_CODE,
   startupMessage,
   terminate,
+  untypedMessage,
   type PgMessage,
 } from './pg-protocol.ts';
 import { SCRAM_MECHANISM, ScramClient } from './scram.ts';
@@ -25,6 +29,16 @@ import { SCRAM_MECHANISM, ScramClient } from './scram.ts';
 const MAX_SERVER_MESSAGE_BYTES = 64 * 1024 * 1024;
 /** Time allowed for TCP connect + startup, ms. */
 const CONNECT_TIMEOUT_MS = 10_000;
+
+/**
+ * TLS to the server, as libpq's sslmode: disable (plain TCP), require
+ * (TLS, server certificate not checked), verify-ca (certificate chains to
+ * sslrootcert), verify-full (verify-ca and the host name matches).
+ */
+export type SslMode = 'disable' | 'require' | 'verify-ca' | 'verify-full';
+
+/** The sslmode values, in order of strength. */
+export const SSL_MODES: readonly SslMode[] = ['disable', 'require', 'verify-ca', 'verify-full'];
 
 /** Where and as whom to connect. */
 export interface ReplicationConnectionOptions {
@@ -37,6 +51,15 @@ export interface ReplicationConnectionOptions {
   applicationName?: string;
   /** Local address to bind (tests use another loopback address). */
   localAddress?: string;
+  /** TLS to the server (default disable). */
+  sslmode?: SslMode;
+  /** CA certificate file (PEM) for verify-ca and verify-full. */
+  sslrootcert?: string;
+}
+
+/** The server or the options do not allow the TLS that sslmode asks for. */
+export class SslModeError extends Error {
+  override name = 'SslModeError';
 }
 
 /** An ErrorResponse from the server, with its SQLSTATE. */
@@ -50,6 +73,53 @@ export class PgError extends Error {
     this.code = code;
     this.severity = severity;
   }
+}
+
+/**
+ * SSLRequest, then TLS over the same socket when the server answers 'S'
+ * (PostgreSQL protocol, "SSL Session Encryption"). A server answering 'N'
+ * does not offer TLS, which no mode above disable accepts.
+ */
+async function negotiateTls(socket: Socket, host: string, sslmode: SslMode, ca: Buffer | undefined): Promise<Socket> {
+  const answer = await new Promise<Buffer>((resolve, reject) => {
+    const onData = (chunk: Buffer): void => {
+      socket.off('error', reject);
+      socket.off('close', onClose);
+      socket.pause();
+      // The answer is one byte; anything after it would be a server speaking first (CVE-2021-23222).
+      if (chunk.length !== 1) reject(new SslModeError(`server sent ${chunk.length} bytes in answer to SSLRequest, expected 1`));
+      else resolve(chunk);
+    };
+    const onClose = (): void => reject(new Error('server closed the connection during SSLRequest'));
+    socket.once('data', onData);
+    socket.once('error', reject);
+    socket.once('close', onClose);
+    socket.write(untypedMessage(new BodyWriter().int32(SSL_REQUEST_CODE).build()));
+  });
+  socket.removeAllListeners('data');
+  if (answer[0] !== 0x53) {
+    throw new SslModeError(`sslmode ${sslmode}: server at ${host} does not support SSL (it answered "${String.fromCharCode(answer[0])}" to SSLRequest; is ssl=on?)`);
+  }
+  const verify = sslmode === 'verify-ca' || sslmode === 'verify-full';
+  const tls = tlsConnect({
+    socket,
+    host,
+    ca,
+    rejectUnauthorized: verify,
+    // verify-ca checks the chain only; verify-full also the host name (Node's default check).
+    checkServerIdentity: sslmode === 'verify-full' ? checkServerIdentity : () => undefined,
+    servername: isIpAddress(host) ? undefined : host,
+  });
+  await new Promise<void>((resolve, reject) => {
+    tls.once('secureConnect', resolve);
+    tls.once('error', (err) => reject(new SslModeError(`sslmode ${sslmode}: TLS with ${host}: ${err.message}`)));
+  });
+  tls.setNoDelay(true);
+  return tls;
+}
+
+function isIpAddress(host: string): boolean {
+  return /^[0-9.]+$/.test(host) || host.includes(':');
 }
 
 /** One result set of a simple query, values raw (text format). */
@@ -72,7 +142,15 @@ export class ReplicationClient {
 
   /** Connect, authenticate and wait for ReadyForQuery. */
   static async connect(options: ReplicationConnectionOptions): Promise<ReplicationClient> {
-    const socket = netConnect({ host: options.host, port: options.port, localAddress: options.localAddress });
+    const sslmode = options.sslmode ?? 'disable';
+    if (!SSL_MODES.includes(sslmode)) throw new SslModeError(`sslmode "${String(sslmode)}" is not one of ${SSL_MODES.join(', ')}`);
+    if ((sslmode === 'verify-ca' || sslmode === 'verify-full') && !options.sslrootcert) {
+      throw new SslModeError(`sslmode ${sslmode} needs sslrootcert (a CA certificate file)`);
+    }
+    const ca = options.sslrootcert && sslmode !== 'disable' ? await readFile(options.sslrootcert).catch((err: Error) => {
+      throw new SslModeError(`read sslrootcert ${options.sslrootcert}: ${err.message}`);
+    }) : undefined;
+    let socket: Socket = netConnect({ host: options.host, port: options.port, localAddress: options.localAddress });
     socket.setNoDelay(true);
     const timer = setTimeout(() => socket.destroy(new Error('connect timed out')), CONNECT_TIMEOUT_MS);
     timer.unref();
@@ -81,6 +159,7 @@ export class ReplicationClient {
         socket.once('connect', resolve);
         socket.once('error', reject);
       });
+      if (sslmode !== 'disable') socket = await negotiateTls(socket, options.host, sslmode, ca);
       const client = new ReplicationClient(new MessageSocket(socket, { startup: false, maxLength: MAX_SERVER_MESSAGE_BYTES }));
       await client.#startup(options);
       return client;

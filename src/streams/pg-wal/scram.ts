@@ -3,7 +3,10 @@
 // binding is offered, 4096 PBKDF2 iterations. Both ends: the server side for
 // the walsender endpoint, the client side for the replication connection.
 
-import { createHash, createHmac, pbkdf2Sync, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHash, createHmac, pbkdf2, pbkdf2Sync, randomBytes, timingSafeEqual } from 'node:crypto';
+import { promisify } from 'node:util';
+
+const pbkdf2Async = promisify(pbkdf2);
 
 /** SASL mechanism name. */
 export const SCRAM_MECHANISM = 'SCRAM-SHA-256';
@@ -48,16 +51,33 @@ export interface ScramSecret {
   serverKey: Buffer;
 }
 
-/** Derive the secret the server keeps for a password (random salt). */
-export function scramSecret(password: string): ScramSecret {
-  const salt = randomBytes(16);
-  const salted = saltedPassword(password, salt, SCRAM_ITERATIONS);
-  return {
-    salt,
-    iterations: SCRAM_ITERATIONS,
-    storedKey: sha256(hmac(salted, 'Client Key')),
-    serverKey: hmac(salted, 'Server Key'),
-  };
+/** Bytes of a SCRAM salt. */
+const SALT_BYTES = 16;
+
+function secretOf(salt: Buffer, salted: Buffer): ScramSecret {
+  return { salt, iterations: SCRAM_ITERATIONS, storedKey: sha256(hmac(salted, 'Client Key')), serverKey: hmac(salted, 'Server Key') };
+}
+
+/**
+ * Derive the secret the server keeps for a password (random salt). PBKDF2
+ * runs on libuv's thread pool, never on the event loop: a server computes
+ * each configured user's secret once, at start.
+ */
+export async function scramSecret(password: string): Promise<ScramSecret> {
+  const salt = randomBytes(SALT_BYTES);
+  return secretOf(salt, await pbkdf2Async(password.normalize('NFKC'), salt, SCRAM_ITERATIONS, 32, 'sha256'));
+}
+
+/**
+ * A stand-in secret for a user the server does not know: salt and keys are
+ * HMACs of the user name under a per-process key, so the exchange costs what
+ * a known user's costs (no PBKDF2 at all) and repeated attempts see the same
+ * salt, and an unknown name cannot be told from a known one (PostgreSQL's
+ * scram_mock_salt does the same). No proof ever matches it.
+ */
+export function mockScramSecret(key: Buffer, user: string): ScramSecret {
+  const salted = hmac(key, `salted\0${user}`);
+  return secretOf(hmac(key, `salt\0${user}`).subarray(0, SALT_BYTES), salted);
 }
 
 /** Server half of one SCRAM exchange. Errors mean "authentication failed". */

@@ -1,10 +1,14 @@
 // restore_command helper (`dwcp wal-restore %f %p`): copy one complete
 // segment or history file out of the spool, atomically, so a standby or a
-// point-in-time restore can fetch WAL the agent received.
+// point-in-time restore can fetch WAL the agent received. Only WAL the
+// region consensus committed is served (see wal-spool.ts): a segment that
+// ends past the committed position may still be rolled back.
 
 import { constants as fsConstants } from 'node:fs';
-import { copyFile, open, rename, rm } from 'node:fs/promises';
+import { access, copyFile, open, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
+import { parseSegmentFileName } from './lsn.ts';
+import { committedView, readSpoolCommitted, readSpoolState } from './wal-spool.ts';
 
 /** The spool does not hold the requested file (restore_command must fail). */
 export class WalFileMissingError extends Error {
@@ -22,6 +26,13 @@ const RESTORABLE_NAME = /^([0-9A-F]{24}|[0-9A-F]{8}\.history)$/;
 export async function walRestore(spoolDir: string, fileName: string, targetPath: string): Promise<void> {
   if (!RESTORABLE_NAME.test(fileName)) {
     throw new WalFileMissingError(`wal-restore: "${fileName}" is not a WAL segment or history file name`);
+  }
+  // Present, then committed: what is durable but not committed in consensus may still be rolled back.
+  const present = await access(join(spoolDir, fileName)).then(() => true, () => false);
+  if (!present) throw new WalFileMissingError(`wal-restore: ${fileName} not in spool ${spoolDir}`);
+  const committed = committedView(await readSpoolState(spoolDir), await readSpoolCommitted(spoolDir));
+  if (!committed || !isCommitted(fileName, committed.timeline, committed.flushLsn, committed.walSegmentSize)) {
+    throw new WalFileMissingError(`wal-restore: ${fileName} is not committed yet in spool ${spoolDir}`);
   }
   const tmp = join(dirname(targetPath), `.${basename(targetPath)}.dwcp-tmp`);
   try {
@@ -50,4 +61,14 @@ export async function walRestore(spoolDir: string, fileName: string, targetPath:
     await rm(tmp, { force: true });
     throw new Error(`wal-restore: install ${targetPath}: ${(err as Error).message}`);
   }
+}
+
+/** A history file of the committed timeline or an earlier one; a segment that ends at or before the committed end. */
+function isCommitted(fileName: string, timeline: number, flushLsn: number, segmentSize: number): boolean {
+  const history = /^([0-9A-F]{8})\.history$/.exec(fileName);
+  if (history) return parseInt(history[1], 16) <= timeline;
+  const seg = parseSegmentFileName(fileName, segmentSize);
+  if (!seg) return false;
+  // Segments of earlier timelines end at or before the switch, which is before the committed end.
+  return seg.timeline < timeline || (seg.timeline === timeline && (seg.segno + 1) * segmentSize <= flushLsn);
 }

@@ -1,6 +1,8 @@
 // The receiving end of a pg-wal stream: WAL records go into the spool in
 // pg_wal layout. Idempotent by position: WAL below what the spool already
 // holds is dropped, a gap is a refusal, and so is WAL of another cluster.
+// After each committed checkpoint the spool's committed marker moves, and
+// readers serve WAL up to it only.
 
 import { mkdir } from 'node:fs/promises';
 import { walRecordCodec, walResumeCodec, type WalResume } from '../../wire/messages.ts';
@@ -21,6 +23,8 @@ export class WalSink implements Sink {
   readonly kind: StreamKind = 'pg-wal';
   readonly spoolDir: string;
   #spool: WalSpoolWriter;
+  /** recover() found no checkpoint: empty the spool before the first record is applied, not before. */
+  #resetPending = false;
 
   constructor(options: WalSinkOptions) {
     if (!options.spoolDir) throw new Error('pg-wal sink: spoolDir is required');
@@ -34,24 +38,52 @@ export class WalSink implements Sink {
     return Math.max(0, this.#spool.state?.flushLsn ?? 0);
   }
 
-  /** Cut the spool back to the checkpoint's LSN (or empty it for no checkpoint). */
+  /**
+   * Cut the spool back to the checkpoint's LSN. With no checkpoint the spool
+   * starts over, but its files are deleted only when the first record is
+   * applied: that is after the sender compared the destination's chain with
+   * the source region's record (a lost checkpoint halts the stream there),
+   * so WAL that check would keep is never deleted here.
+   */
   async recover(sinkState: Uint8Array, _seq: number): Promise<Uint8Array> {
     await mkdir(this.spoolDir, { recursive: true });
+    await this.#spool.close();
+    this.#spool = new WalSpoolWriter(this.spoolDir);
     if (sinkState.length === 0) {
-      await this.#spool.reset();
+      this.#resetPending = true;
       return new Uint8Array(0);
     }
+    this.#resetPending = false;
     const resume: WalResume = walResumeCodec.decode(sinkState);
     try {
       await this.#spool.truncateTo(resume.systemId, resume.timeline, resume.flushLsn);
+      await this.#spool.commit(resume, true);
     } catch (err) {
       throw new SinkError(`pg-wal recover: ${(err as Error).message}`);
     }
     return walResumeCodec.encode(resume);
   }
 
+  /** The checkpoint holding sinkState is committed: readers may serve WAL up to it. */
+  async committed(_seq: number, sinkState: Uint8Array): Promise<void> {
+    if (sinkState.length === 0) return;
+    try {
+      await this.#spool.commit(walResumeCodec.decode(sinkState), false);
+    } catch {
+      // Readers stay at the previous committed position; the next checkpoint publishes again.
+    }
+  }
+
   /** Apply one WalRecord: system identity, history file or WAL bytes. */
   async apply(_seq: number, meta: Uint8Array, data: Uint8Array): Promise<void> {
+    if (this.#resetPending) {
+      try {
+        await this.#spool.reset();
+      } catch (err) {
+        throw new SinkError(`pg-wal apply: empty the spool for a fresh start: ${(err as Error).message}`);
+      }
+      this.#resetPending = false;
+    }
     let record;
     try {
       record = walRecordCodec.decode(meta);

@@ -8,15 +8,20 @@ import { walRecordCodec, walResumeCodec, type WalResume } from '../../wire/messa
 import type { ResumePoint, Source, SourceRecord, StreamKind } from '../stream.ts';
 import { formatLsn, parseLsn, pgTimestampMicros, segmentStart } from './lsn.ts';
 import { BodyReader, BodyWriter } from './pg-protocol.ts';
-import { PgError, ReplicationClient, type ReplicationConnectionOptions, type ResultSet } from './replication-client.ts';
+import { PgError, ReplicationClient, SslModeError, type ReplicationConnectionOptions, type ResultSet } from './replication-client.ts';
 
 /** Default largest WalRecord.data payload, bytes. */
 const DEFAULT_BATCH_BYTES = 128 * 1024;
 /** Default interval of unsolicited standby status updates, ms. */
 const DEFAULT_STATUS_INTERVAL_MS = 10_000;
-/** First reconnect delay after a connection error, ms (doubles up to the max). */
+/** First reconnect delay after a transient error, ms (doubles up to the max). */
 const INITIAL_BACKOFF_MS = 200;
+/** Longest delay between reconnects after transient errors, ms. */
 const MAX_BACKOFF_MS = 5_000;
+/** First retry delay after an error that needs an operator (auth, privilege, slot, config), ms. */
+const INITIAL_FAILURE_BACKOFF_MS = 1_000;
+/** Longest delay between retries after such errors, ms (the cause may pass: a role granted, a password fixed). */
+const MAX_FAILURE_BACKOFF_MS = 60_000;
 
 /** Options of a WalSource. */
 export interface WalSourceOptions {
@@ -29,8 +34,23 @@ export interface WalSourceOptions {
   batchBytes?: number;
   /** Interval of standby status updates, ms (default 10 s). */
   statusIntervalMs?: number;
-  /** Called on each reconnect attempt with the error that caused it. */
-  onReconnect?: (err: Error) => void;
+  /** Called before each reconnect with the error that caused it and how it was classified. */
+  onReconnect?: (err: Error, failure: WalSourceFailure) => void;
+}
+
+/**
+ * Why the source is not streaming. transient: the connection dropped or
+ * the server is restarting, reconnects as usual. failing: the server
+ * refused (authentication, privilege, WAL removed, wal_level, cluster,
+ * TLS...): retried with a longer backoff until an operator fixes it.
+ */
+export interface WalSourceFailure {
+  class: 'transient' | 'failing';
+  /** SQLSTATE of the server's error, or '' for a client-side error. */
+  code: string;
+  message: string;
+  /** When it happened (ms since the epoch). */
+  atMs: number;
 }
 
 /** Positions of a WalSource, for metrics and /status. */
@@ -43,6 +63,8 @@ export interface WalSourceProgress {
   serverWalEnd: number;
   /** Age of the oldest WAL handed to the link and not yet durable, ms (0 when none). */
   oldestUndurableMs: number;
+  /** The last error since streaming last worked (null while streaming). */
+  lastError: WalSourceFailure | null;
 }
 
 /** Raised when source and destination disagree on what cluster this is. */
@@ -64,6 +86,9 @@ export class WalSource implements Source {
   #serverWalEnd = 0;
   /** Batches handed to the link and not yet durable: end LSN and when they arrived. */
   #undurable: Array<{ end: number; atMs: number }> = [];
+  #lastError: WalSourceFailure | null = null;
+  /** Next retry delay per failure class, ms. */
+  #backoff = { transient: INITIAL_BACKOFF_MS, failing: INITIAL_FAILURE_BACKOFF_MS };
 
   constructor(options: WalSourceOptions) {
     if (!options.slot || !/^[a-z0-9_]+$/.test(options.slot)) {
@@ -86,10 +111,16 @@ export class WalSource implements Source {
       durableLsn: this.#durableLsn,
       serverWalEnd: Math.max(this.#serverWalEnd, this.#sentLsn),
       oldestUndurableMs: oldest ? nowMs - oldest.atMs : 0,
+      lastError: this.#lastError,
     };
   }
 
-  /** WAL records after resume, reconnecting after connection errors, until signal aborts. */
+  /**
+   * WAL records after resume until signal aborts. Every error is retried:
+   * transient ones (connection lost, server restarting) after a short
+   * backoff, the others (see WalSourceFailure) after a longer one, and each
+   * is kept in progress().lastError until streaming works again.
+   */
   async *records(resume: ResumePoint, signal: AbortSignal): AsyncIterable<SourceRecord> {
     const state: WalResume | undefined = resume.state.length > 0 ? walResumeCodec.decode(resume.state) : undefined;
     // Where to continue: the destination's flush LSN, later the end of what we yielded.
@@ -97,7 +128,7 @@ export class WalSource implements Source {
     this.#durableLsn = Math.max(this.#durableLsn, state?.flushLsn ?? 0);
     this.#sentLsn = this.#durableLsn;
     this.#undurable = [];
-    let backoff = INITIAL_BACKOFF_MS;
+    this.#backoff = { transient: INITIAL_BACKOFF_MS, failing: INITIAL_FAILURE_BACKOFF_MS };
     const abort = (): void => this.#client?.close();
     signal.addEventListener('abort', abort);
     this.#startStatusTimer();
@@ -105,17 +136,17 @@ export class WalSource implements Source {
       while (!signal.aborted) {
         try {
           for await (const out of this.#session(state, position, signal)) {
-            backoff = INITIAL_BACKOFF_MS;
             position = out.next;
             yield out.record;
           }
           return;
         } catch (err) {
           if (signal.aborted) return;
-          if (err instanceof WalSourceError || (err instanceof PgError && !isTransient(err))) throw err;
-          this.#options.onReconnect?.(err as Error);
-          await sleep(backoff, undefined, { signal }).catch(() => undefined);
-          backoff = Math.min(backoff * 2, MAX_BACKOFF_MS);
+          const failure = classify(err as Error);
+          this.#lastError = failure;
+          this.#options.onReconnect?.(err as Error, failure);
+          const delay = this.#nextDelay(failure);
+          await sleep(delay, undefined, { signal }).catch(() => undefined);
         } finally {
           this.#client?.close();
           this.#client = undefined;
@@ -126,6 +157,20 @@ export class WalSource implements Source {
       clearInterval(this.#statusTimer);
       this.#statusTimer = undefined;
     }
+  }
+
+  /** Streaming works again: the error is over, and the next one starts from the shortest backoff. */
+  #resetBackoff(): void {
+    this.#backoff = { transient: INITIAL_BACKOFF_MS, failing: INITIAL_FAILURE_BACKOFF_MS };
+    this.#lastError = null;
+  }
+
+  /** Delay before the next attempt after failure; doubles the backoff of its class. */
+  #nextDelay(failure: WalSourceFailure): number {
+    const delay = this.#backoff[failure.class];
+    const max = failure.class === 'transient' ? MAX_BACKOFF_MS : MAX_FAILURE_BACKOFF_MS;
+    this.#backoff[failure.class] = Math.min(delay * 2, max);
+    return delay;
   }
 
   /** One connection's worth of records; throws on connection loss. */
@@ -184,6 +229,7 @@ export class WalSource implements Source {
         };
       }
       await client.startCopyBoth(`START_REPLICATION SLOT ${slot} PHYSICAL ${formatLsn(lsn)} TIMELINE ${timeline}`);
+      this.#resetBackoff();
       await this.#sendStatus(false);
       for (;;) {
         const batch = await this.#readBatch(client, timeline);
@@ -307,10 +353,25 @@ export class WalSource implements Source {
   }
 }
 
-/** Errors worth retrying: the server shutting down or not yet accepting. */
-function isTransient(err: PgError): boolean {
-  // 57P01 admin_shutdown, 57P02 crash_shutdown, 57P03 cannot_connect_now, 08xxx connection errors.
-  return err.code.startsWith('57P') || err.code.startsWith('08') || err.code === '53300';
+/**
+ * Transient: the server shutting down or not yet accepting (57P01
+ * admin_shutdown, 57P02 crash_shutdown, 57P03 cannot_connect_now), a
+ * connection error (08xxx), too many connections (53300), the slot still
+ * held by the previous sender's connection after a failover (55006
+ * object_in_use: it ends within the primary's wal_sender_timeout), or a
+ * socket error without SQLSTATE (refused, reset, timed out). Everything
+ * else is a refusal an operator must see: 28P01/28000 authentication,
+ * 42501 no REPLICATION privilege, 58P01 WAL already removed, 55000
+ * wal_level too low, a TLS or cluster-identity mismatch.
+ */
+function classify(err: Error): WalSourceFailure {
+  const atMs = Date.now();
+  if (err instanceof PgError) {
+    const transient = err.code.startsWith('57P') || err.code.startsWith('08') || err.code === '53300' || err.code === '55006';
+    return { class: transient ? 'transient' : 'failing', code: err.code, message: err.message, atMs };
+  }
+  const failing = err instanceof WalSourceError || err instanceof SslModeError || /SCRAM|authentication/.test(err.message);
+  return { class: failing ? 'failing' : 'transient', code: '', message: err.message, atMs };
 }
 
 function row(sets: ResultSet[]): (Buffer | null)[] {

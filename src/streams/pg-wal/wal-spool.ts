@@ -2,12 +2,15 @@
 // plain name (TTTTTTTTXXXXXXXXYYYYYYYY); the one being written carries
 // ".partial"; TTTTTTTT.history files sit beside them. A small state file
 // (dwcp-spool.json, replaced atomically on every flush) says which cluster
-// the WAL belongs to and where durable WAL ends; readers serve nothing past
-// it. The writer is the sink's; readers (walsender endpoint, restore
-// helper) only read.
+// the WAL belongs to and where durable WAL ends. A second one
+// (dwcp-committed.json) says where WAL committed in the region consensus
+// ends (the checkpoint CAS succeeded): durable WAL past it may still be
+// rolled back by recover(), so readers serve nothing past the committed end.
+// The writer is the sink's; readers (walsender endpoint, restore helper)
+// only read.
 
 import { constants as fsConstants } from 'node:fs';
-import { open, readdir, readFile, rename, rm, truncate, type FileHandle } from 'node:fs/promises';
+import { open, readdir, readFile, rename, rm, truncate, writeFile, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
@@ -23,6 +26,8 @@ import {
 
 /** Name of the spool's state file. */
 export const SPOOL_STATE_FILE = 'dwcp-spool.json';
+/** Name of the file saying where WAL committed in consensus ends. */
+export const SPOOL_COMMITTED_FILE = 'dwcp-committed.json';
 /** Suffix of the segment being written. */
 export const PARTIAL_SUFFIX = '.partial';
 /** How often a reader looks for new durable WAL, ms. */
@@ -38,6 +43,13 @@ export interface SpoolState {
   /** First LSN held (WAL before it was never received). */
   startLsn: number;
   /** End of durable WAL on the latest timeline. */
+  flushLsn: number;
+}
+
+/** Where committed WAL ends: the position of the last checkpoint committed in consensus. */
+export interface SpoolCommitted {
+  systemId: string;
+  timeline: number;
   flushLsn: number;
 }
 
@@ -75,8 +87,40 @@ export async function readSpoolState(dir: string): Promise<SpoolState | undefine
   }
 }
 
+/**
+ * Read the committed marker; undefined when absent or unreadable (a crash
+ * may leave it empty: it is not fsynced, recover() writes it again).
+ */
+export async function readSpoolCommitted(dir: string): Promise<SpoolCommitted | undefined> {
+  let text: string;
+  try {
+    text = await readFile(join(dir, SPOOL_COMMITTED_FILE), 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw new Error(`read spool committed position: ${(err as Error).message}`);
+  }
+  try {
+    const c = JSON.parse(text) as SpoolCommitted;
+    return typeof c.systemId === 'string' && Number.isInteger(c.timeline) && Number.isInteger(c.flushLsn) ? c : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * What readers may serve: the durable state cut to the committed position
+ * (undefined when nothing of this cluster is committed yet).
+ */
+export function committedView(state: SpoolState | undefined, committed: SpoolCommitted | undefined): SpoolState | undefined {
+  if (!state || state.flushLsn < 0 || !committed || committed.systemId !== state.systemId) return undefined;
+  if (committed.timeline > state.timeline) return undefined;
+  if (committed.timeline === state.timeline && committed.flushLsn >= state.flushLsn) return state;
+  if (committed.flushLsn < state.startLsn) return undefined;
+  return { ...state, timeline: committed.timeline, flushLsn: committed.flushLsn };
+}
+
 function isSpoolFile(name: string): boolean {
-  return /^[0-9A-F]{24}(\.partial)?$/.test(name) || /^[0-9A-F]{8}\.history$/.test(name) || name === SPOOL_STATE_FILE;
+  return /^[0-9A-F]{24}(\.partial)?$/.test(name) || /^[0-9A-F]{8}\.history$/.test(name) || name === SPOOL_STATE_FILE || name === SPOOL_COMMITTED_FILE;
 }
 
 /** Appends WAL to a spool; used by one sink at a time. */
@@ -149,6 +193,23 @@ export class WalSpoolWriter {
     this.#state = { ...state, timeline, flushLsn: lsn };
     this.#end = lsn;
     await writeFileAtomic(this.dir, SPOOL_STATE_FILE, JSON.stringify(this.#state));
+  }
+
+  /**
+   * Publish where committed WAL ends. durable=false (after each checkpoint
+   * CAS) skips the fsyncs: a crash can only lose the marker or leave an
+   * older one, and recover() publishes the checkpoint's position again
+   * (durable=true).
+   */
+  async commit(committed: SpoolCommitted, durable: boolean): Promise<void> {
+    const text = JSON.stringify({ systemId: committed.systemId, timeline: committed.timeline, flushLsn: committed.flushLsn });
+    if (durable) {
+      await writeFileAtomic(this.dir, SPOOL_COMMITTED_FILE, text);
+      return;
+    }
+    const tmp = join(this.dir, `.${SPOOL_COMMITTED_FILE}.tmp`);
+    await writeFile(tmp, text);
+    await rename(tmp, join(this.dir, SPOOL_COMMITTED_FILE));
   }
 
   /** Record the cluster identity (first system record of a fresh spool). */
@@ -298,7 +359,7 @@ async function openSegmentForRead(dir: string, timeline: number, segno: number, 
   return undefined;
 }
 
-/** Reads durable WAL out of a spool (the walsender endpoint's view). */
+/** Reads committed WAL out of a spool (the walsender endpoint's view). */
 export class WalSpoolReader {
   readonly dir: string;
 
@@ -306,10 +367,9 @@ export class WalSpoolReader {
     this.dir = dir;
   }
 
-  /** Current durable state; undefined while the spool is empty. */
+  /** Current state cut to the committed position; undefined while nothing is committed. */
   async state(): Promise<SpoolState | undefined> {
-    const s = await readSpoolState(this.dir);
-    return s && s.flushLsn >= 0 ? s : undefined;
+    return committedView(await readSpoolState(this.dir), await readSpoolCommitted(this.dir));
   }
 
   /** Content of a timeline's history file, undefined if absent. */

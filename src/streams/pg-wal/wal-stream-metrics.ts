@@ -5,11 +5,11 @@
 // Sampled on a timer into gauges on the agent's registry and into a snapshot
 // for /status, so neither path does I/O.
 
-import { Gauge } from 'prom-client';
+import { Counter, Gauge } from 'prom-client';
 import type { Metrics } from '../../agent/metrics.ts';
 import { formatLsn } from './lsn.ts';
 import { readSpoolState } from './wal-spool.ts';
-import type { WalSource } from './wal-source.ts';
+import type { WalSource, WalSourceFailure } from './wal-source.ts';
 import type { StandbyStatus } from './walsender-server.ts';
 
 /** How often positions are sampled, ms (also the resolution of the lag in seconds). */
@@ -22,6 +22,10 @@ export interface PgWalStreamStatus {
   streamId: string;
   /** source: this agent streams from the primary; destination: it spools and serves a standby. */
   role: 'source' | 'destination';
+  /** source: the destination region this position is for (each has its own slot). */
+  destination?: string;
+  /** source: the last PostgreSQL error since streaming last worked (null while streaming). */
+  error?: WalSourceFailure | null;
   /** source: end of WAL handed to the link. */
   sentLsn?: string;
   /** source: what the destination acknowledged durable; destination: what the spool holds durably. */
@@ -40,7 +44,7 @@ export interface PgWalStreamStatus {
 
 interface SourceWatch {
   streamId: string;
-  destRegions: string[];
+  destRegion: string;
   source: WalSource;
 }
 
@@ -68,22 +72,32 @@ export class PgWalMetrics {
   readonly #lagBytes: Gauge;
   readonly #lagSeconds: Gauge;
   readonly #wireRatio: Gauge;
+  readonly #sourceErrors: Counter;
+  readonly #sourceFailing: Gauge;
 
   constructor(metrics: Metrics) {
     this.#metrics = metrics;
     const registers = [metrics.registry];
-    this.#sentLsn = new Gauge({ name: 'dwcp_pg_wal_sent_lsn', help: 'pg-wal source: end of WAL handed to the link (LSN as a number)', labelNames: ['stream'], registers });
-    this.#durableLsn = new Gauge({ name: 'dwcp_pg_wal_durable_lsn', help: 'pg-wal: WAL end durable at the destination (role=source: acknowledged, what the slot is told; role=destination: spooled)', labelNames: ['stream', 'role'], registers });
+    this.#sentLsn = new Gauge({ name: 'dwcp_pg_wal_sent_lsn', help: 'pg-wal source: end of WAL handed to the link (LSN as a number), per destination', labelNames: ['stream', 'destination'], registers });
+    this.#durableLsn = new Gauge({ name: 'dwcp_pg_wal_durable_lsn', help: "pg-wal: WAL end durable at the destination (role=source: acknowledged, what the destination's slot is told; role=destination: spooled)", labelNames: ['stream', 'role', 'destination'], registers });
     this.#replayedLsn = new Gauge({ name: 'dwcp_pg_wal_replayed_lsn', help: 'pg-wal destination: WAL end the local standby reported replayed', labelNames: ['stream'], registers });
-    this.#lagBytes = new Gauge({ name: 'dwcp_pg_wal_lag_bytes', help: 'pg-wal: role=source: primary WAL end minus durable-remote; role=destination: spooled minus replayed', labelNames: ['stream', 'role'], registers });
-    this.#lagSeconds = new Gauge({ name: 'dwcp_pg_wal_lag_seconds', help: 'pg-wal: role=source: age of the oldest WAL not yet durable remotely; role=destination: time replay has been behind the spool', labelNames: ['stream', 'role'], registers });
-    this.#wireRatio = new Gauge({ name: 'dwcp_pg_wal_wire_ratio', help: 'pg-wal source: plaintext bytes acknowledged per byte written to the carriers of the link', labelNames: ['stream'], registers });
+    this.#lagBytes = new Gauge({ name: 'dwcp_pg_wal_lag_bytes', help: 'pg-wal: role=source: primary WAL end minus durable-remote; role=destination: spooled minus replayed', labelNames: ['stream', 'role', 'destination'], registers });
+    this.#lagSeconds = new Gauge({ name: 'dwcp_pg_wal_lag_seconds', help: 'pg-wal: role=source: age of the oldest WAL not yet durable remotely; role=destination: time replay has been behind the spool', labelNames: ['stream', 'role', 'destination'], registers });
+    this.#wireRatio = new Gauge({ name: 'dwcp_pg_wal_wire_ratio', help: 'pg-wal source: plaintext bytes acknowledged per byte written to the carriers of the link', labelNames: ['stream', 'destination'], registers });
+    this.#sourceErrors = new Counter({ name: 'dwcp_pg_wal_source_errors_total', help: 'pg-wal source: errors of the replication connection to PostgreSQL, by SQLSTATE (code, "" for client-side) and class (transient: reconnects; failing: needs an operator, retried with backoff)', labelNames: ['stream', 'destination', 'code', 'class'], registers });
+    this.#sourceFailing = new Gauge({ name: 'dwcp_pg_wal_source_failing', help: 'pg-wal source: 1 while the replication connection fails with a non-transient error (authentication, privilege, WAL removed, wal_level, TLS), 0 while it streams or reconnects', labelNames: ['stream', 'destination'], registers });
   }
 
-  /** Follow a stream this agent sends (destRegions: the links its bytes go on). */
-  watchSource(streamId: string, source: WalSource, destRegions: string[]): void {
-    this.#sources.push({ streamId, source, destRegions });
+  /** Follow the source of a stream this agent sends to destRegion (its own slot and link). */
+  watchSource(streamId: string, destRegion: string, source: WalSource): void {
+    this.#sources.push({ streamId, source, destRegion });
     this.#start();
+  }
+
+  /** Count an error of a source's replication connection. */
+  sourceError(streamId: string, destRegion: string, failure: WalSourceFailure): void {
+    this.#sourceErrors.inc({ stream: streamId, destination: destRegion, code: failure.code, class: failure.class });
+    this.#sourceFailing.set({ stream: streamId, destination: destRegion }, failure.class === 'failing' ? 1 : 0);
   }
 
   /** Follow a stream this agent receives: its spool and the walsender endpoint's standbys. */
@@ -101,20 +115,22 @@ export class PgWalMetrics {
   async sample(nowMs: number = Date.now()): Promise<PgWalStreamStatus[]> {
     const out: PgWalStreamStatus[] = [];
     // Source side: positions straight from the WalSource, ratio from the link counters.
-    const goodput = await this.#sumBy(this.#metrics.goodputBytes, 'stream');
-    const wire = await this.#sumBy(this.#metrics.wireBytesSent, 'peer');
+    const goodput = await this.#sumBy(this.#metrics.goodputBytes, ['stream', 'destination']);
+    const wire = await this.#sumBy(this.#metrics.wireBytesSent, ['peer']);
     for (const w of this.#sources) {
       const p = w.source.progress(nowMs);
-      const wireBytes = w.destRegions.reduce((sum, r) => sum + (wire.get(r) ?? 0), 0);
-      const raw = goodput.get(w.streamId) ?? 0;
+      const labels = { stream: w.streamId, destination: w.destRegion };
+      const wireBytes = wire.get(w.destRegion) ?? 0;
+      const raw = goodput.get(`${w.streamId}\0${w.destRegion}`) ?? 0;
       const ratio = wireBytes > 0 && raw > 0 ? raw / wireBytes : null;
       const lagBytes = Math.max(0, p.serverWalEnd - p.durableLsn);
-      this.#sentLsn.set({ stream: w.streamId }, p.sentLsn);
-      this.#durableLsn.set({ stream: w.streamId, role: 'source' }, p.durableLsn);
-      this.#lagBytes.set({ stream: w.streamId, role: 'source' }, lagBytes);
-      this.#lagSeconds.set({ stream: w.streamId, role: 'source' }, p.oldestUndurableMs / 1000);
-      if (ratio !== null) this.#wireRatio.set({ stream: w.streamId }, ratio);
-      out.push({ streamId: w.streamId, role: 'source', sentLsn: formatLsn(p.sentLsn), durableLsn: formatLsn(p.durableLsn), lagBytes, lagSeconds: p.oldestUndurableMs / 1000, wireRatio: ratio === null ? null : Number(ratio.toFixed(3)) });
+      this.#sentLsn.set(labels, p.sentLsn);
+      this.#durableLsn.set({ ...labels, role: 'source' }, p.durableLsn);
+      this.#lagBytes.set({ ...labels, role: 'source' }, lagBytes);
+      this.#lagSeconds.set({ ...labels, role: 'source' }, p.oldestUndurableMs / 1000);
+      this.#sourceFailing.set(labels, p.lastError?.class === 'failing' ? 1 : 0);
+      if (ratio !== null) this.#wireRatio.set(labels, ratio);
+      out.push({ streamId: w.streamId, role: 'source', destination: w.destRegion, error: p.lastError, sentLsn: formatLsn(p.sentLsn), durableLsn: formatLsn(p.durableLsn), lagBytes, lagSeconds: p.oldestUndurableMs / 1000, wireRatio: ratio === null ? null : Number(ratio.toFixed(3)) });
     }
     // Destination side: the spool's durable end and the standbys' feedback.
     for (const w of this.#destinations) {
@@ -154,11 +170,11 @@ export class PgWalMetrics {
     this.#timer.unref();
   }
 
-  /** Sum of a counter's values grouped by one label. */
-  async #sumBy(metric: { get(): Promise<{ values: Array<{ value: number; labels: Record<string, string | number> }> }> }, label: string): Promise<Map<string, number>> {
+  /** Sum of a counter's values grouped by labels (key: their values joined by NUL). */
+  async #sumBy(metric: { get(): Promise<{ values: Array<{ value: number; labels: Record<string, string | number> }> }> }, labels: string[]): Promise<Map<string, number>> {
     const out = new Map<string, number>();
     for (const v of (await metric.get()).values) {
-      const key = String(v.labels[label] ?? '');
+      const key = labels.map((l) => String(v.labels[l] ?? '')).join('\0');
       out.set(key, (out.get(key) ?? 0) + v.value);
     }
     return out;

@@ -4,8 +4,14 @@
 // IDLE (commands) -> STREAMING (CopyBoth) -> IDLE ... An unknown command or
 // a malformed message gets an ErrorResponse and the connection is closed;
 // other connections are unaffected.
+//
+// Before authentication a client is a stranger: connections are capped
+// (all, and those not yet authenticated), startup and authentication must
+// end within a timeout, messages and buffered bytes are small, and SCRAM
+// costs the same for a known and an unknown user name, with no PBKDF2 on
+// the event loop (see scram.ts).
 
-import { randomInt } from 'node:crypto';
+import { randomBytes, randomInt } from 'node:crypto';
 import { BlockList, createServer, isIPv6, type Server, type Socket } from 'node:net';
 import { formatLsn, parseHistory, parseLsn, pgTimestampMicros } from './lsn.ts';
 import {
@@ -32,17 +38,31 @@ import {
   rowDescription,
   type PgMessage,
 } from './pg-protocol.ts';
-import { SCRAM_MECHANISM, ScramServer, scramSecret, type ScramSecret } from './scram.ts';
+import { SCRAM_MECHANISM, ScramServer, mockScramSecret, scramSecret, type ScramSecret } from './scram.ts';
 import { WalSpoolReader, type SpoolState } from './wal-spool.ts';
 
-/** Largest message accepted from a client, bytes. */
+/** Largest message accepted from an authenticated client, bytes. */
 const MAX_CLIENT_MESSAGE_BYTES = 1024 * 1024;
+/** Unread bytes buffered for an authenticated client before its socket pauses. */
+const CLIENT_HIGH_WATER_BYTES = 1024 * 1024;
+/** Largest message before authentication, bytes (PostgreSQL's MAX_STARTUP_PACKET_LENGTH). */
+const MAX_UNAUTHENTICATED_MESSAGE_BYTES = 10_000;
+/** Unread bytes buffered before authentication before the socket pauses. */
+const UNAUTHENTICATED_HIGH_WATER_BYTES = 16 * 1024;
+/** Default cap on client connections. */
+export const DEFAULT_MAX_CONNECTIONS = 32;
+/** Default cap on connections in startup or authentication. */
+export const DEFAULT_MAX_UNAUTHENTICATED = 8;
+/** Default time from connect to the end of authentication, ms. */
+export const DEFAULT_AUTH_TIMEOUT_MS = 10_000;
+/** Refusals are logged at most this often (with a count of the ones in between), ms. */
+const REFUSAL_LOG_INTERVAL_MS = 1_000;
+/** SQLSTATE too_many_connections. */
+const TOO_MANY_CONNECTIONS = '53300';
 /** Largest XLogData payload (PostgreSQL's MAX_SEND_SIZE: 16 pages), bytes. */
 const MAX_SEND_BYTES = 16 * 8192;
 /** Keepalive interval while streaming, ms. */
 const KEEPALIVE_INTERVAL_MS = 10_000;
-/** Time allowed from connect to the end of authentication, ms. */
-const AUTH_TIMEOUT_MS = 60_000;
 
 /** A pino-compatible logger (only what this file uses). */
 export interface WalsenderLogger {
@@ -63,6 +83,12 @@ export interface WalsenderServerOptions {
     /** Client addresses (CIDR, e.g. "127.0.0.1/32") let in without a password. */
     trustCidrs: string[];
   };
+  /** Most client connections at once (default DEFAULT_MAX_CONNECTIONS). */
+  maxConnections?: number;
+  /** Most connections in startup or authentication at once (default DEFAULT_MAX_UNAUTHENTICATED). */
+  maxUnauthenticated?: number;
+  /** Time from connect to the end of authentication, ms (default DEFAULT_AUTH_TIMEOUT_MS). */
+  authTimeoutMs?: number;
   logger?: WalsenderLogger;
 }
 
@@ -95,17 +121,45 @@ class ClientError extends Error {
 export async function startWalsenderServer(options: WalsenderServerOptions): Promise<WalsenderServer & { standbys: Map<Socket, StandbyStatus> }> {
   const spool = typeof options.spool === 'string' ? new WalSpoolReader(options.spool) : options.spool;
   const trust = compileCidrs(options.auth.trustCidrs);
+  // Each configured user's SCRAM secret once, off the event loop.
   const secrets = new Map<string, ScramSecret>();
-  for (const [user, password] of Object.entries(options.auth.users)) secrets.set(user, scramSecret(password));
+  for (const [user, password] of Object.entries(options.auth.users)) secrets.set(user, await scramSecret(password));
+  const maxConnections = options.maxConnections ?? DEFAULT_MAX_CONNECTIONS;
+  const maxUnauthenticated = options.maxUnauthenticated ?? DEFAULT_MAX_UNAUTHENTICATED;
   const sockets = new Set<Socket>();
   const standbys = new Map<Socket, StandbyStatus>();
-  const context: ConnectionContext = { spool, trust, secrets, logger: options.logger, standbys };
+  const context: ConnectionContext = {
+    spool,
+    trust,
+    secrets,
+    mockKey: randomBytes(32),
+    authTimeoutMs: options.authTimeoutMs ?? DEFAULT_AUTH_TIMEOUT_MS,
+    unauthenticated: new Set(),
+    logger: options.logger,
+    standbys,
+  };
+  const refusals = refusalLog(options.logger);
 
   const server: Server = createServer((socket) => {
+    // Over a cap: PostgreSQL's "too many clients" error, then close.
+    const full = sockets.size >= maxConnections
+      ? `too many connections (maxConnections ${maxConnections})`
+      : context.unauthenticated.size >= maxUnauthenticated
+        ? `too many connections still authenticating (maxUnauthenticated ${maxUnauthenticated})`
+        : undefined;
+    if (full) {
+      refusals(socket.remoteAddress ?? '', full);
+      socket.on('error', () => undefined);
+      socket.end(errorResponse('FATAL', TOO_MANY_CONNECTIONS, `sorry, ${full}`));
+      socket.destroySoon();
+      return;
+    }
     sockets.add(socket);
+    context.unauthenticated.add(socket);
     socket.setNoDelay(true);
     socket.on('close', () => {
       sockets.delete(socket);
+      context.unauthenticated.delete(socket);
       standbys.delete(socket);
     });
     void serveConnection(socket, context);
@@ -142,24 +196,51 @@ function compileCidrs(cidrs: string[]): BlockList {
   return list;
 }
 
+/** Logs refused connections, at most once per REFUSAL_LOG_INTERVAL_MS with the count in between. */
+function refusalLog(logger: WalsenderLogger | undefined): (remote: string, reason: string) => void {
+  let lastMs = 0;
+  let suppressed = 0;
+  return (remote, reason) => {
+    const now = Date.now();
+    if (now - lastMs < REFUSAL_LOG_INTERVAL_MS) {
+      suppressed++;
+      return;
+    }
+    logger?.warn({ remote, reason, code: TOO_MANY_CONNECTIONS, suppressed }, 'walsender connection refused');
+    lastMs = now;
+    suppressed = 0;
+  };
+}
+
 interface ConnectionContext {
   spool: WalSpoolReader;
   trust: BlockList;
   secrets: Map<string, ScramSecret>;
+  /** Key of the stand-in secrets of unknown users (per process). */
+  mockKey: Buffer;
+  authTimeoutMs: number;
+  /** Connections not yet past authentication. */
+  unauthenticated: Set<Socket>;
   logger?: WalsenderLogger;
   standbys: Map<Socket, StandbyStatus>;
 }
 
 async function serveConnection(socket: Socket, ctx: ConnectionContext): Promise<void> {
-  const conn = new MessageSocket(socket, { startup: true, maxLength: MAX_CLIENT_MESSAGE_BYTES });
+  // Small messages and little buffering until the client authenticated.
+  const conn = new MessageSocket(socket, { startup: true, maxLength: MAX_UNAUTHENTICATED_MESSAGE_BYTES, highWaterBytes: UNAUTHENTICATED_HIGH_WATER_BYTES });
   const remote = (socket.remoteAddress ?? '').replace(/^::ffff:/, '');
-  const authTimer = setTimeout(() => socket.destroy(), AUTH_TIMEOUT_MS);
+  const authTimer = setTimeout(() => {
+    ctx.logger?.warn({ remote, timeoutMs: ctx.authTimeoutMs }, 'walsender client did not authenticate in time; closed');
+    socket.destroy();
+  }, ctx.authTimeoutMs);
   authTimer.unref();
   try {
     const params = await startup(conn);
     if (!params) return;
     await authenticate(conn, params.user, remote, ctx);
     clearTimeout(authTimer);
+    ctx.unauthenticated.delete(socket);
+    conn.setLimits({ maxLength: MAX_CLIENT_MESSAGE_BYTES, highWaterBytes: CLIENT_HIGH_WATER_BYTES });
     await greet(conn, params, ctx);
     ctx.logger?.info({ remote, user: params.user, application: params.application_name }, 'walsender client connected');
     await commandLoop(conn, ctx);
@@ -214,8 +295,8 @@ async function authenticate(conn: MessageSocket, user: string, remote: string, c
     return;
   }
   const failed = new ClientError('28P01', `password authentication failed for user "${user}"`, 'FATAL');
-  // An unknown user still goes through the exchange (with a secret nobody knows), as PostgreSQL does.
-  const secret = ctx.secrets.get(user) ?? scramSecret(`\0${Math.random()}`);
+  // An unknown user goes through the same exchange, with a stand-in secret that costs what a real one does.
+  const secret = ctx.secrets.get(user) ?? mockScramSecret(ctx.mockKey, user);
   await conn.write(authentication(10, Buffer.from(`${SCRAM_MECHANISM}\0\0`)));
   const initial = await expectMessage(conn, 'p');
   const r = new BodyReader(initial.body);
