@@ -11,6 +11,7 @@ import type { AddressInfo } from 'node:net';
 import { pino, type Logger } from 'pino';
 import type { Config, PgWalDestinationConfig, StreamConfig } from '../config/config.ts';
 import { readTlsFiles } from '../config/tls-files.ts';
+import { ConfigError } from '../config/config-error.ts';
 import type { ConsensusStore } from '../consensus/consensus-store.ts';
 import { EmbeddedStore } from '../consensus/embedded-store.ts';
 import { EtcdStore } from '../consensus/etcd-store.ts';
@@ -26,6 +27,8 @@ import { HdePool } from '../encoding/hde-pool.ts';
 import { OutboundLink } from '../transport/link.ts';
 import { InboundLink } from '../transport/inbound-link.ts';
 import { startCarrierServer, type Identity, type TlsMaterial } from '../transport/tls-transport.ts';
+import { agentUri, pemIdentity, type AgentName } from '../transport/peer-identity.ts';
+import { CertificateReloader } from '../transport/certificate-reloader.ts';
 import { amstLinkOptions, startAmst } from '../amst/link-control.ts';
 import { DirSource } from '../streams/objects/dir-source.ts';
 import { DirSink } from '../streams/objects/dir-sink.ts';
@@ -109,12 +112,15 @@ export class Agent {
   /** The shards of sharded streams this agent should send, following members. */
   private ownership: ShardOwnership | null = null;
   private pool!: HdePool;
-  private tls!: TlsMaterial;
+  /** This agent's certificates, kept current with their files. */
+  private certs: CertificateReloader | null = null;
   private server: Server | null = null;
   private http: HttpServer | null = null;
   private readonly links = new Map<string, OutboundLink>();
   private readonly inbound = new Map<string, InboundLink>();
   private readonly receivers = new Map<string, StreamReceiver>();
+  /** Configured source region of each received (sub-)stream: only that region may open or write it. */
+  private readonly receivedFrom = new Map<string, string>();
   private readonly sources = new Map<string, Source>();
   private readonly slots: SenderSlot[] = [];
   private readonly walsenders = new Map<string, { port: number; close(): Promise<void> }>();
@@ -206,6 +212,7 @@ export class Agent {
     await Promise.all([...this.sources.values()].map((s) => s.close()));
     await Promise.all([...this.receivers.values()].map((r) => r.close()));
     for (const link of this.inbound.values()) link.close('agent stopping');
+    this.certs?.close();
     await Promise.all([...this.walsenders.values()].map((w) => w.close()));
     await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
     await this.http?.close();
@@ -222,7 +229,9 @@ export class Agent {
   private async startParts(): Promise<void> {
     const { config } = this;
     await mkdir(config.dataDir, { recursive: true });
-    this.tls = await readTlsFiles(config.tls, 'tls', config.source);
+    const tls = await readTlsFiles(config.tls, 'tls', config.source);
+    const ownProblem = this.ownIdentityProblem(tls);
+    if (ownProblem !== null) throw new ConfigError(config.source, [{ path: 'tls.cert', message: ownProblem }]);
     this.store = await this.openStore();
     this.pool = new HdePool(config.hde.workers);
     this.http = await startHttpServer({ host: config.http.host, port: config.http.port, metrics: this.metrics, healthy: () => this.state !== 'STOPPED', ready: () => this.ready(), status: () => this.status() });
@@ -232,7 +241,10 @@ export class Agent {
       const dest = stream.destinations.find((d) => d.region === config.region);
       if (!dest) continue;
       // One receiver per sub-stream: a sharded objects stream has one per shard, all on one directory.
-      for (const part of subStreamsOf(stream)) this.receivers.set(part.id, await this.makeReceiver(stream, part, dest.path));
+      for (const part of subStreamsOf(stream)) {
+        this.receivers.set(part.id, await this.makeReceiver(stream, part, dest.path));
+        this.receivedFrom.set(part.id, stream.source.region);
+      }
       // A pg-wal destination serves its spool to the local standby.
       if (stream.kind === 'pg-wal') {
         const ws = (dest as PgWalDestinationConfig).walsender;
@@ -245,16 +257,18 @@ export class Agent {
     this.server = await startCarrierServer({
       host: config.listen.host,
       port: config.listen.port,
-      tls: this.tls,
+      tls,
       identity: this.identity(),
       maxFrameBytes: config.amst.maxFrameBytes,
-      admit: (hello) => this.admit(hello),
-      onCarrier: (carrier, hello) => this.inboundLink(hello).add(carrier),
-      onRefused: (reason, remote) => {
+      admit: (hello, peer) => this.admit(hello, peer),
+      onCarrier: (carrier, hello, peer) => this.inboundLink(hello.linkId, peer).add(carrier),
+      onRefused: (reason, remote, identity) => {
         this.metrics.protocolErrors.inc({ reason: 'handshake' });
+        if (identity) this.metrics.peerIdentityRefusals.inc({ problem: identity });
         this.logger.warn({ remote, reason }, 'connection refused');
       },
     });
+    this.certs = await this.watchCertificates(tls);
 
     // Senders for streams sourced here, one per destination, each elected.
     // Membership and leadership hang off one lease, granted again whenever it is lost.
@@ -282,11 +296,42 @@ export class Agent {
     return { federation: this.config.federation, region: this.config.region, nodeId: this.config.nodeId, capabilities: CAPABILITIES };
   }
 
-  private admit(hello: Hello): string | null {
+  // The Hello already matched the peer's certificate (tls-transport); here: is that region one of ours?
+  private admit(_hello: Hello, peer: AgentName): string | null {
     if (this.state !== 'RUNNING' && this.state !== 'STARTING') return `agent is ${this.state.toLowerCase()}`;
-    if (!this.config.regions.some((r) => r.name === hello.region)) return `region "${hello.region}" is not in federation "${this.config.federation}"`;
-    if (hello.region === this.config.region) return `peer claims this agent's own region "${hello.region}"`;
+    if (!this.config.regions.some((r) => r.name === peer.region)) return `region "${peer.region}" is not in federation "${this.config.federation}"`;
     return null;
+  }
+
+  /** Why this agent's certificate cannot be used (it must name this agent), or null. */
+  private ownIdentityProblem(material: TlsMaterial): string | null {
+    const named = pemIdentity(material.cert);
+    const own = { federation: this.config.federation, region: this.config.region, node: this.config.nodeId };
+    if (typeof named === 'string') return `${named} (expected ${agentUri(own)})`;
+    if (named.federation !== own.federation || named.region !== own.region || named.node !== own.node) {
+      return `certificate names ${agentUri(named)}, but this agent is ${agentUri(own)}`;
+    }
+    return null;
+  }
+
+  /** Reload certificate files when they change: the server takes the new context, new dials read it. */
+  private async watchCertificates(initial: TlsMaterial): Promise<CertificateReloader> {
+    const reloader = new CertificateReloader({
+      files: this.config.tls,
+      initial,
+      check: (material) => this.ownIdentityProblem(material),
+      onReload: (material) => {
+        this.server?.setSecureContext({ ca: material.ca, cert: material.cert, key: material.key });
+        this.metrics.certificateReloads.inc({ result: 'loaded' });
+        this.logger.info({ cert: this.config.tls.certFile }, 'certificates reloaded');
+      },
+      onRejected: (reason) => {
+        this.metrics.certificateReloads.inc({ result: 'rejected' });
+        this.logger.error({ cert: this.config.tls.certFile, reason }, 'new certificates refused; keeping the old ones');
+      },
+    });
+    await reloader.start();
+    return reloader;
   }
 
   // ---- receiving ----
@@ -319,13 +364,14 @@ export class Agent {
     return new WalSink({ streamId: stream.id, spoolDir: path });
   }
 
-  private inboundLink(hello: Hello): InboundLink {
-    // One session per peer node: a new link id replaces the old session.
-    const key = `${hello.region}/${hello.nodeId}`;
+  private inboundLink(linkId: string, peer: AgentName): InboundLink {
+    // One session per certified peer node: a new link id replaces the old
+    // session (only a holder of that node's certificate can do that).
+    const key = `${peer.region}/${peer.node}`;
     const existing = this.inbound.get(key);
-    if (existing && existing.linkId === hello.linkId && !existing.closed) return existing;
+    if (existing && existing.linkId === linkId && !existing.closed) return existing;
     existing?.close('replaced by a new session');
-    const link = new InboundLink(hello, { onMessage: (l, env) => this.onInbound(l, env), onClosed: (l) => this.onInboundClosed(key, l) }, this.metrics);
+    const link = new InboundLink(peer, linkId, { onMessage: (l, env) => this.onInbound(l, env), onClosed: (l) => this.onInboundClosed(key, l) }, this.metrics);
     this.inbound.set(key, link);
     return link;
   }
@@ -343,8 +389,24 @@ export class Agent {
       }
       return;
     }
+    // Only the stream's configured source region opens, writes and checkpoints it
+    // (the link's region is certificate-verified); checked before the receiver
+    // sees anything, so a refused open does not end the genuine session.
+    const sourceRegion = this.receivedFrom.get(streamId!);
+    if (link.peerRegion !== sourceRegion && (envelope.streamOpen || envelope.data)) {
+      const message = envelope.streamOpen ? 'open' : 'data';
+      this.metrics.streamSourceRefusals.inc({ stream: streamId!, peer_region: link.peerRegion, message });
+      if (envelope.streamOpen) {
+        const refusal = `stream "${streamId}" is sourced in region "${sourceRegion}"; this peer is certified for region "${link.peerRegion}"`;
+        this.logger.warn({ stream: streamId, peer: `${link.peerRegion}/${link.peerNode}`, refusal }, 'stream open refused');
+        link.send({ streamState: { streamId: streamId!, durableSeq: 0, chain: Buffer.alloc(0), state: Buffer.alloc(0), more: false, refusal } });
+      }
+      return;
+    }
     if (envelope.streamOpen) {
-      receiver.open(link, envelope.streamOpen).catch((err: Error) => this.logger.error({ stream: streamId, err: err.message }, 'stream open failed'));
+      // The session records the certified region, whatever the message said.
+      const open = { ...envelope.streamOpen, sourceRegion: link.peerRegion };
+      receiver.open(link, open).catch((err: Error) => this.logger.error({ stream: streamId, err: err.message }, 'stream open failed'));
     } else if (envelope.data) {
       receiver.onData(link, envelope.data);
     }
@@ -438,7 +500,7 @@ export class Agent {
       peerRegion: region,
       endpoints,
       ...amstLinkOptions(config.amst),
-      tls: this.tls,
+      tls: () => this.certs!.current,
       identity: this.identity(),
       maxFrameBytes: config.amst.maxFrameBytes,
       carrierWindowBytes: config.amst.carrierWindowBytes,

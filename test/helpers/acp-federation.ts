@@ -53,7 +53,6 @@ export interface AgentSpec {
 
 /** Write certs and one config per agent; returns the agents of each region. */
 export async function writeAcpConfigs(options: AcpConfigOptions): Promise<Record<string, AgentSpec[]>> {
-  const certs = await createDevPki(join(options.dir, 'tls'), [SOURCE, DEST]);
   const specs: Record<string, AgentSpec[]> = { [SOURCE]: [], [DEST]: [] };
   for (const region of [SOURCE, DEST]) {
     for (let i = 1; i <= options.agentsPerRegion; i++) {
@@ -61,10 +60,13 @@ export async function writeAcpConfigs(options: AcpConfigOptions): Promise<Record
       specs[region].push({ region, nodeId, configPath: join(options.dir, `${nodeId}.yaml`), dataDir: join(options.dir, nodeId), port: await freePort(), httpPort: await freePort() });
     }
   }
+  // One certificate per agent, naming its federation, region and node.
+  const names = Object.fromEntries(Object.values(specs).flat().map((a) => [a.nodeId, { federation: FEDERATION, region: a.region, node: a.nodeId }]));
+  const certs = await createDevPki(join(options.dir, 'tls'), names);
   const endpointsOf = (region: string): string => specs[region].map((a) => `"127.0.0.1:${a.port}"`).join(', ');
   for (const region of [SOURCE, DEST]) {
-    const cert = certs[region];
     for (const a of specs[region]) {
+      const cert = certs[a.nodeId];
       await mkdir(a.dataDir, { recursive: true });
       const yaml = `# generated for ACP tests: ${options.agentsPerRegion} agents per region on etcd
 federation: ${FEDERATION}
