@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import type { Server } from 'node:tls';
 import type { AddressInfo } from 'node:net';
 import { pino, type Logger } from 'pino';
-import type { Config, PgWalDestinationConfig, StreamConfig } from '../config/config.ts';
+import type { Config, PgWalDestinationConfig, StreamConfig, TlsFiles } from '../config/config.ts';
 import { readTlsFiles } from '../config/tls-files.ts';
 import { ConfigError } from '../config/config-error.ts';
 import type { ConsensusStore } from '../consensus/consensus-store.ts';
@@ -21,6 +21,7 @@ import { LeaseKeeper } from '../acp/lease-keeper.ts';
 import { MemberView, registerMember } from '../acp/membership.ts';
 import { LeadershipFence } from '../acp/leadership-fence.ts';
 import { chainKey, sourceChainCheck } from '../acp/chain-check.ts';
+import { sourceEpochRefusal } from '../acp/source-epoch-check.ts';
 import { ShardOwnership } from '../acp/shard-ownership.ts';
 import { subStreamsOf, type SubStream } from '../acp/sub-streams.ts';
 import { HdePool } from '../encoding/hde-pool.ts';
@@ -37,7 +38,7 @@ import { WalSource } from '../streams/pg-wal/wal-source.ts';
 import { WalSink } from '../streams/pg-wal/wal-sink.ts';
 import { startWalsenderServer } from '../streams/pg-wal/walsender-server.ts';
 import { PgWalMetrics, type PgWalStreamStatus } from '../streams/pg-wal/wal-stream-metrics.ts';
-import type { Envelope, Hello } from '../wire/messages.ts';
+import type { Envelope, Hello, StreamOpen } from '../wire/messages.ts';
 import { Metrics } from './metrics.ts';
 import { StreamSender, type SenderStatus } from './stream-sender.ts';
 import { StreamReceiver, type ReceiverStatus } from './stream-receiver.ts';
@@ -121,6 +122,8 @@ export class Agent {
   private readonly receivers = new Map<string, StreamReceiver>();
   /** Configured source region of each received (sub-)stream: only that region may open or write it. */
   private readonly receivedFrom = new Map<string, string>();
+  /** Read-only clients of source regions' etcd (regions[].consensus), connected on first use. */
+  private readonly sourceStores = new Map<string, Promise<ConsensusStore>>();
   private readonly sources = new Map<string, Source>();
   private readonly slots: SenderSlot[] = [];
   private readonly walsenders = new Map<string, { port: number; close(): Promise<void> }>();
@@ -213,6 +216,7 @@ export class Agent {
     await Promise.all([...this.receivers.values()].map((r) => r.close()));
     for (const link of this.inbound.values()) link.close('agent stopping');
     this.certs?.close();
+    await Promise.all([...this.sourceStores.values()].map((s) => s.then((store) => store.close()).catch(() => {})));
     await Promise.all([...this.walsenders.values()].map((w) => w.close()));
     await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
     await this.http?.close();
@@ -406,10 +410,52 @@ export class Agent {
     if (envelope.streamOpen) {
       // The session records the certified region, whatever the message said.
       const open = { ...envelope.streamOpen, sourceRegion: link.peerRegion };
-      receiver.open(link, open).catch((err: Error) => this.logger.error({ stream: streamId, err: err.message }, 'stream open failed'));
+      this.openStream(receiver, link, open).catch((err: Error) => this.logger.error({ stream: streamId, err: err.message }, 'stream open failed'));
     } else if (envelope.data) {
       receiver.onData(link, envelope.data);
     }
+  }
+
+  /** Verify the sender's epoch with its region's consensus when we can read it, then open. */
+  private async openStream(receiver: StreamReceiver, link: InboundLink, open: StreamOpen): Promise<void> {
+    const region = this.config.regions.find((r) => r.name === open.sourceRegion);
+    if (region?.consensus) {
+      let refusal: string | null;
+      try {
+        const store = await this.sourceStore(region.name, region.consensus);
+        refusal = await sourceEpochRefusal(store, { key: leaderKey(this.config.federation, open.streamId, this.config.region), epoch: open.epoch, node: link.peerNode });
+      } catch (err) {
+        // Never guess: the sender retries on a new link, as when our own store is down.
+        this.logger.error({ stream: open.streamId, region: region.name, err: (err as Error).message }, "cannot read the source region's consensus to verify an epoch; closing the link");
+        link.close(`source region consensus unavailable: ${(err as Error).message}`);
+        return;
+      }
+      if (refusal !== null) {
+        this.metrics.streamSourceRefusals.inc({ stream: open.streamId, peer_region: link.peerRegion, message: 'epoch' });
+        this.logger.warn({ stream: open.streamId, peer: `${link.peerRegion}/${link.peerNode}`, refusal }, 'stream open refused');
+        link.send({ streamState: { streamId: open.streamId, durableSeq: 0, chain: Buffer.alloc(0), state: Buffer.alloc(0), more: false, refusal } });
+        return;
+      }
+    }
+    await receiver.open(link, open);
+  }
+
+  /** A read-only client of a source region's etcd; a failed connect is tried again on the next open. */
+  private sourceStore(region: string, consensus: { endpoints: string[]; tls?: TlsFiles }): Promise<ConsensusStore> {
+    let store = this.sourceStores.get(region);
+    if (!store) {
+      const index = this.config.regions.findIndex((r) => r.name === region);
+      store = (async () => {
+        const tls = consensus.tls ? await readTlsFiles(consensus.tls, `regions[${index}].consensus.tls`, this.config.source) : undefined;
+        return EtcdStore.connect({ endpoints: consensus.endpoints, tls, callTimeoutMs: this.config.acp.callTimeoutMs });
+      })();
+      const connecting = store;
+      connecting.catch(() => {
+        if (this.sourceStores.get(region) === connecting) this.sourceStores.delete(region);
+      });
+      this.sourceStores.set(region, connecting);
+    }
+    return store;
   }
 
   private onInboundClosed(key: string, link: InboundLink): void {

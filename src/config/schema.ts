@@ -185,6 +185,16 @@ export const RegionSchema = Type.Object(
       withHint(Type.String({ pattern: ENDPOINT_PATTERN }), () => 'must be host:port (IPv6 in brackets)'),
       { minItems: 1, description: 'Agent addresses (host:port) in this region. Required, non-empty.' },
     ),
+    consensus: Type.Optional(Type.Object(
+      {
+        endpoints: Type.Array(Text('etcd endpoint, host:port or http(s)://host:port.'), { minItems: 1, description: 'etcd endpoints of this region. Required, non-empty.' }),
+        tls: Type.Optional(TlsSchema),
+      },
+      {
+        additionalProperties: false,
+        description: "This region's etcd, read (never written) by destination agents of streams sourced here: a StreamOpen is accepted only at the epoch, and from the node, that the region's leader key names. Default none: an agent certified for this region is trusted like its etcd (docs/threat-model.md).",
+      },
+    )),
   },
   { additionalProperties: false },
 );

@@ -17,6 +17,8 @@ export const POISON_EPOCH = Number.MAX_SAFE_INTEGER;
 /** What the impostor does. */
 export interface ImpostorPlan {
   port: number;
+  /** Federation its Hello names (default "demo", the two-region setup's). */
+  federation?: string;
   cert: DevCert;
   /** What its Hello claims. */
   region: string;
@@ -55,7 +57,7 @@ export async function playImpostor(plan: ImpostorPlan): Promise<ImpostorOutcome>
       host: '127.0.0.1',
       port: plan.port,
       tls: material(plan.cert),
-      identity: { federation: 'demo', region: plan.region, nodeId: plan.nodeId, capabilities: ['objects', 'pg-wal', 'zstd', 'sha256-chain'] },
+      identity: { federation: plan.federation ?? 'demo', region: plan.region, nodeId: plan.nodeId, capabilities: ['objects', 'pg-wal', 'zstd', 'sha256-chain'] },
       peerRegion: plan.peerRegion,
       linkId: `impostor-${Math.random().toString(36).slice(2)}`,
       index: 0,
