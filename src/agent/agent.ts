@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import type { Server } from 'node:tls';
 import type { AddressInfo } from 'node:net';
 import { pino, type Logger } from 'pino';
-import type { Config, PgWalDestinationConfig, StreamConfig, TlsFiles } from '../config/config.ts';
+import type { Config, PgWalDestinationConfig, StreamConfig } from '../config/config.ts';
 import { readTlsFiles } from '../config/tls-files.ts';
 import { ConfigError } from '../config/config-error.ts';
 import type { ConsensusStore } from '../consensus/consensus-store.ts';
@@ -21,14 +21,13 @@ import { LeaseKeeper } from '../acp/lease-keeper.ts';
 import { MemberView, registerMember } from '../acp/membership.ts';
 import { LeadershipFence } from '../acp/leadership-fence.ts';
 import { chainKey, sourceChainCheck } from '../acp/chain-check.ts';
-import { sourceEpochRefusal } from '../acp/source-epoch-check.ts';
 import { ShardOwnership } from '../acp/shard-ownership.ts';
 import { subStreamsOf, type SubStream } from '../acp/sub-streams.ts';
 import { HdePool } from '../encoding/hde-pool.ts';
 import { OutboundLink } from '../transport/link.ts';
 import { InboundLink } from '../transport/inbound-link.ts';
 import { startCarrierServer, type Identity, type TlsMaterial } from '../transport/tls-transport.ts';
-import { agentUri, pemIdentity, type AgentName } from '../transport/peer-identity.ts';
+import { ownIdentityProblem, pemIdentity, type AgentName } from '../transport/peer-identity.ts';
 import { CertificateReloader } from '../transport/certificate-reloader.ts';
 import { amstLinkOptions, startAmst } from '../amst/link-control.ts';
 import { DirSource } from '../streams/objects/dir-source.ts';
@@ -42,6 +41,7 @@ import type { Envelope, Hello, StreamOpen } from '../wire/messages.ts';
 import { Metrics } from './metrics.ts';
 import { StreamSender, type SenderStatus } from './stream-sender.ts';
 import { StreamReceiver, type ReceiverStatus } from './stream-receiver.ts';
+import { StreamAdmission, SourceConsensusUnavailableError } from './stream-admission.ts';
 import { startHttpServer, type HttpServer } from './http-server.ts';
 
 /** Capabilities this build announces in the handshake. */
@@ -120,10 +120,8 @@ export class Agent {
   private readonly links = new Map<string, OutboundLink>();
   private readonly inbound = new Map<string, InboundLink>();
   private readonly receivers = new Map<string, StreamReceiver>();
-  /** Configured source region of each received (sub-)stream: only that region may open or write it. */
-  private readonly receivedFrom = new Map<string, string>();
-  /** Read-only clients of source regions' etcd (regions[].consensus), connected on first use. */
-  private readonly sourceStores = new Map<string, Promise<ConsensusStore>>();
+  /** Who may open and write each received stream (its source region, and epoch when verifiable). */
+  private readonly admission: StreamAdmission;
   private readonly sources = new Map<string, Source>();
   private readonly slots: SenderSlot[] = [];
   private readonly walsenders = new Map<string, { port: number; close(): Promise<void> }>();
@@ -133,6 +131,7 @@ export class Agent {
     this.config = config;
     this.options = options;
     this.logger = options.logger ?? pino({ base: { region: config.region, node: config.nodeId } });
+    this.admission = new StreamAdmission(config, this.metrics, this.logger);
   }
 
   /** Start an agent from a compiled config. */
@@ -216,7 +215,7 @@ export class Agent {
     await Promise.all([...this.receivers.values()].map((r) => r.close()));
     for (const link of this.inbound.values()) link.close('agent stopping');
     this.certs?.close();
-    await Promise.all([...this.sourceStores.values()].map((s) => s.then((store) => store.close()).catch(() => {})));
+    await this.admission.close();
     await Promise.all([...this.walsenders.values()].map((w) => w.close()));
     await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
     await this.http?.close();
@@ -234,7 +233,7 @@ export class Agent {
     const { config } = this;
     await mkdir(config.dataDir, { recursive: true });
     const tls = await readTlsFiles(config.tls, 'tls', config.source);
-    const ownProblem = this.ownIdentityProblem(tls);
+    const ownProblem = this.certificateProblem(tls);
     if (ownProblem !== null) throw new ConfigError(config.source, [{ path: 'tls.cert', message: ownProblem }]);
     this.store = await this.openStore();
     this.pool = new HdePool(config.hde.workers);
@@ -247,7 +246,7 @@ export class Agent {
       // One receiver per sub-stream: a sharded objects stream has one per shard, all on one directory.
       for (const part of subStreamsOf(stream)) {
         this.receivers.set(part.id, await this.makeReceiver(stream, part, dest.path));
-        this.receivedFrom.set(part.id, stream.source.region);
+        this.admission.receive(part.id, stream.source.region);
       }
       // A pg-wal destination serves its spool to the local standby.
       if (stream.kind === 'pg-wal') {
@@ -308,14 +307,8 @@ export class Agent {
   }
 
   /** Why this agent's certificate cannot be used (it must name this agent), or null. */
-  private ownIdentityProblem(material: TlsMaterial): string | null {
-    const named = pemIdentity(material.cert);
-    const own = { federation: this.config.federation, region: this.config.region, node: this.config.nodeId };
-    if (typeof named === 'string') return `${named} (expected ${agentUri(own)})`;
-    if (named.federation !== own.federation || named.region !== own.region || named.node !== own.node) {
-      return `certificate names ${agentUri(named)}, but this agent is ${agentUri(own)}`;
-    }
-    return null;
+  private certificateProblem(material: TlsMaterial): string | null {
+    return ownIdentityProblem(pemIdentity(material.cert), { federation: this.config.federation, region: this.config.region, node: this.config.nodeId });
   }
 
   /** Reload certificate files when they change: the server takes the new context, new dials read it. */
@@ -323,7 +316,7 @@ export class Agent {
     const reloader = new CertificateReloader({
       files: this.config.tls,
       initial,
-      check: (material) => this.ownIdentityProblem(material),
+      check: (material) => this.certificateProblem(material),
       onReload: (material) => {
         this.server?.setSecureContext({ ca: material.ca, cert: material.cert, key: material.key });
         this.metrics.certificateReloads.inc({ result: 'loaded' });
@@ -393,19 +386,15 @@ export class Agent {
       }
       return;
     }
-    // Only the stream's configured source region opens, writes and checkpoints it
-    // (the link's region is certificate-verified); checked before the receiver
-    // sees anything, so a refused open does not end the genuine session.
-    const sourceRegion = this.receivedFrom.get(streamId!);
-    if (link.peerRegion !== sourceRegion && (envelope.streamOpen || envelope.data)) {
-      const message = envelope.streamOpen ? 'open' : 'data';
-      this.metrics.streamSourceRefusals.inc({ stream: streamId!, peer_region: link.peerRegion, message });
-      if (envelope.streamOpen) {
-        const refusal = `stream "${streamId}" is sourced in region "${sourceRegion}"; this peer is certified for region "${link.peerRegion}"`;
-        this.logger.warn({ stream: streamId, peer: `${link.peerRegion}/${link.peerNode}`, refusal }, 'stream open refused');
-        link.send({ streamState: { streamId: streamId!, durableSeq: 0, chain: Buffer.alloc(0), state: Buffer.alloc(0), more: false, refusal } });
+    // Only the stream's configured source region (certificate-verified) opens
+    // and writes it; checked before the receiver sees anything, so a refused
+    // open does not end the genuine session.
+    if (envelope.streamOpen || envelope.data) {
+      const refusal = this.admission.regionRefusal(link, streamId!, envelope.streamOpen ? 'open' : 'data');
+      if (refusal !== null) {
+        if (envelope.streamOpen) link.send({ streamState: { streamId: streamId!, durableSeq: 0, chain: Buffer.alloc(0), state: Buffer.alloc(0), more: false, refusal } });
+        return;
       }
-      return;
     }
     if (envelope.streamOpen) {
       // The session records the certified region, whatever the message said.
@@ -416,46 +405,23 @@ export class Agent {
     }
   }
 
-  /** Verify the sender's epoch with its region's consensus when we can read it, then open. */
+  /** Open once the source region's consensus confirms the epoch (when this agent can read it). */
   private async openStream(receiver: StreamReceiver, link: InboundLink, open: StreamOpen): Promise<void> {
-    const region = this.config.regions.find((r) => r.name === open.sourceRegion);
-    if (region?.consensus) {
-      let refusal: string | null;
-      try {
-        const store = await this.sourceStore(region.name, region.consensus);
-        refusal = await sourceEpochRefusal(store, { key: leaderKey(this.config.federation, open.streamId, this.config.region), epoch: open.epoch, node: link.peerNode });
-      } catch (err) {
-        // Never guess: the sender retries on a new link, as when our own store is down.
-        this.logger.error({ stream: open.streamId, region: region.name, err: (err as Error).message }, "cannot read the source region's consensus to verify an epoch; closing the link");
-        link.close(`source region consensus unavailable: ${(err as Error).message}`);
-        return;
-      }
-      if (refusal !== null) {
-        this.metrics.streamSourceRefusals.inc({ stream: open.streamId, peer_region: link.peerRegion, message: 'epoch' });
-        this.logger.warn({ stream: open.streamId, peer: `${link.peerRegion}/${link.peerNode}`, refusal }, 'stream open refused');
-        link.send({ streamState: { streamId: open.streamId, durableSeq: 0, chain: Buffer.alloc(0), state: Buffer.alloc(0), more: false, refusal } });
-        return;
-      }
+    let refusal: string | null;
+    try {
+      refusal = await this.admission.epochRefusal(link, open);
+    } catch (err) {
+      if (!(err instanceof SourceConsensusUnavailableError)) throw err;
+      // Never guess: the sender retries on a new link, as when our own store is down.
+      this.logger.error({ stream: open.streamId, err: err.message }, 'cannot verify the sender epoch; closing the link');
+      link.close(err.message);
+      return;
+    }
+    if (refusal !== null) {
+      link.send({ streamState: { streamId: open.streamId, durableSeq: 0, chain: Buffer.alloc(0), state: Buffer.alloc(0), more: false, refusal } });
+      return;
     }
     await receiver.open(link, open);
-  }
-
-  /** A read-only client of a source region's etcd; a failed connect is tried again on the next open. */
-  private sourceStore(region: string, consensus: { endpoints: string[]; tls?: TlsFiles }): Promise<ConsensusStore> {
-    let store = this.sourceStores.get(region);
-    if (!store) {
-      const index = this.config.regions.findIndex((r) => r.name === region);
-      store = (async () => {
-        const tls = consensus.tls ? await readTlsFiles(consensus.tls, `regions[${index}].consensus.tls`, this.config.source) : undefined;
-        return EtcdStore.connect({ endpoints: consensus.endpoints, tls, callTimeoutMs: this.config.acp.callTimeoutMs });
-      })();
-      const connecting = store;
-      connecting.catch(() => {
-        if (this.sourceStores.get(region) === connecting) this.sourceStores.delete(region);
-      });
-      this.sourceStores.set(region, connecting);
-    }
-    return store;
   }
 
   private onInboundClosed(key: string, link: InboundLink): void {

@@ -108,6 +108,15 @@ export function pemIdentity(pem: Buffer): AgentName | string {
   return certificateIdentity(cert.subjectAltName);
 }
 
+/** Why a certificate's identity is not `own` (this agent's config), or null when it names exactly that agent. */
+export function ownIdentityProblem(named: AgentName | string, own: AgentName): string | null {
+  if (typeof named === 'string') return `${named} (expected ${agentUri(own)})`;
+  if (named.federation !== own.federation || named.region !== own.region || named.node !== own.node) {
+    return `certificate names ${agentUri(named)}, but this agent is ${agentUri(own)}`;
+  }
+  return null;
+}
+
 /** The identity of a TLS peer from its certificate (empty object when none was presented). */
 export function peerCertificateIdentity(cert: PeerCertificate | undefined): AgentName | string {
   if (!cert || Object.keys(cert).length === 0) return 'peer presented no certificate';
