@@ -344,7 +344,10 @@ export const ConfigSchema = Type.Object(
     dataDir: Type.Optional(Text('Spool, embedded store and state.', DEFAULTS.dataDir)),
     listen: Type.Optional(ListenSchema('Agent-to-agent port.', DEFAULTS.listen.host, DEFAULTS.listen.port)),
     http: Type.Optional(ListenSchema('/metrics, /healthz and /readyz.', DEFAULTS.http.host, DEFAULTS.http.port)),
-    tls: TlsSchema,
+    tls: Type.Object(TlsSchema.properties, {
+      additionalProperties: false,
+      description: "This agent's mutual-TLS files (for links between regions); the certificate must name this agent in a URI SAN `dwcp://<federation>/<region>/<nodeId>` (docs/identity.md) and is reloaded when the files change. Relative paths resolve against the config file's directory.",
+    }),
     regions: Type.Array(RegionSchema, { minItems: 1, description: "The federation's regions. Required, non-empty." }),
     amst: Type.Optional(AmstSchema),
     hde: Type.Optional(HdeSchema),
