@@ -126,10 +126,10 @@ export function peerCertificateIdentity(cert: PeerCertificate | undefined): Agen
 /**
  * Acceptor's check: the Hello must claim exactly what the client certificate
  * names, of this federation, and not this agent's own region (links join
- * different regions).
+ * different regions). A certificate naming no agent is refused before this
+ * (problem no_identity).
  */
-export function helloIdentityRefusal(claimed: { federation: string; region: string; nodeId: string }, certified: AgentName | string, own: { federation: string; region: string }): IdentityRefusal | null {
-  if (typeof certified === 'string') return { problem: 'no_identity', message: certified };
+export function helloIdentityRefusal(claimed: { federation: string; region: string; nodeId: string }, certified: AgentName, own: { federation: string; region: string }): IdentityRefusal | null {
   const uri = agentUri(certified);
   if (certified.federation !== own.federation) return { problem: 'federation', message: `certificate names federation "${certified.federation}" (${uri}), not this agent's federation "${own.federation}"` };
   if (certified.region !== claimed.region) return { problem: 'region', message: `hello claims region "${claimed.region}" but the certificate names region "${certified.region}" (${uri})` };

@@ -174,11 +174,11 @@ type HelloDecision = { hello: Hello; peer: AgentName } | { refusal: string; prob
 function decideHello(hello: Hello, certified: AgentName | string, options: ServerOptions): HelloDecision {
   const protocol = helloRefusal(hello, options.identity);
   if (protocol !== null) return { refusal: protocol };
+  if (typeof certified === 'string') return { refusal: `identity: ${certified}`, problem: 'no_identity' };
   const identity = helloIdentityRefusal(hello, certified, options.identity);
   if (identity !== null) return { refusal: `identity: ${identity.message}`, problem: identity.problem };
-  const peer = certified as AgentName;
-  const admitted = options.admit(hello, peer);
-  return admitted === null ? { hello, peer } : { refusal: admitted };
+  const admitted = options.admit(hello, certified);
+  return admitted === null ? { hello, peer: certified } : { refusal: admitted };
 }
 
 /** Protocol-level checks every Hello must pass. */

@@ -37,7 +37,6 @@ test('the acceptor: the Hello must claim what the certificate names, of this fed
   const cert = { federation: 'prod', region: 'eu-west', node: 'n1' };
   const hello = { federation: 'prod', region: 'eu-west', nodeId: 'n1' };
   assert.equal(helloIdentityRefusal(hello, cert, own), null);
-  assert.equal(helloIdentityRefusal(hello, 'certificate has no dwcp URI', own)?.problem, 'no_identity');
   assert.equal(helloIdentityRefusal(hello, { ...cert, federation: 'other' }, own)?.problem, 'federation');
   assert.equal(helloIdentityRefusal({ ...hello, region: 'ap-south' }, cert, own)?.problem, 'region');
   assert.equal(helloIdentityRefusal({ ...hello, nodeId: 'n2' }, cert, own)?.problem, 'node');
