@@ -23,6 +23,7 @@ import pino from 'pino';
 import { OutboundLink, frameEnvelope, LinkDownError } from '../src/transport/link.ts';
 import { InboundLink } from '../src/transport/inbound-link.ts';
 import { startCarrierServer, type TlsMaterial } from '../src/transport/tls-transport.ts';
+import { RUNNER_CERTS } from './runner-certs.ts';
 import { AmstLoop, type AmstTick, type ControlledLink } from '../src/amst/amst-loop.ts';
 import { availableCongestion, setCongestion, tcpInfo } from '../native-bindings/index.ts';
 import { tuneCarrierSocket } from '../src/amst/link-control.ts';
@@ -41,9 +42,8 @@ const RUNNER_CARRIER_WINDOW_BYTES = 1024 * 1024;
 const TICK_MS = 1_000;
 /** The stream id of the synthetic stream. */
 const STREAM_ID = 'netbench';
-const FEDERATION = 'netbench';
 
-/** Certificates from a dev PKI directory made by createDevPki (names 'a' and 'b'). */
+/** Certificates from a dev PKI directory made by createDevPki(dir, RUNNER_CERTS). */
 async function loadPki(dir: string, name: string): Promise<TlsMaterial> {
   const [ca, cert, key] = await Promise.all([
     readFile(join(dir, 'dwcp-dev-ca.crt')), readFile(join(dir, `${name}.crt`)), readFile(join(dir, `${name}.key`)),
@@ -76,7 +76,7 @@ async function sink(port: number, pki: string): Promise<void> {
   let frames = 0;
   let mismatches = 0;
   const pending = new Map<number, Buffer>();
-  const identity = { federation: FEDERATION, region: 'b', nodeId: 'sink', capabilities: [] };
+  const identity = { federation: RUNNER_CERTS.b.federation, region: RUNNER_CERTS.b.region, nodeId: RUNNER_CERTS.b.node, capabilities: [] };
   let current: InboundLink | null = null;
 
   // Apply in order; acknowledge the contiguous prefix.
@@ -103,10 +103,10 @@ async function sink(port: number, pki: string): Promise<void> {
   const server = await startCarrierServer({
     host: '0.0.0.0', port, tls, identity, maxFrameBytes: 4 * RUNNER_FRAME_BYTES,
     admit: () => null,
-    onCarrier: (carrier, hello) => {
+    onCarrier: (carrier, hello, peer) => {
       if (!current || current.linkId !== hello.linkId || current.closed) {
         current?.close('new session');
-        current = new InboundLink(hello, { onMessage: (l, env) => env.data && onData(l, env.data), onClosed: () => {} }, metrics);
+        current = new InboundLink(peer, hello.linkId, { onMessage: (l, env) => env.data && onData(l, env.data), onClosed: () => {} }, metrics);
       }
       current.add(carrier);
     },
@@ -147,8 +147,8 @@ async function source(o: SourceOptions): Promise<void> {
   const digests = pool.map((p) => createHash('sha256').update(p).digest());
   const chain = createHash('sha256');
   const link = new OutboundLink({
-    peerRegion: 'b', endpoints: [{ host: o.host, port: o.port }], carriers: o.carriers, tls,
-    identity: { federation: FEDERATION, region: 'a', nodeId: 'source', capabilities: [] },
+    peerRegion: RUNNER_CERTS.b.region, endpoints: [{ host: o.host, port: o.port }], carriers: o.carriers, tls: () => tls,
+    identity: { federation: RUNNER_CERTS.a.federation, region: RUNNER_CERTS.a.region, nodeId: RUNNER_CERTS.a.node, capabilities: [] },
     maxFrameBytes: 4 * RUNNER_FRAME_BYTES, carrierWindowBytes: RUNNER_CARRIER_WINDOW_BYTES, linkWindowBytes: RUNNER_LINK_WINDOW_BYTES,
     connectTimeoutMs: 30_000, initialBackoffMs: 200, maxBackoffMs: 2_000, logger, metrics,
     setSocketCongestion: (socket, name) => setCongestion(socket, name),

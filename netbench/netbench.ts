@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { ChildProcess } from 'node:child_process';
 import { createLab, type Lab, type LinkProfile } from './lab.ts';
+import { RUNNER_CERTS } from './runner-certs.ts';
 import { createDevPki } from '../src/cli/dev-pki.ts';
 import { markdownTable, svgChart, type BenchRow, type TickPoint } from './report.ts';
 
@@ -51,7 +52,7 @@ export interface NetbenchResult {
 export async function runNetbench(o: NetbenchOptions): Promise<NetbenchResult> {
   await mkdir(o.out, { recursive: true });
   const pki = await mkdtemp(join(tmpdir(), 'dwcp-netbench-pki-'));
-  await createDevPki(pki, ['a', 'b']);
+  await createDevPki(pki, RUNNER_CERTS);
   const lab = await createLab(o.profile);
   const rows: BenchRow[] = [];
   const series: Record<string, TickPoint[]> = {};

@@ -33,6 +33,9 @@ Commands:
   netbench live --peer H:P Bounded DWCP link run to a peer (see netbench --help).
   status [--url URL]       Print a running agent's streams, links and lag
                            (default http://127.0.0.1:9464/status).
+  certs ca --out DIR       Issue a federation CA with openssl.
+  certs agent ...          Issue an agent certificate naming dwcp://<federation>/<region>/<node>
+                           (see dwcp certs --help and docs/threat-model.md).
   config check FILE        Validate a config file; every problem names its field.
   config schema            Print the config file's JSON Schema.
   config reference         Print the config reference (markdown, as in README.md).
@@ -76,6 +79,10 @@ async function main(argv: string[]): Promise<number> {
     case 'netbench': {
       const { netbenchCommand } = await import('../netbench/netbench-cli.ts');
       return netbenchCommand(rest);
+    }
+    case 'certs': {
+      const { certsCommand } = await import('./cli/certs.ts');
+      return certsCommand(rest);
     }
     case 'config':
       return configCommand(rest);

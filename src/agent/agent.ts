@@ -11,6 +11,7 @@ import type { AddressInfo } from 'node:net';
 import { pino, type Logger } from 'pino';
 import type { Config, PgWalDestinationConfig, StreamConfig } from '../config/config.ts';
 import { readTlsFiles } from '../config/tls-files.ts';
+import { ConfigError } from '../config/config-error.ts';
 import type { ConsensusStore } from '../consensus/consensus-store.ts';
 import { EmbeddedStore } from '../consensus/embedded-store.ts';
 import { EtcdStore } from '../consensus/etcd-store.ts';
@@ -26,6 +27,8 @@ import { HdePool } from '../encoding/hde-pool.ts';
 import { OutboundLink } from '../transport/link.ts';
 import { InboundLink } from '../transport/inbound-link.ts';
 import { startCarrierServer, type Identity, type TlsMaterial } from '../transport/tls-transport.ts';
+import { ownIdentityProblem, pemIdentity, type AgentName } from '../transport/peer-identity.ts';
+import { CertificateReloader } from '../transport/certificate-reloader.ts';
 import { amstLinkOptions, startAmst } from '../amst/link-control.ts';
 import { DirSource } from '../streams/objects/dir-source.ts';
 import { DirSink } from '../streams/objects/dir-sink.ts';
@@ -35,10 +38,11 @@ import { destinationSlotName } from '../streams/pg-wal/slot-name.ts';
 import { WalSink } from '../streams/pg-wal/wal-sink.ts';
 import { startWalsenderServer } from '../streams/pg-wal/walsender-server.ts';
 import { PgWalMetrics, type PgWalStreamStatus } from '../streams/pg-wal/wal-stream-metrics.ts';
-import type { Envelope, Hello } from '../wire/messages.ts';
+import type { Envelope, Hello, StreamOpen } from '../wire/messages.ts';
 import { Metrics } from './metrics.ts';
 import { StreamSender, type SenderStatus } from './stream-sender.ts';
 import { StreamReceiver, type ReceiverStatus } from './stream-receiver.ts';
+import { StreamAdmission, SourceConsensusUnavailableError } from './stream-admission.ts';
 import { startHttpServer, type HttpServer } from './http-server.ts';
 
 /** Capabilities this build announces in the handshake. */
@@ -111,12 +115,15 @@ export class Agent {
   /** The shards of sharded streams this agent should send, following members. */
   private ownership: ShardOwnership | null = null;
   private pool!: HdePool;
-  private tls!: TlsMaterial;
+  /** This agent's certificates, kept current with their files. */
+  private certs: CertificateReloader | null = null;
   private server: Server | null = null;
   private http: HttpServer | null = null;
   private readonly links = new Map<string, OutboundLink>();
   private readonly inbound = new Map<string, InboundLink>();
   private readonly receivers = new Map<string, StreamReceiver>();
+  /** Who may open and write each received stream (its source region, and epoch when verifiable). */
+  private readonly admission: StreamAdmission;
   private readonly sources = new Map<string, Source>();
   private readonly slots: SenderSlot[] = [];
   private readonly walsenders = new Map<string, { port: number; close(): Promise<void> }>();
@@ -126,6 +133,7 @@ export class Agent {
     this.config = config;
     this.options = options;
     this.logger = options.logger ?? pino({ base: { region: config.region, node: config.nodeId } });
+    this.admission = new StreamAdmission(config, this.metrics, this.logger);
   }
 
   /** Start an agent from a compiled config. */
@@ -210,6 +218,8 @@ export class Agent {
     await Promise.all([...this.sources.values()].map((s) => s.close()));
     await Promise.all([...this.receivers.values()].map((r) => r.close()));
     for (const link of this.inbound.values()) link.close('agent stopping');
+    this.certs?.close();
+    await this.admission.close();
     await Promise.all([...this.walsenders.values()].map((w) => w.close()));
     await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
     await this.http?.close();
@@ -226,7 +236,9 @@ export class Agent {
   private async startParts(): Promise<void> {
     const { config } = this;
     await mkdir(config.dataDir, { recursive: true });
-    this.tls = await readTlsFiles(config.tls, 'tls', config.source);
+    const tls = await readTlsFiles(config.tls, 'tls', config.source);
+    const ownProblem = this.certificateProblem(tls);
+    if (ownProblem !== null) throw new ConfigError(config.source, [{ path: 'tls.cert', message: ownProblem }]);
     this.store = await this.openStore();
     this.pool = new HdePool(config.hde.workers);
     this.http = await startHttpServer({ host: config.http.host, port: config.http.port, metrics: this.metrics, healthy: () => this.state !== 'STOPPED', ready: () => this.ready(), status: () => this.status() });
@@ -236,7 +248,10 @@ export class Agent {
       const dest = stream.destinations.find((d) => d.region === config.region);
       if (!dest) continue;
       // One receiver per sub-stream: a sharded objects stream has one per shard, all on one directory.
-      for (const part of subStreamsOf(stream)) this.receivers.set(part.id, await this.makeReceiver(stream, part, dest.path));
+      for (const part of subStreamsOf(stream)) {
+        this.receivers.set(part.id, await this.makeReceiver(stream, part, dest.path));
+        this.admission.receive(part.id, stream.source.region);
+      }
       // A pg-wal destination serves its spool to the local standby.
       if (stream.kind === 'pg-wal') {
         const ws = (dest as PgWalDestinationConfig).walsender;
@@ -249,16 +264,18 @@ export class Agent {
     this.server = await startCarrierServer({
       host: config.listen.host,
       port: config.listen.port,
-      tls: this.tls,
+      tls,
       identity: this.identity(),
       maxFrameBytes: config.amst.maxFrameBytes,
-      admit: (hello) => this.admit(hello),
-      onCarrier: (carrier, hello) => this.inboundLink(hello).add(carrier),
-      onRefused: (reason, remote) => {
+      admit: (hello, peer) => this.admit(hello, peer),
+      onCarrier: (carrier, hello, peer) => this.inboundLink(hello.linkId, peer).add(carrier),
+      onRefused: (reason, remote, identity) => {
         this.metrics.protocolErrors.inc({ reason: 'handshake' });
+        if (identity) this.metrics.peerIdentityRefusals.inc({ problem: identity });
         this.logger.warn({ remote, reason }, 'connection refused');
       },
     });
+    this.certs = await this.watchCertificates(tls);
 
     // Senders for streams sourced here, one per destination, each elected.
     // Membership and leadership hang off one lease, granted again whenever it is lost.
@@ -287,11 +304,36 @@ export class Agent {
     return { federation: this.config.federation, region: this.config.region, nodeId: this.config.nodeId, capabilities: CAPABILITIES };
   }
 
-  private admit(hello: Hello): string | null {
+  // The Hello already matched the peer's certificate (tls-transport); here: is that region one of ours?
+  private admit(_hello: Hello, peer: AgentName): string | null {
     if (this.state !== 'RUNNING' && this.state !== 'STARTING') return `agent is ${this.state.toLowerCase()}`;
-    if (!this.config.regions.some((r) => r.name === hello.region)) return `region "${hello.region}" is not in federation "${this.config.federation}"`;
-    if (hello.region === this.config.region) return `peer claims this agent's own region "${hello.region}"`;
+    if (!this.config.regions.some((r) => r.name === peer.region)) return `region "${peer.region}" is not in federation "${this.config.federation}"`;
     return null;
+  }
+
+  /** Why this agent's certificate cannot be used (it must name this agent), or null. */
+  private certificateProblem(material: TlsMaterial): string | null {
+    return ownIdentityProblem(pemIdentity(material.cert), { federation: this.config.federation, region: this.config.region, node: this.config.nodeId });
+  }
+
+  /** Reload certificate files when they change: the server takes the new context, new dials read it. */
+  private async watchCertificates(initial: TlsMaterial): Promise<CertificateReloader> {
+    const reloader = new CertificateReloader({
+      files: this.config.tls,
+      initial,
+      check: (material) => this.certificateProblem(material),
+      onReload: (material) => {
+        this.server?.setSecureContext({ ca: material.ca, cert: material.cert, key: material.key });
+        this.metrics.certificateReloads.inc({ result: 'loaded' });
+        this.logger.info({ cert: this.config.tls.certFile }, 'certificates reloaded');
+      },
+      onRejected: (reason) => {
+        this.metrics.certificateReloads.inc({ result: 'rejected' });
+        this.logger.error({ cert: this.config.tls.certFile, reason }, 'new certificates refused; keeping the old ones');
+      },
+    });
+    await reloader.start();
+    return reloader;
   }
 
   // ---- receiving ----
@@ -324,13 +366,14 @@ export class Agent {
     return new WalSink({ streamId: stream.id, spoolDir: path });
   }
 
-  private inboundLink(hello: Hello): InboundLink {
-    // One session per peer node: a new link id replaces the old session.
-    const key = `${hello.region}/${hello.nodeId}`;
+  private inboundLink(linkId: string, peer: AgentName): InboundLink {
+    // One session per certified peer node: a new link id replaces the old
+    // session (only a holder of that node's certificate can do that).
+    const key = `${peer.region}/${peer.node}`;
     const existing = this.inbound.get(key);
-    if (existing && existing.linkId === hello.linkId && !existing.closed) return existing;
+    if (existing && existing.linkId === linkId && !existing.closed) return existing;
     existing?.close('replaced by a new session');
-    const link = new InboundLink(hello, { onMessage: (l, env) => this.onInbound(l, env), onClosed: (l) => this.onInboundClosed(key, l) }, this.metrics);
+    const link = new InboundLink(peer, linkId, { onMessage: (l, env) => this.onInbound(l, env), onClosed: (l) => this.onInboundClosed(key, l) }, this.metrics);
     this.inbound.set(key, link);
     return link;
   }
@@ -348,11 +391,42 @@ export class Agent {
       }
       return;
     }
+    // Only the stream's configured source region (certificate-verified) opens
+    // and writes it; checked before the receiver sees anything, so a refused
+    // open does not end the genuine session.
+    if (envelope.streamOpen || envelope.data) {
+      const refusal = this.admission.regionRefusal(link, streamId!, envelope.streamOpen ? 'open' : 'data');
+      if (refusal !== null) {
+        if (envelope.streamOpen) link.send({ streamState: { streamId: streamId!, durableSeq: 0, chain: Buffer.alloc(0), state: Buffer.alloc(0), more: false, refusal } });
+        return;
+      }
+    }
     if (envelope.streamOpen) {
-      receiver.open(link, envelope.streamOpen).catch((err: Error) => this.logger.error({ stream: streamId, err: err.message }, 'stream open failed'));
+      // The session records the certified region, whatever the message said.
+      const open = { ...envelope.streamOpen, sourceRegion: link.peerRegion };
+      this.openStream(receiver, link, open).catch((err: Error) => this.logger.error({ stream: streamId, err: err.message }, 'stream open failed'));
     } else if (envelope.data) {
       receiver.onData(link, envelope.data);
     }
+  }
+
+  /** Open once the source region's consensus confirms the epoch (when this agent can read it). */
+  private async openStream(receiver: StreamReceiver, link: InboundLink, open: StreamOpen): Promise<void> {
+    let refusal: string | null;
+    try {
+      refusal = await this.admission.epochRefusal(link, open);
+    } catch (err) {
+      if (!(err instanceof SourceConsensusUnavailableError)) throw err;
+      // Never guess: the sender retries on a new link, as when our own store is down.
+      this.logger.error({ stream: open.streamId, err: err.message }, 'cannot verify the sender epoch; closing the link');
+      link.close(err.message);
+      return;
+    }
+    if (refusal !== null) {
+      link.send({ streamState: { streamId: open.streamId, durableSeq: 0, chain: Buffer.alloc(0), state: Buffer.alloc(0), more: false, refusal } });
+      return;
+    }
+    await receiver.open(link, open);
   }
 
   private onInboundClosed(key: string, link: InboundLink): void {
@@ -443,7 +517,7 @@ export class Agent {
       peerRegion: region,
       endpoints,
       ...amstLinkOptions(config.amst),
-      tls: this.tls,
+      tls: () => this.certs!.current,
       identity: this.identity(),
       maxFrameBytes: config.amst.maxFrameBytes,
       carrierWindowBytes: config.amst.carrierWindowBytes,

@@ -20,6 +20,12 @@ export class Metrics {
   readonly framesFenced = new Counter({ name: 'dwcp_frames_fenced_total', help: 'Data frames or sessions refused because of an old leadership epoch', labelNames: ['stream'], registers: [this.registry] });
   readonly verifyFailures = new Counter({ name: 'dwcp_verify_failures_total', help: 'Frames whose plaintext digest did not match (never applied)', labelNames: ['stream'], registers: [this.registry] });
   readonly protocolErrors = new Counter({ name: 'dwcp_protocol_errors_total', help: 'Connections closed because the peer sent something malformed or refused', labelNames: ['reason'], registers: [this.registry] });
+  /** Peers refused at the Hello because their certificate did not name what they claimed (problem: no_identity, federation, region, node, own_region). */
+  readonly peerIdentityRefusals = new Counter({ name: 'dwcp_peer_identity_refusals_total', help: 'Connections refused at the Hello because the peer certificate does not name the claimed federation, region and node', labelNames: ['problem'], registers: [this.registry] });
+  /** StreamOpen or DataFrame messages refused because the peer's certified region is not the stream's source region. */
+  readonly streamSourceRefusals = new Counter({ name: 'dwcp_stream_source_refusals_total', help: 'Stream opens and data frames refused because the peer is not certified for the stream source region', labelNames: ['stream', 'peer_region', 'message'], registers: [this.registry] });
+  /** Certificate file reloads (result: loaded, rejected). */
+  readonly certificateReloads = new Counter({ name: 'dwcp_certificate_reloads_total', help: 'Changed certificate files loaded or rejected (rejected keeps the old certificates)', labelNames: ['result'], registers: [this.registry] });
   readonly checkpoints = new Counter({ name: 'dwcp_checkpoints_total', help: 'Checkpoints committed to the region consensus', labelNames: ['stream'], registers: [this.registry] });
   readonly streamHalted = new Gauge({ name: 'dwcp_stream_halted', help: '1 when a stream is halted after repeated verification failures or divergence', labelNames: ['stream'], registers: [this.registry] });
   readonly carriers = new Gauge({ name: 'dwcp_carriers', help: 'Live carriers per link', labelNames: ['peer', 'direction'], registers: [this.registry] });

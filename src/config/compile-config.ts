@@ -63,7 +63,11 @@ export function buildConfig(input: ConfigInput, context: CompileContext, issues:
     listen: { host: input.listen?.host ?? DEFAULTS.listen.host, port: input.listen?.port ?? DEFAULTS.listen.port },
     http: { host: input.http?.host ?? DEFAULTS.http.host, port: input.http?.port ?? DEFAULTS.http.port },
     tls: tlsFiles(input.tls, abs),
-    regions: input.regions.map((region): RegionConfig => ({ name: region.name, endpoints: region.endpoints.map(parseEndpoint) })),
+    regions: input.regions.map((region): RegionConfig => ({
+      name: region.name,
+      endpoints: region.endpoints.map(parseEndpoint),
+      ...(region.consensus ? { consensus: { endpoints: region.consensus.endpoints, ...(region.consensus.tls ? { tls: tlsFiles(region.consensus.tls, abs) } : {}) } } : {}),
+    })),
     amst: {
       carriers: amst.carriers ?? DEFAULTS.amst.carriers,
       carrierWindowBytes: bytes(amst.carrierWindow ?? DEFAULTS.amst.carrierWindow, 'amst.carrierWindow'),

@@ -25,6 +25,8 @@ export interface RegionConfig {
   name: string;
   /** Agents of the region, in the order written. */
   endpoints: HostPort[];
+  /** The region's etcd, read by destinations to verify a sender's epoch; absent: not verified. */
+  consensus?: { endpoints: string[]; tls?: TlsFiles };
 }
 
 /** Transport tuning (AMST). */

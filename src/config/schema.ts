@@ -227,6 +227,16 @@ export const RegionSchema = Type.Object(
       withHint(Type.String({ pattern: ENDPOINT_PATTERN }), () => 'must be host:port (IPv6 in brackets)'),
       { minItems: 1, description: 'Agent addresses (host:port) in this region. Required, non-empty.' },
     ),
+    consensus: Type.Optional(Type.Object(
+      {
+        endpoints: Type.Array(Text('etcd endpoint, host:port or http(s)://host:port.'), { minItems: 1, description: 'etcd endpoints of this region. Required, non-empty.' }),
+        tls: Type.Optional(TlsSchema),
+      },
+      {
+        additionalProperties: false,
+        description: "This region's etcd, read (never written) by destination agents of streams sourced here: a StreamOpen is accepted only at the epoch, and from the node, that the region's leader key names. Default none: an agent certified for this region is trusted like its etcd (docs/threat-model.md).",
+      },
+    )),
   },
   { additionalProperties: false },
 );
@@ -381,7 +391,10 @@ export const ConfigSchema = Type.Object(
     dataDir: Type.Optional(Text('Spool, embedded store and state.', DEFAULTS.dataDir)),
     listen: Type.Optional(ListenSchema('Agent-to-agent port.', DEFAULTS.listen.host, DEFAULTS.listen.port)),
     http: Type.Optional(ListenSchema('/metrics, /healthz and /readyz.', DEFAULTS.http.host, DEFAULTS.http.port)),
-    tls: TlsSchema,
+    tls: Type.Object(TlsSchema.properties, {
+      additionalProperties: false,
+      description: "This agent's mutual-TLS files (for links between regions); the certificate must name this agent in a URI SAN `dwcp://<federation>/<region>/<nodeId>` (docs/identity.md) and is reloaded when the files change. Relative paths resolve against the config file's directory.",
+    }),
     regions: Type.Array(RegionSchema, { minItems: 1, description: "The federation's regions. Required, non-empty." }),
     amst: Type.Optional(AmstSchema),
     hde: Type.Optional(HdeSchema),

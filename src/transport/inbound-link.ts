@@ -1,10 +1,12 @@
 // The accepting side of a link: the carriers a peer dialed with one link id.
 // It hands every message to its owner and sends replies (StreamState, Ack,
 // Nack) on whichever carrier has the least queued. When its last carrier
-// closes, the session is over.
+// closes, the session is over. Its peer region and node are what the
+// peer's certificate names (checked against the Hello at accept).
 
 import type { SocketCarrier } from './socket-carrier.ts';
-import type { Envelope, Hello } from '../wire/messages.ts';
+import type { Envelope } from '../wire/messages.ts';
+import type { AgentName } from './peer-identity.ts';
 import { frameEnvelope, leastQueued } from './link.ts';
 import type { Metrics } from '../agent/metrics.ts';
 
@@ -16,7 +18,9 @@ export interface InboundHandlers {
 
 /** Carriers from one peer session. */
 export class InboundLink {
+  /** The peer's region, from its certificate. */
   readonly peerRegion: string;
+  /** The peer's node, from its certificate. */
   readonly peerNode: string;
   readonly linkId: string;
   private readonly carriers = new Map<number, SocketCarrier>();
@@ -24,10 +28,11 @@ export class InboundLink {
   private readonly metrics: Metrics;
   private closedReason: string | null = null;
 
-  constructor(hello: Hello, handlers: InboundHandlers, metrics: Metrics) {
-    this.peerRegion = hello.region;
-    this.peerNode = hello.nodeId;
-    this.linkId = hello.linkId;
+  /** A session of a certified peer (never a Hello's claim) with the link id its Hello chose. */
+  constructor(peer: AgentName, linkId: string, handlers: InboundHandlers, metrics: Metrics) {
+    this.peerRegion = peer.region;
+    this.peerNode = peer.node;
+    this.linkId = linkId;
     this.handlers = handlers;
     this.metrics = metrics;
   }

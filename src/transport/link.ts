@@ -53,7 +53,8 @@ export interface OutboundLinkOptions {
   peerRegion: string;
   endpoints: Array<{ host: string; port: number }>;
   carriers: number;
-  tls: TlsMaterial;
+  /** This agent's certificates, read at every dial (so rotated files reach new carriers). */
+  tls: () => TlsMaterial;
   identity: Identity;
   maxFrameBytes: number;
   carrierWindowBytes: number;
@@ -350,8 +351,9 @@ export class OutboundLink {
     const { carrier } = await dialCarrier({
       host: endpoint.host,
       port: endpoint.port,
-      tls: this.options.tls,
+      tls: this.options.tls(),
       identity: this.options.identity,
+      peerRegion: this.options.peerRegion,
       linkId: this.linkId,
       index,
       maxFrameBytes: this.options.maxFrameBytes,

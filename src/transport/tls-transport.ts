@@ -1,10 +1,14 @@
 // TCP+TLS carriers: dialing, accepting, and the Hello handshake that every
 // carrier starts with. Both sides present certificates of the federation CA
-// (mutual TLS); the CA is the trust root, so host names are not checked.
+// (mutual TLS). Host names are not checked (agents dial IPs); identity is the
+// dwcp:// URI SAN of each certificate (peer-identity.ts): the dialer checks
+// the server names the region it dialed, the acceptor checks the Hello
+// against the client certificate.
 
 import tls from 'node:tls';
 import type { Socket } from 'node:net';
 import { SocketCarrier } from './socket-carrier.ts';
+import { helloIdentityRefusal, peerCertificateIdentity, serverIdentityProblem, type AgentName, type IdentityProblem } from './peer-identity.ts';
 import type { TlsMaterial } from '../config/tls-files.ts';
 import { PROTOCOL_VERSION, type Envelope, type Hello, type HelloReply } from '../wire/messages.ts';
 
@@ -33,6 +37,8 @@ export interface DialOptions {
   port: number;
   tls: TlsMaterial;
   identity: Identity;
+  /** Region the dialer means to reach: the server's certificate must name it. */
+  peerRegion: string;
   linkId: string;
   index: number;
   maxFrameBytes: number;
@@ -50,8 +56,11 @@ export async function dialCarrier(options: DialOptions): Promise<{ carrier: Sock
     ca: options.tls.ca,
     cert: options.tls.cert,
     key: options.tls.key,
-    // Identity is the federation CA chain, not a DNS name (agents dial IPs).
-    checkServerIdentity: () => undefined,
+    // Identity is the certificate's dwcp:// SAN, not a DNS name (agents dial IPs).
+    checkServerIdentity: (_host, cert) => {
+      const problem = serverIdentityProblem(cert, options.identity.federation, options.peerRegion);
+      return problem === null ? undefined : new HandshakeError(problem);
+    },
   });
   socket.setNoDelay(true);
   socket.on('connect', () => options.tuneSocket?.(socket as unknown as Socket));
@@ -90,16 +99,16 @@ export interface ServerOptions {
   identity: Identity;
   maxFrameBytes: number;
   handshakeTimeoutMs?: number;
-  /** Decide on a Hello: return a refusal message, or null to accept. */
-  admit(hello: Hello): string | null;
-  /** An accepted carrier, ready to attach. */
-  onCarrier(carrier: SocketCarrier, hello: Hello): void;
-  /** A connection that was refused or broke before the handshake finished. */
-  onRefused(reason: string, remote: string): void;
+  /** Decide on a Hello from a certified peer: return a refusal message, or null to accept. */
+  admit(hello: Hello, peer: AgentName): string | null;
+  /** An accepted carrier, ready to attach; peer is what its certificate names. */
+  onCarrier(carrier: SocketCarrier, hello: Hello, peer: AgentName): void;
+  /** A connection that was refused or broke before the handshake finished (identity: why its certificate did not fit). */
+  onRefused(reason: string, remote: string, identity?: IdentityProblem): void;
   tuneSocket?: (socket: Socket) => void;
 }
 
-/** Accept carriers: mutual TLS, then Hello; refusals are answered and logged. */
+/** Accept carriers: mutual TLS, then Hello checked against the client certificate; refusals are answered and logged. */
 export async function startCarrierServer(options: ServerOptions): Promise<tls.Server> {
   const server = tls.createServer({
     ca: options.tls.ca,
@@ -117,10 +126,12 @@ export async function startCarrierServer(options: ServerOptions): Promise<tls.Se
     socket.setNoDelay(true);
     options.tuneSocket?.(socket as unknown as Socket);
     const carrier = new SocketCarrier(socket, -1, options.maxFrameBytes, socket as unknown as Socket);
+    // Who the peer is comes from its certificate, read once the TLS handshake is done.
+    const certified = peerCertificateIdentity(socket.getPeerCertificate());
     firstMessage(carrier, options.handshakeTimeoutMs ?? HANDSHAKE_TIMEOUT_MS, `accept ${remote}`, () => {}, socket).then(
       (first) => {
-        const hello = first.hello;
-        const refusal = hello ? helloRefusal(hello, options.identity) ?? options.admit(hello) : 'first message was not a Hello';
+        const decision: HelloDecision = first.hello ? decideHello(first.hello, certified, options) : { refusal: 'first message was not a Hello' };
+        const refusal = 'refusal' in decision ? decision.refusal : null;
         const reply: HelloReply = {
           accepted: refusal === null,
           refusal: refusal ?? '',
@@ -131,16 +142,16 @@ export async function startCarrierServer(options: ServerOptions): Promise<tls.Se
           capabilities: options.identity.capabilities,
         };
         carrier.send({ helloReply: reply });
-        if (refusal !== null || !hello) {
-          options.onRefused(`handshake refused: ${refusal}`, remote);
+        if ('refusal' in decision) {
+          options.onRefused(`handshake refused: ${decision.refusal}`, remote, decision.problem);
           // Let the refusal reach the peer before closing.
           socket.end();
-          setTimeout(() => carrier.close(`refused: ${refusal}`), 1000).unref();
+          setTimeout(() => carrier.close(`refused: ${decision.refusal}`), 1000).unref();
           return;
         }
-        (carrier as { index: number }).index = hello.carrierIndex;
+        (carrier as { index: number }).index = decision.hello.carrierIndex;
         carrier.handshakeDone();
-        options.onCarrier(carrier, hello);
+        options.onCarrier(carrier, decision.hello, decision.peer);
       },
       (err: Error) => options.onRefused(err.message, remote),
     );
@@ -154,6 +165,20 @@ export async function startCarrierServer(options: ServerOptions): Promise<tls.Se
   });
   server.on('error', (err) => options.onRefused(`server: ${err.message}`, ''));
   return server;
+}
+
+/** A Hello's fate: accepted from a certified peer, or a refusal (with the identity problem when that was it). */
+type HelloDecision = { hello: Hello; peer: AgentName } | { refusal: string; problem?: IdentityProblem };
+
+// Protocol checks, then the Hello against the certificate, then the owner's admit.
+function decideHello(hello: Hello, certified: AgentName | string, options: ServerOptions): HelloDecision {
+  const protocol = helloRefusal(hello, options.identity);
+  if (protocol !== null) return { refusal: protocol };
+  if (typeof certified === 'string') return { refusal: `identity: ${certified}`, problem: 'no_identity' };
+  const identity = helloIdentityRefusal(hello, certified, options.identity);
+  if (identity !== null) return { refusal: `identity: ${identity.message}`, problem: identity.problem };
+  const admitted = options.admit(hello, certified);
+  return admitted === null ? { hello, peer: certified } : { refusal: admitted };
 }
 
 /** Protocol-level checks every Hello must pass. */

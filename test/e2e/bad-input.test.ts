@@ -65,7 +65,7 @@ async function sendRaw(bytes: Buffer[], material: TlsMaterial = member): Promise
 }
 
 function hello(overrides: Partial<NonNullable<Envelope['hello']>> = {}): Buffer {
-  return frameBytes(envelopeCodec.encode({ hello: { protocolVersion: PROTOCOL_VERSION, federation: 'demo', region: 'eu-west', nodeId: 'test', capabilities: [], linkId: 'bad-input', carrierIndex: 0, ...overrides } }));
+  return frameBytes(envelopeCodec.encode({ hello: { protocolVersion: PROTOCOL_VERSION, federation: 'demo', region: 'eu-west', nodeId: 'eu-west-node-1', capabilities: [], linkId: 'bad-input', carrierIndex: 0, ...overrides } }));
 }
 
 /** Wait for a log line with this message that matches pattern (pino puts msg last). */
@@ -107,7 +107,7 @@ test('a wrong federation is refused', async () => {
 });
 
 test('a peer with a certificate from another CA is refused at TLS', async () => {
-  const other = await createDevPki(join(dir, 'other-ca'), ['intruder'], 'other-ca');
+  const other = await createDevPki(join(dir, 'other-ca'), { intruder: { federation: 'demo', region: 'eu-west', node: 'eu-west-node-1' } }, 'other-ca');
   const o = other.intruder;
   const r = await sendRaw([hello()], { ca: readFileSync(o.caFile), cert: readFileSync(o.certFile), key: readFileSync(o.keyFile) });
   assert.ok(r.closed);
@@ -115,8 +115,10 @@ test('a peer with a certificate from another CA is refused at TLS', async () => 
   await logged(/"reason":"tls: /);
 });
 
+// The liar holds the source region's own certificate (a compromised eu-west
+// agent): identity checks let it in, the sink's confinement must still hold.
 test('a member that lies (path escaping the sink) halts the stream and writes nothing outside', async () => {
-  const { carrier } = await dialCarrier({ host: '127.0.0.1', port: setup.ports.dest, tls: member, identity: { federation: 'demo', region: 'eu-west', nodeId: 'liar', capabilities: [] }, linkId: 'liar-link', index: 0, maxFrameBytes: 1 << 20 });
+  const { carrier } = await dialCarrier({ host: '127.0.0.1', port: setup.ports.dest, tls: member, identity: { federation: 'demo', region: 'eu-west', nodeId: 'eu-west-node-1', capabilities: [] }, peerRegion: 'us-east', linkId: 'liar-link', index: 0, maxFrameBytes: 1 << 20 });
   const got: Envelope[] = [];
   carrier.attach({ onMessage: (e) => got.push(e), onClose: () => {} });
   carrier.send({ streamOpen: { streamId: 'sample', kind: 'objects', epoch: 1, sourceRegion: 'eu-west' } });

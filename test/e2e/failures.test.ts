@@ -76,7 +76,7 @@ test('a carrier socket destroyed mid-transfer: its frames are resent on the othe
 
 test('a byte flipped in transit is never applied: resent, result identical, verify failure counted', { timeout: 600_000 }, async () => {
   const fed = await startFederation({ totalBytes: 64 * MiB, largestBytes: 20 * MiB, carriers: 2, start: false });
-  const relay = await startFlippingRelay(fed.setup.ports.dest, fed.setup.certs['eu-west'], 2);
+  const relay = await startFlippingRelay(fed.setup.ports.dest, fed.setup.certs['us-east'], fed.setup.certs['eu-west'], 2);
   try {
     await fed.startThroughRelay(relay.port);
     await fed.waitInSync(300_000);

@@ -39,6 +39,8 @@ export interface AcpConfigOptions {
   carriers?: number;
   chunk?: string;
   checkpointInterval?: string;
+  /** List each region's etcd under regions[].consensus, so destinations verify senders' epochs there. */
+  verifyEpochs?: boolean;
 }
 
 /** One generated agent. */
@@ -53,7 +55,6 @@ export interface AgentSpec {
 
 /** Write certs and one config per agent; returns the agents of each region. */
 export async function writeAcpConfigs(options: AcpConfigOptions): Promise<Record<string, AgentSpec[]>> {
-  const certs = await createDevPki(join(options.dir, 'tls'), [SOURCE, DEST]);
   const specs: Record<string, AgentSpec[]> = { [SOURCE]: [], [DEST]: [] };
   for (const region of [SOURCE, DEST]) {
     for (let i = 1; i <= options.agentsPerRegion; i++) {
@@ -61,10 +62,14 @@ export async function writeAcpConfigs(options: AcpConfigOptions): Promise<Record
       specs[region].push({ region, nodeId, configPath: join(options.dir, `${nodeId}.yaml`), dataDir: join(options.dir, nodeId), port: await freePort(), httpPort: await freePort() });
     }
   }
+  // One certificate per agent, naming its federation, region and node.
+  const names = Object.fromEntries(Object.values(specs).flat().map((a) => [a.nodeId, { federation: FEDERATION, region: a.region, node: a.nodeId }]));
+  const certs = await createDevPki(join(options.dir, 'tls'), names);
   const endpointsOf = (region: string): string => specs[region].map((a) => `"127.0.0.1:${a.port}"`).join(', ');
+  const consensusOf = (region: string): string => options.verifyEpochs ? `\n    consensus: { endpoints: [${options.etcd[region].map((e) => `"${e}"`).join(', ')}] }` : '';
   for (const region of [SOURCE, DEST]) {
-    const cert = certs[region];
     for (const a of specs[region]) {
+      const cert = certs[a.nodeId];
       await mkdir(a.dataDir, { recursive: true });
       const yaml = `# generated for ACP tests: ${options.agentsPerRegion} agents per region on etcd
 federation: ${FEDERATION}
@@ -76,9 +81,9 @@ http: { host: 127.0.0.1, port: ${a.httpPort} }
 tls: { ca: ${cert.caFile}, cert: ${cert.certFile}, key: ${cert.keyFile} }
 regions:
   - name: ${SOURCE}
-    endpoints: [${endpointsOf(SOURCE)}]
+    endpoints: [${endpointsOf(SOURCE)}]${consensusOf(SOURCE)}
   - name: ${DEST}
-    endpoints: [${endpointsOf(DEST)}]
+    endpoints: [${endpointsOf(DEST)}]${consensusOf(DEST)}
 amst:
   carriers: ${options.carriers ?? 2}
 hde:

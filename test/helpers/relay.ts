@@ -1,8 +1,10 @@
 // Test relays that sit between two agents. The TCP relay forwards bytes
 // and can destroy one connection on demand (a carrier dying mid-transfer).
-// The TLS relay is a peer that lies: it holds a certificate of the same CA,
-// terminates TLS on both sides, and flips one byte inside a data frame's
-// payload, so only DWCP's own digests can catch it.
+// The TLS relay is a peer that lies: it holds certificates of the right
+// regions (the destination's to answer the source, the source's to dial the
+// destination), so every identity check passes; it terminates TLS on both
+// sides and flips one byte inside a data frame's payload, so only DWCP's own
+// digests can catch it.
 
 import net from 'node:net';
 import tls from 'node:tls';
@@ -68,13 +70,16 @@ export async function startTcpRelay(targetPort: number): Promise<Relay> {
 /**
  * TLS-terminating relay that flips one byte in the payload of the first
  * `count` data frames larger than minFrameBytes going from client to target.
+ * It shows serverCert to the client and dials the target with clientCert.
  */
-export async function startFlippingRelay(targetPort: number, cert: DevCert, count: number, minFrameBytes = 64 * 1024): Promise<Relay> {
-  const material = { ca: readFileSync(cert.caFile), cert: readFileSync(cert.certFile), key: readFileSync(cert.keyFile) };
+export async function startFlippingRelay(targetPort: number, serverCert: DevCert, clientCert: DevCert, count: number, minFrameBytes = 64 * 1024): Promise<Relay> {
+  const read = (c: DevCert): { ca: Buffer; cert: Buffer; key: Buffer } => ({ ca: readFileSync(c.caFile), cert: readFileSync(c.certFile), key: readFileSync(c.keyFile) });
+  const material = read(serverCert);
+  const upstreamMaterial = read(clientCert);
   let flipped = 0;
   const open: tls.TLSSocket[] = [];
   const server = tls.createServer({ ...material, requestCert: true, rejectUnauthorized: true }, (client) => {
-    const upstream = tls.connect({ host: '127.0.0.1', port: targetPort, ...material, checkServerIdentity: () => undefined });
+    const upstream = tls.connect({ host: '127.0.0.1', port: targetPort, ...upstreamMaterial, checkServerIdentity: () => undefined });
     open.push(client, upstream);
     // Parse client->target framing: 4-byte length, then body; flip inside big bodies.
     let pending = Buffer.alloc(0);

@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { createLab, INTERCONTINENTAL, METRO, type Lab, type LinkProfile } from '../../netbench/lab.ts';
+import { RUNNER_CERTS } from '../../netbench/runner-certs.ts';
 import { createDevPki } from '../../src/cli/dev-pki.ts';
 
 const RUNNER = new URL('../../netbench/link-runner.ts', import.meta.url).pathname;
@@ -27,7 +28,7 @@ async function transfer(profile: LinkProfile, args: string[]): Promise<{ source:
   const pki = await mkdtemp(join(tmpdir(), 'dwcp-amst-e2e-'));
   let lab: Lab | undefined;
   try {
-    await createDevPki(pki, ['a', 'b']);
+    await createDevPki(pki, RUNNER_CERTS);
     lab = await createLab(profile);
     const sink = lab.exec(lab.nsB, process.execPath, [RUNNER, 'sink', '--port', String(PORT), '--pki', pki], { stdio: ['ignore', 'pipe', 'inherit'] });
     const sinkLines = lines(sink.stdout!);
