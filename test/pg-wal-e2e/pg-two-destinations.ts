@@ -75,7 +75,7 @@ export async function startPgTwoDestinations(): Promise<PgTwoDestinations> {
   };
   try {
     primary = await startPostgres();
-    const certs = await createDevPki(join(dir, 'tls'), names);
+    const certs = await createDevPki(join(dir, 'tls'), Object.fromEntries(names.map((n) => [n, { federation: 'demo', region: n, node: `${n}-node-1` }])));
     const ports: Record<string, { listen: number; http: number; walsender: number }> = {};
     for (const n of names) ports[n] = { listen: await freePort(), http: await freePort(), walsender: await freePort() };
     const destinations = [FIRST_DEST, SECOND_DEST].map((n) => `      - region: ${n}
