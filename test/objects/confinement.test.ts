@@ -7,7 +7,7 @@ import { existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSyn
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DirSink } from '../../src/streams/objects/dir-sink.ts';
-import { resolveInside, validateRelativePath } from '../../src/streams/objects/object-paths.ts';
+import { validateRelativePath } from '../../src/streams/objects/object-paths.ts';
 import { SinkError } from '../../src/streams/stream.ts';
 import { objectOpCodec } from '../../src/wire/messages.ts';
 import type { ObjectOp } from '../../src/wire/messages.ts';
@@ -96,7 +96,6 @@ test('a symlink inside the sink root never redirects a write, delete, rename or 
     await assert.rejects(apply(sink, { mkdir: { path, mode: 0o777, mtimeUs: 0 } }), isRefusal(path, /symlink/), path);
   }
   await assert.rejects(apply(sink, { rename: { from: 'ok.txt', to: 'link/moved', version: { ...VERSION, mtimeUs: 0 } } }), isRefusal('link/moved', /symlink/));
-  await assert.rejects(resolveInside(root, 'link/x'), isRefusal('link/x', /symlink/));
   assert.deepEqual(readdirSync(outside), ['victim']);
   assert.equal(readFileSync(join(outside, 'victim'), 'utf8'), 'keep me');
 
