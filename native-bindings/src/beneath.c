@@ -13,7 +13,7 @@
  * Node's fs: a slow or hung disk stalls one stream, not the event loop. A
  * failure rejects with an Error whose code is the errno name (ELOOP, EXDEV,
  * ENOENT ...), whose syscall names the call, and whose message reads
- * "<syscall> <name>: <strerror>".
+ * "<syscall> <name>: <strerror> (<code>)".
  */
 #define _GNU_SOURCE /* openat2 flags, renameat2, strerrorname_np, O_PATH */
 #include "beneath.h"
@@ -240,9 +240,10 @@ static void complete(napi_env env, napi_status status, void *data) {
   }
   if (op->err != 0) {
     /* Error: "<syscall> <name>: <strerror>" with code and syscall set. */
-    char msg[PATH_BYTES + 256];
-    snprintf(msg, sizeof msg, "%s %s: %s", op->syscall, op->path, strerror(op->err));
     const char *code_name = strerrorname_np(op->err);
+    char msg[PATH_BYTES + 256];
+    snprintf(msg, sizeof msg, "%s %s: %s (%s)", op->syscall, op->path, strerror(op->err),
+             code_name ? code_name : "?");
     napi_value code, message, syscall_name;
     napi_create_string_utf8(env, code_name ? code_name : "EIO", NAPI_AUTO_LENGTH, &code);
     napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &message);

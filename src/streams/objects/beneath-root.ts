@@ -150,7 +150,9 @@ export class BeneathRoot {
     if (code !== 'ELOOP' && code !== 'EXDEV') return new Error(`${what}: ${(err as Error).message}`, { cause: err });
     const link = await this.#findSymlink(resolved).catch(() => undefined);
     if (link !== undefined) return symlinkRefusal(rel, link);
-    return new SinkError(`path ${JSON.stringify(rel)} refused: it escapes the sink root (${code})`);
+    // Gone again by the time of the walk (a racing writer): the kernel's word stands.
+    const why = code === 'ELOOP' ? 'a symlink is on the way' : 'it escapes the sink root';
+    return new SinkError(`path ${JSON.stringify(rel)} refused: ${why} (${code})`);
   }
 
   // Which component of rel is a symlink, for the message only (the refusal itself is the kernel's).
