@@ -9,6 +9,13 @@
 // is given the filter of its shard (its manifest covers only those paths,
 // and it refuses ops on any other) and its own temp area under .dwcp-tmp/,
 // so one shard's recover never drops another shard's partial file.
+//
+// No path is checked first and used by name afterwards: the root and the
+// temp area are held open, every path below the root is resolved by the
+// kernel without following a symlink (beneath-root.ts), and entries change
+// through their directory's fd. A symlink at the temp area is refused, never
+// followed or emptied. An op is checked whole (paths, shard, versions, what
+// a rename would do to its own source) before its first change.
 
 import { createHash } from 'node:crypto';
 import { close, constants, fchmod, fsync, ftruncate, futimes, write } from 'node:fs';
@@ -139,6 +146,15 @@ export class DirSink implements Sink {
   }
 
   async #recover(sinkState: Uint8Array, seq: number): Promise<Uint8Array> {
+    try {
+      return await this.#rollBack(sinkState, seq);
+    } catch (err) {
+      if (err instanceof SinkError) throw err;
+      throw new Error(`recover objects sink at seq ${seq}: ${(err as Error).message}`, { cause: err });
+    }
+  }
+
+  async #rollBack(sinkState: Uint8Array, seq: number): Promise<Uint8Array> {
     // Start from fresh fds: the root or temp area may have been replaced since.
     await this.#closeFile();
     await this.#closeArea();
@@ -183,10 +199,16 @@ export class DirSink implements Sink {
       validateRelativePath(path);
       this.#checkIncluded(path, `object op at seq ${seq}`);
     }
-    if (op.put) return this.#applyChunk(op.put, data);
-    if (op.delete) return this.#applyDelete(op.delete.path);
-    if (op.rename) return this.#applyRename(op.rename.from, op.rename.to, op.rename.version);
-    if (op.mkdir) return this.#applyMakeDir(op.mkdir.path, op.mkdir.mode);
+    try {
+      if (op.put) return await this.#applyChunk(op.put, data);
+      if (op.delete) return await this.#applyDelete(op.delete.path);
+      if (op.rename) return await this.#applyRename(op.rename.from, op.rename.to, op.rename.version);
+      if (op.mkdir) return await this.#applyMakeDir(op.mkdir.path, op.mkdir.mode);
+    } catch (err) {
+      // A refusal stands as it is; an I/O error gets the op as context.
+      if (err instanceof SinkError) throw err;
+      throw new Error(`apply ${describeOp(op)} at seq ${seq}: ${(err as Error).message}`, { cause: err });
+    }
     throw new SinkError(`object op at seq ${seq} has no operation`);
   }
 
@@ -251,8 +273,6 @@ export class DirSink implements Sink {
       await replaceDirectory(parent);
       await native().renameAt(area.tempFd, partial.tempName, parent.fd!, parent.name, false);
       await fsyncFd(parent.fd!);
-    } catch (err) {
-      throw new Error(`commit ${JSON.stringify(partial.path)}: ${(err as Error).message}`, { cause: err });
     } finally {
       await closeEntryDir(made);
     }
@@ -266,8 +286,6 @@ export class DirSink implements Sink {
       if (parent.fd === undefined) return;
       await native().removeAt(parent.fd, parent.name);
       this.#dirtyDirs.add(parent.dirRel);
-    } catch (err) {
-      throw new Error(`delete ${JSON.stringify(path)}: ${(err as Error).message}`, { cause: err });
     } finally {
       await closeEntryDir(parent);
     }
@@ -302,8 +320,6 @@ export class DirSink implements Sink {
       await native().renameAt(source.fd!, source.name, into.fd!, into.name, false);
       this.#dirtyDirs.add(source.dirRel);
       this.#dirtyDirs.add(into.dirRel);
-    } catch (err) {
-      throw err instanceof SinkError ? err : new Error(`${what}: ${(err as Error).message}`, { cause: err });
     } finally {
       await closeEntryDir(source);
       await closeEntryDir(target);
@@ -324,15 +340,13 @@ export class DirSink implements Sink {
         this.#dirtyDirs.add(parent.dirRel);
       }
       const dirFd = await native().openBeneath(fd, parent.name, DIR_FLAGS, 0).catch(async (err: unknown) => {
-        throw await root.refusal(path, err, 'open');
+        throw await root.refusal(path, err, 'open the new directory');
       });
       try {
         await fchmodFd(dirFd, mode & MODE_MASK);
       } finally {
         await closeFd(dirFd);
       }
-    } catch (err) {
-      throw err instanceof SinkError ? err : new Error(`mkdir ${JSON.stringify(path)}: ${(err as Error).message}`, { cause: err });
     } finally {
       await closeEntryDir(parent);
     }
@@ -418,6 +432,15 @@ function pathsOf(op: ObjectOp): string[] {
   if (op.rename) return [op.rename.from, op.rename.to];
   if (op.mkdir) return [op.mkdir.path];
   return [];
+}
+
+/** An op in a few words, for error messages. */
+function describeOp(op: ObjectOp): string {
+  if (op.put) return `put ${JSON.stringify(op.put.path)} at offset ${op.put.offset}`;
+  if (op.delete) return `delete ${JSON.stringify(op.delete.path)}`;
+  if (op.rename) return `rename ${JSON.stringify(op.rename.from)} -> ${JSON.stringify(op.rename.to)}`;
+  if (op.mkdir) return `mkdir ${JSON.stringify(op.mkdir.path)}`;
+  return 'empty op';
 }
 
 /** The partial file named by a sink state (empty bytes: none). */
