@@ -45,9 +45,11 @@ test('validateRelativePath refuses escapes and names the rule; odd but clean nam
     ['a\0b', /NUL/],
     ['.dwcp-tmp/x', /reserved/],
     ['.dwcp-tmp', /reserved/],
+    [`a/${'é'.repeat(128)}`, /segment is longer than 255 bytes/],
+    [`${'a/'.repeat(2048)}b`, /longer than 4095 bytes/],
   ];
   for (const [path, rule] of refused) assert.throws(() => validateRelativePath(path), isRefusal(path, rule), path);
-  for (const path of ['a\\..\\b', '..a', 'a..', '.hidden', 'x/.dwcp-tmp/y', 'dir with space/ü ✓', '...']) {
+  for (const path of ['a\\..\\b', '..a', 'a..', '.hidden', 'x/.dwcp-tmp/y', 'dir with space/ü ✓', '...', 'x'.repeat(255), `${'a/'.repeat(2047)}b`]) {
     assert.doesNotThrow(() => validateRelativePath(path), path);
   }
 });

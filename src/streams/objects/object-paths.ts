@@ -9,10 +9,18 @@ import { SinkError } from '../stream.ts';
 /** Name of the sink's reserved temp area at the root; never replicated. */
 export const TEMP_DIR_NAME = '.dwcp-tmp';
 
+/** Longest path the sink resolves below its root, bytes (Linux PATH_MAX less its NUL). */
+export const MAX_PATH_BYTES = 4095;
+
+/** Longest segment, bytes (Linux NAME_MAX). */
+export const MAX_SEGMENT_BYTES = 255;
+
 /**
  * Check that p is a clean relative path: no leading '/', no empty, '.' or
- * '..' segment, no NUL byte, not inside the reserved temp area. Backslashes
- * are plain characters. Throws a SinkError naming the path and the rule.
+ * '..' segment, no NUL byte, not inside the reserved temp area, and short
+ * enough for the file system (MAX_PATH_BYTES, MAX_SEGMENT_BYTES of UTF-8).
+ * Backslashes are plain characters. Throws a SinkError naming the path and
+ * the rule.
  */
 export function validateRelativePath(p: string): void {
   const refuse = (rule: string): never => {
@@ -26,7 +34,9 @@ export function validateRelativePath(p: string): void {
     if (segment === '') refuse('empty segment');
     if (segment === '.') refuse("'.' segment");
     if (segment === '..') refuse("'..' segment");
+    if (Buffer.byteLength(segment) > MAX_SEGMENT_BYTES) refuse(`a segment is longer than ${MAX_SEGMENT_BYTES} bytes`);
   }
+  if (Buffer.byteLength(p) > MAX_PATH_BYTES) refuse(`longer than ${MAX_PATH_BYTES} bytes`);
   if (segments[0] === TEMP_DIR_NAME) refuse(`inside the reserved ${TEMP_DIR_NAME}/ area`);
 }
 
