@@ -18,7 +18,7 @@ const fsyncFd = promisify(fsync);
 const openPath = promisify(open);
 
 /** Open flags of a directory the sink changes entries of (readable, so it can be fsynced). */
-const DIR_FLAGS = constants.O_RDONLY | constants.O_DIRECTORY;
+export const DIR_FLAGS = constants.O_RDONLY | constants.O_DIRECTORY;
 
 /** Mode of a directory created on the way to a path (umask applies), as mkdir -p. */
 const PARENT_DIR_MODE = 0o777;

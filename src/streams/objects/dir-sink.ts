@@ -21,12 +21,11 @@ import { createHash } from 'node:crypto';
 import { close, constants, fchmod, fsync, ftruncate, futimes, write } from 'node:fs';
 import { promisify } from 'node:util';
 import { native } from '../../../native-bindings/index.ts';
-import type { EntryStat } from '../../../native-bindings/index.ts';
 import { manifestCodec, objectOpCodec } from '../../wire/messages.ts';
 import type { FileVersion, ObjectOp, PartialFile, PutChunk } from '../../wire/messages.ts';
 import { SinkError } from '../stream.ts';
 import type { Sink, StreamKind } from '../stream.ts';
-import { BeneathRoot, closeEntryDir, isDirectory, isRegularFile, isSymlink, openPrivateDir } from './beneath-root.ts';
+import { BeneathRoot, DIR_FLAGS, closeEntryDir, isDirectory, isRegularFile, isSymlink, openPrivateDir } from './beneath-root.ts';
 import type { EntryDir } from './beneath-root.ts';
 import { MODE_MASK, identicalVersion, sameVersion, versionOf } from './file-version.ts';
 import { TEMP_DIR_NAME, validateRelativePath } from './object-paths.ts';
@@ -81,8 +80,6 @@ interface OpenArea {
 const TEMP_CREATE_FLAGS = constants.O_RDWR | constants.O_CREAT | constants.O_TRUNC;
 /** Mode of a temp file until its commit sets the file's own. */
 const TEMP_FILE_MODE = 0o600;
-/** Open flags of a directory whose mode mkdir sets. */
-const DIR_FLAGS = constants.O_RDONLY | constants.O_DIRECTORY;
 
 const MICROS_PER_SECOND = 1e6;
 
@@ -269,9 +266,7 @@ export class DirSink implements Sink {
     const made = opened?.fd === undefined ? await area.root.makeParent(partial.path, (dir) => this.#dirtyDirs.add(dir)) : undefined;
     const parent = made ?? opened!;
     try {
-      // Clear the way (a directory where the file goes is replaced), then rename.
-      await replaceDirectory(parent);
-      await native().renameAt(area.tempFd, partial.tempName, parent.fd!, parent.name, false);
+      await renameReplacing(area.tempFd, partial.tempName, parent);
       await fsyncFd(parent.fd!);
     } finally {
       await closeEntryDir(made);
@@ -313,11 +308,10 @@ export class DirSink implements Sink {
       }
       if (!sameVersion(versionOf(st), version)) throw new SinkError(`${what}: source has another version`);
 
-      // Checks passed: make the target's parents, clear a directory in the way, rename.
+      // Checks passed: make the target's parents, then rename.
       if (target.fd === undefined) made = await root.makeParent(to, (dir) => this.#dirtyDirs.add(dir));
       const into = made ?? target;
-      await replaceDirectory(into);
-      await native().renameAt(source.fd!, source.name, into.fd!, into.name, false);
+      await renameReplacing(source.fd!, source.name, into);
       this.#dirtyDirs.add(source.dirRel);
       this.#dirtyDirs.add(into.dirRel);
     } finally {
@@ -470,10 +464,16 @@ async function isCompleteIn(dir: EntryDir, version: FileVersion): Promise<boolea
   return st !== undefined && isRegularFile(st) && sameVersion(versionOf(st), version);
 }
 
-// A directory where a file goes is removed first (rename cannot replace one); anything else is replaced by the rename.
-async function replaceDirectory(dir: EntryDir): Promise<void> {
-  const st: EntryStat | undefined = await native().statAt(dir.fd!, dir.name);
-  if (st !== undefined && isDirectory(st)) await native().removeAt(dir.fd!, dir.name);
+// Rename a file to dir's entry, replacing what is there: a file or symlink
+// by the rename itself, a directory (EISDIR, the rare case) removed first.
+async function renameReplacing(fromDirFd: number, fromName: string, dir: EntryDir): Promise<void> {
+  try {
+    await native().renameAt(fromDirFd, fromName, dir.fd!, dir.name, false);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EISDIR') throw err;
+    await native().removeAt(dir.fd!, dir.name);
+    await native().renameAt(fromDirFd, fromName, dir.fd!, dir.name, false);
+  }
 }
 
 // One temp name per (path, version): a checkpoint never names another file's bytes.
