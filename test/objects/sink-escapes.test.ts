@@ -1,11 +1,13 @@
 // The sink never follows a symlink out of its root, whenever it appears: at
 // the temp area before recover, in a directory swapped between the frames of
-// one file, or in a local writer racing the sink's check and its use. And a
-// crafted rename is refused whole, leaving the tree as it was.
+// one file, or in a local writer racing the sink's check and its use; nor
+// writes through a hard link planted at a temp file's name. And a crafted
+// rename is refused whole, leaving the tree as it was.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { linkSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { once } from 'node:events';
@@ -102,6 +104,26 @@ test('recover empties the temp area through links inside it without following th
   await sink.close();
   assert.deepEqual(readdirSync(join(root, '.dwcp-tmp')), []);
   assert.deepEqual(snapshot(outside), before);
+});
+
+test('a hard link planted in the temp area under the name of the next temp file is replaced, never written through', async (t) => {
+  const { base, root, outside } = setup('temp-hardlink');
+  t.after(() => rmSync(base, { recursive: true, force: true }));
+  const before = snapshot(outside);
+  const sink = new DirSink({ streamId: 's', root });
+  await sink.recover(new Uint8Array(0), 0);
+
+  // The temp name is a hash of (path, version), so a local writer can plant it ahead.
+  const data = new TextEncoder().encode('replicated content');
+  const v = version(data.length);
+  const tempName = `${createHash('sha256').update(`f\0${v.size}\0${v.mtimeUs}\0${v.mode}`).digest('hex').slice(0, 32)}.part`;
+  linkSync(join(outside, 'victim'), join(root, '.dwcp-tmp', tempName));
+  await apply(sink, { put: { path: 'f', version: v, offset: 0 } }, data);
+  await sink.close();
+
+  assert.equal(readFileSync(join(root, 'f'), 'utf8'), 'replicated content');
+  assert.deepEqual(snapshot(outside), before);
+  assert.equal(lstatSync(join(outside, 'victim')).nlink, 1, 'the planted link was removed, not renamed into the tree');
 });
 
 test('a directory swapped for a symlink between the frames of one file: the commit is refused, nothing lands outside', async (t) => {

@@ -76,8 +76,8 @@ interface OpenArea {
   sharedFd?: number;
 }
 
-/** Open flags of a temp file started by a first chunk. */
-const TEMP_CREATE_FLAGS = constants.O_RDWR | constants.O_CREAT | constants.O_TRUNC;
+/** Open flags of a temp file started by a first chunk: always a new file of ours, never one found there. */
+const TEMP_CREATE_FLAGS = constants.O_RDWR | constants.O_CREAT | constants.O_EXCL;
 /** Mode of a temp file until its commit sets the file's own. */
 const TEMP_FILE_MODE = 0o600;
 
@@ -227,7 +227,7 @@ export class DirSink implements Sink {
         await this.#dropPartial();
         if (await isCompleteIn(parent, version)) return;
         const tempName = tempNameFor(put.path, version);
-        const fd = await native().openBeneath(area.tempFd, tempName, TEMP_CREATE_FLAGS, TEMP_FILE_MODE);
+        const fd = await createFresh(area.tempFd, tempName);
         this.#partial = { path: put.path, version, offset: 0, tempName, fd };
         this.#dirtyDirs.add(this.#tempRel);
       } else {
@@ -462,6 +462,18 @@ async function isCompleteIn(dir: EntryDir, version: FileVersion): Promise<boolea
   if (dir.fd === undefined) return false;
   const st = await native().statAt(dir.fd, dir.name);
   return st !== undefined && isRegularFile(st) && sameVersion(versionOf(st), version);
+}
+
+// Create name in dirFd as a new file; whatever had that name (a stale temp
+// file, or a link someone planted) is removed first, never opened.
+async function createFresh(dirFd: number, name: string): Promise<number> {
+  try {
+    return await native().openBeneath(dirFd, name, TEMP_CREATE_FLAGS, TEMP_FILE_MODE);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    await native().removeAt(dirFd, name);
+    return native().openBeneath(dirFd, name, TEMP_CREATE_FLAGS, TEMP_FILE_MODE);
+  }
 }
 
 // Rename a file to dir's entry, replacing what is there: a file or symlink
