@@ -50,6 +50,11 @@ function version(size: number): FileVersion {
   return { size, mtimeUs: MTIME_US, mode: 0o644 };
 }
 
+/** The sink's temp file name for (path, version): a hash anyone can compute, so a local writer can plant it. */
+function tempNameOf(path: string, v: FileVersion): string {
+  return `${createHash('sha256').update(`${path}\0${v.size}\0${v.mtimeUs}\0${v.mode}`).digest('hex').slice(0, 32)}.part`;
+}
+
 async function apply(sink: DirSink, op: ObjectOp, data: Uint8Array = new Uint8Array(0)) {
   return sink.apply(1, objectOpCodec.encode(op), data);
 }
@@ -58,7 +63,7 @@ function sinkRefusal(rule: RegExp) {
   return (err: unknown) => err instanceof SinkError && rule.test(err.message);
 }
 
-test('a symlink or a file at .dwcp-tmp is refused at recover and nothing it points at is touched', async (t) => {
+test('a symlink or a file at .dwcp-tmp is refused at recover, links inside it are removed, and nothing they point at is touched', async (t) => {
   const { base, root, outside } = setup('temp-link');
   t.after(() => rmSync(base, { recursive: true, force: true }));
   const before = snapshot(outside);
@@ -88,20 +93,16 @@ test('a symlink or a file at .dwcp-tmp is refused at recover and nothing it poin
   await assert.rejects(again.recover(new Uint8Array(0), 0), sinkRefusal(/refusing \.dwcp-tmp: it is not a directory/));
   await again.close();
   assert.equal(readFileSync(join(root, '.dwcp-tmp'), 'utf8'), 'not a directory');
-});
 
-test('recover empties the temp area through links inside it without following them', async (t) => {
-  const { base, root, outside } = setup('temp-inner-link');
-  t.after(() => rmSync(base, { recursive: true, force: true }));
-  const before = snapshot(outside);
+  // A real temp area with links inside it, at any depth: recover empties it, removing the links only.
+  rmSync(join(root, '.dwcp-tmp'));
   mkdirSync(join(root, '.dwcp-tmp', 'junk', 'deeper'), { recursive: true });
   symlinkSync(outside, join(root, '.dwcp-tmp', 'to-outside'));
   symlinkSync(outside, join(root, '.dwcp-tmp', 'junk', 'deeper', 'to-outside'));
   writeFileSync(join(root, '.dwcp-tmp', 'junk', 'stray.part'), 'stray');
-
-  const sink = new DirSink({ streamId: 's', root });
-  await sink.recover(new Uint8Array(0), 0);
-  await sink.close();
+  const clean = new DirSink({ streamId: 's', root });
+  await clean.recover(new Uint8Array(0), 0);
+  await clean.close();
   assert.deepEqual(readdirSync(join(root, '.dwcp-tmp')), []);
   assert.deepEqual(snapshot(outside), before);
 });
@@ -116,7 +117,7 @@ test('a hard link planted in the temp area under the name of the next temp file 
   // The temp name is a hash of (path, version), so a local writer can plant it ahead.
   const data = new TextEncoder().encode('replicated content');
   const v = version(data.length);
-  const tempName = `${createHash('sha256').update(`f\0${v.size}\0${v.mtimeUs}\0${v.mode}`).digest('hex').slice(0, 32)}.part`;
+  const tempName = tempNameOf('f', v);
   linkSync(join(outside, 'victim'), join(root, '.dwcp-tmp', tempName));
   await apply(sink, { put: { path: 'f', version: v, offset: 0 } }, data);
   await sink.close();
@@ -126,26 +127,38 @@ test('a hard link planted in the temp area under the name of the next temp file 
   assert.equal(lstatSync(join(outside, 'victim')).nlink, 1, 'the planted link was removed, not renamed into the tree');
 });
 
-test('a directory swapped for a symlink between the frames of one file: the commit is refused, nothing lands outside', async (t) => {
+test('a directory or the temp area swapped for a symlink between the frames of one file: nothing outside is written, moved or read in', async (t) => {
   const { base, root, outside } = setup('swap-frames');
   t.after(() => rmSync(base, { recursive: true, force: true }));
   const before = snapshot(outside);
   const sink = new DirSink({ streamId: 's', root });
   await sink.recover(new Uint8Array(0), 0);
   await apply(sink, { mkdir: { path: 'd', mode: 0o755, mtimeUs: 0 } });
-
-  // First half of d/file arrives while d is a directory.
   const half = new TextEncoder().encode('first half;');
   const v = version(2 * half.length);
-  await apply(sink, { put: { path: 'd/file', version: v, offset: 0 } }, half);
 
-  // A local writer moves d away and puts a symlink to outside in its place.
+  // First half of d/file arrives while d is a directory; then a local writer
+  // moves d away and puts a symlink to outside in its place: the commit is refused.
+  await apply(sink, { put: { path: 'd/file', version: v, offset: 0 } }, half);
   renameSync(join(root, 'd'), join(root, 'd-moved'));
   symlinkSync(outside, join(root, 'd'));
   await assert.rejects(apply(sink, { put: { path: 'd/file', version: v, offset: half.length } }, half), sinkRefusal(/path "d\/file" refused: parent "d" is a symlink/));
-  await sink.close();
   assert.deepEqual(snapshot(outside), before);
   assert.deepEqual(readdirSync(join(root, 'd-moved')), []);
+
+  // Same for the temp area itself, with a file planted outside under the temp
+  // file's name: the commit takes the sink's own temp file, not the planted one.
+  rmSync(join(root, 'd'));
+  renameSync(join(root, 'd-moved'), join(root, 'd'));
+  await apply(sink, { put: { path: 'd/other', version: v, offset: 0 } }, half);
+  renameSync(join(root, '.dwcp-tmp'), join(root, 'tmp-moved'));
+  symlinkSync(outside, join(root, '.dwcp-tmp'));
+  writeFileSync(join(outside, tempNameOf('d/other', v)), 'planted');
+  const planted = snapshot(outside);
+  await apply(sink, { put: { path: 'd/other', version: v, offset: half.length } }, half);
+  await sink.close();
+  assert.equal(readFileSync(join(root, 'd', 'other'), 'utf8'), 'first half;first half;');
+  assert.deepEqual(snapshot(outside), planted, 'the planted file stays where it is');
 });
 
 /**
