@@ -41,6 +41,9 @@
 /* Directory levels removeAt/clearDirAt descend before refusing (one fd each). */
 #define MAX_REMOVE_DEPTH 4096
 
+/* Times removeAt empties a directory that is still not empty after a pass. */
+#define MAX_CLEAR_PASSES 3
+
 /* Longest relative path accepted (the kernel's PATH_MAX, NUL included). */
 #define PATH_BYTES 4096
 /* Longest single name accepted (NAME_MAX 255, NUL included). */
@@ -107,19 +110,24 @@ static int remove_entry(int dirfd, const char *name, int depth, bool *missing,
     return errno;
   }
   /* A directory: empty it through its own fd (O_NOFOLLOW: a directory
-     swapped for a symlink since the fstatat fails here), then remove it. */
+     swapped for a symlink since the fstatat fails here), then remove it.
+     Another pass if it is not empty yet (an entry added meanwhile). */
   if (depth >= MAX_REMOVE_DEPTH) {
     *syscall_out = "remove (too deep)";
     return ELOOP;
   }
-  int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-  if (fd < 0) {
-    *syscall_out = "openat";
-    return errno;
+  for (int pass = 0; pass < MAX_CLEAR_PASSES; pass++) {
+    int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) {
+      if (errno == ENOENT) return 0;
+      *syscall_out = "openat";
+      return errno;
+    }
+    int err = clear_fd(fd, NULL, depth + 1, syscall_out);
+    if (err != 0) return err;
+    if (unlinkat(dirfd, name, AT_REMOVEDIR) == 0 || errno == ENOENT) return 0;
+    if (errno != ENOTEMPTY) break;
   }
-  int err = clear_fd(fd, NULL, depth + 1, syscall_out);
-  if (err != 0) return err;
-  if (unlinkat(dirfd, name, AT_REMOVEDIR) == 0 || errno == ENOENT) return 0;
   *syscall_out = "unlinkat";
   return errno;
 }
@@ -132,8 +140,9 @@ static int clear_fd(int fd, const char *keep, int depth, const char **syscall_ou
     *syscall_out = "fdopendir";
     return err;
   }
-  /* Removing entries while reading is fine for readdir; names removed are
-     not returned again, and a rewind after changes is not needed. */
+  /* Entries are removed while the directory is read (as rm -r does); one
+     that readdir skips because of it leaves the directory non-empty, and
+     remove_entry then runs another pass. */
   int err = 0;
   for (;;) {
     errno = 0;

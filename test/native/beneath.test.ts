@@ -9,6 +9,8 @@ import { join } from 'node:path';
 import { native } from '../../native-bindings/index.ts';
 
 const DIR_FLAGS = constants.O_RDONLY | constants.O_DIRECTORY;
+/** Entries in one directory removed by removeAt (glibc reads 32 KiB of entries per getdents). */
+const MANY_ENTRIES = 3000;
 
 function setup(name: string) {
   const base = mkdtempSync(join(tmpdir(), `dwcp-beneath-${name}-`));
@@ -95,6 +97,10 @@ test('removeAt and clearDirAt remove trees without going through links', async (
   writeFileSync(join(root, 'tree', 'x', 'y', 'f'), 'f');
   symlinkSync(outside, join(root, 'tree', 'x', 'to-outside'));
   symlinkSync(join(outside, 'victim'), join(root, 'tree', 'victim-link'));
+
+  // Enough entries that readdir needs several batches while entries go.
+  mkdirSync(join(root, 'tree', 'many'));
+  for (let i = 0; i < MANY_ENTRIES; i++) writeFileSync(join(root, 'tree', 'many', `entry-with-a-long-name-${i}`), '');
 
   assert.equal(await n.removeAt(rootFd, 'tree'), true);
   assert.equal(await n.removeAt(rootFd, 'tree'), false, 'missing: nothing to remove');
