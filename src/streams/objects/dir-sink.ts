@@ -350,8 +350,12 @@ export class DirSink implements Sink {
     const fd = this.#partial?.fd;
     if (fd !== undefined) await fsyncFd(fd);
     if (this.#dirtyDirs.size > 0) {
-      const { root } = await this.#open();
-      for (const dir of this.#dirtyDirs) await root.fsyncDir(dir);
+      // The temp area through the fd its files went through, the rest by path beneath the root.
+      const area = await this.#open();
+      for (const dir of this.#dirtyDirs) {
+        if (dir === this.#tempRel) await fsyncFd(area.tempFd);
+        else await area.root.fsyncDir(dir);
+      }
     }
     this.#dirtyDirs.clear();
     const partial = this.#partialState();
