@@ -27,8 +27,8 @@ if [[ -z "$node_inc" ]]; then
   exit 1
 fi
 
-# Kernel headers for struct tcp_info and TUN.
-for h in /usr/include/linux/tcp.h /usr/include/linux/if_tun.h; do
+# Kernel headers for struct tcp_info, TUN and openat2.
+for h in /usr/include/linux/tcp.h /usr/include/linux/if_tun.h /usr/include/linux/openat2.h; do
   if [[ ! -f "$h" ]]; then
     echo "native-bindings/build.sh: $h not found (Debian: apt-get install linux-libc-dev)" >&2
     exit 1

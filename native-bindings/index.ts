@@ -48,7 +48,25 @@ export interface TcpInfo {
   busyTimeUs?: number;
 }
 
-/** The functions the C addon exports (native-bindings/src/sockopt.c). */
+/**
+ * What statAt reports of one entry (lstat: a symlink is reported, never
+ * followed); the same fields and types as node:fs BigIntStats.
+ */
+export interface EntryStat {
+  /** File type and permission bits (st_mode). */
+  mode: bigint;
+  /** Size in bytes. */
+  size: bigint;
+  /** Modification time, nanoseconds since the epoch. */
+  mtimeNs: bigint;
+}
+
+/**
+ * The functions the C addon exports: socket options (native-bindings/src/
+ * sockopt.c) and file operations beneath a directory (src/beneath.c).
+ * The file operations run on libuv's thread pool and reject with an Error
+ * whose code is the errno name (ELOOP, EXDEV, ENOENT ...).
+ */
 export interface NativeBindings {
   /** TCP_INFO of the socket fd. */
   tcpInfo(fd: number): TcpInfo;
@@ -64,6 +82,27 @@ export interface NativeBindings {
   setRecvBuffer(fd: number, bytes: number): void;
   /** TCP_NOTSENT_LOWAT: bound on unsent bytes before the socket is writable. */
   setNotSentLowat(fd: number, bytes: number): void;
+  /**
+   * openat2(dirFd, path, flags | O_CLOEXEC, mode) with RESOLVE_BENEATH |
+   * RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS: path stays beneath dirFd
+   * (EXDEV otherwise) and no component, the last included, is a symlink
+   * (ELOOP). Resolves to the new fd, which the caller closes.
+   */
+  openBeneath(dirFd: number, path: string, flags: number, mode: number): Promise<number>;
+  /** lstat of the entry name of dirFd (one name, no '/'); undefined when missing. */
+  statAt(dirFd: number, name: string): Promise<EntryStat | undefined>;
+  /** mkdirat(dirFd, name, mode). */
+  mkdirAt(dirFd: number, name: string, mode: number): Promise<void>;
+  /** unlinkat(dirFd, name, 0): a file or symlink, never a directory. */
+  unlinkAt(dirFd: number, name: string): Promise<void>;
+  /** rm -r of the entry name of dirFd, never following a symlink; false when it was missing. */
+  removeAt(dirFd: number, name: string): Promise<boolean>;
+  /** Remove every entry of the directory dirFd except keep, never following a symlink. */
+  clearDirAt(dirFd: number, keep?: string): Promise<void>;
+  /** renameat2 between two directories' entries; noReplace fails with EEXIST instead of replacing. */
+  renameAt(fromDirFd: number, fromName: string, toDirFd: number, toName: string, noReplace: boolean): Promise<void>;
+  /** The open flag O_PATH (fs.constants lacks it): an fd that names a directory for *at calls. */
+  readonly O_PATH: number;
 }
 
 let loaded: NativeBindings | undefined;

@@ -6,8 +6,7 @@
  * the option and carries strerror(errno), e.g. "setsockopt TCP_CONGESTION
  * (foo): No such file or directory".
  */
-#define NAPI_VERSION 8
-#include <node_api.h>
+#include "sockopt.h"
 
 #include <errno.h>
 #include <netinet/in.h>
@@ -207,8 +206,7 @@ static napi_value set_notsent_lowat(napi_env env, napi_callback_info info) {
                      "setsockopt TCP_NOTSENT_LOWAT");
 }
 
-/* Module init: export every function under its JavaScript name. */
-static napi_value init(napi_env env, napi_value exports) {
+void sockopt_register(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"tcpInfo", NULL, tcp_info, NULL, NULL, NULL, napi_enumerable, NULL},
       {"setCongestion", NULL, set_congestion, NULL, NULL, NULL, napi_enumerable, NULL},
@@ -219,7 +217,4 @@ static napi_value init(napi_env env, napi_value exports) {
       {"setNotSentLowat", NULL, set_notsent_lowat, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
-  return exports;
 }
-
-NAPI_MODULE(NODE_GYP_MODULE_NAME, init)

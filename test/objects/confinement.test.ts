@@ -7,7 +7,7 @@ import { existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSyn
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DirSink } from '../../src/streams/objects/dir-sink.ts';
-import { resolveInside, validateRelativePath } from '../../src/streams/objects/object-paths.ts';
+import { validateRelativePath } from '../../src/streams/objects/object-paths.ts';
 import { SinkError } from '../../src/streams/stream.ts';
 import { objectOpCodec } from '../../src/wire/messages.ts';
 import type { ObjectOp } from '../../src/wire/messages.ts';
@@ -45,9 +45,11 @@ test('validateRelativePath refuses escapes and names the rule; odd but clean nam
     ['a\0b', /NUL/],
     ['.dwcp-tmp/x', /reserved/],
     ['.dwcp-tmp', /reserved/],
+    [`a/${'é'.repeat(128)}`, /segment is longer than 255 bytes/],
+    [`${'a/'.repeat(2048)}b`, /longer than 4095 bytes/],
   ];
   for (const [path, rule] of refused) assert.throws(() => validateRelativePath(path), isRefusal(path, rule), path);
-  for (const path of ['a\\..\\b', '..a', 'a..', '.hidden', 'x/.dwcp-tmp/y', 'dir with space/ü ✓', '...']) {
+  for (const path of ['a\\..\\b', '..a', 'a..', '.hidden', 'x/.dwcp-tmp/y', 'dir with space/ü ✓', '...', 'x'.repeat(255), `${'a/'.repeat(2047)}b`]) {
     assert.doesNotThrow(() => validateRelativePath(path), path);
   }
 });
@@ -96,7 +98,6 @@ test('a symlink inside the sink root never redirects a write, delete, rename or 
     await assert.rejects(apply(sink, { mkdir: { path, mode: 0o777, mtimeUs: 0 } }), isRefusal(path, /symlink/), path);
   }
   await assert.rejects(apply(sink, { rename: { from: 'ok.txt', to: 'link/moved', version: { ...VERSION, mtimeUs: 0 } } }), isRefusal('link/moved', /symlink/));
-  await assert.rejects(resolveInside(root, 'link/x'), isRefusal('link/x', /symlink/));
   assert.deepEqual(readdirSync(outside), ['victim']);
   assert.equal(readFileSync(join(outside, 'victim'), 'utf8'), 'keep me');
 

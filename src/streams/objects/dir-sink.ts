@@ -9,20 +9,35 @@
 // is given the filter of its shard (its manifest covers only those paths,
 // and it refuses ops on any other) and its own temp area under .dwcp-tmp/,
 // so one shard's recover never drops another shard's partial file.
+//
+// No path is checked first and used by name afterwards: the root and the
+// temp area are held open, every path below the root is resolved by the
+// kernel without following a symlink (beneath-root.ts), and entries change
+// through their directory's fd. A symlink at the temp area is refused, never
+// followed or emptied. An op is checked whole (paths, shard, versions, what
+// a rename would do to its own source) before its first change.
 
 import { createHash } from 'node:crypto';
-import { lstat, mkdir, open, readdir, rename, rm, stat, truncate, chmod } from 'node:fs/promises';
-import type { FileHandle } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { close, constants, fchmod, fsync, ftruncate, futimes, write } from 'node:fs';
+import { promisify } from 'node:util';
+import { native } from '../../../native-bindings/index.ts';
 import { manifestCodec, objectOpCodec } from '../../wire/messages.ts';
 import type { FileVersion, ObjectOp, PartialFile, PutChunk } from '../../wire/messages.ts';
 import { SinkError } from '../stream.ts';
 import type { Sink, StreamKind } from '../stream.ts';
+import { BeneathRoot, DIR_FLAGS, closeEntryDir, isDirectory, isRegularFile, isSymlink, openPrivateDir } from './beneath-root.ts';
+import type { EntryDir } from './beneath-root.ts';
 import { MODE_MASK, identicalVersion, sameVersion, versionOf } from './file-version.ts';
-import { TEMP_DIR_NAME, isMissing, resolveInside, validateRelativePath } from './object-paths.ts';
+import { TEMP_DIR_NAME, validateRelativePath } from './object-paths.ts';
 import type { ObjectsLogger } from './objects-logger.ts';
 import type { PathFilter } from './path-filter.ts';
 import { scanTree } from './tree-scan.ts';
+
+const closeFd = promisify(close);
+const fchmodFd = promisify(fchmod);
+const fsyncFd = promisify(fsync);
+const ftruncateFd = promisify(ftruncate);
+const futimesFd = promisify(futimes);
 
 /** Options of a DirSink. */
 export interface DirSinkOptions {
@@ -46,10 +61,25 @@ interface PartialState {
   version: FileVersion;
   /** Bytes written to the temp file so far (all of them applied, not all durable). */
   offset: number;
-  tempPath: string;
-  /** Open handle, or undefined after recover (reopened on the next chunk). */
-  handle?: FileHandle;
+  /** Name of the temp file in the temp area. */
+  tempName: string;
+  /** Open fd, or undefined after recover (reopened on the next chunk). */
+  fd?: number;
 }
+
+/** The open root and temp area: every file operation starts from one of these fds. */
+interface OpenArea {
+  root: BeneathRoot;
+  /** This sink's temp area. */
+  tempFd: number;
+  /** <root>/.dwcp-tmp when the temp area is a directory inside it (shared root), else undefined. */
+  sharedFd?: number;
+}
+
+/** Open flags of a temp file started by a first chunk: always a new file of ours, never one found there. */
+const TEMP_CREATE_FLAGS = constants.O_RDWR | constants.O_CREAT | constants.O_EXCL;
+/** Mode of a temp file until its commit sets the file's own. */
+const TEMP_FILE_MODE = 0o600;
 
 const MICROS_PER_SECOND = 1e6;
 
@@ -57,12 +87,15 @@ const MICROS_PER_SECOND = 1e6;
 export class DirSink implements Sink {
   readonly streamId: string;
   readonly kind: StreamKind = 'objects';
-  readonly #root: string;
-  readonly #tempDir: string;
+  readonly #rootPath: string;
+  /** The temp area relative to the root: .dwcp-tmp or .dwcp-tmp/<tempName>. */
+  readonly #tempRel: string;
+  readonly #tempName?: string;
   readonly #logger?: ObjectsLogger;
   readonly #include?: PathFilter;
+  #area?: OpenArea;
   #partial?: PartialState;
-  /** Directories whose entries changed since the last flush (fsynced by flush). */
+  /** Directories (relative to the root) whose entries changed since the last flush (fsynced by flush). */
   #dirtyDirs = new Set<string>();
   /** Serializes apply, flush, recover and close: each sees the others whole. */
   #queue: Promise<unknown> = Promise.resolve();
@@ -73,8 +106,9 @@ export class DirSink implements Sink {
       throw new Error(`dir sink: tempName must be one plain path segment, got ${JSON.stringify(options.tempName)}`);
     }
     this.streamId = options.streamId;
-    this.#root = options.root;
-    this.#tempDir = options.tempName === undefined ? join(options.root, TEMP_DIR_NAME) : join(options.root, TEMP_DIR_NAME, options.tempName);
+    this.#rootPath = options.root;
+    this.#tempName = options.tempName;
+    this.#tempRel = options.tempName === undefined ? TEMP_DIR_NAME : `${TEMP_DIR_NAME}/${options.tempName}`;
     this.#logger = options.logger;
     this.#include = options.include;
   }
@@ -94,9 +128,12 @@ export class DirSink implements Sink {
     return this.#serial(() => this.#flush());
   }
 
-  /** Close the partial file's handle (its content stays for recover). */
+  /** Close the partial file and the root (the partial's content stays for recover). */
   close(): Promise<void> {
-    return this.#serial(() => this.#closeHandle());
+    return this.#serial(async () => {
+      await this.#closeFile();
+      await this.#closeArea();
+    });
   }
 
   #serial<T>(work: () => Promise<T>): Promise<T> {
@@ -106,36 +143,45 @@ export class DirSink implements Sink {
   }
 
   async #recover(sinkState: Uint8Array, seq: number): Promise<Uint8Array> {
-    await this.#closeHandle();
+    try {
+      return await this.#rollBack(sinkState, seq);
+    } catch (err) {
+      if (err instanceof SinkError) throw err;
+      throw new Error(`recover objects sink at seq ${seq}: ${(err as Error).message}`, { cause: err });
+    }
+  }
+
+  async #rollBack(sinkState: Uint8Array, seq: number): Promise<Uint8Array> {
+    // Start from fresh fds: the root or temp area may have been replaced since.
+    await this.#closeFile();
+    await this.#closeArea();
     this.#partial = undefined;
     this.#dirtyDirs.clear();
-    await mkdir(this.#tempDir, { recursive: true });
+    const area = await this.#open();
 
     // Keep the checkpointed partial if its temp file still holds that much.
     const wanted = decodeSinkState(sinkState);
     if (wanted) {
       validateRelativePath(wanted.path);
       this.#checkIncluded(wanted.path, `checkpoint at seq ${seq}`);
-      const tempPath = this.#tempPathFor(wanted.path, wanted.version);
-      const size = await fileSize(tempPath);
-      if (size !== undefined && size >= wanted.offset) {
-        await truncate(tempPath, wanted.offset);
-        this.#partial = { path: wanted.path, version: wanted.version, offset: wanted.offset, tempPath };
+      const tempName = tempNameFor(wanted.path, wanted.version);
+      const st = await native().statAt(area.tempFd, tempName);
+      if (st !== undefined && isRegularFile(st) && Number(st.size) >= wanted.offset) {
+        const fd = await native().openBeneath(area.tempFd, tempName, constants.O_RDWR, 0);
+        this.#partial = { path: wanted.path, version: wanted.version, offset: wanted.offset, tempName, fd };
+        await ftruncateFd(fd, wanted.offset);
       } else {
         this.#logger?.warn({ streamId: this.streamId, seq, path: wanted.path }, 'checkpointed partial file is gone; it will be resent');
       }
     }
 
-    // Anything else in the temp area is from after the checkpoint: drop it.
-    for (const name of await readdir(this.#tempDir)) {
-      const path = join(this.#tempDir, name);
-      if (path !== this.#partial?.tempPath) await rm(path, { recursive: true, force: true });
-    }
-    await fsyncDir(this.#tempDir);
-    if (this.#tempDir !== join(this.#root, TEMP_DIR_NAME)) await fsyncDir(join(this.#root, TEMP_DIR_NAME));
+    // Anything else in the temp area is from after the checkpoint: drop it (never through a link).
+    await native().clearDirAt(area.tempFd, this.#partial?.tempName);
+    await fsyncFd(area.tempFd);
+    if (area.sharedFd !== undefined) await fsyncFd(area.sharedFd);
 
     // The tree itself (this sink's part of it) is the truth about what is here.
-    const scan = await scanTree(this.#root, { include: this.#include });
+    const scan = await scanTree(this.#rootPath, { include: this.#include });
     return manifestCodec.encode({ entries: scan.entries, partial: this.#partialState() });
   }
 
@@ -146,142 +192,204 @@ export class DirSink implements Sink {
     } catch (err) {
       throw new SinkError(`decode object op at seq ${seq}: ${(err as Error).message}`);
     }
-    for (const path of pathsOf(op)) this.#checkIncluded(path, `object op at seq ${seq}`);
-    if (op.put) return this.#applyChunk(op.put, data);
-    if (op.delete) return this.#applyDelete(op.delete.path);
-    if (op.rename) return this.#applyRename(op.rename.from, op.rename.to, op.rename.version);
-    if (op.mkdir) return this.#applyMakeDir(op.mkdir.path, op.mkdir.mode);
+    for (const path of pathsOf(op)) {
+      validateRelativePath(path);
+      this.#checkIncluded(path, `object op at seq ${seq}`);
+    }
+    try {
+      if (op.put) return await this.#applyChunk(op.put, data);
+      if (op.delete) return await this.#applyDelete(op.delete.path);
+      if (op.rename) return await this.#applyRename(op.rename.from, op.rename.to, op.rename.version);
+      if (op.mkdir) return await this.#applyMakeDir(op.mkdir.path, op.mkdir.mode);
+    } catch (err) {
+      // A refusal stands as it is; an I/O error gets the op as context.
+      if (err instanceof SinkError) throw err;
+      throw new Error(`apply ${describeOp(op)} at seq ${seq}: ${(err as Error).message}`, { cause: err });
+    }
     throw new SinkError(`object op at seq ${seq} has no operation`);
   }
 
   async #applyChunk(put: PutChunk, data: Uint8Array): Promise<void> {
-    // The path is confined when a file starts, when a chunk does not continue
-    // the partial, and again at commit; middle chunks of the partial (same
-    // path, already checked) skip the lstat walk, which is per chunk otherwise.
-    const resolve = (): Promise<string> => resolveInside(this.#root, put.path);
     const { version, offset } = put;
     if (offset + data.length > version.size) {
       throw new SinkError(`chunk of ${put.path} at offset ${offset} (+${data.length}) runs past its size ${version.size}`);
     }
+    const area = await this.#open();
 
-    if (offset === 0) {
-      // A first chunk always starts over: whatever was partial is abandoned.
-      const target = await resolve();
-      await this.#dropPartial();
-      if (await isCompleteAt(target, version)) return;
-      const tempPath = this.#tempPathFor(put.path, version);
-      await mkdir(this.#tempDir, { recursive: true });
-      const handle = await open(tempPath, 'w', 0o600);
-      this.#partial = { path: put.path, version, offset: 0, tempPath, handle };
-      this.#dirtyDirs.add(this.#tempDir);
-    } else {
-      // A later chunk continues the partial exactly, or repeats a committed file.
-      const p = this.#partial;
-      const continues = p !== undefined && p.path === put.path && identicalVersion(p.version, version) && p.offset === offset;
-      if (!continues) {
-        const target = await resolve();
-        if (p === undefined && (await isCompleteAt(target, version))) return;
-        const have = p ? `partial ${JSON.stringify(p.path)} at ${p.offset}` : 'no partial file';
-        throw new SinkError(`chunk of ${JSON.stringify(put.path)} at offset ${offset} does not continue the partial (${have})`);
+    // The target's directory is resolved when a file starts and when a chunk
+    // does not continue the partial; middle chunks only write to the open
+    // temp file. A file done in this chunk commits into the same directory fd.
+    let parent: EntryDir | undefined;
+    try {
+      if (offset === 0) {
+        // A first chunk always starts over: whatever was partial is abandoned.
+        parent = await area.root.openParent(put.path);
+        await this.#dropPartial();
+        if (await isCompleteIn(parent, version)) return;
+        const tempName = tempNameFor(put.path, version);
+        const fd = await createFresh(area.tempFd, tempName);
+        this.#partial = { path: put.path, version, offset: 0, tempName, fd };
+        this.#dirtyDirs.add(this.#tempRel);
+      } else {
+        // A later chunk continues the partial exactly, or repeats a committed file.
+        const p = this.#partial;
+        const continues = p !== undefined && p.path === put.path && identicalVersion(p.version, version) && p.offset === offset;
+        if (!continues) {
+          parent = await area.root.openParent(put.path);
+          if (p === undefined && (await isCompleteIn(parent, version))) return;
+          const have = p ? `partial ${JSON.stringify(p.path)} at ${p.offset}` : 'no partial file';
+          throw new SinkError(`chunk of ${JSON.stringify(put.path)} at offset ${offset} does not continue the partial (${have})`);
+        }
       }
-    }
 
-    const partial = this.#partial!;
-    partial.handle ??= await open(partial.tempPath, 'r+');
-    await writeFully(partial.handle, data, offset);
-    partial.offset = offset + data.length;
-    if (partial.offset === version.size) await this.#commit(partial, await resolve());
+      const partial = this.#partial!;
+      partial.fd ??= await native().openBeneath(area.tempFd, partial.tempName, constants.O_RDWR, 0);
+      await writeFully(partial.fd, data, offset);
+      partial.offset = offset + data.length;
+      if (partial.offset === version.size) await this.#commit(area, partial, parent);
+    } finally {
+      await closeEntryDir(parent);
+    }
   }
 
   // Make the completed temp file the target: durable content and metadata first.
-  async #commit(partial: PartialState, target: string): Promise<void> {
-    const handle = partial.handle!;
+  async #commit(area: OpenArea, partial: PartialState, opened: EntryDir | undefined): Promise<void> {
+    const fd = partial.fd!;
     const seconds = utimesSeconds(partial.version.mtimeUs);
-    await handle.chmod(partial.version.mode & MODE_MASK);
-    await handle.utimes(seconds, seconds);
-    await handle.sync();
-    await handle.close();
-    partial.handle = undefined;
+    await fchmodFd(fd, partial.version.mode & MODE_MASK);
+    await futimesFd(fd, seconds, seconds);
+    await fsyncFd(fd);
+    partial.fd = undefined;
+    await closeFd(fd);
 
-    // Clear the way (a directory where the file goes is replaced), then rename.
-    await this.#ensureParents(partial.path);
-    const existing = await lstatOrUndefined(target);
-    if (existing?.isDirectory()) await rm(target, { recursive: true, force: true });
-    await rename(partial.tempPath, target);
-    await fsyncDir(dirname(target));
+    // The directory it goes in: the one this chunk opened, or made now.
+    const made = opened?.fd === undefined ? await area.root.makeParent(partial.path, (dir) => this.#dirtyDirs.add(dir)) : undefined;
+    const parent = made ?? opened!;
+    try {
+      await renameReplacing(area.tempFd, partial.tempName, parent);
+      await fsyncFd(parent.fd!);
+    } finally {
+      await closeEntryDir(made);
+    }
     this.#partial = undefined;
   }
 
   async #applyDelete(path: string): Promise<void> {
-    const target = await resolveInside(this.#root, path);
+    const { root } = await this.#open();
+    const parent = await root.openParent(path);
     try {
-      await rm(target, { recursive: true, force: true });
-    } catch (err) {
-      if (!isMissing(err)) throw new Error(`delete ${path}: ${(err as Error).message}`, { cause: err });
+      if (parent.fd === undefined) return;
+      await native().removeAt(parent.fd, parent.name);
+      this.#dirtyDirs.add(parent.dirRel);
+    } finally {
+      await closeEntryDir(parent);
     }
-    this.#dirtyDirs.add(dirname(target));
   }
 
   async #applyRename(from: string, to: string, version: FileVersion): Promise<void> {
-    const source = await resolveInside(this.#root, from);
-    const target = await resolveInside(this.#root, to);
+    // Every check before any change: a refused rename leaves the tree as it was.
+    const what = `rename ${JSON.stringify(from)} -> ${JSON.stringify(to)}`;
+    if (from === to) throw new SinkError(`${what} refused: source and target are the same path`);
+    if (to.startsWith(`${from}/`)) throw new SinkError(`${what} refused: target is inside the source`);
+    if (from.startsWith(`${to}/`)) throw new SinkError(`${what} refused: target is a parent of the source`);
+    const { root } = await this.#open();
+    const source = await root.openParent(from);
+    let target: EntryDir | undefined;
+    let made: EntryDir | undefined;
+    try {
+      // Both ends resolve beneath the root (a symlink on the way refuses), then the source must be this version.
+      target = await root.openParent(to);
+      const st = source.fd === undefined ? undefined : await native().statAt(source.fd, source.name);
+      if (st !== undefined && isSymlink(st)) throw new SinkError(`${what} refused: source is a symlink`);
+      if (st === undefined || !isRegularFile(st)) {
+        // A repeated rename finds its work done; a diverged tree is refused.
+        if (await isCompleteIn(target, version)) return;
+        throw new SinkError(`${what}: source is ${st === undefined ? 'missing' : 'not a regular file'}`);
+      }
+      if (!sameVersion(versionOf(st), version)) throw new SinkError(`${what}: source has another version`);
 
-    // A repeated rename finds its work done; a diverged tree is refused.
-    const st = await lstatOrUndefined(source);
-    if (st === undefined || !st.isFile()) {
-      if (await isCompleteAt(target, version)) return;
-      throw new SinkError(`rename ${JSON.stringify(from)} -> ${JSON.stringify(to)}: source is missing`);
+      // Checks passed: make the target's parents, then rename.
+      if (target.fd === undefined) made = await root.makeParent(to, (dir) => this.#dirtyDirs.add(dir));
+      const into = made ?? target;
+      await renameReplacing(source.fd!, source.name, into);
+      this.#dirtyDirs.add(source.dirRel);
+      this.#dirtyDirs.add(into.dirRel);
+    } finally {
+      await closeEntryDir(source);
+      await closeEntryDir(target);
+      await closeEntryDir(made);
     }
-    if (!sameVersion(versionOf(st), version)) {
-      throw new SinkError(`rename ${JSON.stringify(from)} -> ${JSON.stringify(to)}: source has another version`);
-    }
-
-    await this.#ensureParents(to);
-    const existing = await lstatOrUndefined(target);
-    if (existing?.isDirectory()) await rm(target, { recursive: true, force: true });
-    await rename(source, target);
-    this.#dirtyDirs.add(dirname(source));
-    this.#dirtyDirs.add(dirname(target));
   }
 
   async #applyMakeDir(path: string, mode: number): Promise<void> {
-    const target = await resolveInside(this.#root, path);
-    await this.#ensureParents(path);
-
-    // Replace a file or symlink in the way; never chmod through a symlink.
-    const existing = await lstatOrUndefined(target);
-    if (existing !== undefined && !existing.isDirectory()) await rm(target, { force: true });
-    if (existing === undefined || !existing.isDirectory()) {
-      await mkdir(target);
-      this.#dirtyDirs.add(dirname(target));
-    }
-    await chmod(target, mode & MODE_MASK);
-  }
-
-  // mkdir -p for the parents of rel, confined: a symlink refuses, a file is replaced.
-  async #ensureParents(rel: string): Promise<void> {
-    const segments = rel.split('/');
-    let current = this.#root;
-    for (let i = 0; i < segments.length - 1; i++) {
-      const parent = current;
-      current = join(current, segments[i]);
-      const st = await lstatOrUndefined(current);
-      if (st?.isDirectory()) continue;
-      if (st?.isSymbolicLink()) {
-        throw new SinkError(`path ${JSON.stringify(rel)} refused: parent ${JSON.stringify(segments.slice(0, i + 1).join('/'))} is a symlink`);
+    const { root } = await this.#open();
+    const parent = await root.makeParent(path, (dir) => this.#dirtyDirs.add(dir));
+    try {
+      // Replace a file or symlink in the way; never chmod through a symlink.
+      const fd = parent.fd!;
+      const existing = await native().statAt(fd, parent.name);
+      if (existing === undefined || !isDirectory(existing)) {
+        if (existing !== undefined) await native().unlinkAt(fd, parent.name);
+        await native().mkdirAt(fd, parent.name, mode & MODE_MASK & 0o777);
+        this.#dirtyDirs.add(parent.dirRel);
       }
-      if (st !== undefined) await rm(current, { force: true });
-      await mkdir(current);
-      this.#dirtyDirs.add(parent);
+      const dirFd = await native().openBeneath(fd, parent.name, DIR_FLAGS, 0).catch(async (err: unknown) => {
+        throw await root.refusal(path, err, 'open the new directory');
+      });
+      try {
+        await fchmodFd(dirFd, mode & MODE_MASK);
+      } finally {
+        await closeFd(dirFd);
+      }
+    } finally {
+      await closeEntryDir(parent);
     }
   }
 
   async #flush(): Promise<Uint8Array> {
-    await this.#partial?.handle?.sync();
-    for (const dir of this.#dirtyDirs) await fsyncDir(dir);
+    const fd = this.#partial?.fd;
+    if (fd !== undefined) await fsyncFd(fd);
+    if (this.#dirtyDirs.size > 0) {
+      // The temp area through the fd its files went through, the rest by path beneath the root.
+      const area = await this.#open();
+      for (const dir of this.#dirtyDirs) {
+        if (dir === this.#tempRel) await fsyncFd(area.tempFd);
+        else await area.root.fsyncDir(dir);
+      }
+    }
     this.#dirtyDirs.clear();
     const partial = this.#partialState();
     return partial ? manifestCodec.encode({ entries: [], partial }) : new Uint8Array(0);
+  }
+
+  // The root and temp area, opened on first use after recover or close.
+  async #open(): Promise<OpenArea> {
+    if (this.#area) return this.#area;
+    const root = await BeneathRoot.open(this.#rootPath);
+    let sharedFd: number | undefined;
+    try {
+      const topFd = await openPrivateDir(root.fd, TEMP_DIR_NAME, TEMP_DIR_NAME);
+      if (this.#tempName === undefined) {
+        this.#area = { root, tempFd: topFd };
+      } else {
+        sharedFd = topFd;
+        this.#area = { root, tempFd: await openPrivateDir(topFd, this.#tempName, this.#tempRel), sharedFd };
+      }
+      return this.#area;
+    } catch (err) {
+      if (sharedFd !== undefined) await closeFd(sharedFd);
+      await root.close();
+      throw err;
+    }
+  }
+
+  async #closeArea(): Promise<void> {
+    const area = this.#area;
+    if (!area) return;
+    this.#area = undefined;
+    await closeFd(area.tempFd);
+    if (area.sharedFd !== undefined) await closeFd(area.sharedFd);
+    await area.root.close();
   }
 
   // A path outside this sink's shard is refused before anything is touched.
@@ -299,24 +407,19 @@ export class DirSink implements Sink {
   async #dropPartial(): Promise<void> {
     const p = this.#partial;
     if (!p) return;
-    await this.#closeHandle();
-    await rm(p.tempPath, { force: true });
+    await this.#closeFile();
+    const area = await this.#open();
+    await native().removeAt(area.tempFd, p.tempName);
     this.#partial = undefined;
   }
 
-  async #closeHandle(): Promise<void> {
+  async #closeFile(): Promise<void> {
     const p = this.#partial;
-    if (p?.handle) {
-      const handle = p.handle;
-      p.handle = undefined;
-      await handle.close();
+    if (p?.fd !== undefined) {
+      const fd = p.fd;
+      p.fd = undefined;
+      await closeFd(fd);
     }
-  }
-
-  // One temp name per (path, version): a checkpoint never names another file's bytes.
-  #tempPathFor(path: string, version: FileVersion): string {
-    const key = `${path}\0${version.size}\0${version.mtimeUs}\0${version.mode}`;
-    return join(this.#tempDir, `${createHash('sha256').update(key).digest('hex').slice(0, 32)}.part`);
   }
 }
 
@@ -327,6 +430,15 @@ function pathsOf(op: ObjectOp): string[] {
   if (op.rename) return [op.rename.from, op.rename.to];
   if (op.mkdir) return [op.mkdir.path];
   return [];
+}
+
+/** An op in a few words, for error messages. */
+function describeOp(op: ObjectOp): string {
+  if (op.put) return `put ${JSON.stringify(op.put.path)} at offset ${op.put.offset}`;
+  if (op.delete) return `delete ${JSON.stringify(op.delete.path)}`;
+  if (op.rename) return `rename ${JSON.stringify(op.rename.from)} -> ${JSON.stringify(op.rename.to)}`;
+  if (op.mkdir) return `mkdir ${JSON.stringify(op.mkdir.path)}`;
+  return 'empty op';
 }
 
 /** The partial file named by a sink state (empty bytes: none). */
@@ -349,50 +461,53 @@ export function utimesSeconds(mtimeUs: number): number {
   return (mtimeUs + 0.5) / MICROS_PER_SECOND;
 }
 
-async function isCompleteAt(target: string, version: FileVersion): Promise<boolean> {
-  const st = await lstatOrUndefined(target);
-  return st !== undefined && st.isFile() && sameVersion(versionOf(st), version);
+/** True when the entry of dir is a regular file of this version. */
+async function isCompleteIn(dir: EntryDir, version: FileVersion): Promise<boolean> {
+  if (dir.fd === undefined) return false;
+  const st = await native().statAt(dir.fd, dir.name);
+  return st !== undefined && isRegularFile(st) && sameVersion(versionOf(st), version);
 }
 
-async function lstatOrUndefined(path: string) {
+// Create name in dirFd as a new file; whatever had that name (a stale temp
+// file, or a link someone planted) is removed first, never opened.
+async function createFresh(dirFd: number, name: string): Promise<number> {
   try {
-    return await lstat(path, { bigint: true });
+    return await native().openBeneath(dirFd, name, TEMP_CREATE_FLAGS, TEMP_FILE_MODE);
   } catch (err) {
-    if (isMissing(err)) return undefined;
-    throw err;
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    await native().removeAt(dirFd, name);
+    return native().openBeneath(dirFd, name, TEMP_CREATE_FLAGS, TEMP_FILE_MODE);
   }
 }
 
-async function fileSize(path: string): Promise<number | undefined> {
+// Rename a file to dir's entry, replacing what is there: a file or symlink
+// by the rename itself, a directory (EISDIR, the rare case) removed first.
+async function renameReplacing(fromDirFd: number, fromName: string, dir: EntryDir): Promise<void> {
   try {
-    const st = await stat(path);
-    return st.isFile() ? st.size : undefined;
+    await native().renameAt(fromDirFd, fromName, dir.fd!, dir.name, false);
   } catch (err) {
-    if (isMissing(err)) return undefined;
-    throw err;
+    if ((err as NodeJS.ErrnoException).code !== 'EISDIR') throw err;
+    await native().removeAt(dir.fd!, dir.name);
+    await native().renameAt(fromDirFd, fromName, dir.fd!, dir.name, false);
   }
 }
 
-async function writeFully(handle: FileHandle, data: Uint8Array, position: number): Promise<void> {
+// One temp name per (path, version): a checkpoint never names another file's bytes.
+function tempNameFor(path: string, version: FileVersion): string {
+  const key = `${path}\0${version.size}\0${version.mtimeUs}\0${version.mode}`;
+  return `${createHash('sha256').update(key).digest('hex').slice(0, 32)}.part`;
+}
+
+// Write all of data at position (a short write continues where it stopped).
+async function writeFully(fd: number, data: Uint8Array, position: number): Promise<void> {
   let done = 0;
   while (done < data.length) {
-    const { bytesWritten } = await handle.write(data, done, data.length - done, position + done);
-    done += bytesWritten;
+    done += await writeAt(fd, data, done, data.length - done, position + done);
   }
 }
 
-/** fsync a directory so the entries created or removed in it survive a crash. */
-async function fsyncDir(dir: string): Promise<void> {
-  let handle: FileHandle;
-  try {
-    handle = await open(dir, 'r');
-  } catch (err) {
-    if (isMissing(err)) return;
-    throw err;
-  }
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
+function writeAt(fd: number, data: Uint8Array, offset: number, length: number, position: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    write(fd, data, offset, length, position, (err, written) => (err ? reject(err) : resolve(written)));
+  });
 }

@@ -14,7 +14,7 @@ export const MODE_MASK = 0o7777;
 const NS_PER_US = 1000n;
 
 /** The version of a file from its bigint lstat/fstat (mtime floored to microseconds). */
-export function versionOf(st: BigIntStats): FileVersion {
+export function versionOf(st: Pick<BigIntStats, 'size' | 'mtimeNs' | 'mode'>): FileVersion {
   return {
     size: Number(st.size),
     mtimeUs: floorDiv(st.mtimeNs, NS_PER_US),

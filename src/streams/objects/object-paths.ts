@@ -1,19 +1,26 @@
-// Path confinement for the objects stream kind. Every path on the wire is
+// Path rules for the objects stream kind. Every path on the wire is
 // relative, '/'-separated and checked here before any file system call, so
-// no record can reach outside the sink root: not by '..', not by an
-// absolute path, and not through a symlink planted inside the root.
+// no record names anything outside the sink root: not by '..', not by an
+// absolute path. Symlinks planted inside the root are the kernel's to refuse
+// (beneath-root.ts).
 
-import { lstat } from 'node:fs/promises';
-import { join } from 'node:path';
 import { SinkError } from '../stream.ts';
 
 /** Name of the sink's reserved temp area at the root; never replicated. */
 export const TEMP_DIR_NAME = '.dwcp-tmp';
 
+/** Longest path the sink resolves below its root, bytes (Linux PATH_MAX less its NUL). */
+export const MAX_PATH_BYTES = 4095;
+
+/** Longest segment, bytes (Linux NAME_MAX). */
+export const MAX_SEGMENT_BYTES = 255;
+
 /**
  * Check that p is a clean relative path: no leading '/', no empty, '.' or
- * '..' segment, no NUL byte, not inside the reserved temp area. Backslashes
- * are plain characters. Throws a SinkError naming the path and the rule.
+ * '..' segment, no NUL byte, not inside the reserved temp area, and short
+ * enough for the file system (MAX_PATH_BYTES, MAX_SEGMENT_BYTES of UTF-8).
+ * Backslashes are plain characters. Throws a SinkError naming the path and
+ * the rule.
  */
 export function validateRelativePath(p: string): void {
   const refuse = (rule: string): never => {
@@ -27,36 +34,10 @@ export function validateRelativePath(p: string): void {
     if (segment === '') refuse('empty segment');
     if (segment === '.') refuse("'.' segment");
     if (segment === '..') refuse("'..' segment");
+    if (Buffer.byteLength(segment) > MAX_SEGMENT_BYTES) refuse(`a segment is longer than ${MAX_SEGMENT_BYTES} bytes`);
   }
+  if (Buffer.byteLength(p) > MAX_PATH_BYTES) refuse(`longer than ${MAX_PATH_BYTES} bytes`);
   if (segments[0] === TEMP_DIR_NAME) refuse(`inside the reserved ${TEMP_DIR_NAME}/ area`);
-}
-
-/**
- * Validate rel and return its absolute path under root, after checking with
- * lstat that no existing parent component is a symlink (a symlink in the
- * sink must never redirect a write, delete or rename outside the root).
- * Components that do not exist yet are fine; the last component itself may
- * be anything (callers replace it, they never follow it).
- */
-export async function resolveInside(root: string, rel: string): Promise<string> {
-  validateRelativePath(rel);
-  const segments = rel.split('/');
-  let current = root;
-  for (let i = 0; i < segments.length - 1; i++) {
-    current = join(current, segments[i]);
-    let isLink: boolean;
-    try {
-      isLink = (await lstat(current)).isSymbolicLink();
-    } catch (err) {
-      // Nothing exists from here down, so nothing below can be a symlink.
-      if (isMissing(err)) break;
-      throw err;
-    }
-    if (isLink) {
-      throw new SinkError(`path ${JSON.stringify(rel)} refused: parent ${JSON.stringify(segments.slice(0, i + 1).join('/'))} is a symlink`);
-    }
-  }
-  return join(root, rel);
 }
 
 /** True for the errors that mean "this path does not exist". */
