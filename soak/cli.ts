@@ -18,7 +18,7 @@ const USAGE = `Usage: npm run soak -- [--minutes N] [--seed S] [--faults LIST] [
   --seed S       seed of the chaos script and the load (default 1)
   --faults LIST  comma-separated fault kinds from ${FAULT_KINDS.join(',')} (default all)
   --events N     most events to inject (default one per 5 s of chaos)
-  --disk-mib N   size of the sink tmpfs in MiB (default 256; mounting needs root)
+  --disk-mib N   size of the sink tmpfs in MiB (default 256 as root; mounting needs root)
   --json PATH    where to write the JSON report (default <tmp>/dwcp-soak-<seed>-<time>.json)
 `;
 
@@ -51,7 +51,7 @@ async function main(): Promise<number> {
   const seed = Math.floor(positive('seed', values.seed, 1));
   const faults = parseFaults(values.faults ?? FAULT_KINDS.join(','));
   const maxEvents = values.events === undefined ? undefined : Math.floor(positive('events', values.events, 1));
-  const diskBytes = Math.floor(positive('disk-mib', values['disk-mib'], 256) * 1024 * 1024);
+  const diskBytes = values['disk-mib'] === undefined ? undefined : Math.floor(positive('disk-mib', values['disk-mib'], 0) * 1024 * 1024);
   const jsonPath = values.json ?? join(tmpdir(), `dwcp-soak-${seed}-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
 
   const report = await runSoak({ chaosMs: Math.round(minutes * 60_000), seed, faults, maxEvents, diskBytes, log: (line) => process.stderr.write(`${line}\n`) });

@@ -25,7 +25,7 @@ export interface SoakOptions {
   faults: FaultKind[];
   /** Most events to inject (default: one per 5 s of chaos, at least 4). */
   maxEvents?: number;
-  /** Size of the sink tmpfs, bytes (default 256 MiB; needs root; 0 keeps the sink on the temp disk, no disk faults). */
+  /** Size of the sink tmpfs, bytes (default 256 MiB when root, else 0; mounting needs root; 0 keeps the sink on the temp disk, no disk faults). */
   diskBytes?: number;
   /** One tree change every this many ms (default 100). */
   churnIntervalMs?: number;
@@ -56,7 +56,7 @@ const PGBENCH_SCALE = 1;
 export async function runSoak(options: SoakOptions): Promise<SoakReport> {
   const log = options.log ?? (() => undefined);
   const startedAt = Date.now();
-  const diskBytes = options.diskBytes ?? DEFAULT_DISK_BYTES;
+  const diskBytes = options.diskBytes ?? (process.getuid?.() === 0 ? DEFAULT_DISK_BYTES : 0);
   if (options.faults.includes('disk') && diskBytes <= 0) throw new Error('soak: the disk fault needs a sink disk (diskBytes > 0)');
   const maxEvents = options.maxEvents ?? Math.max(MIN_EVENTS, Math.floor(options.chaosMs / MS_PER_EVENT));
   const plan = planChaos({ seed: options.seed, faults: options.faults, maxEvents });

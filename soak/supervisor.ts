@@ -11,7 +11,7 @@ const POLL_MS = 500;
 /** Restart attempts per agent before the supervisor gives up on it. */
 const MAX_RESTARTS_PER_AGENT = 20;
 /** Log lines kept with a finding. */
-const LOG_LINES = 8;
+const LOG_LINES = 16;
 
 /** An agent that exited on its own. */
 export interface UnexpectedExit {
