@@ -12,14 +12,15 @@ import { FAULT_KINDS, parseFaults } from './chaos-plan.ts';
 import { formatSummary } from './report.ts';
 import { runSoak } from './soak.ts';
 
-const USAGE = `Usage: npm run soak -- [--minutes N] [--seed S] [--faults LIST] [--events N] [--disk-mib N] [--json PATH]
+const USAGE = `Usage: npm run soak -- [--minutes N] [--seed S] [--faults LIST] [--events N] [--disk-mib N] [--etcd-compaction D] [--json PATH]
 
-  --minutes N    length of the chaos phase (default 5; setup, catch-up and audit add ~1-2 min)
-  --seed S       seed of the chaos script and the load (default 1)
-  --faults LIST  comma-separated fault kinds from ${FAULT_KINDS.join(',')} (default all)
-  --events N     most events to inject (default one per 5 s of chaos)
-  --disk-mib N   size of the sink tmpfs in MiB (default 256 as root; mounting needs root)
-  --json PATH    where to write the JSON report (default <tmp>/dwcp-soak-<seed>-<time>.json)
+  --minutes N          length of the chaos phase (default 5; setup, catch-up and audit add ~1-2 min)
+  --seed S             seed of the chaos script and the load (default 1)
+  --faults LIST        comma-separated fault kinds from ${FAULT_KINDS.join(',')} (default all)
+  --events N           most events to inject (default one per 5 s of chaos)
+  --disk-mib N         size of the sink tmpfs in MiB (default 256 as root; mounting needs root)
+  --etcd-compaction D  etcd members compact their history every D, e.g. 5s (default never)
+  --json PATH          where to write the JSON report (default <tmp>/dwcp-soak-<seed>-<time>.json)
 `;
 
 /** Parse a positive number option or fail naming it. */
@@ -39,6 +40,7 @@ async function main(): Promise<number> {
       faults: { type: 'string' },
       events: { type: 'string' },
       'disk-mib': { type: 'string' },
+      'etcd-compaction': { type: 'string' },
       json: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -54,7 +56,7 @@ async function main(): Promise<number> {
   const diskBytes = values['disk-mib'] === undefined ? undefined : Math.floor(positive('disk-mib', values['disk-mib'], 0) * 1024 * 1024);
   const jsonPath = values.json ?? join(tmpdir(), `dwcp-soak-${seed}-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
 
-  const report = await runSoak({ chaosMs: Math.round(minutes * 60_000), seed, faults, maxEvents, diskBytes, log: (line) => process.stderr.write(`${line}\n`) });
+  const report = await runSoak({ chaosMs: Math.round(minutes * 60_000), seed, faults, maxEvents, diskBytes, etcdCompaction: values['etcd-compaction'], log: (line) => process.stderr.write(`${line}\n`) });
   process.stdout.write(`${formatSummary(report)}\n`);
   await writeFile(jsonPath, `${JSON.stringify(report, null, 2)}\n`);
   process.stdout.write(`report: ${jsonPath}\n`);

@@ -31,6 +31,8 @@ export interface SoakLabOptions {
   seed: number;
   /** Size of the sink tmpfs, bytes; 0 keeps the sink on the ordinary temp disk. */
   diskBytes: number;
+  /** etcd members compact their history this often, e.g. '5s'; undefined: never. */
+  etcdCompaction?: string;
 }
 
 /** A running lab. */
@@ -79,6 +81,7 @@ export async function startSoakLab(options: SoakLabOptions): Promise<SoakLab> {
       objectStreams: [{ id: OBJECTS_STREAM, sourcePath, destPath }],
       spoolDir: join(sinkRoot, 'spool', PG_STREAM),
       relay: true,
+      etcdCompaction: options.etcdCompaction,
     });
     await moveTreeInto(join(dir, 'staging'), sourcePath);
     const streamId = (stream: StreamKind): string => (stream === 'objects' ? OBJECTS_STREAM : PG_STREAM);

@@ -27,6 +27,8 @@ export interface SoakOptions {
   maxEvents?: number;
   /** Size of the sink tmpfs, bytes (default 256 MiB when root, else 0; mounting needs root; 0 keeps the sink on the temp disk, no disk faults). */
   diskBytes?: number;
+  /** etcd members compact their history this often, e.g. '5s', as production clusters do (default never). */
+  etcdCompaction?: string;
   /** One tree change every this many ms (default 100). */
   churnIntervalMs?: number;
   /** pgbench rate, transactions a second (default 50). */
@@ -99,7 +101,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
   try {
     // Lab, pgbench tables, then the load and the supervisor.
     log(`soak: starting the lab (seed ${options.seed}, faults ${options.faults.join(',')}, ${plan.length} events planned)`);
-    lab = await startSoakLab({ seed: options.seed, diskBytes });
+    lab = await startSoakLab({ seed: options.seed, diskBytes, etcdCompaction: options.etcdCompaction });
     const running = lab;
     await running.fed.primary.pgbench(['-i', '-s', String(PGBENCH_SCALE), '-q']);
     const onError = (err: Error): void => {

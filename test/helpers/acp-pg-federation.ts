@@ -43,6 +43,8 @@ export interface AcpPgOptions {
   spoolDir?: string;
   /** Source agents dial the first destination agent through a TCP relay (default false). */
   relay?: boolean;
+  /** etcd members compact their history this often, e.g. '2s' (default never). */
+  etcdCompaction?: string;
 }
 
 /** A running primary -> ACP federation -> far standby. */
@@ -106,8 +108,8 @@ export async function startAcpPgFederation(options: AcpPgOptions): Promise<AcpPg
     Object.values(agents).flat().map((a) => `--- ${a.configPath}\n${a.logs.slice(-lines).join('\n')}`).join('\n');
   try {
     primary = await startPostgres();
-    etcd[SOURCE] = await startEtcdCluster({ members: 3 });
-    etcd[DEST] = await startEtcdCluster({ members: 3 });
+    etcd[SOURCE] = await startEtcdCluster({ members: 3, autoCompactionRetention: options.etcdCompaction });
+    etcd[DEST] = await startEtcdCluster({ members: 3, autoCompactionRetention: options.etcdCompaction });
     const specs = await writeAcpConfigs({
       dir: options.dir,
       agentsPerRegion: options.agentsPerRegion,
