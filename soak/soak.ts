@@ -200,5 +200,6 @@ async function playEvent(lab: SoakLab, event: PlannedEvent, supervisor: Supervis
     }
     await sleep(RECOVERY_POLL_MS);
   }
+  if (record.recoverMs === null && signal.aborted) record.error ??= 'run aborted before the streams recovered';
   return record;
 }
