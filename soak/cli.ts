@@ -20,7 +20,8 @@ const USAGE = `Usage: npm run soak -- [--minutes N] [--seed S] [--faults LIST] [
   --events N           most events to inject (default one per 5 s of chaos)
   --disk-mib N         size of the sink tmpfs in MiB (default 256 as root; mounting needs root)
   --etcd-compaction D  etcd members compact their history every D, e.g. 5s (default never)
-  --json PATH          where to write the JSON report (default <tmp>/dwcp-soak-<seed>-<time>.json)
+  --json PATH          where to write the JSON report (default <tmp>/dwcp-soak-<seed>-<time>.json);
+                       the agents' logs go to PATH without .json plus -logs/
 `;
 
 /** Parse a positive number option or fail naming it. */
@@ -56,10 +57,10 @@ async function main(): Promise<number> {
   const diskBytes = values['disk-mib'] === undefined ? undefined : Math.floor(positive('disk-mib', values['disk-mib'], 0) * 1024 * 1024);
   const jsonPath = values.json ?? join(tmpdir(), `dwcp-soak-${seed}-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
 
-  const report = await runSoak({ chaosMs: Math.round(minutes * 60_000), seed, faults, maxEvents, diskBytes, etcdCompaction: values['etcd-compaction'], log: (line) => process.stderr.write(`${line}\n`) });
+  const report = await runSoak({ chaosMs: Math.round(minutes * 60_000), seed, faults, maxEvents, diskBytes, etcdCompaction: values['etcd-compaction'], logDir: jsonPath.replace(/\.json$/, '') + '-logs', log: (line) => process.stderr.write(`${line}\n`) });
   process.stdout.write(`${formatSummary(report)}\n`);
   await writeFile(jsonPath, `${JSON.stringify(report, null, 2)}\n`);
-  process.stdout.write(`report: ${jsonPath}\n`);
+  process.stdout.write(`report: ${jsonPath} (agent logs beside it, in -logs/)\n`);
   if (report.failures.some((f) => f.startsWith('load: run aborted'))) return 130;
   return report.verdict === 'pass' ? 0 : 1;
 }

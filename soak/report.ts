@@ -2,7 +2,7 @@
 // that died on their own, catch-up and audit, and the verdict; printed as
 // a summary and written as JSON.
 
-import type { ChaosAction, FaultKind } from './chaos-plan.ts';
+import type { ChaosAction, FaultKind, StreamKind } from './chaos-plan.ts';
 import type { Audit, CatchUp } from './audit.ts';
 import type { ChurnCounts } from './tree-churn.ts';
 import type { UnexpectedExit } from './supervisor.ts';
@@ -21,6 +21,8 @@ export interface EventRecord {
   faultMs: number;
   /** From the end of the fault until both streams made durable progress again, ms; null when they did not within the bound. */
   recoverMs: number | null;
+  /** The same per stream: which one stalled. */
+  streamRecoverMs: Record<StreamKind, number | null>;
   note: string;
   /** Set when the harness could not carry the event out. */
   error: string | null;
@@ -75,7 +77,10 @@ export function failuresOf(report: Omit<SoakReport, 'failures' | 'verdict'>): st
   const failures: string[] = [];
   for (const e of report.events) {
     if (e.error !== null) failures.push(`event ${e.index} (${e.description}): ${e.error}`);
-    else if (e.recoverMs === null) failures.push(`event ${e.index} (${e.description}): streams did not make progress again`);
+    else if (e.recoverMs === null) {
+      const stalled = Object.entries(e.streamRecoverMs).filter(([, v]) => v === null).map(([k]) => k);
+      failures.push(`event ${e.index} (${e.description}): ${stalled.join(' and ')} made no durable progress again`);
+    }
   }
   for (const x of report.unexpectedExits) failures.push(`agent ${x.agent} exited on its own (${x.status}) at ${x.atMs} ms during ${x.duringEvent}`);
   for (const err of report.load.errors) failures.push(`load: ${err}`);
@@ -100,7 +105,7 @@ export function formatSummary(r: SoakReport): string {
   lines.push('');
   lines.push('  #  kind     event                                             target                     fault ms  recover ms  note');
   for (const e of r.events) {
-    lines.push(`${String(e.index).padStart(3)}  ${e.kind.padEnd(7)}  ${e.description.padEnd(48)}  ${e.target.padEnd(25)}  ${String(e.faultMs).padStart(8)}  ${ms(e.recoverMs).padStart(10)}  ${e.error ?? e.note}`);
+    lines.push(`${String(e.index).padStart(3)}  ${e.kind.padEnd(7)}  ${e.description.padEnd(48)}  ${e.target.padEnd(25)}  ${String(e.faultMs).padStart(8)}  ${ms(e.recoverMs).padStart(10)}  ${e.error ?? e.note}${e.recoverMs === null ? ` (objects ${ms(e.streamRecoverMs.objects)}, pg-wal ${ms(e.streamRecoverMs['pg-wal'])})` : ''}`);
   }
   lines.push('');
   lines.push('events by kind:');

@@ -5,6 +5,8 @@
 // SIGINT/SIGTERM: the first signal aborts the run and cleans up, a second
 // exits at once).
 
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { AgentProcess, waitFor } from '../src/cli/agent-child.ts';
 import { DEST, SOURCE } from '../test/helpers/acp-federation.ts';
@@ -37,6 +39,8 @@ export interface SoakOptions {
   recoveryTimeoutMs?: number;
   /** Bound on the final catch-up, ms (default 120 s). */
   catchUpTimeoutMs?: number;
+  /** Write every agent's log lines here at the end, one file per agent (default: not kept). */
+  logDir?: string;
   /** Progress lines (default none). */
   log?: (line: string) => void;
 }
@@ -148,6 +152,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
     currentEvent = 'cleanup';
     await supervisor?.stop();
     await stopLoad().catch(() => undefined);
+    if (lab !== null && options.logDir !== undefined) await keepLogs(lab, options.logDir).catch((err: Error) => log(`soak: keep logs: ${err.message}`));
     await lab?.cleanup();
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
@@ -172,10 +177,18 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
   return { ...partial, failures, verdict: failures.length === 0 ? 'pass' : 'fail' };
 }
 
+/** Write each agent's log lines (all its runs) to <dir>/<nodeId>.log. */
+async function keepLogs(lab: SoakLab, dir: string): Promise<void> {
+  await mkdir(dir, { recursive: true });
+  for (const region of [SOURCE, DEST]) {
+    for (const [i, agent] of lab.fed.agents[region].entries()) await writeFile(join(dir, `${lab.fed.specs[region][i].nodeId}.log`), agent.logs.join('\n') + '\n');
+  }
+}
+
 /** Inject one event and wait until both streams make durable progress past where they stood when the fault ended. */
 async function playEvent(lab: SoakLab, event: PlannedEvent, supervisor: Supervisor, startedAt: number, recoveryTimeoutMs: number, signal: AbortSignal, setCurrent: (name: string) => void): Promise<EventRecord> {
   const description = describeAction(event.action);
-  const record: EventRecord = { index: event.index, kind: event.kind, action: event.action, description, target: '', atMs: Date.now() - startedAt, faultMs: 0, recoverMs: null, note: '', error: null };
+  const record: EventRecord = { index: event.index, kind: event.kind, action: event.action, description, target: '', atMs: Date.now() - startedAt, faultMs: 0, recoverMs: null, streamRecoverMs: { objects: null, 'pg-wal': null }, note: '', error: null };
   setCurrent(`event ${event.index} (${description})`);
   const began = Date.now();
   try {
@@ -187,14 +200,17 @@ async function playEvent(lab: SoakLab, event: PlannedEvent, supervisor: Supervis
   }
   record.faultMs = Date.now() - began;
 
-  // Recovery: both audit logs grow past their ends at the fault's end.
+  // Recovery: each audit log grows past its end at the fault's end.
   setCurrent(`recovery from event ${event.index} (${description})`);
   const ended = Date.now();
-  const objects = await lab.position('objects');
-  const wal = await lab.position('pg-wal');
+  const streams = ['objects', 'pg-wal'] as const;
+  const before = { objects: await lab.position('objects'), 'pg-wal': await lab.position('pg-wal') };
   const deadline = ended + recoveryTimeoutMs;
   while (Date.now() < deadline && !signal.aborted) {
-    if ((await lab.position('objects')) > objects && (await lab.position('pg-wal')) > wal) {
+    for (const stream of streams) {
+      if (record.streamRecoverMs[stream] === null && (await lab.position(stream)) > before[stream]) record.streamRecoverMs[stream] = Date.now() - ended;
+    }
+    if (streams.every((s) => record.streamRecoverMs[s] !== null)) {
       record.recoverMs = Date.now() - ended;
       break;
     }

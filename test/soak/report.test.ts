@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { failuresOf, summarizeKinds, type EventRecord, type SoakReport } from '../../soak/report.ts';
 
 function event(index: number, kind: EventRecord['kind'], recoverMs: number | null): EventRecord {
-  return { index, kind, action: { type: 'kill-receiver' }, description: 'kill -9 receiver', target: 'us-east-node-1', atMs: 0, faultMs: 1000, recoverMs, note: '', error: null };
+  return { index, kind, action: { type: 'kill-receiver' }, description: 'kill -9 receiver', target: 'us-east-node-1', atMs: 0, faultMs: 1000, recoverMs, streamRecoverMs: { objects: recoverMs, 'pg-wal': recoverMs === null ? null : 10 }, note: '', error: null };
 }
 
 function cleanRun(): Omit<SoakReport, 'failures' | 'verdict'> {
@@ -36,7 +36,10 @@ test('soak verdict: a clean run has no failures', () => {
 test('soak verdict: every kind of finding fails the run', () => {
   const cases: Array<[string, (r: ReturnType<typeof cleanRun>) => void, RegExp]> = [
     ['agent exit', (r) => r.unexpectedExits.push({ atMs: 5, agent: 'us-east-node-1', status: 'code 1', duringEvent: 'event 2 (fill sink disk)', logTail: [], restarted: true }), /exited on its own \(code 1\).*fill sink disk/],
-    ['no recovery', (r) => (r.events[1].recoverMs = null), /event 2 .*did not make progress again/],
+    ['no recovery', (r) => {
+      r.events[1].recoverMs = null;
+      r.events[1].streamRecoverMs['pg-wal'] = null;
+    }, /event 2 .*: pg-wal made no durable progress again/],
     ['injection error', (r) => (r.events[0].error = 'agent did not start'), /event 1 .*agent did not start/],
     ['double apply', (r) => r.audit!.streams.objs.problems.push('seq 3 applied twice'), /audit objs: seq 3 applied twice/],
     ['tree', (r) => r.audit!.treeDifferences.push('missing at destination: a'), /tree: missing at destination: a/],
