@@ -55,6 +55,8 @@ const MIN_EVENTS = 4;
 const RECOVERY_POLL_MS = 200;
 /** How long the first frames of both streams may take before the chaos starts, ms. */
 const WARM_UP_TIMEOUT_MS = 120_000;
+/** Attempts to start the lab. */
+const LAB_START_ATTEMPTS = 2;
 /** pgbench scale of the primary's tables. */
 const PGBENCH_SCALE = 1;
 
@@ -79,7 +81,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
 
   const events: EventRecord[] = [];
   const loadErrors: string[] = [];
-  let lab: SoakLab | null = null;
+  let lab = null as SoakLab | null;
   let churn: TreeChurn | null = null;
   let load: PgLoad | null = null;
   let supervisor: Supervisor | null = null;
@@ -105,7 +107,16 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
   try {
     // Lab, pgbench tables, then the load and the supervisor.
     log(`soak: starting the lab (seed ${options.seed}, faults ${options.faults.join(',')}, ${plan.length} events planned)`);
-    lab = await startSoakLab({ seed: options.seed, diskBytes, etcdCompaction: options.etcdCompaction });
+    // A second try when the lab does not start: on a shared machine a free
+    // port can be taken by another process between its choice and its use.
+    for (let attempt = 1; lab === null; attempt++) {
+      try {
+        lab = await startSoakLab({ seed: options.seed, diskBytes, etcdCompaction: options.etcdCompaction });
+      } catch (err) {
+        if (attempt >= LAB_START_ATTEMPTS || abort.signal.aborted) throw err;
+        log(`soak: lab did not start (${(err as Error).message.split('\n')[0]}); trying again`);
+      }
+    }
     const running = lab;
     await running.fed.primary.pgbench(['-i', '-s', String(PGBENCH_SCALE), '-q']);
     const onError = (err: Error): void => {
