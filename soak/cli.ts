@@ -18,7 +18,7 @@ const USAGE = `Usage: npm run soak -- [--minutes N] [--seed S] [--faults LIST] [
   --seed S             seed of the chaos script and the load (default 1)
   --faults LIST        comma-separated fault kinds from ${FAULT_KINDS.join(',')} (default all)
   --events N           most events to inject (default one per 5 s of chaos)
-  --disk-mib N         size of the sink tmpfs in MiB (default 256 as root; mounting needs root)
+  --disk-mib N         size of the sink tmpfs in MiB (default 192 + 32 per minute; mounting needs root)
   --etcd-compaction D  etcd members compact their history every D, e.g. 5s (default never)
   --json PATH          where to write the JSON report (default <tmp>/dwcp-soak-<seed>-<time>.json);
                        the agents' logs go to PATH without .json plus -logs/

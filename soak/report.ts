@@ -52,6 +52,8 @@ export interface SoakReport {
   load: { churn: ChurnCounts; pgbenchTransactions: number; errors: string[] };
   catchUp: CatchUp | null;
   audit: Audit | null;
+  /** The sink tmpfs at the end (the WAL spool keeps every segment, so it grows with the run). */
+  sinkDisk: { sizeBytes: number; usedBytes: number } | null;
   /** Empty when the run passed. */
   failures: string[];
   verdict: 'pass' | 'fail';
@@ -130,6 +132,7 @@ export function formatSummary(r: SoakReport): string {
     lines.push(`audit: tree ${a.treeIdentical ? 'identical' : 'DIFFERS'} (${a.treeFiles} files); pgbench tables ${a.tablesIdentical ? 'identical' : 'DIFFER'}`);
     for (const [id, s] of Object.entries(a.streams)) lines.push(`  ${id}: ${s.applied} frames applied once each, sender durable at ${ms(s.senderDurableSeq)}${s.problems.length > 0 ? `; PROBLEMS: ${s.problems.join('; ')}` : ''}`);
   }
+  if (r.sinkDisk !== null) lines.push(`sink disk at the end: ${(r.sinkDisk.usedBytes / 2 ** 20).toFixed(1)} of ${(r.sinkDisk.sizeBytes / 2 ** 20).toFixed(0)} MiB used`);
   lines.push('');
   lines.push(`verdict: ${r.verdict.toUpperCase()}`);
   for (const f of r.failures.slice(0, 30)) lines.push(`  - ${f.slice(0, 400)}`);

@@ -5,7 +5,7 @@
 // and its mount point (lazily when something still holds it open).
 
 import { spawnSync } from 'node:child_process';
-import { mkdtemp, open, rm, rmdir } from 'node:fs/promises';
+import { mkdtemp, open, rm, rmdir, statfs } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -22,6 +22,8 @@ export interface SinkDisk {
   fill(): Promise<number>;
   /** Delete the filler. */
   free(): Promise<void>;
+  /** Size and bytes in use, from statfs. */
+  usage(): Promise<{ sizeBytes: number; usedBytes: number }>;
   /** Unmount and remove the mount point (idempotent). */
   unmount(): Promise<void>;
 }
@@ -67,6 +69,10 @@ export async function mountSinkDisk(sizeBytes: number): Promise<SinkDisk> {
     },
     free: async () => {
       await rm(filler, { force: true });
+    },
+    usage: async () => {
+      const st = await statfs(path);
+      return { sizeBytes: st.blocks * st.bsize, usedBytes: (st.blocks - st.bfree) * st.bsize };
     },
     unmount: async () => {
       if (!mounted) return;

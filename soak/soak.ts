@@ -27,7 +27,7 @@ export interface SoakOptions {
   faults: FaultKind[];
   /** Most events to inject (default: one per 5 s of chaos, at least 4). */
   maxEvents?: number;
-  /** Size of the sink tmpfs, bytes (default 256 MiB when root, else 0; mounting needs root; 0 keeps the sink on the temp disk, no disk faults). */
+  /** Size of the sink tmpfs, bytes (default when root 192 MiB + 32 MiB per chaos minute, else 0; 0 keeps the sink on the temp disk, no disk faults). */
   diskBytes?: number;
   /** etcd members compact their history this often, e.g. '5s', as production clusters do (default never). */
   etcdCompaction?: string;
@@ -45,8 +45,9 @@ export interface SoakOptions {
   log?: (line: string) => void;
 }
 
-/** Default sink tmpfs size, bytes. */
-const DEFAULT_DISK_BYTES = 256 * 1024 * 1024;
+/** Default sink tmpfs: a base plus room per chaos minute, since the WAL spool keeps every segment (about 15 MiB a minute at 50 tps measured here). */
+const DISK_BASE_BYTES = 192 * 1024 * 1024;
+const DISK_BYTES_PER_CHAOS_MINUTE = 32 * 1024 * 1024;
 /** One event per this much chaos time when maxEvents is not given, ms. */
 const MS_PER_EVENT = 5_000;
 /** Fewest events by default. */
@@ -64,7 +65,8 @@ const PGBENCH_SCALE = 1;
 export async function runSoak(options: SoakOptions): Promise<SoakReport> {
   const log = options.log ?? (() => undefined);
   const startedAt = Date.now();
-  const diskBytes = options.diskBytes ?? (process.getuid?.() === 0 ? DEFAULT_DISK_BYTES : 0);
+  const defaultDiskBytes = DISK_BASE_BYTES + Math.ceil(options.chaosMs / 60_000) * DISK_BYTES_PER_CHAOS_MINUTE;
+  const diskBytes = options.diskBytes ?? (process.getuid?.() === 0 ? defaultDiskBytes : 0);
   if (options.faults.includes('disk') && diskBytes <= 0) throw new Error('soak: the disk fault needs a sink disk (diskBytes > 0)');
   const maxEvents = options.maxEvents ?? Math.max(MIN_EVENTS, Math.floor(options.chaosMs / MS_PER_EVENT));
   const plan = planChaos({ seed: options.seed, faults: options.faults, maxEvents });
@@ -90,6 +92,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
   let chaosMs = 0;
   let catchUp: CatchUp | null = null;
   let audit: Audit | null = null;
+  let sinkDisk: SoakReport['sinkDisk'] = null;
   let churnCounts: ChurnCounts = { create: 0, rewrite: 0, rename: 0, delete: 0 };
   let transactions = 0;
   const stopLoad = async (): Promise<void> => {
@@ -158,6 +161,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
       currentEvent = 'audit';
       log('soak: auditing');
       audit = await auditLab(running);
+      sinkDisk = (await running.disk?.usage()) ?? null;
     }
   } finally {
     currentEvent = 'cleanup';
@@ -183,6 +187,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
     load: { churn: churnCounts, pgbenchTransactions: transactions, errors: loadErrors },
     catchUp,
     audit,
+    sinkDisk,
   };
   const failures = failuresOf(partial);
   return { ...partial, failures, verdict: failures.length === 0 ? 'pass' : 'fail' };

@@ -25,6 +25,7 @@ function cleanRun(): Omit<SoakReport, 'failures' | 'verdict'> {
     unexpectedExits: [],
     load: { churn: { create: 1, rewrite: 0, rename: 0, delete: 0 }, pgbenchTransactions: 1, errors: [] },
     catchUp: { caughtUp: true, objectsLagAtStop: { frames: 0, filesPending: 0 }, pgWalLagBytesAtStop: 0, objectsMs: 1, pgWalMs: 1, problems: [] },
+    sinkDisk: null,
     audit: { treeIdentical: true, treeFiles: 3, treeDifferences: [], tablesIdentical: true, tableDifferences: [], streams: { objs: { applied: 5, senderDurableSeq: 5, problems: [] } }, halted: [] },
   };
 }
