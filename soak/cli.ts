@@ -61,7 +61,7 @@ async function main(): Promise<number> {
   process.stdout.write(`${formatSummary(report)}\n`);
   await writeFile(jsonPath, `${JSON.stringify(report, null, 2)}\n`);
   process.stdout.write(`report: ${jsonPath} (agent logs beside it, in -logs/)\n`);
-  if (report.failures.some((f) => f.startsWith('load: run aborted'))) return 130;
+  if (report.harnessErrors.some((e) => e.startsWith('run aborted'))) return 130;
   return report.verdict === 'pass' ? 0 : 1;
 }
 

@@ -54,6 +54,8 @@ export interface SoakReport {
   audit: Audit | null;
   /** The sink tmpfs at the end (the WAL spool keeps every segment, so it grows with the run). */
   sinkDisk: { sizeBytes: number; usedBytes: number } | null;
+  /** What stopped the run early: an interrupt, a lab part that failed (e.g. the standby did not answer the audit). */
+  harnessErrors: string[];
   /** Empty when the run passed. */
   failures: string[];
   verdict: 'pass' | 'fail';
@@ -86,6 +88,7 @@ export function failuresOf(report: Omit<SoakReport, 'failures' | 'verdict'>): st
   }
   for (const x of report.unexpectedExits) failures.push(`agent ${x.agent} exited on its own (${x.status}) at ${x.atMs} ms during ${x.duringEvent}`);
   for (const err of report.load.errors) failures.push(`load: ${err}`);
+  for (const err of report.harnessErrors) failures.push(`harness: ${err}`);
   if (report.catchUp === null) failures.push('catch-up not reached (run aborted or failed before)');
   else failures.push(...report.catchUp.problems);
   if (report.audit === null) failures.push('audit not run');

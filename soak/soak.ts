@@ -61,7 +61,7 @@ const LAB_START_ATTEMPTS = 2;
 /** pgbench scale of the primary's tables. */
 const PGBENCH_SCALE = 1;
 
-/** Run a soak and return its report (it never throws for what it finds; it throws only when the lab cannot start). */
+/** Run a soak and return its report (it never throws for what it finds; it throws only when the lab does not come up). */
 export async function runSoak(options: SoakOptions): Promise<SoakReport> {
   const log = options.log ?? (() => undefined);
   const startedAt = Date.now();
@@ -83,6 +83,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
 
   const events: EventRecord[] = [];
   const loadErrors: string[] = [];
+  const harnessErrors: string[] = [];
   let lab = null as SoakLab | null;
   let churn: TreeChurn | null = null;
   let load: PgLoad | null = null;
@@ -163,6 +164,10 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
       audit = await auditLab(running);
       sinkDisk = (await running.disk?.usage()) ?? null;
     }
+  } catch (err) {
+    // A lab that never came up has nothing to report; past that, the error is a finding of the run.
+    if (setupMs === 0) throw err;
+    harnessErrors.push((err as Error).message);
   } finally {
     currentEvent = 'cleanup';
     await supervisor?.stop();
@@ -173,7 +178,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
     process.off('SIGTERM', onSignal);
   }
 
-  if (abort.signal.aborted) loadErrors.push(`run aborted: ${(abort.signal.reason as Error).message}`);
+  if (abort.signal.aborted) harnessErrors.push(`run aborted: ${(abort.signal.reason as Error).message}`);
   const partial = {
     seed: options.seed,
     faults: options.faults,
@@ -188,6 +193,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
     catchUp,
     audit,
     sinkDisk,
+    harnessErrors,
   };
   const failures = failuresOf(partial);
   return { ...partial, failures, verdict: failures.length === 0 ? 'pass' : 'fail' };

@@ -26,6 +26,7 @@ function cleanRun(): Omit<SoakReport, 'failures' | 'verdict'> {
     load: { churn: { create: 1, rewrite: 0, rename: 0, delete: 0 }, pgbenchTransactions: 1, errors: [] },
     catchUp: { caughtUp: true, objectsLagAtStop: { frames: 0, filesPending: 0 }, pgWalLagBytesAtStop: 0, objectsMs: 1, pgWalMs: 1, problems: [] },
     sinkDisk: null,
+    harnessErrors: [],
     audit: { treeIdentical: true, treeFiles: 3, treeDifferences: [], tablesIdentical: true, tableDifferences: [], streams: { objs: { applied: 5, senderDurableSeq: 5, problems: [] } }, halted: [] },
   };
 }
@@ -49,6 +50,7 @@ test('soak verdict: every kind of finding fails the run', () => {
     ['catch-up', (r) => r.catchUp!.problems.push('pg-wal stream not caught up'), /pg-wal stream not caught up/],
     ['aborted', (r) => (r.catchUp = null), /catch-up not reached/],
     ['load', (r) => r.load.errors.push('pgbench run 3: exited 1'), /load: pgbench run 3/],
+    ['harness', (r) => r.harnessErrors.push('run aborted: soak interrupted by SIGINT'), /harness: run aborted/],
   ];
   for (const [name, spoil, expected] of cases) {
     const r = cleanRun();
