@@ -34,6 +34,19 @@ export class AgentProcess {
     this.httpPort = httpPort;
   }
 
+  /** True while the last started process has not exited. */
+  get running(): boolean {
+    const child = this.child;
+    return child !== null && child.exitCode === null && child.signalCode === null;
+  }
+
+  /** How the last process ended ('code 1', 'signal SIGKILL'), or null while it runs or before any start. */
+  get exitStatus(): string | null {
+    const child = this.child;
+    if (child === null || this.running) return null;
+    return child.signalCode !== null ? `signal ${child.signalCode}` : `code ${child.exitCode}`;
+  }
+
   /** PID of the running process. */
   get pid(): number {
     return this.child?.pid ?? 0;

@@ -26,8 +26,8 @@ const WORDS = ('replica region carrier stream frame checkpoint durable epoch lea
   'timeline manifest chunk delta dictionary sequence digest backpressure window consensus link source sink').split(' ');
 const BLOCK = 1 << 20;
 
-/** A small deterministic PRNG (xorshift32): the tree must be the same for the same seed. */
-function prng(seed: number): () => number {
+/** A small deterministic PRNG (xorshift32) returning [0, 1): the tree must be the same for the same seed. */
+export function prng(seed: number): () => number {
   let x = seed >>> 0 || 1;
   return () => {
     x ^= x << 13;

@@ -32,6 +32,8 @@ export interface StreamSpec {
 export interface AcpConfigOptions {
   dir: string;
   agentsPerRegion: number;
+  /** Agents in the destination region (default agentsPerRegion). */
+  destAgents?: number;
   streams: StreamSpec[];
   etcd: Record<string, string[]>;
   /** Lease TTL, e.g. '2s'. */
@@ -57,7 +59,8 @@ export interface AgentSpec {
 export async function writeAcpConfigs(options: AcpConfigOptions): Promise<Record<string, AgentSpec[]>> {
   const specs: Record<string, AgentSpec[]> = { [SOURCE]: [], [DEST]: [] };
   for (const region of [SOURCE, DEST]) {
-    for (let i = 1; i <= options.agentsPerRegion; i++) {
+    const count = region === DEST ? (options.destAgents ?? options.agentsPerRegion) : options.agentsPerRegion;
+    for (let i = 1; i <= count; i++) {
       const nodeId = `${region}-node-${i}`;
       specs[region].push({ region, nodeId, configPath: join(options.dir, `${nodeId}.yaml`), dataDir: join(options.dir, nodeId), port: await freePort(), httpPort: await freePort() });
     }
@@ -71,7 +74,7 @@ export async function writeAcpConfigs(options: AcpConfigOptions): Promise<Record
     for (const a of specs[region]) {
       const cert = certs[a.nodeId];
       await mkdir(a.dataDir, { recursive: true });
-      const yaml = `# generated for ACP tests: ${options.agentsPerRegion} agents per region on etcd
+      const yaml = `# generated for ACP tests: ${specs[SOURCE].length} + ${specs[DEST].length} agents on etcd
 federation: ${FEDERATION}
 region: ${region}
 nodeId: ${a.nodeId}

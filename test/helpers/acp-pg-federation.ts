@@ -5,13 +5,16 @@
 // same primary and slot (only the elected one streams); every destination
 // agent shares one spool directory and has its own walsender port. The
 // standby reads from the first destination agent, the one the source
-// region's links dial first.
+// region's links dial first. Optionally objects streams ride beside it, the
+// source region dials the first destination agent through a TCP relay (to
+// cut carriers), and the spool lives where the caller says (a small disk).
 
 import { readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { freePort } from '../../src/cli/free-port.ts';
 import { AgentProcess, waitFor } from './agent-process.ts';
-import { DEST, SOURCE, writeAcpConfigs, type AgentSpec } from './acp-federation.ts';
+import { DEST, SOURCE, writeAcpConfigs, type AgentSpec, type StreamSpec } from './acp-federation.ts';
+import { startTcpRelay, type Relay } from './relay.ts';
 import { auditProblems } from './federation.ts';
 import { startEtcdCluster, type EtcdCluster } from './etcd-cluster.ts';
 import { PG_SUPERUSER, startPostgres, type Pg } from './postgres.ts';
@@ -29,9 +32,19 @@ export interface AcpPgOptions {
   /** Work directory (certs, configs, data dirs, spool); removed by cleanup. */
   dir: string;
   agentsPerRegion: number;
+  /** Agents in the destination region (default agentsPerRegion). */
+  destAgents?: number;
   /** Lease TTL, e.g. '2s'. */
   leaseTtl: string;
   checkpointInterval?: string;
+  /** Objects streams carried beside the pg-wal stream (default none). */
+  objectStreams?: StreamSpec[];
+  /** Destination spool directory (default <dir>/spool/pg-main). */
+  spoolDir?: string;
+  /** Source agents dial the first destination agent through a TCP relay (default false). */
+  relay?: boolean;
+  /** etcd members compact their history this often, e.g. '2s' (default never). */
+  etcdCompaction?: string;
 }
 
 /** A running primary -> ACP federation -> far standby. */
@@ -45,21 +58,24 @@ export interface AcpPgFederation {
   spoolDir: string;
   /** Walsender port of each destination agent (index as in agents[DEST]). */
   walsenderPorts: number[];
+  /** The relay between the source region and the first destination agent, when asked for. */
+  relay: Relay | null;
   /** Index of the source agent whose /status lists a sender of the stream, or -1. */
   sendingAgent(): Promise<number>;
   /** Problems (gap, double apply) in the merged audit logs of the destination agents. */
   auditProblems(): Promise<string[]>;
   /** Number of applied frames in the merged audit logs. */
   auditCount(): Promise<number>;
+  /** Merged audit logs of the destination agents for any stream, sorted. */
+  auditSeqs(streamId: string): Promise<number[]>;
   /** The last log lines of every agent. */
   tail(lines: number): string;
   cleanup(): Promise<void>;
 }
 
-/** The pg-wal streams section of one agent's config. */
+/** The pg-wal entry of one agent's streams section. */
 function pgWalStreamYaml(primaryPort: number, spoolDir: string, walsenderPort: number): string {
-  return `streams:
-  - id: ${PG_STREAM}
+  return `  - id: ${PG_STREAM}
     kind: pg-wal
     source:
       region: ${SOURCE}
@@ -79,9 +95,11 @@ export async function startAcpPgFederation(options: AcpPgOptions): Promise<AcpPg
   const agents: Record<string, AgentProcess[]> = { [SOURCE]: [], [DEST]: [] };
   let primary: Pg | undefined;
   let standby: Pg | undefined;
+  let relay: Relay | null = null;
   const cleanup = async (): Promise<void> => {
     await standby?.stop().catch(() => undefined);
     for (const list of Object.values(agents)) for (const a of list) await a.kill9().catch(() => undefined);
+    await relay?.close().catch(() => undefined);
     await primary?.stop().catch(() => undefined);
     for (const c of Object.values(etcd)) await c.stop().catch(() => undefined);
     await rm(options.dir, { recursive: true, force: true });
@@ -90,27 +108,33 @@ export async function startAcpPgFederation(options: AcpPgOptions): Promise<AcpPg
     Object.values(agents).flat().map((a) => `--- ${a.configPath}\n${a.logs.slice(-lines).join('\n')}`).join('\n');
   try {
     primary = await startPostgres();
-    etcd[SOURCE] = await startEtcdCluster({ members: 3 });
-    etcd[DEST] = await startEtcdCluster({ members: 3 });
+    etcd[SOURCE] = await startEtcdCluster({ members: 3, autoCompactionRetention: options.etcdCompaction });
+    etcd[DEST] = await startEtcdCluster({ members: 3, autoCompactionRetention: options.etcdCompaction });
     const specs = await writeAcpConfigs({
       dir: options.dir,
       agentsPerRegion: options.agentsPerRegion,
-      streams: [],
+      destAgents: options.destAgents,
+      streams: options.objectStreams ?? [],
       etcd: { [SOURCE]: etcd[SOURCE].endpoints, [DEST]: etcd[DEST].endpoints },
       leaseTtl: options.leaseTtl,
       checkpointInterval: options.checkpointInterval,
     });
-    const spoolDir = join(options.dir, 'spool', PG_STREAM);
+    const spoolDir = options.spoolDir ?? join(options.dir, 'spool', PG_STREAM);
     const walsenderPorts: number[] = [];
     for (const _ of specs[DEST]) walsenderPorts.push(await freePort());
-    // Replace the (empty) objects streams section with the pg-wal stream.
+    if (options.relay) relay = await startTcpRelay(specs[DEST][0].port);
+    // Put the pg-wal stream first in the streams section, before any objects
+    // streams; source agents dial the relay instead of the first destination agent.
+    const header = '\nstreams:\n';
     for (const region of [SOURCE, DEST]) {
       for (const [i, s] of specs[region].entries()) {
-        const yaml = await readFile(s.configPath, 'utf8');
-        const at = yaml.lastIndexOf('\nstreams:');
+        let yaml = await readFile(s.configPath, 'utf8');
+        const at = yaml.lastIndexOf(header);
         if (at < 0) throw new Error(`acp pg federation: no streams section in ${s.configPath}`);
         const port = region === DEST ? walsenderPorts[i] : walsenderPorts[0];
-        await writeFile(s.configPath, yaml.slice(0, at + 1) + pgWalStreamYaml(primary.port, spoolDir, port));
+        yaml = yaml.slice(0, at + header.length) + pgWalStreamYaml(primary.port, spoolDir, port) + yaml.slice(at + header.length);
+        if (relay !== null && region === SOURCE) yaml = yaml.replace(`"127.0.0.1:${specs[DEST][0].port}"`, `"127.0.0.1:${relay.port}"`);
+        await writeFile(s.configPath, yaml);
       }
     }
     for (const region of [DEST, SOURCE]) {
@@ -126,10 +150,10 @@ export async function startAcpPgFederation(options: AcpPgOptions): Promise<AcpPg
       },
       settings: { wal_retrieve_retry_interval: "'200ms'" },
     });
-    const auditSeqs = async (): Promise<number[]> => {
+    const auditSeqs = async (streamId = PG_STREAM): Promise<number[]> => {
       const seqs: number[] = [];
       for (const s of specs[DEST]) {
-        const text = await readFile(join(s.dataDir, 'audit', `${PG_STREAM}.log`), 'utf8').catch(() => '');
+        const text = await readFile(join(s.dataDir, 'audit', `${streamId}.log`), 'utf8').catch(() => '');
         for (const line of text.split('\n')) if (line !== '') seqs.push(Number(line));
       }
       return seqs.sort((a, b) => a - b);
@@ -142,6 +166,7 @@ export async function startAcpPgFederation(options: AcpPgOptions): Promise<AcpPg
       agents,
       spoolDir,
       walsenderPorts,
+      relay,
       sendingAgent: async () => {
         for (const [i, a] of agents[SOURCE].entries()) {
           const st = await a.status().catch(() => null);
@@ -151,6 +176,7 @@ export async function startAcpPgFederation(options: AcpPgOptions): Promise<AcpPg
       },
       auditProblems: async () => auditProblems(await auditSeqs()),
       auditCount: async () => (await auditSeqs()).length,
+      auditSeqs,
       tail,
       cleanup,
     };

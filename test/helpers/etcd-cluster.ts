@@ -77,8 +77,12 @@ async function waitHealthy(members: Member[]): Promise<void> {
   }
 }
 
-/** Start a real etcd cluster on loopback (default 3 members) and wait until it answers. */
-export async function startEtcdCluster(options: { members?: number } = {}): Promise<EtcdCluster> {
+/**
+ * Start a real etcd cluster on loopback (default 3 members) and wait until
+ * it answers. With autoCompactionRetention (e.g. '2s') members compact
+ * their history periodically, as production clusters do.
+ */
+export async function startEtcdCluster(options: { members?: number; autoCompactionRetention?: string } = {}): Promise<EtcdCluster> {
   if (!existsSync(ETCD_BINARY)) {
     throw new Error('etcd not found: install Debian package etcd-server (npm test\'s set-up does this)');
   }
@@ -131,6 +135,7 @@ export async function startEtcdCluster(options: { members?: number } = {}): Prom
       '--logger=zap',
       '--log-outputs=stderr',
     ];
+    if (options.autoCompactionRetention !== undefined) args.push('--auto-compaction-mode=periodic', `--auto-compaction-retention=${options.autoCompactionRetention}`);
     const log = openSync(m.logPath, 'a');
     const child = spawn(ETCD_BINARY, args, { stdio: ['ignore', log, log] });
     closeSync(log);

@@ -50,7 +50,9 @@ export async function startTcpRelay(targetPort: number): Promise<Relay> {
     port,
     connections: () => pairs.length,
     destroyOne: () => {
-      const pair = pairs[pairs.length - 1];
+      // Out of the list now: the sockets' close events come later, and a
+      // second call right away must pick another connection.
+      const pair = pairs.pop();
       if (!pair) return false;
       pair[0].destroy();
       pair[1].destroy();
