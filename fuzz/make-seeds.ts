@@ -155,6 +155,32 @@ function pgProtocolSeeds(): Record<string, Buffer> {
   return seeds;
 }
 
+function walsenderSeeds(): Record<string, Buffer> {
+  // [mode, ...client bytes]: mode 1 connects from the trusted address, 0 must authenticate.
+  // The target's spool: timeline 1 from 0/200000, switch to 2 at 0/210000, WAL up to 0/220000.
+  const startup = startupMessage({ user: 'standby', replication: 'true', application_name: 'walreceiver' });
+  const sslRequest = untypedMessage(new BodyWriter().int32(SSL_REQUEST_CODE).build());
+  const standbyStatus = copyData(new BodyWriter().byte(0x72).uint64(0x210000).uint64(0x210000).uint64(0x200000).uint64(786_000_000_000_000).byte(0).build());
+  const scramFirst = Buffer.from(SCRAM_CLIENT_FIRST);
+  const saslInitial = message('p', new BodyWriter().cstring(SCRAM_MECHANISM).int32(scramFirst.length).bytes(scramFirst).build());
+  const saslResponse = message('p', Buffer.from('c=biws,r=fyko+d2lbbFgONRv9qkxdawL3rfcNHYJY1ZVvWVs7j,p=v0X8v3Bz2T0CJGbJQyF0X+HI4Ts='));
+  const trusted = (wire: Buffer[]) => Buffer.concat([Buffer.from([1]), ...wire]);
+  const untrusted = (wire: Buffer[]) => Buffer.concat([Buffer.from([0]), ...wire]);
+  return {
+    'standby-identify-history': trusted([sslRequest, startup, query('IDENTIFY_SYSTEM'), query('TIMELINE_HISTORY 2'), terminate()]),
+    'standby-streams-timeline-1': trusted([startup, query('START_REPLICATION 0/200000 TIMELINE 1'), standbyStatus, copyDone(), terminate()]),
+    'standby-streams-timeline-2': trusted([startup, query('START_REPLICATION SLOT "s1" PHYSICAL 0/210000 TIMELINE 2'), standbyStatus, copyDone(), terminate()]),
+    'relay-show-read-slot': trusted([startup, query('SHOW wal_segment_size'), query('SHOW server_version_num'), query('READ_REPLICATION_SLOT dwcp_main;'), query(''), terminate()]),
+    'unknown-command': trusted([startup, query('BASE_BACKUP'), terminate()]),
+    'not-replication': trusted([startupMessage({ user: 'standby', database: 'postgres' })]),
+    'gss-then-ssl': trusted([untypedMessage(new BodyWriter().int32(80877104).build()), sslRequest, startup, terminate()]),
+    'cancel': trusted([untypedMessage(new BodyWriter().int32(CANCEL_REQUEST_CODE).int32(1).int32(2).build())]),
+    'sasl-wrong-proof': untrusted([startup, saslInitial, saslResponse]),
+    'sasl-unknown-mechanism': untrusted([startup, message('p', new BodyWriter().cstring('SCRAM-SHA-256-PLUS').int32(-1).build())]),
+    'untrusted-query': untrusted([startup, query('IDENTIFY_SYSTEM')]),
+  };
+}
+
 function scramSeeds(): Record<string, Buffer> {
   // client-first NUL client-final, with %n (server nonce), %c (channel binding), ,p=%p (genuine proof).
   const first = SCRAM_CLIENT_FIRST;
@@ -248,6 +274,7 @@ export function allSeeds(): Record<string, Record<string, Buffer>> {
     'frame-decoder': frameDecoderSeeds(),
     envelope: envelopeSeeds(),
     'pg-protocol': pgProtocolSeeds(),
+    walsender: walsenderSeeds(),
     scram: scramSeeds(),
     config: configSeeds(),
   };
