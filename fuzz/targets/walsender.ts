@@ -1,7 +1,7 @@
 // Fuzz target: the walsender-compatible endpoint
 // (src/streams/pg-wal/walsender-server.ts) as a client reaches it: a real
 // server on loopback serving a real spool (two timelines), one TCP
-// connection per input that sends the input and half-closes. This covers
+// connection per input that sends the input and a Terminate. This covers
 // what only the endpoint parses: startup packets, SSL/GSS requests, the
 // SASL messages, replication commands and standby feedback.
 // Input: [mode, ...client bytes]; mode bit 0 connects from a trusted
@@ -18,7 +18,7 @@ import { Server, connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { formatLsn } from '../../src/streams/pg-wal/lsn.ts';
-import { MessageDecoder, ProtocolError, parseErrorFields, type PgMessage } from '../../src/streams/pg-wal/pg-protocol.ts';
+import { MessageDecoder, ProtocolError, parseErrorFields, terminate, type PgMessage } from '../../src/streams/pg-wal/pg-protocol.ts';
 import { WalSink } from '../../src/streams/pg-wal/wal-sink.ts';
 import { startWalsenderServer } from '../../src/streams/pg-wal/walsender-server.ts';
 import { walRecordCodec } from '../../src/wire/messages.ts';
@@ -27,6 +27,8 @@ import { check } from './fuzz-input.ts';
 /** Addresses a client connects from: the trusted one, and one that must authenticate. */
 const TRUSTED_ADDRESS = '127.0.0.2';
 const UNTRUSTED_ADDRESS = '127.0.0.1';
+/** Silence from the server after which the client half-closes, ms. */
+const QUIET_MS = 250;
 /** Time one connection may stay open after the client half-closed, ms: longer is a hang. */
 const CLOSE_TIMEOUT_MS = 5_000;
 /** Message types the endpoint sends. */
@@ -86,23 +88,38 @@ export async function fuzz(data: Buffer): Promise<void> {
   }
 }
 
-// One connection: send, half-close, collect the answer until the server closes.
+// One connection: send the input and a Terminate, half-close once the
+// server has been quiet a moment, collect the answer until it closes. (Not
+// at once: the endpoint's sockets end their writing side when the client's
+// FIN arrives, so an immediate half-close cuts answers off; a quiet period
+// that is too short on a slow machine only shortens what gets checked.)
 function converse(input: Buffer, localAddress: string): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const socket = connect({ host: UNTRUSTED_ADDRESS, port: server.port, localAddress });
     const chunks: Buffer[] = [];
-    const timer = setTimeout(() => {
-      socket.destroy();
-      reject(new Error(`walsender kept the connection open ${CLOSE_TIMEOUT_MS} ms after the client half-closed`));
-    }, CLOSE_TIMEOUT_MS);
-    socket.on('data', (chunk: Buffer) => chunks.push(chunk));
+    let closeTimer: NodeJS.Timeout | undefined;
+    const halfClose = () => {
+      socket.end();
+      closeTimer = setTimeout(() => {
+        socket.destroy();
+        reject(new Error(`walsender kept the connection open ${CLOSE_TIMEOUT_MS} ms after the client half-closed`));
+      }, CLOSE_TIMEOUT_MS);
+    };
+    let quietTimer = setTimeout(halfClose, QUIET_MS);
+    socket.on('data', (chunk: Buffer) => {
+      chunks.push(chunk);
+      if (closeTimer) return;
+      clearTimeout(quietTimer);
+      quietTimer = setTimeout(halfClose, QUIET_MS);
+    });
     // A reset (the server closing with our bytes unread) ends the answer like a close.
     socket.on('error', () => {});
     socket.on('close', () => {
-      clearTimeout(timer);
+      clearTimeout(quietTimer);
+      clearTimeout(closeTimer);
       resolve(Buffer.concat(chunks));
     });
-    socket.end(input);
+    socket.write(Buffer.concat([input, terminate()]));
   });
 }
 
