@@ -4,12 +4,15 @@
 // test here in terms of the public API it broke.
 
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { ConfigError } from '../../src/config/config-error.ts';
 import { parseConfig } from '../../src/config/load-config.ts';
+import { PgError, ReplicationClient } from '../../src/streams/pg-wal/replication-client.ts';
+import { startWalsenderServer } from '../../src/streams/pg-wal/walsender-server.ts';
 
 const FUZZ_DIR = fileURLToPath(new URL('../../fuzz/', import.meta.url));
 const REGRESSIONS = join(FUZZ_DIR, 'regressions');
@@ -46,4 +49,33 @@ test('config: an alias to an anchor that does not exist is a ConfigError, not a 
 test('config: an alias bomb is a ConfigError naming the resource exhaustion', () => {
   const bomb = readFileSync(join(REGRESSIONS, 'config', 'alias-bomb'), 'utf8');
   assert.match(configError(() => parseConfig(bomb, 'dwcp.yaml', HOST)).message, /^dwcp\.yaml: invalid YAML: excessive alias count/im);
+});
+
+test('walsender: SHOW of an Object.prototype name is "unrecognized configuration parameter", not an internal error', { timeout: 60_000 }, async () => {
+  const spool = mkdtempSync(join(tmpdir(), 'dwcp-fuzz-regression-spool-'));
+  const server = await startWalsenderServer({ spool, host: '127.0.0.1', port: 0, auth: { users: {}, trustCidrs: ['127.0.0.1/32'] } });
+  try {
+    for (const name of ['__proto__', 'constructor', 'hasOwnProperty', 'toString']) {
+      // An error closes the connection: one per name.
+      const client = await ReplicationClient.connect({ host: '127.0.0.1', port: server.port, user: 'standby' });
+      try {
+        await assert.rejects(client.simpleQuery(`SHOW ${name}`), (err: Error) => {
+          assert.ok(err instanceof PgError, `SHOW ${name}: ${err.name}: ${err.message}`);
+          assert.equal(err.code, '42704', `SHOW ${name}: ${err.message}`);
+          assert.equal(err.message, `unrecognized configuration parameter "${name}"`);
+          return true;
+        });
+      } finally {
+        client.close();
+      }
+    }
+    // The real parameters still answer.
+    const client = await ReplicationClient.connect({ host: '127.0.0.1', port: server.port, user: 'standby' });
+    const [result] = await client.simpleQuery('SHOW wal_segment_size');
+    assert.equal(result.rows[0][0]?.toString(), '16MB');
+    client.close();
+  } finally {
+    await server.close();
+    rmSync(spool, { recursive: true, force: true });
+  }
 });
