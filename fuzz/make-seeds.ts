@@ -265,6 +265,12 @@ streams:
     'anchors-and-aliases': Buffer.from(full.replace(/^tls: /m, 'tls: &tls ').replace(/^  tls: .*$/m, '  tls: *tls')),
     'errors-everywhere': Buffer.from(full.replace('carriers: 16', 'carriers: 0').replace('5s', '5x').replace('region: us-east', 'region: us-est').replace('level: 3', 'level: 20')),
     'env-unset': Buffer.from(full.replace('${NODE_NAME:-node-1}', '${UNSET_VARIABLE}')),
+    // Small ones, where a mutation changes the structure rather than a value.
+    'small-alias': Buffer.from('region: &r eu-west\nfederation: *r\n'),
+    'small-merge-key': Buffer.from('base: &b { port: 1 }\nlisten: { <<: *b, host: h }\n'),
+    'small-flow': Buffer.from('{ federation: demo, regions: [ { name: a, endpoints: [ "h:1" ] } ], streams: [] }\n'),
+    'small-env': Buffer.from('nodeId: ${NODE_NAME}\ndataDir: $${literal}/${EMPTY:-/var}\n'),
+    'small-tags': Buffer.from('federation: !!str 12\namst: { carriers: !!int "3" }\n'),
   };
 }
 

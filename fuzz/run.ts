@@ -8,7 +8,7 @@
 //   node fuzz/run.ts --list
 
 import { spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -30,7 +30,7 @@ export interface FuzzTarget {
   disableBugDetectors?: string[];
 }
 
-/** The targets, by name (= file fuzz/targets/NAME.ts and seed corpus fuzz/corpus/NAME/). */
+/** The targets, by name (= file fuzz/targets/NAME.ts, seed corpus fuzz/corpus/NAME/, optional dictionary fuzz/dict/NAME.dict). */
 export const FUZZ_TARGETS: Readonly<Record<string, FuzzTarget>> = {
   'frame-decoder': { about: 'length-prefixed framing state machine, arbitrary splits', async: false, maxLen: 4096, testRuns: 20_000 },
   envelope: { about: 'protobuf codecs: Envelope, ObjectOp, Manifest, WalRecord, WalResume; round trips', async: false, maxLen: 4096, testRuns: 10_000 },
@@ -91,6 +91,8 @@ export async function runFuzzTarget(name: string, options: FuzzRunOptions = {}):
     `-timeout=${INPUT_TIMEOUT_S}`,
     `-artifact_prefix=${workDir}/`,
   ];
+  const dictionary = join(FUZZ_DIR, 'dict', `${name}.dict`);
+  if (existsSync(dictionary)) libFuzzerFlags.push(`-dict=${dictionary}`);
   if (options.runs !== undefined) libFuzzerFlags.push(`-runs=${options.runs}`);
   if (options.seconds !== undefined) libFuzzerFlags.push(`-max_total_time=${options.seconds}`);
   const inputs = options.reproduce ?? [corpus, join(FUZZ_DIR, 'corpus', name)];
