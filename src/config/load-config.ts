@@ -54,7 +54,14 @@ export function parseConfig(text: string, sourceName: string, options: ConfigOpt
   if (doc.errors.length > 0) {
     throw new ConfigError(sourceName, doc.errors.map((e) => ({ path: '', message: `invalid YAML: ${e.message.split('\n')[0]}` })));
   }
-  const tree: unknown = doc.toJS({ maxAliasCount: 100 });
+  // toJS throws a ReferenceError on an alias with no anchor before it and
+  // on more aliases than maxAliasCount (a "billion laughs" file).
+  let tree: unknown;
+  try {
+    tree = doc.toJS({ maxAliasCount: 100 });
+  } catch (err) {
+    throw new ConfigError(sourceName, [{ path: '', message: `invalid YAML: ${(err as Error).message}` }]);
+  }
   if (tree === null || tree === undefined) throw new ConfigError(sourceName, [{ path: '', message: 'is empty' }]);
   return compileConfig(tree, { baseDir: dirname(resolve(sourceName)), ...options }, sourceName);
 }

@@ -415,7 +415,8 @@ async function runCommand(conn: MessageSocket, ctx: ConnectionContext, sql: stri
       integer_datetimes: 'on',
       data_directory_mode: '0700',
     };
-    const value = values[name];
+    // Own keys only: "SHOW constructor" must not find Object.prototype's.
+    const value = Object.hasOwn(values, name) ? values[name] : undefined;
     if (value === undefined) throw new ClientError('42704', `unrecognized configuration parameter "${show[1]}"`);
     await conn.write(Buffer.concat([
       rowDescription([{ name, typeOid: TYPE_OID.text }]),
