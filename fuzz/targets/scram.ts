@@ -18,7 +18,7 @@ import { check } from './fuzz-input.ts';
 /** The password the server holds; seeds are made with it. */
 export const SCRAM_FUZZ_PASSWORD = 'fuzz-password';
 /** Derived once: PBKDF2 is the slow part of an exchange. */
-const SECRET = scramSecret(SCRAM_FUZZ_PASSWORD);
+const SECRET = await scramSecret(SCRAM_FUZZ_PASSWORD);
 const SALTED = pbkdf2Sync(SCRAM_FUZZ_PASSWORD, SECRET.salt, SECRET.iterations, 32, 'sha256');
 const CLIENT_KEY = createHmac('sha256', SALTED).update('Client Key').digest();
 
