@@ -29,7 +29,8 @@ const EXIT_USAGE = 2;
 
 /** Run `dwcp certs ...`; returns the exit code. */
 export async function certsCommand(args: string[]): Promise<number> {
-  const [sub, ...rest] = args;
+  // `dwcp certs --help` asks for the usage, not for a subcommand named --help.
+  const [sub, ...rest] = args[0] === '--help' || args[0] === '-h' ? ['help'] : args;
   const { values } = parseArgs({
     args: rest,
     options: {
