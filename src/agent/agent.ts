@@ -413,6 +413,7 @@ export class Agent {
         metrics: this.metrics,
         maySend: process.env[FAULT_ZOMBIE_ENV] === '1' ? undefined : () => fence.maySend(),
         chainCheck,
+        retry: { initialMs: config.amst.initialBackoffMs, maxMs: config.amst.maxBackoffMs },
       });
       slot.sender = sender;
       if (link.session > 0) sender.onLinkUp(link.session);

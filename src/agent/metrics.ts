@@ -22,6 +22,10 @@ export class Metrics {
   readonly protocolErrors = new Counter({ name: 'dwcp_protocol_errors_total', help: 'Connections closed because the peer sent something malformed or refused', labelNames: ['reason'], registers: [this.registry] });
   readonly checkpoints = new Counter({ name: 'dwcp_checkpoints_total', help: 'Checkpoints committed to the region consensus', labelNames: ['stream'], registers: [this.registry] });
   readonly streamHalted = new Gauge({ name: 'dwcp_stream_halted', help: '1 when a stream is halted after repeated verification failures or divergence', labelNames: ['stream'], registers: [this.registry] });
+  /** Faults of one stream by side (sender, receiver) and reason (an errno code such as ENOSPC, or open_timeout, open_refused, sink_refused, diverged, error). */
+  readonly streamFaults = new Counter({ name: 'dwcp_stream_faults_total', help: 'Faults that stopped one stream session (the stream retries with backoff or halts), by side and reason', labelNames: ['stream', 'side', 'reason'], registers: [this.registry] });
+  /** 1 while a stream waits to retry after a fault whose cause may pass. */
+  readonly streamRetrying = new Gauge({ name: 'dwcp_stream_retrying', help: '1 while a stream is stopped by a fault that may pass (ENOSPC, EIO, ...) and retries with backoff', labelNames: ['stream', 'side'], registers: [this.registry] });
   readonly carriers = new Gauge({ name: 'dwcp_carriers', help: 'Live carriers per link', labelNames: ['peer', 'direction'], registers: [this.registry] });
   readonly linkInflightBytes = new Gauge({ name: 'dwcp_link_inflight_bytes', help: 'Bytes sent and not yet acknowledged durable', labelNames: ['peer'], registers: [this.registry] });
   readonly linkReconnects = new Counter({ name: 'dwcp_link_reconnects_total', help: 'Link sessions started after the first', labelNames: ['peer'], registers: [this.registry] });
