@@ -72,6 +72,8 @@ export interface AgentOptions {
   audit?: boolean;
   /** Objects sources end once in sync instead of watching (bench). */
   once?: boolean;
+  /** Tests: wrap each sink (fault injection is passed in by tests, never read from the environment). */
+  wrapSink?: (sink: Sink) => Sink;
 }
 
 /** Status of the whole agent, served at /status. */
@@ -294,7 +296,8 @@ export class Agent {
   private async makeReceiver(stream: StreamConfig, part: SubStream, path: string): Promise<StreamReceiver> {
     const { config } = this;
     await mkdir(path, { recursive: true });
-    const sink = this.makeSink(stream, part, path);
+    const made = this.makeSink(stream, part, path);
+    const sink = this.options.wrapSink ? this.options.wrapSink(made) : made;
     return new StreamReceiver({
       streamId: part.id,
       kind: stream.kind,
@@ -414,6 +417,7 @@ export class Agent {
         maySend: process.env[FAULT_ZOMBIE_ENV] === '1' ? undefined : () => fence.maySend(),
         chainCheck,
         retry: { initialMs: config.amst.initialBackoffMs, maxMs: config.amst.maxBackoffMs },
+        openTimeoutMs: config.amst.streamOpenTimeoutMs,
       });
       slot.sender = sender;
       if (link.session > 0) sender.onLinkUp(link.session);

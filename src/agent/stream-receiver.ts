@@ -117,6 +117,8 @@ export class StreamReceiver {
   private auditPending: number[] = [];
   private audit: FileHandle | null = null;
   private draining = false;
+  /** Opens received so far: an open that a newer one overtook while it waited is not answered. */
+  private opens = 0;
   private checkpointDue = false;
   private serial: Promise<void> = Promise.resolve();
   private timer: NodeJS.Timeout;
@@ -143,7 +145,8 @@ export class StreamReceiver {
    * resume point. Never rejects: every failure answers with a refusal.
    */
   open(link: InboundLink, request: StreamOpen): Promise<void> {
-    return this.exclusive(() => this.openSession(link, request)).catch((err: unknown) => {
+    const number = ++this.opens;
+    return this.exclusive(() => this.openSession(link, request, number)).catch((err: unknown) => {
       // Whatever failed, the sender hears it now instead of waiting for a StreamState.
       this.refuseFault(link, 'open stream', err);
     });
@@ -239,9 +242,11 @@ export class StreamReceiver {
 
   // ---- sessions ----
 
-  private async openSession(link: InboundLink, request: StreamOpen): Promise<void> {
+  private async openSession(link: InboundLink, request: StreamOpen, number: number): Promise<void> {
     const { streamId, metrics } = this.options;
     await this.endSession();
+    // A sender whose open timed out opened again: answer only the newest (a StreamState does not name its open).
+    if (number !== this.opens) return;
     const refuse = (refusal: string): void => this.refuse(link, refusal, false);
     if (this.haltedReason) return refuse(`stream is halted: ${this.haltedReason}`);
     if (request.kind !== this.options.kind) return refuse(`stream kind "${request.kind}" does not match this destination's "${this.options.kind}"`);
@@ -285,6 +290,7 @@ export class StreamReceiver {
     } catch (err) {
       return this.refuseFault(link, `recover sink to checkpoint seq ${checkpoint.seq}`, err);
     }
+    if (number !== this.opens) return;
     this.appliedSeq = this.durableSeq = checkpoint.seq;
     this.chain = this.durableChain = Buffer.from(checkpoint.chain, 'hex');
     this.epoch = request.epoch;

@@ -432,9 +432,14 @@ export class StreamSender {
     if (state.more) return;
     const whole = Buffer.concat(session.stateParts);
     session.stateParts = [];
-    session.stateResolve?.({ ...state, state: whole });
+    const resolve = session.stateResolve;
     session.stateResolve = null;
     session.stateReject = null;
+    if (resolve) return resolve({ ...state, state: whole });
+    // A second answer: the destination reopened the stream for an earlier open
+    // of ours (it timed out here) and dropped what this session sent; start over from it.
+    this.options.logger.warn({ stream: this.options.streamId, destination: this.options.destRegion, durableSeq: state.durableSeq }, 'destination answered an earlier open again; restarting the session');
+    if (!this.haltedReason && !this.stopped) this.startSession(session.number);
   }
 
   private onAck(session: Session, ack: Ack): void {
