@@ -254,12 +254,6 @@ export class StreamSender {
       else this.halt(`destination refused the stream: ${state.refusal}`);
       return;
     }
-    session.durableSeq = state.durableSeq;
-    this.durableSeq = state.durableSeq;
-    this.sentSeq = state.durableSeq;
-    this.options.metrics.durableSeq.set(this.labels, state.durableSeq);
-    this.options.logger.info({ stream: streamId, destination: this.options.destRegion, durableSeq: state.durableSeq, stateBytes: state.state.length }, 'stream session open');
-
     // Check the destination's history against the source region's committed
     // chain before sending or telling the source anything: a position past
     // what was ever sent, or a chain that differs where it can be compared,
@@ -284,6 +278,12 @@ export class StreamSender {
       verified = positionVerified(committed, state.durableSeq);
       if (!verified) this.options.logger.warn({ stream: streamId, destination: this.options.destRegion, durableSeq: state.durableSeq, committedSeq: committed?.seq ?? 0 }, 'destination is ahead of the committed chain record (a sender died before recording its ack); its resume state is unverified');
     }
+    // Only a position that passed the check becomes this sender's.
+    session.durableSeq = state.durableSeq;
+    this.durableSeq = state.durableSeq;
+    this.sentSeq = state.durableSeq;
+    this.options.metrics.durableSeq.set(this.labels, state.durableSeq);
+    this.options.logger.info({ stream: streamId, destination: this.options.destRegion, durableSeq: state.durableSeq, stateBytes: state.state.length, verified }, 'stream session open');
     let reservedUpTo = 0;
 
     // Pull, number and encode (pipelined on the workers); a second loop sends
