@@ -23,6 +23,7 @@ import { chainKey, sourceChainCheck } from '../acp/chain-check.ts';
 import { ShardOwnership } from '../acp/shard-ownership.ts';
 import { subStreamsOf, type SubStream } from '../acp/sub-streams.ts';
 import { HdePool } from '../encoding/hde-pool.ts';
+import { Backoff, sleepMs } from '../util/backoff.ts';
 import { OutboundLink } from '../transport/link.ts';
 import { InboundLink } from '../transport/inbound-link.ts';
 import { startCarrierServer, type Identity, type TlsMaterial } from '../transport/tls-transport.ts';
@@ -373,6 +374,7 @@ export class Agent {
     const { config } = this;
     const id = slot.part.id;
     const key = leaderKey(config.federation, id, slot.destRegion);
+    const campaignBackoff = new Backoff({ initialMs: config.amst.initialBackoffMs, maxMs: config.amst.maxBackoffMs });
     while (!slot.abort.signal.aborted) {
       // A shard is campaigned for and sent only while the ring places it here (always, unsharded).
       let turn;
@@ -389,9 +391,10 @@ export class Agent {
         if (slot.abort.signal.aborted) return;
         if (turn.signal.aborted) continue;
         this.logger.warn({ stream: id, err: (err as Error).message }, 'campaign failed; retrying');
-        await new Promise((r) => setTimeout(r, config.amst.initialBackoffMs).unref());
+        await sleepMs(campaignBackoff.next());
         continue;
       }
+      campaignBackoff.reset();
       this.logger.info({ stream: id, destination: slot.destRegion, epoch: leadership.epoch }, 'elected sender');
       const link = this.linkTo(slot.destRegion);
       // A paused leader fences itself; the destination's chain is checked against this region's record.
