@@ -114,6 +114,8 @@ export class StreamReceiver {
   private contexts = 0;
   private haltedReason: string | null = null;
   private faultedReason: string | null = null;
+  /** The fault was in the open path: a successful open clears it (an apply fault clears only when a frame applies). */
+  private faultedInOpen = false;
   private auditPending: number[] = [];
   private audit: FileHandle | null = null;
   private draining = false;
@@ -291,6 +293,7 @@ export class StreamReceiver {
       return this.refuseFault(link, `recover sink to checkpoint seq ${checkpoint.seq}`, err);
     }
     if (number !== this.opens) return;
+    if (this.faultedInOpen) this.clearFault();
     this.appliedSeq = this.durableSeq = checkpoint.seq;
     this.chain = this.durableChain = Buffer.from(checkpoint.chain, 'hex');
     this.epoch = request.epoch;
@@ -322,6 +325,7 @@ export class StreamReceiver {
       return this.refuse(link, `stream is halted: ${reason}`, false);
     }
     this.markFaulted(reason, err);
+    this.faultedInOpen = true;
     this.refuse(link, reason, true);
   }
 
@@ -400,9 +404,17 @@ export class StreamReceiver {
   private markFaulted(reason: string, err: unknown): void {
     const { streamId, metrics } = this.options;
     this.faultedReason = reason;
+    this.faultedInOpen = false;
     metrics.streamFaults.inc({ stream: streamId, side: 'receiver', reason: faultCode(err) });
     metrics.streamRetrying.set({ stream: streamId, side: 'receiver' }, 1);
     this.options.logger.error({ stream: streamId, reason, code: faultCode(err) }, 'stream fault; the session ends and the sender retries with backoff');
+  }
+
+  /** The stream works again. */
+  private clearFault(): void {
+    this.faultedReason = null;
+    this.faultedInOpen = false;
+    this.options.metrics.streamRetrying.set({ stream: this.options.streamId, side: 'receiver' }, 0);
   }
 
   /** Record a halt: status, metrics, an error log. */
@@ -522,10 +534,7 @@ export class StreamReceiver {
       if (err instanceof SinkError) return this.halt(session, `sink refused frame ${frame.seq}: ${err.message}`);
       return this.fault(session, `apply frame ${frame.seq}`, err);
     }
-    if (this.faultedReason !== null) {
-      this.faultedReason = null;
-      metrics.streamRetrying.set({ stream: streamId, side: 'receiver' }, 0);
-    }
+    if (this.faultedReason !== null) this.clearFault();
     this.failures.delete(frame.seq);
     this.streamingFailures.delete(frame.seq);
     this.chain = chainNext(this.chain, frame.seq, decoded.digest);

@@ -327,7 +327,7 @@ export class StreamSender {
         }
         chain = chainNext(chain, head.seq, digest);
         session.unacked.push({ seq: head.seq, chain, rawBytes: head.rawBytes, record: head.record });
-        await link.sendData(session.number, streamId, head.seq, framed);
+        await link.sendData(session.number, streamId, head.seq, framed, session.abort.signal);
         this.levelWaits.linkMs += performance.now() - encodedAt;
         this.adaptLevel();
         pipeline.shift();

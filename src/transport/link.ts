@@ -232,11 +232,14 @@ export class OutboundLink {
   /**
    * Send one data frame of a stream. Resolves once it is queued on a carrier;
    * waits first while the link window is full (backpressure). Throws
-   * LinkDownError when the session ended.
+   * LinkDownError when the session ended, or when the stream's own session
+   * (signal) ended while it waited: a frame of an ended stream session must
+   * not enter flight after forgetStream() (the next session reuses its seq).
    */
-  async sendData(session: number, streamId: string, seq: number, framed: Buffer): Promise<void> {
+  async sendData(session: number, streamId: string, seq: number, framed: Buffer, signal?: AbortSignal): Promise<void> {
     await this.pace(framed.length);
     await this.reserve(framed.length, session);
+    if (signal?.aborted) throw new LinkDownError(`stream ${streamId}: its session ended while the frame waited for the window`);
     let frames = this.inflight.get(streamId);
     if (!frames) {
       frames = new Map();

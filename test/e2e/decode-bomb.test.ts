@@ -20,14 +20,16 @@ import { AgentProcess, waitFor, sleep } from '../helpers/agent-process.ts';
 const MiB = 1024 * 1024;
 /** Plaintext each bomb frame declares (the default maxFrame, so it is admitted). */
 const BOMB_PLAINTEXT = 64 * MiB;
-/** Link window of the destination's config: its pending window is twice that in wire bytes. */
-const LINK_WINDOW_MIB = 4;
+/** Link window of the destination's config (the default; maxFrame may not exceed it): its pending window is twice that in wire bytes. */
+const LINK_WINDOW_MIB = 64;
 /**
- * The stated bound: frames waiting hold wire bytes (2 x linkWindow = 8 MiB)
- * and nothing is decoded while seq 1 is missing; 256 MiB leaves room for
- * allocator noise and is far below the 24 x 64 MiB the bombs declare.
+ * The stated bound: nothing is decoded while seq 1 is missing, so 24 bombs
+ * cost their wire bytes (48 KiB); 256 MiB leaves room for allocator noise
+ * and is far below the 24 x 64 MiB they declare.
  */
 const RSS_GROWTH_BOUND = 256 * MiB;
+/** At the cut-off the receiver also holds up to its pending window of wire bytes (2 x linkWindow). */
+const RSS_GROWTH_BOUND_AT_CUTOFF = 2 * LINK_WINDOW_MIB * MiB + RSS_GROWTH_BOUND;
 
 let dir: string;
 let setup: TwoRegion;
@@ -38,7 +40,7 @@ before(async () => {
   dir = await mkdtemp(join(tmpdir(), 'dwcp-bomb-'));
   await mkdir(join(dir, 'src'));
   await mkdir(join(dir, 'dst'));
-  setup = await writeTwoRegion({ dir, sourcePath: join(dir, 'src'), destPath: join(dir, 'dst'), amstExtra: `  linkWindow: ${LINK_WINDOW_MIB}MiB` });
+  setup = await writeTwoRegion({ dir, sourcePath: join(dir, 'src'), destPath: join(dir, 'dst'), amstExtra: `  linkWindow: ${LINK_WINDOW_MIB}MiB\n  maxFrame: 64MiB` });
   dest = new AgentProcess(setup.destConfig, setup.ports.destHttp);
   await dest.start();
   const c = setup.certs['eu-west'];
@@ -85,7 +87,7 @@ test('64 MiB-of-zeros frames with seq 1 withheld: receiver RSS stays bounded; pa
   await waitFor('a "peer broke the stream protocol" log naming the window', async () => dest.logs.some((l) => l.includes('"msg":"peer broke the stream protocol; closing its link"') && /unapplied frames in flight, over the \d+ window/.test(l)), 30_000, 100);
   await waitFor('the bomber was cut off', async () => closed, 10_000, 50);
   const grownAfter = (await dest.rssBytes()) - base;
-  assert.ok(grownAfter < RSS_GROWTH_BOUND, `RSS grew by ${grownAfter} bytes by the cut-off (bound ${RSS_GROWTH_BOUND})`);
+  assert.ok(grownAfter < RSS_GROWTH_BOUND_AT_CUTOFF, `RSS grew by ${grownAfter} bytes by the cut-off (bound ${RSS_GROWTH_BOUND_AT_CUTOFF})`);
   assert.equal((await fetch(`http://127.0.0.1:${setup.ports.destHttp}/healthz`)).status, 200, 'the agent still serves');
   assert.ok((await dest.metric('dwcp_protocol_errors_total', 'reason="stream"')) >= 1, 'protocol error counted');
 });
