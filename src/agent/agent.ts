@@ -366,7 +366,8 @@ export class Agent {
   private startSenderSlot(stream: StreamConfig, part: SubStream, destRegion: string): void {
     const slot: SenderSlot = { stream, part, destRegion, sender: null, abort: new AbortController() };
     this.slots.push(slot);
-    void this.leadLoop(slot);
+    // Every error inside is handled per stream; one reaching here stops this slot only, loudly.
+    this.leadLoop(slot).catch((err: Error) => this.logger.error({ stream: part.id, destination: destRegion, err: err.message }, 'sender slot failed (a bug); this stream stops sending'));
   }
 
   /** Campaign for (stream, destination); send while leader; campaign again when leadership is lost. */

@@ -470,8 +470,13 @@ export class StreamSender {
     if (oldest !== null) this.options.metrics.ackLatency.observe({ destination: this.options.destRegion }, (performance.now() - oldest) / 1000);
     this.options.metrics.goodputBytes.inc(this.labels, bytes);
     this.options.metrics.durableSeq.set(this.labels, ack.durableSeq);
-    // "done" reaches the source only now, in order.
-    for (const record of done) record.onDurable?.();
+    // "done" reaches the source only now, in order; a source that fails to take it fails this stream's session only.
+    try {
+      for (const record of done) record.onDurable?.();
+    } catch (err) {
+      this.retry(session, `source did not take "done" for seq ${ack.durableSeq}: ${errorMessage(err)}`, faultCode(err));
+      return;
+    }
     this.updateLag();
   }
 
