@@ -29,6 +29,9 @@ const LINK_WINDOW_MIB = 64;
  */
 const RSS_GROWTH_BOUND = 256 * MiB;
 /** At the cut-off the receiver also holds up to its pending window of wire bytes (2 x linkWindow). */
+/** How long RSS is watched after the bombs arrived: polls x interval. */
+const RSS_WATCH_POLLS = 30;
+const RSS_WATCH_INTERVAL_MS = 500;
 const RSS_GROWTH_BOUND_AT_CUTOFF = 2 * LINK_WINDOW_MIB * MiB + RSS_GROWTH_BOUND;
 
 let dir: string;
@@ -73,9 +76,16 @@ test('64 MiB-of-zeros frames with seq 1 withheld: receiver RSS stays bounded; pa
 
   // 24 bombs after a withheld seq 1: nothing may be decoded.
   const first = state.durableSeq + 2;
+  const wireBefore = await dest.metric('dwcp_wire_bytes_received_total');
   for (let seq = first; seq < first + 24; seq++) carrier.send(frame(seq));
-  await sleep(3000);
-  const grown = (await dest.rssBytes()) - base;
+  await waitFor('the receiver read the 24 bombs', async () => (await dest.metric('dwcp_wire_bytes_received_total')) - wireBefore >= 24 * bomb.payload.length, 30_000, 100);
+  // Watch RSS for a while: a receiver that decodes them takes seconds to grow.
+  let grown = 0;
+  for (let i = 0; i < RSS_WATCH_POLLS; i++) {
+    grown = Math.max(grown, (await dest.rssBytes()) - base);
+    if (grown >= RSS_GROWTH_BOUND) break;
+    await sleep(RSS_WATCH_INTERVAL_MS);
+  }
   assert.ok(grown < RSS_GROWTH_BOUND, `RSS grew by ${grown} bytes after 24 bomb frames (bound ${RSS_GROWTH_BOUND})`);
   assert.equal(closed, false, 'within the window the peer is not cut off');
 
