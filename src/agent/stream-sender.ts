@@ -439,7 +439,10 @@ export class StreamSender {
     // A second answer: the destination reopened the stream for an earlier open
     // of ours (it timed out here) and dropped what this session sent; start over from it.
     this.options.logger.warn({ stream: this.options.streamId, destination: this.options.destRegion, durableSeq: state.durableSeq }, 'destination answered an earlier open again; restarting the session');
-    if (!this.haltedReason && !this.stopped) this.startSession(session.number);
+    if (this.haltedReason || this.stopped) return;
+    this.endSession();
+    this.options.link.forgetStream(this.options.streamId);
+    this.startSession(session.number);
   }
 
   private onAck(session: Session, ack: Ack): void {
