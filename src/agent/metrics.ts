@@ -21,7 +21,7 @@ export class Metrics {
   readonly verifyFailures = new Counter({ name: 'dwcp_verify_failures_total', help: 'Frames whose plaintext digest did not match (never applied)', labelNames: ['stream'], registers: [this.registry] });
   readonly protocolErrors = new Counter({ name: 'dwcp_protocol_errors_total', help: 'Connections closed because the peer sent something malformed or refused', labelNames: ['reason'], registers: [this.registry] });
   readonly checkpoints = new Counter({ name: 'dwcp_checkpoints_total', help: 'Checkpoints committed to the region consensus', labelNames: ['stream'], registers: [this.registry] });
-  readonly streamHalted = new Gauge({ name: 'dwcp_stream_halted', help: '1 when a stream is halted after repeated verification failures or divergence', labelNames: ['stream'], registers: [this.registry] });
+  readonly streamHalted = new Gauge({ name: 'dwcp_stream_halted', help: '1 when a stream is halted until an operator acts (repeated verification failures, divergence or an impossible resume position, a sink refusal)', labelNames: ['stream'], registers: [this.registry] });
   /** Faults of one stream by side (sender, receiver) and reason (an errno code such as ENOSPC, or open_timeout, open_refused, sink_refused, diverged, error). */
   readonly streamFaults = new Counter({ name: 'dwcp_stream_faults_total', help: 'Faults that stopped one stream session (the stream retries with backoff or halts), by side and reason', labelNames: ['stream', 'side', 'reason'], registers: [this.registry] });
   /** 1 while a stream waits to retry after a fault whose cause may pass. */
