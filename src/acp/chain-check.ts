@@ -115,7 +115,9 @@ export class ChainRecorder {
   /** sentSeq wanted by reserve() callers, and their waiters. */
   private wantSent = 0;
   private sentWaiters: Array<{ upTo: number; resolve(): void; reject(err: Error): void }> = [];
-  private running: Promise<void> | null = null;
+  /** True from kick() until flush() returns (set and cleared synchronously, so no request falls between two flushes). */
+  private flushing = false;
+  private running: Promise<void> = Promise.resolve();
   private readonly onError: (err: Error) => void;
 
   constructor(store: ConsensusStore, key: string, epoch: number, loaded: { record: ChainRecord; modRevision: number } | undefined, onError: (err: Error) => void) {
@@ -143,7 +145,9 @@ export class ChainRecorder {
   }
 
   private kick(): void {
-    if (!this.running) this.running = this.flush().finally(() => (this.running = null));
+    if (this.flushing) return;
+    this.flushing = true;
+    this.running = this.flush();
   }
 
   /** sentSeq a write carries: never below what was stored, reserved or recorded. */
@@ -163,10 +167,18 @@ export class ChainRecorder {
 
   /** Wait for pending writes. */
   async settled(): Promise<void> {
-    while (this.running) await this.running;
+    while (this.flushing) await this.running;
   }
 
   private async flush(): Promise<void> {
+    try {
+      await this.flushAll();
+    } finally {
+      this.flushing = false;
+    }
+  }
+
+  private async flushAll(): Promise<void> {
     while (this.next || this.sentWaiters.length > 0) {
       let next = this.next;
       this.next = null;

@@ -75,6 +75,8 @@ export interface AgentOptions {
   once?: boolean;
   /** Tests: wrap each sink (fault injection is passed in by tests, never read from the environment). */
   wrapSink?: (sink: Sink) => Sink;
+  /** Tests: wrap each source, e.g. to see the resume points it is given. */
+  wrapSource?: (source: Source) => Source;
 }
 
 /** Status of the whole agent, served at /status. */
@@ -498,6 +500,7 @@ export class Agent {
       });
       this.pgWalMetrics.watchSource(stream.id, source as WalSource, stream.destinations.map((d) => d.region));
     }
+    if (this.options.wrapSource) source = this.options.wrapSource(source);
     this.sources.set(part.id, source);
     return source;
   }
