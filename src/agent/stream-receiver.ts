@@ -119,8 +119,9 @@ export class StreamReceiver {
   private auditPending: number[] = [];
   private audit: FileHandle | null = null;
   private draining = false;
-  /** Opens received so far: an open that a newer one overtook while it waited is not answered. */
+  /** Opens received so far, and the newest per link: an open its own link overtook while it waited is not answered. */
   private opens = 0;
+  private readonly newestOpen = new WeakMap<InboundLink, number>();
   private checkpointDue = false;
   private serial: Promise<void> = Promise.resolve();
   private timer: NodeJS.Timeout;
@@ -148,6 +149,7 @@ export class StreamReceiver {
    */
   open(link: InboundLink, request: StreamOpen): Promise<void> {
     const number = ++this.opens;
+    this.newestOpen.set(link, number);
     return this.exclusive(() => this.openSession(link, request, number)).catch((err: unknown) => {
       // Whatever failed, the sender hears it now instead of waiting for a StreamState.
       this.refuseFault(link, 'open stream', err);
@@ -247,8 +249,8 @@ export class StreamReceiver {
   private async openSession(link: InboundLink, request: StreamOpen, number: number): Promise<void> {
     const { streamId, metrics } = this.options;
     await this.endSession();
-    // A sender whose open timed out opened again: answer only the newest (a StreamState does not name its open).
-    if (number !== this.opens) return;
+    // A sender whose open timed out opened again: answer only its newest (a StreamState does not name its open).
+    if (this.newestOpen.get(link) !== number) return;
     const refuse = (refusal: string): void => this.refuse(link, refusal, false);
     if (this.haltedReason) return refuse(`stream is halted: ${this.haltedReason}`);
     if (request.kind !== this.options.kind) return refuse(`stream kind "${request.kind}" does not match this destination's "${this.options.kind}"`);
@@ -292,7 +294,7 @@ export class StreamReceiver {
     } catch (err) {
       return this.refuseFault(link, `recover sink to checkpoint seq ${checkpoint.seq}`, err);
     }
-    if (number !== this.opens) return;
+    if (this.newestOpen.get(link) !== number) return;
     if (this.faultedInOpen) this.clearFault();
     this.appliedSeq = this.durableSeq = checkpoint.seq;
     this.chain = this.durableChain = Buffer.from(checkpoint.chain, 'hex');
