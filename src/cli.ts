@@ -48,6 +48,32 @@ Docs: README.md (quick start, config reference, metrics).
 /** Exit codes. */
 const EXIT_USAGE = 2;
 const EXIT_FAILURE = 1;
+/** An error reached the process unhandled: a bug (sysexits EX_SOFTWARE). */
+const EXIT_BUG = 70;
+
+/**
+ * Last resort for the agent process: an error that reached the process
+ * unhandled is a bug, never one stream's I/O error (sinks, sources and
+ * links catch those where they occur and halt or retry that stream only).
+ * Log it as such and exit, so the supervisor restarts a clean agent
+ * instead of one in an unknown state.
+ */
+function installBugGuard(log: (err: unknown, origin: string) => void): void {
+  const die = (err: unknown, origin: string): void => {
+    try {
+      log(err, origin);
+    } finally {
+      process.exit(EXIT_BUG);
+    }
+  };
+  process.on('unhandledRejection', (reason) => die(reason, 'unhandledRejection'));
+  process.on('uncaughtException', (err, origin) => die(err, origin));
+}
+
+/** How the guard reports: the error, its stack, and that it is a bug. */
+function bugReport(err: unknown, origin: string): { origin: string; err: string; stack?: string } {
+  return { origin, err: err instanceof Error ? err.message : String(err), stack: err instanceof Error ? err.stack : undefined };
+}
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
@@ -103,17 +129,25 @@ async function agentCommand(args: string[]): Promise<number> {
     return EXIT_USAGE;
   }
   const config = await loadConfig(values.config);
-  const agent = await Agent.start(config, { audit: values.audit });
+  // Until the agent's logger exists the guard writes to stderr.
+  let agent: Agent | null = null;
+  installBugGuard((err, origin) => {
+    const message = 'dwcp bug: an error reached the process unhandled (stream I/O errors are handled per stream; this is not one); exiting';
+    if (agent) agent.logger.fatal(bugReport(err, origin), message);
+    else process.stderr.write(`${message}: ${JSON.stringify(bugReport(err, origin))}\n`);
+  });
+  agent = await Agent.start(config, { audit: values.audit });
+  const running = agent;
   // SIGTERM/SIGINT: RUNNING -> DRAINING -> STOPPED; a second signal exits at once.
   let signals = 0;
   const onSignal = (signal: string): void => {
     signals++;
     if (signals > 1) process.exit(EXIT_FAILURE);
-    agent.logger.info({ signal }, 'signal received');
-    agent.drain(DEFAULT_DRAIN_GRACE_MS).then(
+    running.logger.info({ signal }, 'signal received');
+    running.drain(DEFAULT_DRAIN_GRACE_MS).then(
       () => process.exit(0),
       (err: Error) => {
-        agent.logger.error({ err: err.message }, 'drain failed');
+        running.logger.error({ err: err.message }, 'drain failed');
         process.exit(EXIT_FAILURE);
       },
     );

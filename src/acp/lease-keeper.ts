@@ -6,6 +6,7 @@
 // agent out of every later election.
 
 import type { ConsensusStore, Lease } from '../consensus/consensus-store.ts';
+import { Backoff, sleepMs } from '../util/backoff.ts';
 
 /** First wait before granting again after a failed grant. */
 const INITIAL_REGRANT_BACKOFF_MS = 250;
@@ -69,7 +70,7 @@ export class LeaseKeeper {
 
   /** Grant again until it works or the keeper closes. */
   private async regrant(): Promise<void> {
-    let backoffMs = INITIAL_REGRANT_BACKOFF_MS;
+    const backoff = new Backoff({ initialMs: INITIAL_REGRANT_BACKOFF_MS, maxMs: MAX_REGRANT_BACKOFF_MS });
     while (!this.closed) {
       try {
         const lease = await this.store.grantLease(this.ttlSeconds);
@@ -82,8 +83,7 @@ export class LeaseKeeper {
         return;
       } catch (err) {
         this.onError(new Error(`grant lease: ${(err as Error).message}`));
-        await new Promise((r) => setTimeout(r, backoffMs).unref());
-        backoffMs = Math.min(backoffMs * 2, MAX_REGRANT_BACKOFF_MS);
+        await sleepMs(backoff.next());
       }
     }
   }

@@ -7,6 +7,7 @@
 import type { ConsensusStore, Watcher } from '../consensus/consensus-store.ts';
 import { membershipKey } from '../consensus/checkpoints.ts';
 import type { LeaseKeeper } from './lease-keeper.ts';
+import { Backoff, sleepMs } from '../util/backoff.ts';
 
 /** What an agent publishes about itself. */
 export interface MemberRecord {
@@ -56,17 +57,17 @@ export async function registerMember(store: ConsensusStore, federation: string, 
   keeper.onGranted((lease) => put(lease.id).catch((err: Error) => onError(new Error(`register member again: ${err.message}`))));
   // At start the store may be slow (a member down, a leader election): retry
   // with backoff rather than fail the agent's start on one timed-out call.
-  let delayMs = REGISTER_INITIAL_BACKOFF_MS;
+  const backoff = new Backoff({ initialMs: REGISTER_INITIAL_BACKOFF_MS, maxMs: REGISTER_MAX_BACKOFF_MS });
   const deadline = Date.now() + REGISTER_TIMEOUT_MS;
   for (;;) {
     try {
       await put((await keeper.current()).id);
       return;
     } catch (err) {
+      const delayMs = backoff.next();
       if (Date.now() + delayMs > deadline) throw new Error(`register member: gave up after ${REGISTER_TIMEOUT_MS} ms: ${(err as Error).message}`, { cause: err });
       onError(new Error(`register member (retrying in ${delayMs} ms): ${(err as Error).message}`));
-      await new Promise((resolve) => setTimeout(resolve, delayMs));
-      delayMs = Math.min(delayMs * 2, REGISTER_MAX_BACKOFF_MS);
+      await sleepMs(delayMs);
     }
   }
 }

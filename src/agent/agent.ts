@@ -24,6 +24,7 @@ import { chainKey, sourceChainCheck } from '../acp/chain-check.ts';
 import { ShardOwnership } from '../acp/shard-ownership.ts';
 import { subStreamsOf, type SubStream } from '../acp/sub-streams.ts';
 import { HdePool } from '../encoding/hde-pool.ts';
+import { Backoff, sleepMs } from '../util/backoff.ts';
 import { OutboundLink } from '../transport/link.ts';
 import { InboundLink } from '../transport/inbound-link.ts';
 import { startCarrierServer, type Identity, type TlsMaterial } from '../transport/tls-transport.ts';
@@ -77,6 +78,10 @@ export interface AgentOptions {
   audit?: boolean;
   /** Objects sources end once in sync instead of watching (bench). */
   once?: boolean;
+  /** Tests: wrap each sink (fault injection is passed in by tests, never read from the environment). */
+  wrapSink?: (sink: Sink) => Sink;
+  /** Tests: wrap each source, e.g. to see the resume points it is given. */
+  wrapSource?: (source: Source) => Source;
 }
 
 /** Status of the whole agent, served at /status. */
@@ -341,7 +346,8 @@ export class Agent {
   private async makeReceiver(stream: StreamConfig, part: SubStream, path: string): Promise<StreamReceiver> {
     const { config } = this;
     await mkdir(path, { recursive: true });
-    const sink = this.makeSink(stream, part, path);
+    const made = this.makeSink(stream, part, path);
+    const sink = this.options.wrapSink ? this.options.wrapSink(made) : made;
     return new StreamReceiver({
       streamId: part.id,
       kind: stream.kind,
@@ -441,7 +447,8 @@ export class Agent {
   private startSenderSlot(stream: StreamConfig, part: SubStream, destRegion: string): void {
     const slot: SenderSlot = { stream, part, destRegion, sender: null, abort: new AbortController() };
     this.slots.push(slot);
-    void this.leadLoop(slot);
+    // Every error inside is handled per stream; one reaching here stops this slot only, loudly.
+    this.leadLoop(slot).catch((err: Error) => this.logger.error({ stream: part.id, destination: destRegion, err: err.message }, 'sender slot failed (a bug); this stream stops sending'));
   }
 
   /** Campaign for (stream, destination); send while leader; campaign again when leadership is lost. */
@@ -449,6 +456,7 @@ export class Agent {
     const { config } = this;
     const id = slot.part.id;
     const key = leaderKey(config.federation, id, slot.destRegion);
+    const campaignBackoff = new Backoff({ initialMs: config.amst.initialBackoffMs, maxMs: config.amst.maxBackoffMs });
     while (!slot.abort.signal.aborted) {
       // A shard is campaigned for and sent only while the ring places it here (always, unsharded).
       let turn;
@@ -465,9 +473,10 @@ export class Agent {
         if (slot.abort.signal.aborted) return;
         if (turn.signal.aborted) continue;
         this.logger.warn({ stream: id, err: (err as Error).message }, 'campaign failed; retrying');
-        await new Promise((r) => setTimeout(r, config.amst.initialBackoffMs).unref());
+        await sleepMs(campaignBackoff.next());
         continue;
       }
+      campaignBackoff.reset();
       this.logger.info({ stream: id, destination: slot.destRegion, epoch: leadership.epoch }, 'elected sender');
       const link = this.linkTo(slot.destRegion);
       // A paused leader fences itself; the destination's chain is checked against this region's record.
@@ -492,6 +501,8 @@ export class Agent {
         metrics: this.metrics,
         maySend: process.env[FAULT_ZOMBIE_ENV] === '1' ? undefined : () => fence.maySend(),
         chainCheck,
+        retry: { initialMs: config.amst.initialBackoffMs, maxMs: config.amst.maxBackoffMs },
+        openTimeoutMs: config.amst.streamOpenTimeoutMs,
       });
       slot.sender = sender;
       if (link.session > 0) sender.onLinkUp(link.session);
@@ -577,6 +588,7 @@ export class Agent {
       this.pgWalMetrics.watchSource(stream.id, destRegion, wal);
       source = wal;
     }
+    if (this.options.wrapSource) source = this.options.wrapSource(source);
     this.sources.set(key, source);
     return source;
   }

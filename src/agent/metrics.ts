@@ -27,7 +27,11 @@ export class Metrics {
   /** Certificate file reloads (result: loaded, rejected). */
   readonly certificateReloads = new Counter({ name: 'dwcp_certificate_reloads_total', help: 'Changed certificate files loaded or rejected (rejected keeps the old certificates)', labelNames: ['result'], registers: [this.registry] });
   readonly checkpoints = new Counter({ name: 'dwcp_checkpoints_total', help: 'Checkpoints committed to the region consensus', labelNames: ['stream'], registers: [this.registry] });
-  readonly streamHalted = new Gauge({ name: 'dwcp_stream_halted', help: '1 when a stream is halted after repeated verification failures or divergence', labelNames: ['stream'], registers: [this.registry] });
+  readonly streamHalted = new Gauge({ name: 'dwcp_stream_halted', help: '1 when a stream is halted until an operator acts (repeated verification failures, divergence or an impossible resume position, a sink refusal)', labelNames: ['stream'], registers: [this.registry] });
+  /** Faults of one stream by side (sender, receiver) and reason (an errno code such as ENOSPC, or open_timeout, open_refused, sink_refused, diverged, error). */
+  readonly streamFaults = new Counter({ name: 'dwcp_stream_faults_total', help: 'Faults that stopped one stream session (the stream retries with backoff or halts), by side and reason', labelNames: ['stream', 'side', 'reason'], registers: [this.registry] });
+  /** 1 while a stream waits to retry after a fault whose cause may pass. */
+  readonly streamRetrying = new Gauge({ name: 'dwcp_stream_retrying', help: '1 while a stream is stopped by a fault that may pass (ENOSPC, EIO, ...) and retries with backoff', labelNames: ['stream', 'side'], registers: [this.registry] });
   readonly carriers = new Gauge({ name: 'dwcp_carriers', help: 'Live carriers per link', labelNames: ['peer', 'direction'], registers: [this.registry] });
   readonly linkInflightBytes = new Gauge({ name: 'dwcp_link_inflight_bytes', help: 'Bytes sent and not yet acknowledged durable', labelNames: ['peer'], registers: [this.registry] });
   /** Consensus watches that broke and were resumed (reason: disconnected, canceled by etcd e.g. after compaction). */

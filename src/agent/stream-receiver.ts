@@ -8,6 +8,15 @@
 // session: they decode in sequence order, and one that fails verification
 // ends the session (a resend could not be decoded without the history the
 // failure lost), so the next one resyncs from the durable checkpoint.
+// Memory: frames waiting for their turn are held as they came off the wire
+// (bounded by maxPendingBytes); only the run the apply loop is about to use
+// is decoded, at most maxDecodeAheadBytes of declared plaintext (plus one
+// frame), so a small frame declaring 64 MiB of zeros costs 64 MiB only when
+// it is next. Faults: a sink refusal (SinkError) halts the stream until an
+// operator acts; any other error of the sink or the audit log (ENOSPC, EIO,
+// ...) ends the session, rolls back to the durable checkpoint and tells the
+// sender (STREAM_FAULT, or a retryable StreamState refusal while opening),
+// which retries with backoff. Nothing here takes the agent down.
 
 import { open, truncate, readFile, mkdir, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
@@ -21,11 +30,14 @@ import { FencedError, commitCheckpoint, loadCheckpoint, type Checkpoint } from '
 import { Encoding, type DataFrame, type Envelope, type StreamOpen } from '../wire/messages.ts';
 import type { InboundLink } from '../transport/inbound-link.ts';
 import type { Metrics } from './metrics.ts';
+import { STREAM_FAULT_CODE, errorMessage, faultCode, isRefusal } from './stream-fault.ts';
 
 /** Verification failures of one sequence number before the stream halts. */
 export const MAX_VERIFY_FAILURES = 3;
 /** Largest part of a resume state per StreamState message. */
 const STATE_PART_BYTES = 4 * 1024 * 1024;
+/** Default bound of declared plaintext decoded ahead of the apply loop, bytes (one more frame may exceed it). */
+export const DECODE_AHEAD_BYTES = 64 * 1024 * 1024;
 
 /** Options of a stream receiver. */
 export interface StreamReceiverOptions {
@@ -37,8 +49,10 @@ export interface StreamReceiverOptions {
   pool: HdePool;
   checkpointIntervalMs: number;
   checkpointBytes: number;
-  /** Most bytes of out-of-order frames held; a peer that exceeds it is cut off. */
+  /** Most wire bytes (payload + meta) of unapplied frames held; a peer that exceeds it is cut off. */
   maxPendingBytes: number;
+  /** Most declared plaintext bytes decoding or decoded ahead of the apply loop (default DECODE_AHEAD_BYTES); the next frame is always admitted. */
+  maxDecodeAheadBytes?: number;
   maxFrameBytes: number;
   /** When set, every durably applied sequence number is recorded here (tests, audits). */
   auditPath?: string;
@@ -48,9 +62,12 @@ export interface StreamReceiverOptions {
 
 interface Pending {
   frame: DataFrame;
-  /** Started on arrival (independent frames) or in sequence order (streaming frames); null until then. */
+  /** Started in sequence order when the frame comes within the decode look-ahead; null until then. */
   decoded: Promise<Decoded> | null;
+  /** Wire bytes held (payload + meta). */
   bytes: number;
+  /** Declared plaintext bytes (rawLength; decode verifies it) + meta: what decoding costs. */
+  rawBytes: number;
 }
 
 interface Session {
@@ -62,8 +79,10 @@ interface Session {
   ended: boolean;
   /** The session's streaming decode context in the HDE pool (its first streaming frame is a resync point). */
   contextKey: string;
-  /** Next sequence number whose decode starts: streaming frames decode in this order, each once. */
+  /** Next sequence number whose decode may start: frames decode in this order (streaming ones each once). */
   decodeNext: number;
+  /** Declared plaintext bytes of frames decoding or decoded and not yet applied. */
+  decodingBytes: number;
 }
 
 /** Status of a receiver, for /status. */
@@ -72,6 +91,8 @@ export interface ReceiverStatus {
   appliedSeq: number;
   durableSeq: number;
   halted: string | null;
+  /** A fault that may pass (ENOSPC, EIO, ...): the session ended and the sender retries with backoff; null once a frame applies again. */
+  faulted: string | null;
   sourceRegion: string | null;
 }
 
@@ -92,9 +113,15 @@ export class StreamReceiver {
   /** Decode contexts opened so far: each session gets a fresh key. */
   private contexts = 0;
   private haltedReason: string | null = null;
+  private faultedReason: string | null = null;
+  /** The fault was in the open path: a successful open clears it (an apply fault clears only when a frame applies). */
+  private faultedInOpen = false;
   private auditPending: number[] = [];
   private audit: FileHandle | null = null;
   private draining = false;
+  /** Opens received so far, and the newest per link: an open its own link overtook while it waited is not answered. */
+  private opens = 0;
+  private readonly newestOpen = new WeakMap<InboundLink, number>();
   private checkpointDue = false;
   private serial: Promise<void> = Promise.resolve();
   private timer: NodeJS.Timeout;
@@ -113,12 +140,20 @@ export class StreamReceiver {
 
   /** Status snapshot. */
   status(): ReceiverStatus {
-    return { streamId: this.options.streamId, appliedSeq: this.appliedSeq, durableSeq: this.durableSeq, halted: this.haltedReason, sourceRegion: this.session?.sourceRegion ?? null };
+    return { streamId: this.options.streamId, appliedSeq: this.appliedSeq, durableSeq: this.durableSeq, halted: this.haltedReason, faulted: this.faultedReason, sourceRegion: this.session?.sourceRegion ?? null };
   }
 
-  /** A sender opens (or reopens) the stream: recover and answer with the resume point. */
+  /**
+   * A sender opens (or reopens) the stream: recover and answer with the
+   * resume point. Never rejects: every failure answers with a refusal.
+   */
   open(link: InboundLink, request: StreamOpen): Promise<void> {
-    return this.exclusive(() => this.openSession(link, request));
+    const number = ++this.opens;
+    this.newestOpen.set(link, number);
+    return this.exclusive(() => this.openSession(link, request, number)).catch((err: unknown) => {
+      // Whatever failed, the sender hears it now instead of waiting for a StreamState.
+      this.refuseFault(link, 'open stream', err);
+    });
   }
 
   /** A data frame arrived on some carrier of a link. */
@@ -145,37 +180,44 @@ export class StreamReceiver {
       return;
     }
     const bytes = frame.payload.length + frame.meta.length;
+    const rawBytes = frame.rawLength + frame.meta.length;
     if (session.pendingBytes + bytes > this.options.maxPendingBytes) {
       this.cutOff(session, `peer has ${session.pendingBytes + bytes} bytes of unapplied frames in flight, over the ${this.options.maxPendingBytes} window`);
       return;
     }
-    // Independent frames start decoding now (workers run in parallel); streaming
-    // frames as soon as all before them have (dispatchInOrder); apply happens in order.
+    // The frame waits as it came (wire bytes); it decodes when it comes within
+    // the look-ahead of the apply loop (dispatchInOrder); apply happens in order.
     // meta and digest are copied out: decode may move the frame's buffer to a worker.
     frame.meta = Buffer.from(frame.meta);
     frame.digest = Buffer.from(frame.digest);
-    let decoded: Promise<Decoded> | null = null;
-    if (frame.encoding !== Encoding.ZSTD_STREAM) {
-      decoded = this.options.pool.decode(frame.meta, frame.payload, frame.encoding, frame.rawLength);
-      decoded.catch(() => {});
-    }
-    session.pending.set(frame.seq, { frame, decoded, bytes });
+    session.pending.set(frame.seq, { frame, decoded: null, bytes, rawBytes });
     session.pendingBytes += bytes;
     this.dispatchInOrder(session);
     if (frame.seq === this.appliedSeq + 1) this.kick();
   }
 
   /**
-   * Start decoding the streaming frames of the run that is now contiguous:
-   * in sequence order and each once, as their shared context needs. The
-   * pool keeps submission order, so they decode ahead of apply, in order.
+   * Start decoding the run of frames the apply loop reaches next: in
+   * sequence order (streaming frames each once, as their shared context
+   * needs; the pool keeps submission order), from the next frame to apply,
+   * while the declared plaintext decoding or decoded stays within the
+   * look-ahead. The next frame to apply always starts, whatever its size
+   * (it is within maxFrameBytes): decoded bytes held never exceed
+   * maxDecodeAheadBytes + maxFrameBytes, whatever the peer sends.
    */
   private dispatchInOrder(session: Session): void {
+    const limit = this.options.maxDecodeAheadBytes ?? DECODE_AHEAD_BYTES;
+    if (session.decodeNext <= this.appliedSeq) session.decodeNext = this.appliedSeq + 1;
     for (let next = session.pending.get(session.decodeNext); next; next = session.pending.get(session.decodeNext)) {
-      const { frame } = next;
       if (!next.decoded) {
-        next.decoded = this.options.pool.decodeStream(session.contextKey, frame.meta, frame.payload, frame.rawLength, frame.resync);
+        if (session.decodingBytes > 0 && session.decodingBytes + next.rawBytes > limit) return;
+        const { frame } = next;
+        next.decoded =
+          frame.encoding === Encoding.ZSTD_STREAM
+            ? this.options.pool.decodeStream(session.contextKey, frame.meta, frame.payload, frame.rawLength, frame.resync)
+            : this.options.pool.decode(frame.meta, frame.payload, frame.encoding, frame.rawLength);
         next.decoded.catch(() => {});
+        session.decodingBytes += next.rawBytes;
       }
       session.decodeNext++;
     }
@@ -204,13 +246,12 @@ export class StreamReceiver {
 
   // ---- sessions ----
 
-  private async openSession(link: InboundLink, request: StreamOpen): Promise<void> {
+  private async openSession(link: InboundLink, request: StreamOpen, number: number): Promise<void> {
     const { streamId, metrics } = this.options;
     await this.endSession();
-    const refuse = (refusal: string): void => {
-      this.options.logger.warn({ stream: streamId, peer: link.peerNode, refusal }, 'stream open refused');
-      link.send({ streamState: { streamId, durableSeq: 0, chain: Buffer.alloc(0), state: Buffer.alloc(0), more: false, refusal } });
-    };
+    // A sender whose open timed out opened again: answer only its newest (a StreamState does not name its open).
+    if (this.newestOpen.get(link) !== number) return;
+    const refuse = (refusal: string): void => this.refuse(link, refusal, false);
     if (this.haltedReason) return refuse(`stream is halted: ${this.haltedReason}`);
     if (request.kind !== this.options.kind) return refuse(`stream kind "${request.kind}" does not match this destination's "${this.options.kind}"`);
     // Load the authoritative checkpoint and fence older epochs; a store that
@@ -244,15 +285,23 @@ export class StreamReceiver {
         return this.storeUnavailable(link, `claim checkpoint for epoch ${request.epoch}: ${(err as Error).message}`);
       }
     }
-    // Recover the sink to the checkpoint; the audit log follows it.
-    const state = Buffer.from(await this.options.sink.recover(Buffer.from(checkpoint.sinkState, 'base64'), checkpoint.seq));
-    await this.recoverAudit(checkpoint.seq);
+    // Recover the sink to the checkpoint; the audit log follows it. A failure
+    // is answered now (a refusal naming it), never left for the sender to wait on.
+    let state: Buffer;
+    try {
+      state = Buffer.from(await this.options.sink.recover(Buffer.from(checkpoint.sinkState, 'base64'), checkpoint.seq));
+      await this.recoverAudit(checkpoint.seq);
+    } catch (err) {
+      return this.refuseFault(link, `recover sink to checkpoint seq ${checkpoint.seq}`, err);
+    }
+    if (this.newestOpen.get(link) !== number) return;
+    if (this.faultedInOpen) this.clearFault();
     this.appliedSeq = this.durableSeq = checkpoint.seq;
     this.chain = this.durableChain = Buffer.from(checkpoint.chain, 'hex');
     this.epoch = request.epoch;
     this.failures.clear();
     // A fresh decode context per session: the sender's first streaming frame is a resync point.
-    this.session = { link, epoch: request.epoch, sourceRegion: request.sourceRegion, pending: new Map(), pendingBytes: 0, ended: false, contextKey: `recv/${streamId}/${++this.contexts}`, decodeNext: checkpoint.seq + 1 };
+    this.session = { link, epoch: request.epoch, sourceRegion: request.sourceRegion, pending: new Map(), pendingBytes: 0, ended: false, contextKey: `recv/${streamId}/${++this.contexts}`, decodeNext: checkpoint.seq + 1, decodingBytes: 0 };
     this.options.logger.info({ stream: streamId, peer: link.peerNode, epoch: request.epoch, seq: checkpoint.seq }, 'stream session opened');
     // Answer with the resume point, in parts when large.
     for (let offset = 0; offset === 0 || offset < state.length; offset += STATE_PART_BYTES) {
@@ -261,6 +310,25 @@ export class StreamReceiver {
       link.send({ streamState: { streamId, durableSeq: checkpoint.seq, chain: this.chain, state: part, more, refusal: '' } });
       if (!more) break;
     }
+  }
+
+  /** Answer an open with a refusal; retryable ones the sender retries with backoff, others halt it. */
+  private refuse(link: InboundLink, refusal: string, retryable: boolean): void {
+    const { streamId } = this.options;
+    this.options.logger.warn({ stream: streamId, peer: link.peerNode, refusal, retryable }, 'stream open refused');
+    link.send({ streamState: { streamId, durableSeq: 0, chain: Buffer.alloc(0), state: Buffer.alloc(0), more: false, refusal, retryable } });
+  }
+
+  /** The open path failed: a refusal of the data halts the stream, anything else is refused as retryable. */
+  private refuseFault(link: InboundLink, what: string, err: unknown): void {
+    const reason = `${what}: ${errorMessage(err)}`;
+    if (isRefusal(err)) {
+      this.markHalted(reason);
+      return this.refuse(link, `stream is halted: ${reason}`, false);
+    }
+    this.markFaulted(reason, err);
+    this.faultedInOpen = true;
+    this.refuse(link, reason, true);
   }
 
   /** The consensus store could not be read or written: close the link so the sender retries. */
@@ -294,15 +362,71 @@ export class StreamReceiver {
   /** A newer epoch holds the checkpoint: drop this session's unapplied frames and uncommitted position. */
   private fenceSession(session: Session, newerEpoch: number): void {
     if (this.session !== session || session.ended) return;
-    session.ended = true;
-    this.session = null;
-    this.options.pool.release(session.contextKey);
     this.options.metrics.framesFenced.inc({ stream: this.options.streamId }, Math.max(1, session.pending.size));
     this.options.logger.warn({ stream: this.options.streamId, peer: session.link.peerNode, epoch: session.epoch, newerEpoch, appliedSeq: this.appliedSeq, durableSeq: this.durableSeq }, 'session fenced: a newer epoch committed the checkpoint');
     session.link.send({ error: { code: 'FENCED', detail: `epoch ${session.epoch} fenced by epoch ${newerEpoch}`, streamId: this.options.streamId } });
+    this.dropSession(session);
+  }
+
+  /** End a session without making anything durable: its unapplied frames and uncommitted position are dropped. */
+  private dropSession(session: Session): void {
+    session.ended = true;
+    if (this.session === session) this.session = null;
+    this.options.pool.release(session.contextKey);
     this.appliedSeq = this.durableSeq;
     this.chain = this.durableChain;
     this.auditPending = [];
+    this.bytesSinceCheckpoint = 0;
+  }
+
+  /**
+   * An error of the sink or the audit log while the stream runs. A refusal
+   * (SinkError) halts the stream; any other error may pass (ENOSPC, EIO,
+   * EACCES after a permission fix ...): the session ends, what it applied
+   * after the durable checkpoint is rolled back (recover does it at the next
+   * open), and the sender is told to retry with backoff.
+   */
+  private fault(session: Session | null, what: string, err: unknown): void {
+    if (session && isRefusal(err)) return this.halt(session, `${what}: ${errorMessage(err)}`);
+    const reason = `${what}: ${errorMessage(err)}`;
+    if (isRefusal(err)) this.markHalted(reason);
+    else this.markFaulted(reason, err);
+    if (!session) {
+      // No session to end (a drain or link close was checkpointing): drop the uncommitted position.
+      this.appliedSeq = this.durableSeq;
+      this.chain = this.durableChain;
+      this.auditPending = [];
+      return;
+    }
+    session.link.send({ error: { code: STREAM_FAULT_CODE, detail: reason, streamId: this.options.streamId } });
+    this.dropSession(session);
+  }
+
+  /** Record a fault that may pass: status, metrics, an error log. */
+  private markFaulted(reason: string, err: unknown): void {
+    const { streamId, metrics } = this.options;
+    this.faultedReason = reason;
+    this.faultedInOpen = false;
+    metrics.streamFaults.inc({ stream: streamId, side: 'receiver', reason: faultCode(err) });
+    metrics.streamRetrying.set({ stream: streamId, side: 'receiver' }, 1);
+    this.options.logger.error({ stream: streamId, reason, code: faultCode(err) }, 'stream fault; the session ends and the sender retries with backoff');
+  }
+
+  /** The stream works again. */
+  private clearFault(): void {
+    this.faultedReason = null;
+    this.faultedInOpen = false;
+    this.options.metrics.streamRetrying.set({ stream: this.options.streamId, side: 'receiver' }, 0);
+  }
+
+  /** Record a halt: status, metrics, an error log. */
+  private markHalted(reason: string): void {
+    const { streamId, metrics } = this.options;
+    this.haltedReason = reason;
+    metrics.streamHalted.set({ stream: streamId }, 1);
+    metrics.streamFaults.inc({ stream: streamId, side: 'receiver', reason: 'halted' });
+    metrics.streamRetrying.set({ stream: streamId, side: 'receiver' }, 0);
+    this.options.logger.error({ stream: streamId, reason }, 'stream halted');
   }
 
   private async endSession(): Promise<void> {
@@ -352,7 +476,12 @@ export class StreamReceiver {
   private kick(): void {
     if (this.draining) return;
     this.draining = true;
-    void this.exclusive(() => this.drain()).finally(() => {
+    const drained = this.exclusive(() => this.drain()).catch((err: unknown) => {
+      // Every sink and audit error is handled where it occurs; reaching here is a bug of this stream only.
+      this.options.logger.error({ stream: this.options.streamId, err: errorMessage(err) }, 'apply loop failed (a bug); ending the session');
+      this.fault(this.session, 'apply loop', err);
+    });
+    void drained.finally(() => {
       this.draining = false;
       const session = this.session;
       if ((session && session.pending.has(this.appliedSeq + 1)) || this.checkpointDue) this.kick();
@@ -377,6 +506,7 @@ export class StreamReceiver {
     const { streamId, metrics } = this.options;
     session.pending.delete(frame.seq);
     session.pendingBytes -= item.bytes;
+    if (item.decoded) session.decodingBytes -= item.rawBytes;
     // Verify: decodes cleanly and the plaintext digest matches.
     let decoded: Decoded | null = null;
     let problem = '';
@@ -395,15 +525,18 @@ export class StreamReceiver {
       this.options.logger.warn({ stream: streamId, seq: frame.seq, attempt: count, problem }, 'frame failed verification; not applied');
       if (count >= MAX_VERIFY_FAILURES) return this.halt(session, `frame ${frame.seq} failed verification ${count} times (${problem})`);
       session.link.send({ nack: { streamId, seq: frame.seq, reason: problem } });
+      // The resend decodes when it arrives: the look-ahead starts again here.
+      session.decodeNext = Math.min(session.decodeNext, frame.seq);
       return;
     }
-    // Apply in order; a sink refusal halts the stream.
+    // Apply in order; a sink refusal halts the stream, any other sink error ends the session for a retry.
     try {
       await this.options.sink.apply(frame.seq, frame.meta, decoded.data);
     } catch (err) {
       if (err instanceof SinkError) return this.halt(session, `sink refused frame ${frame.seq}: ${err.message}`);
-      throw new Error(`apply frame ${frame.seq}: ${(err as Error).message}`, { cause: err });
+      return this.fault(session, `apply frame ${frame.seq}`, err);
     }
+    if (this.faultedReason !== null) this.clearFault();
     this.failures.delete(frame.seq);
     this.streamingFailures.delete(frame.seq);
     this.chain = chainNext(this.chain, frame.seq, decoded.digest);
@@ -411,12 +544,11 @@ export class StreamReceiver {
     this.bytesSinceCheckpoint += decoded.data.length + frame.meta.length;
     if (this.options.auditPath) this.auditPending.push(frame.seq);
     metrics.framesApplied.inc({ stream: streamId });
+    this.dispatchInOrder(session);
   }
 
   private halt(session: Session, reason: string): void {
-    this.haltedReason = reason;
-    this.options.metrics.streamHalted.set({ stream: this.options.streamId }, 1);
-    this.options.logger.error({ stream: this.options.streamId, reason }, 'stream halted');
+    this.markHalted(reason);
     session.link.send({ error: { code: 'STREAM_HALTED', detail: reason, streamId: this.options.streamId } });
     session.ended = true;
   }
@@ -427,8 +559,14 @@ export class StreamReceiver {
     if (this.appliedSeq === this.durableSeq) return;
     const seq = this.appliedSeq;
     const chain = this.chain;
-    const sinkState = Buffer.from(await this.options.sink.flush());
-    await this.flushAudit();
+    let sinkState: Buffer;
+    try {
+      sinkState = Buffer.from(await this.options.sink.flush());
+      await this.flushAudit();
+    } catch (err) {
+      // Not durable: nothing past the last checkpoint counts (recover rolls the sink back).
+      return this.fault(session, `flush sink at seq ${seq}`, err);
+    }
     const next: Checkpoint = { seq, chain: chain.toString('hex'), epoch: this.epoch, sinkState: sinkState.toString('base64'), updatedAtMs: Date.now() };
     try {
       const { modRevision } = await commitCheckpoint(this.options.store, this.options.checkpointKey, this.modRevision, next);
@@ -441,11 +579,16 @@ export class StreamReceiver {
       this.chain = this.durableChain;
       return;
     }
-    await this.options.sink.committed?.(seq, sinkState);
     this.durableSeq = seq;
     this.durableChain = chain;
     this.bytesSinceCheckpoint = 0;
     this.options.metrics.checkpoints.inc({ stream: this.options.streamId });
+    // The sink learns what is committed (pg-wal serves WAL to its standby only up to here).
+    try {
+      await this.options.sink.committed?.(seq, sinkState);
+    } catch (err) {
+      this.options.logger.error({ stream: this.options.streamId, seq, err: errorMessage(err) }, 'sink committed hook failed');
+    }
     session?.link.send({ ack: { streamId: this.options.streamId, durableSeq: seq, chain } });
   }
 

@@ -3,6 +3,12 @@
 // the source, numbers and encodes them, and hands them to the link. Acks
 // flow back here and the source is told "done" only for what the
 // destination made durable.
+// Faults stay in this stream: a refusal of the data (the destination halted,
+// or its resume position contradicts the source region's committed chain)
+// halts it until an operator acts; anything that may pass (an open that
+// gets no answer within the open timeout, a retryable refusal, a
+// STREAM_FAULT from the destination's sink, an error of the source) ends
+// the session and opens a new one after a capped, jittered backoff.
 
 import type { Logger } from 'pino';
 import type { Source, SourceRecord } from '../streams/stream.ts';
@@ -11,11 +17,20 @@ import { chainNext } from '../encoding/digest.ts';
 import { LinkDownError, frameEnvelope, type OutboundLink } from '../transport/link.ts';
 import type { Ack, Envelope, Nack, StreamState } from '../wire/messages.ts';
 import type { Metrics } from './metrics.ts';
-import { compareChains, type ChainRecord } from '../acp/chain-check.ts';
+import { compareChains, positionVerified, type ChainRecord } from '../acp/chain-check.ts';
 import { initialLevelState, levelOf, nextLevel, type LevelState } from '../encoding/level-chooser.ts';
+import { Backoff, type BackoffOptions } from '../util/backoff.ts';
+import { STREAM_FAULT_CODE, errorMessage, faultCode } from './stream-fault.ts';
 
-/** Wait before retrying a session whose consensus check could not be read. */
-const CHAIN_CHECK_RETRY_MS = 1000;
+/**
+ * Default wait for the destination's StreamState after a StreamOpen, ms.
+ * Generous: the destination's recover rebuilds an objects manifest by
+ * scanning its tree, which takes a while for millions of files.
+ */
+export const DEFAULT_OPEN_TIMEOUT_MS = 120_000;
+
+/** Frames the chain record's sentSeq is raised ahead of the send position per write (one consensus write per this many frames). */
+export const SENT_RESERVE_FRAMES = 1024;
 
 /** How often the online level choice looks at where the sender waited. */
 const LEVEL_INTERVAL_MS = 1000;
@@ -52,7 +67,18 @@ export interface StreamSenderOptions {
   chainCheck?: {
     committed(): Promise<ChainRecord | undefined>;
     record(seq: number, chain: Buffer): void;
+    /** Raise the record's bound of sent frames to upTo before any of them is sent. */
+    reserve(upTo: number): Promise<void>;
   };
+  /** Backoff between sessions after a fault that may pass. */
+  retry: BackoffOptions;
+  /** Wait for the destination's answer to a StreamOpen, ms (default DEFAULT_OPEN_TIMEOUT_MS). */
+  openTimeoutMs?: number;
+}
+
+/** The destination did not answer a StreamOpen within the open timeout. */
+export class OpenTimeoutError extends Error {
+  override name = 'OpenTimeoutError';
 }
 
 interface Unacked {
@@ -83,6 +109,8 @@ export interface SenderStatus {
   sentSeq: number;
   durableSeq: number;
   halted: string | null;
+  /** A fault that may pass: the session ended and a new one opens after a backoff; null once the destination acknowledges again. */
+  faulted: string | null;
   session: number;
 }
 
@@ -93,6 +121,10 @@ export class StreamSender {
   private sentSeq = 0;
   private durableSeq = 0;
   private haltedReason: string | null = null;
+  private faultedReason: string | null = null;
+  private readonly backoff: Backoff;
+  private retryTimer: NodeJS.Timeout | null = null;
+  private stopped = false;
   private readonly labels: { stream: string; destination: string };
   private levelState: LevelState;
   private level: number | null;
@@ -105,28 +137,24 @@ export class StreamSender {
     this.labels = { stream: options.streamId, destination: options.destRegion };
     this.level = options.level;
     this.levelState = initialLevelState(options.level);
+    this.backoff = new Backoff(options.retry);
     options.metrics.hdeLevel.set(this.labels, options.level ?? 0);
   }
 
   /** Status snapshot. */
   status(): SenderStatus {
-    return { streamId: this.options.streamId, destination: this.options.destRegion, sentSeq: this.sentSeq, durableSeq: this.durableSeq, halted: this.haltedReason, session: this.session?.number ?? 0 };
+    return { streamId: this.options.streamId, destination: this.options.destRegion, sentSeq: this.sentSeq, durableSeq: this.durableSeq, halted: this.haltedReason, faulted: this.faultedReason, session: this.session?.number ?? 0 };
   }
 
   /** A link session is up: open the stream and start pumping. */
   onLinkUp(sessionNumber: number): void {
-    if (this.haltedReason) return;
-    this.endSession();
-    const session: Session = { number: sessionNumber, abort: new AbortController(), stateParts: [], stateResolve: null, stateReject: null, unacked: [], durableSeq: 0, contextKey: null, resyncNext: true };
-    this.session = session;
-    this.run(session).catch((err: Error) => {
-      if (err instanceof LinkDownError || session.abort.signal.aborted) return;
-      this.options.logger.error({ stream: this.options.streamId, err: err.message }, 'stream session failed');
-    });
+    this.cancelRetry();
+    this.startSession(sessionNumber);
   }
 
   /** The link session ended: stop pumping; the next session resumes from the destination. */
   onLinkDown(): void {
+    this.cancelRetry();
     this.endSession();
   }
 
@@ -140,12 +168,55 @@ export class StreamSender {
     else if (envelope.error) {
       this.options.logger.error({ stream: this.options.streamId, code: envelope.error.code, detail: envelope.error.detail }, 'destination reported an error');
       if (envelope.error.code === 'STREAM_HALTED') this.halt(`destination halted the stream: ${envelope.error.detail}`);
+      else if (envelope.error.code === STREAM_FAULT_CODE) this.retry(session, `destination stream fault: ${envelope.error.detail}`, 'destination_fault');
     }
   }
 
   /** Stop for good (shutdown). */
   stop(): void {
+    this.stopped = true;
+    this.cancelRetry();
     this.endSession();
+  }
+
+  private startSession(sessionNumber: number): void {
+    if (this.haltedReason || this.stopped) return;
+    this.endSession();
+    const session: Session = { number: sessionNumber, abort: new AbortController(), stateParts: [], stateResolve: null, stateReject: null, unacked: [], durableSeq: 0, contextKey: null, resyncNext: true };
+    this.session = session;
+    this.run(session).catch((err: unknown) => {
+      if (err instanceof LinkDownError || session.abort.signal.aborted) return;
+      // Any other failure (the source, an encode, the chain record) stops this stream's session only.
+      this.retry(session, `stream session failed: ${errorMessage(err)}`, err instanceof OpenTimeoutError ? 'open_timeout' : faultCode(err));
+    });
+  }
+
+  /**
+   * A fault that may pass: end the session (the destination resumes from
+   * its durable checkpoint), count and log it, and open a new session on the
+   * same link session after a backoff.
+   */
+  private retry(session: Session, reason: string, code: string): void {
+    if (this.session !== session || this.haltedReason || this.stopped) return;
+    const { streamId, metrics } = this.options;
+    this.endSession();
+    // Frames of the failed session still in the link's windows are never acknowledged to it.
+    this.options.link.forgetStream(streamId);
+    const delayMs = this.backoff.next();
+    this.faultedReason = reason;
+    metrics.streamFaults.inc({ stream: streamId, side: 'sender', reason: code });
+    metrics.streamRetrying.set({ stream: streamId, side: 'sender' }, 1);
+    this.options.logger.error({ stream: streamId, destination: this.options.destRegion, reason, code, attempt: this.backoff.attempts, retryInMs: delayMs }, 'stream session stopped by a fault; retrying with backoff');
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = null;
+      if (this.session === null && this.options.link.session === session.number) this.startSession(session.number);
+    }, delayMs);
+    this.retryTimer.unref();
+  }
+
+  private cancelRetry(): void {
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.retryTimer = null;
   }
 
   private endSession(): void {
@@ -159,7 +230,9 @@ export class StreamSender {
 
   private halt(reason: string): void {
     this.haltedReason = reason;
+    this.cancelRetry();
     this.options.metrics.streamHalted.set({ stream: this.options.streamId }, 1);
+    this.options.metrics.streamRetrying.set({ stream: this.options.streamId, side: 'sender' }, 0);
     this.options.logger.error({ stream: this.options.streamId, destination: this.options.destRegion, reason }, 'stream halted');
     this.endSession();
   }
@@ -175,35 +248,43 @@ export class StreamSender {
     if (!link.sendControl({ streamOpen: { streamId, kind: this.options.kind, epoch, sourceRegion: this.options.sourceRegion } })) {
       throw new LinkDownError('no carrier to open the stream on');
     }
-    const state = await statePromise;
+    const state = await this.answer(statePromise);
     if (state.refusal) {
-      this.halt(`destination refused the stream: ${state.refusal}`);
+      if (state.retryable) this.retry(session, `destination refused the stream for now: ${state.refusal}`, 'open_refused');
+      else this.halt(`destination refused the stream: ${state.refusal}`);
       return;
     }
-    session.durableSeq = state.durableSeq;
-    this.durableSeq = state.durableSeq;
-    this.sentSeq = state.durableSeq;
-    this.options.metrics.durableSeq.set(this.labels, state.durableSeq);
-    this.options.logger.info({ stream: streamId, destination: this.options.destRegion, durableSeq: state.durableSeq, stateBytes: state.state.length }, 'stream session open');
-
-    // Check the destination's history against the source region's committed chain before sending.
-    if (this.options.chainCheck) {
+    // Check the destination's history against the source region's committed
+    // chain before sending or telling the source anything: a position past
+    // what was ever sent, or a chain that differs where it can be compared,
+    // halts the stream; a position ahead of the record but within what was
+    // sent is resumed from with its state marked unverified.
+    const { chainCheck } = this.options;
+    let verified = true;
+    if (chainCheck) {
       let committed: ChainRecord | undefined;
       try {
-        committed = await this.options.chainCheck.committed();
+        committed = await chainCheck.committed();
       } catch (err) {
-        this.options.logger.warn({ stream: streamId, err: (err as Error).message }, 'cannot read the committed chain; retrying the session');
-        setTimeout(() => {
-          if (this.session === session) this.onLinkUp(session.number);
-        }, CHAIN_CHECK_RETRY_MS).unref();
+        this.retry(session, `read the committed chain: ${errorMessage(err)}`, 'chain_unreadable');
         return;
       }
       const diverged = compareChains(streamId, committed, state.durableSeq, Buffer.from(state.chain));
       if (diverged) {
+        this.options.metrics.streamFaults.inc({ stream: streamId, side: 'sender', reason: 'diverged' });
         this.halt(diverged.message);
         return;
       }
+      verified = positionVerified(committed, state.durableSeq);
+      if (!verified) this.options.logger.warn({ stream: streamId, destination: this.options.destRegion, durableSeq: state.durableSeq, committedSeq: committed?.seq ?? 0 }, 'destination is ahead of the committed chain record (a sender died before recording its ack); its resume state is unverified');
     }
+    // Only a position that passed the check becomes this sender's.
+    session.durableSeq = state.durableSeq;
+    this.durableSeq = state.durableSeq;
+    this.sentSeq = state.durableSeq;
+    this.options.metrics.durableSeq.set(this.labels, state.durableSeq);
+    this.options.logger.info({ stream: streamId, destination: this.options.destRegion, durableSeq: state.durableSeq, stateBytes: state.state.length, verified }, 'stream session open');
+    let reservedUpTo = 0;
 
     // Pull, number and encode (pipelined on the workers); a second loop sends
     // in order as soon as the head is encoded, so an idle source never
@@ -239,9 +320,14 @@ export class StreamSender {
           session.abort.abort();
           return;
         }
+        // The record bounds what was ever sent before any frame goes past it.
+        if (chainCheck && head.seq > reservedUpTo) {
+          reservedUpTo = head.seq + SENT_RESERVE_FRAMES;
+          await chainCheck.reserve(reservedUpTo);
+        }
         chain = chainNext(chain, head.seq, digest);
         session.unacked.push({ seq: head.seq, chain, rawBytes: head.rawBytes, record: head.record });
-        await link.sendData(session.number, streamId, head.seq, framed);
+        await link.sendData(session.number, streamId, head.seq, framed, session.abort.signal);
         this.levelWaits.linkMs += performance.now() - encodedAt;
         this.adaptLevel();
         pipeline.shift();
@@ -250,13 +336,17 @@ export class StreamSender {
         wake('producer');
       }
     })();
-    // If sending fails (link down), stop the producer too; an abort wakes both loops.
-    sender.catch(() => session.abort.abort());
+    // If sending fails (link down, a reserve failed), stop the producer too; an abort wakes both loops.
+    let sendFailure: unknown = null;
+    sender.catch((err: unknown) => {
+      sendFailure = err;
+      session.abort.abort();
+    });
     session.abort.signal.addEventListener('abort', () => {
       wake('sender');
       wake('producer');
     });
-    const records = this.options.source.records({ seq: state.durableSeq, state: state.state }, session.abort.signal);
+    const records = this.options.source.records({ seq: state.durableSeq, state: state.state, verified }, session.abort.signal);
     try {
       for await (const record of records) {
         if (session.abort.signal.aborted) break;
@@ -272,7 +362,24 @@ export class StreamSender {
       producing = false;
       wake('sender');
     }
-    await sender;
+    await sender.catch(() => {});
+    // The session's own abort is not a failure; a send that failed is (run's caller retries).
+    if (sendFailure !== null && !(sendFailure instanceof LinkDownError)) throw sendFailure;
+  }
+
+  /** The destination's StreamState, or OpenTimeoutError when it does not come within the open timeout. */
+  private async answer<T>(statePromise: Promise<T>): Promise<T> {
+    const timeoutMs = this.options.openTimeoutMs ?? DEFAULT_OPEN_TIMEOUT_MS;
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new OpenTimeoutError(`destination did not answer the stream open within ${timeoutMs} ms`)), timeoutMs);
+      timer.unref();
+    });
+    try {
+      return await Promise.race([statePromise, timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   /** Every LEVEL_INTERVAL_MS, let the level chooser move the zstd level. */
@@ -325,9 +432,17 @@ export class StreamSender {
     if (state.more) return;
     const whole = Buffer.concat(session.stateParts);
     session.stateParts = [];
-    session.stateResolve?.({ ...state, state: whole });
+    const resolve = session.stateResolve;
     session.stateResolve = null;
     session.stateReject = null;
+    if (resolve) return resolve({ ...state, state: whole });
+    // A second answer: the destination reopened the stream for an earlier open
+    // of ours (it timed out here) and dropped what this session sent; start over from it.
+    this.options.logger.warn({ stream: this.options.streamId, destination: this.options.destRegion, durableSeq: state.durableSeq }, 'destination answered an earlier open again; restarting the session');
+    if (this.haltedReason || this.stopped) return;
+    this.endSession();
+    this.options.link.forgetStream(this.options.streamId);
+    this.startSession(session.number);
   }
 
   private onAck(session: Session, ack: Ack): void {
@@ -347,13 +462,24 @@ export class StreamSender {
     }
     session.durableSeq = ack.durableSeq;
     this.durableSeq = ack.durableSeq;
+    // Progress: the next fault starts the backoff from its first step again.
+    this.backoff.reset();
+    if (this.faultedReason !== null) {
+      this.faultedReason = null;
+      this.options.metrics.streamRetrying.set({ stream: this.options.streamId, side: 'sender' }, 0);
+    }
     if (last && last.seq === ack.durableSeq) this.options.chainCheck?.record(ack.durableSeq, last.chain);
     const oldest = this.options.link.acknowledge(this.options.streamId, ack.durableSeq);
     if (oldest !== null) this.options.metrics.ackLatency.observe({ destination: this.options.destRegion }, (performance.now() - oldest) / 1000);
     this.options.metrics.goodputBytes.inc(this.labels, bytes);
     this.options.metrics.durableSeq.set(this.labels, ack.durableSeq);
-    // "done" reaches the source only now, in order.
-    for (const record of done) record.onDurable?.();
+    // "done" reaches the source only now, in order; a source that fails to take it fails this stream's session only.
+    try {
+      for (const record of done) record.onDurable?.();
+    } catch (err) {
+      this.retry(session, `source did not take "done" for seq ${ack.durableSeq}: ${errorMessage(err)}`, faultCode(err));
+      return;
+    }
     this.updateLag();
   }
 

@@ -74,6 +74,7 @@ export function buildConfig(input: ConfigInput, context: CompileContext, issues:
       linkWindowBytes: bytes(amst.linkWindow ?? DEFAULTS.amst.linkWindow, 'amst.linkWindow'),
       maxFrameBytes: bytes(amst.maxFrame ?? DEFAULTS.amst.maxFrame, 'amst.maxFrame'),
       connectTimeoutMs: ms(amst.connectTimeout ?? DEFAULTS.amst.connectTimeout, 'amst.connectTimeout'),
+      streamOpenTimeoutMs: ms(amst.streamOpenTimeout ?? DEFAULTS.amst.streamOpenTimeout, 'amst.streamOpenTimeout'),
       initialBackoffMs: ms(amst.initialBackoff ?? DEFAULTS.amst.initialBackoff, 'amst.initialBackoff'),
       maxBackoffMs: ms(amst.maxBackoff ?? DEFAULTS.amst.maxBackoff, 'amst.maxBackoff'),
       congestionControl: amst.congestionControl ?? DEFAULTS.amst.congestionControl,

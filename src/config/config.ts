@@ -38,6 +38,8 @@ export interface AmstConfig {
   linkWindowBytes: number;
   maxFrameBytes: number;
   connectTimeoutMs: number;
+  /** Wait for the destination's answer to a stream open, ms. */
+  streamOpenTimeoutMs: number;
   initialBackoffMs: number;
   maxBackoffMs: number;
   congestionControl: 'auto' | 'bbr' | 'cubic' | 'reno';

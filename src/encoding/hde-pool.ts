@@ -4,7 +4,9 @@
 // stream key) go to the worker that holds the key's context, and since a
 // worker runs its jobs in the order they were posted, a caller that submits
 // a key's frames in sequence order has them coded in that order. Jobs queue
-// in order; the queue is bounded by the callers (the link window), not here.
+// in order; the queue is bounded by the callers, not here: senders by the
+// encode pipeline and link window, receivers by their decode look-ahead,
+// counted in declared plaintext bytes (results waiting count too).
 
 import { Worker } from 'node:worker_threads';
 import { availableParallelism } from 'node:os';

@@ -19,6 +19,15 @@ export interface ResumePoint {
   seq: number;
   /** Kind-specific resume state from the sink (manifest, LSN ...). */
   state: Uint8Array;
+  /**
+   * False when the destination's position could not be checked against the
+   * source region's committed chain (it claims to be ahead of the record,
+   * as after a sender died between an ack and its record): a source must
+   * then not report anything "done" on the destination's word alone
+   * (pg-wal: no flush feedback for the claimed LSN) until a verified ack.
+   * Absent means verified.
+   */
+  verified?: boolean;
 }
 
 /** The sending end of one stream. */

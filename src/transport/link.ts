@@ -14,6 +14,7 @@ import type { SocketCarrier } from './socket-carrier.ts';
 import { frameBytes } from '../wire/frame-decoder.ts';
 import { envelopeCodec, type Envelope } from '../wire/messages.ts';
 import type { Metrics } from '../agent/metrics.ts';
+import { Backoff } from '../util/backoff.ts';
 
 /** How often carrier drain rates are sampled for the scheduler. */
 const RATE_SAMPLE_MS = 50;
@@ -96,7 +97,8 @@ interface CarrierSlot {
   outstanding: number;
   /** Acknowledged bytes since the last rate sample. */
   delivered: number;
-  backoffMs: number;
+  /** Redial delays of this carrier slot. */
+  backoff: Backoff;
   redialTimer: NodeJS.Timeout | null;
   /** When a lower carrier count retired this slot (performance.now()), else null. */
   retiredAt: number | null;
@@ -112,7 +114,8 @@ export class OutboundLink {
   private linkId = '';
   private stopped = false;
   private sessionStartedAt = 0;
-  private backoffMs: number;
+  /** Reconnect delays of the link. */
+  private readonly reconnect: Backoff;
   private endpointIndex = 0;
   private reconnectTimer: NodeJS.Timeout | null = null;
   private rateTimer: NodeJS.Timeout | null = null;
@@ -127,7 +130,7 @@ export class OutboundLink {
 
   constructor(options: OutboundLinkOptions) {
     this.options = options;
-    this.backoffMs = options.initialBackoffMs;
+    this.reconnect = new Backoff({ initialMs: options.initialBackoffMs, maxMs: options.maxBackoffMs });
     this.carrierCount = options.carriers;
   }
 
@@ -230,11 +233,14 @@ export class OutboundLink {
   /**
    * Send one data frame of a stream. Resolves once it is queued on a carrier;
    * waits first while the link window is full (backpressure). Throws
-   * LinkDownError when the session ended.
+   * LinkDownError when the session ended, or when the stream's own session
+   * (signal) ended while it waited: a frame of an ended stream session must
+   * not enter flight after forgetStream() (the next session reuses its seq).
    */
-  async sendData(session: number, streamId: string, seq: number, framed: Buffer): Promise<void> {
+  async sendData(session: number, streamId: string, seq: number, framed: Buffer, signal?: AbortSignal): Promise<void> {
     await this.pace(framed.length);
     await this.reserve(framed.length, session);
+    if (signal?.aborted) throw new LinkDownError(`stream ${streamId}: its session ended while the frame waited for the window`);
     let frames = this.inflight.get(streamId);
     if (!frames) {
       frames = new Map();
@@ -324,9 +330,9 @@ export class OutboundLink {
     const connected = results.filter((r) => r.status === 'fulfilled').length;
     if (connected === 0) {
       const reason = (results[0] as PromiseRejectedResult).reason as Error;
-      this.options.logger.warn({ peer: this.options.peerRegion, err: reason.message, retryInMs: this.backoffMs }, 'link connect failed');
       this.endpointIndex++;
-      this.scheduleReconnect();
+      const retryInMs = this.scheduleReconnect();
+      this.options.logger.warn({ peer: this.options.peerRegion, err: reason.message, retryInMs }, 'link connect failed');
       return;
     }
     // Session is up: attach carriers, redial the ones that failed.
@@ -343,7 +349,7 @@ export class OutboundLink {
   }
 
   private emptySlot(): CarrierSlot {
-    return { carrier: null, rate: MIN_RATE_BYTES_PER_S, outstanding: 0, delivered: 0, backoffMs: this.options.initialBackoffMs, redialTimer: null, retiredAt: null };
+    return { carrier: null, rate: MIN_RATE_BYTES_PER_S, outstanding: 0, delivered: 0, backoff: new Backoff({ initialMs: this.options.initialBackoffMs, maxMs: this.options.maxBackoffMs }), redialTimer: null, retiredAt: null };
   }
 
   private async dialOne(index: number): Promise<SocketCarrier> {
@@ -426,9 +432,8 @@ export class OutboundLink {
       slot.redialTimer = null;
       if (session !== this.sessionNo || !this.up || this.stopped || index >= this.carrierCount) return;
       this.dialSlot(index);
-    }, slot.backoffMs);
+    }, slot.backoff.next());
     slot.redialTimer.unref();
-    slot.backoffMs = Math.min(slot.backoffMs * 2, this.options.maxBackoffMs);
   }
 
   private dialSlot(index: number): void {
@@ -437,7 +442,7 @@ export class OutboundLink {
       (carrier) => {
         if (session !== this.sessionNo || !this.up || this.stopped) return carrier.close('stale session');
         this.slots[index] = this.slots[index] ?? this.emptySlot();
-        this.slots[index].backoffMs = this.options.initialBackoffMs;
+        this.slots[index].backoff.reset();
         this.adopt(index, carrier);
       },
       (err: Error) => {
@@ -462,21 +467,22 @@ export class OutboundLink {
       s.carrier?.close(reason);
     }
     this.wakeWindowWaiters();
-    if (performance.now() - this.sessionStartedAt > STABLE_SESSION_MS) this.backoffMs = this.options.initialBackoffMs;
+    if (performance.now() - this.sessionStartedAt > STABLE_SESSION_MS) this.reconnect.reset();
     if (this.stopped) this.options.logger.info({ peer: this.options.peerRegion, session }, 'link closed');
     else this.options.logger.warn({ peer: this.options.peerRegion, session, reason }, 'link down');
     this.handlers?.onDown(session, reason);
   }
 
-  private scheduleReconnect(): void {
-    if (this.stopped || this.reconnectTimer) return;
-    const delay = this.backoffMs;
-    this.backoffMs = Math.min(this.backoffMs * 2, this.options.maxBackoffMs);
+  /** Reconnect after the next backoff delay; returns that delay, ms (0 when none was scheduled). */
+  private scheduleReconnect(): number {
+    if (this.stopped || this.reconnectTimer) return 0;
+    const delay = this.reconnect.next();
     this.reconnectTimer = setTimeout(() => {
       this.reconnectTimer = null;
       void this.connect();
     }, delay);
     this.reconnectTimer.unref();
+    return delay;
   }
 
   // ---- scheduling ----

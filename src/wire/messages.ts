@@ -101,6 +101,8 @@ export interface StreamState {
   state: Uint8Array;
   more: boolean;
   refusal: string;
+  /** With refusal: the cause may pass (sink I/O error), so the sender retries the open with backoff instead of halting. */
+  retryable?: boolean;
 }
 
 export interface ErrorMessage {
