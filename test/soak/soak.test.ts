@@ -19,7 +19,7 @@ import { runSoak } from '../../soak/soak.ts';
  * ENOSPC halts that stream instead of ending the agent (the receiver fix);
  * once merged this becomes ['kill', 'carrier', 'etcd', 'disk'].
  */
-const SOAK_TEST_FAULTS: FaultKind[] = ['kill', 'carrier', 'etcd'];
+const SOAK_TEST_FAULTS: FaultKind[] = ['kill', 'carrier', 'etcd', 'disk'];
 /** Chaos phase of the short soak, ms: room for the first round of every kind and usually the quorum loss. */
 const CHAOS_MS = 50_000;
 /** Events at most: two rounds of three kinds. */

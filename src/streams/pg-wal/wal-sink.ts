@@ -59,6 +59,9 @@ export class WalSink implements Sink {
       await this.#spool.truncateTo(resume.systemId, resume.timeline, resume.flushLsn);
       await this.#spool.commit(resume, true);
     } catch (err) {
+      // An I/O error may pass (ENOSPC, EIO): the receiver retries. A spool
+      // that does not hold the checkpoint (wiped, another system) is refused.
+      if ((err as NodeJS.ErrnoException).code !== undefined) throw new Error(`pg-wal recover: ${(err as Error).message}`, { cause: err });
       throw new SinkError(`pg-wal recover: ${(err as Error).message}`);
     }
     return walResumeCodec.encode(resume);
@@ -80,7 +83,7 @@ export class WalSink implements Sink {
       try {
         await this.#spool.reset();
       } catch (err) {
-        throw new SinkError(`pg-wal apply: empty the spool for a fresh start: ${(err as Error).message}`);
+        throw new Error(`pg-wal apply: empty the spool for a fresh start: ${(err as Error).message}`, { cause: err });
       }
       this.#resetPending = false;
     }
@@ -125,8 +128,9 @@ export class WalSink implements Sink {
       if (skip >= data.length) return;
       await this.#spool.write(timeline, end, data.subarray(skip));
     } catch (err) {
+      // A refusal halts the stream; an I/O error (ENOSPC, EIO) keeps its cause so the receiver retries.
       if (err instanceof SinkError) throw err;
-      throw new SinkError(`pg-wal apply: ${(err as Error).message}`);
+      throw new Error(`pg-wal apply: ${(err as Error).message}`, { cause: err });
     }
   }
 
