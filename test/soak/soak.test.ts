@@ -14,15 +14,11 @@ import type { FaultKind } from '../../soak/chaos-plan.ts';
 import { formatSummary } from '../../soak/report.ts';
 import { runSoak } from '../../soak/soak.ts';
 
-/**
- * Fault kinds of the short soak. `disk` is left out until one stream's
- * ENOSPC halts that stream instead of ending the agent (the receiver fix);
- * once merged this becomes ['kill', 'carrier', 'etcd', 'disk'].
- */
+/** Fault kinds of the short soak: every kind the harness injects. */
 const SOAK_TEST_FAULTS: FaultKind[] = ['kill', 'carrier', 'etcd', 'disk'];
 /** Chaos phase of the short soak, ms: room for the first round of every kind and usually the quorum loss. */
 const CHAOS_MS = 50_000;
-/** Events at most: two rounds of three kinds. */
+/** Events at most: the first round holds every kind once, then two more. */
 const MAX_EVENTS = 6;
 /** etcd compacts its history every 2 s, as production clusters do periodically: watches that resume after a member restart meet compacted revisions. */
 const ETCD_COMPACTION = '2s';
