@@ -64,7 +64,7 @@ export async function walRestore(spoolDir: string, fileName: string, targetPath:
 }
 
 /** A history file of the committed timeline or an earlier one; a segment that ends at or before the committed end. */
-function isCommitted(fileName: string, timeline: number, flushLsn: number, segmentSize: number): boolean {
+export function isCommitted(fileName: string, timeline: number, flushLsn: number, segmentSize: number): boolean {
   const history = /^([0-9A-F]{8})\.history$/.exec(fileName);
   if (history) return parseInt(history[1], 16) <= timeline;
   const seg = parseSegmentFileName(fileName, segmentSize);
