@@ -6,7 +6,8 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { Writable } from 'node:stream';
 import { request } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -18,6 +19,7 @@ import { Metrics } from '../../src/agent/metrics.ts';
 import { startHttpServer } from '../../src/agent/http-server.ts';
 import { WalSink } from '../../src/streams/pg-wal/wal-sink.ts';
 import type { ServedSpool } from '../../src/streams/pg-wal/wal-file-server.ts';
+import { WAL_RESTORE_MISSING, WAL_RESTORE_OK, walRestoreCommand } from '../../src/cli/wal-restore-command.ts';
 
 const MiB = 1024 * 1024;
 const USERS = { standby: 's3cret' };
@@ -61,6 +63,24 @@ test('GET /wal/<stream>/<file>: committed WAL for walsender users only, names ch
     await run('sh', ['-c', `curl -sfo "${join(target, 'RECOVERYXLOG')}" -u standby:s3cret http://127.0.0.1:${http.port}/wal/pg-main/000000010000000000000001`]);
     assert.ok(readFileSync(join(target, 'RECOVERYXLOG')).equals(wal.subarray(0, MiB)), 'curl got the segment byte for byte');
     await assert.rejects(run('sh', ['-c', `curl -sfo "${join(target, 'X')}" -u standby:s3cret http://127.0.0.1:${http.port}/wal/pg-main/0000000100000000000000FF`]), 'curl -f fails on a missing segment');
+
+    // `dwcp wal-restore --url` is a client of the same endpoint.
+    writeFileSync(join(target, 'password'), 's3cret\n');
+    const stderr = (): { sink: Writable; text: () => string } => {
+      let text = '';
+      return { sink: new Writable({ write: (c, _e, cb) => ((text += String(c)), cb()) }), text: () => text };
+    };
+    const url = `http://127.0.0.1:${http.port}/wal/pg-main`;
+    const e1 = stderr();
+    assert.equal(await walRestoreCommand(['--url', url, '--user', 'standby', '--password-file', join(target, 'password'), '000000010000000000000001', join(target, 'BYCLI')], e1.sink), WAL_RESTORE_OK, e1.text());
+    assert.ok(readFileSync(join(target, 'BYCLI')).equals(wal.subarray(0, MiB)));
+    const e2 = stderr();
+    assert.equal(await walRestoreCommand(['--url', url, '--user', 'standby', '--password-file', join(target, 'password'), '000000010000000000000002', join(target, 'X')], e2.sink), WAL_RESTORE_MISSING);
+    assert.match(e2.text(), /not committed yet/);
+    writeFileSync(join(target, 'wrong'), 'nope');
+    const e3 = stderr();
+    assert.equal(await walRestoreCommand(['--url', url, '--user', 'standby', '--password-file', join(target, 'wrong'), '000000010000000000000001', join(target, 'X')], e3.sink), WAL_RESTORE_MISSING);
+    assert.match(e3.text(), /HTTP 401/);
 
     // Authentication: none, wrong password, unknown user, a stream without users.
     assert.equal((await get(http.port, seg1)).status, 401);
