@@ -53,8 +53,9 @@ test('GET /wal/<stream>/<file>: committed WAL for walsender users only, names ch
     await sink.apply(2, walRecordCodec.encode({ data: { timeline: 1, startLsn: MiB, serverWalEnd: 0, serverTime: 0 } }), wal);
     await sink.committed(2, await sink.flush());
     // Durable, not committed: completes segment 2.
-    await sink.apply(3, walRecordCodec.encode({ data: { timeline: 1, startLsn: 2 * MiB + 5000, serverWalEnd: 0, serverTime: 0 } }), randomBytes(MiB));
-    await sink.flush();
+    const more = randomBytes(MiB);
+    await sink.apply(3, walRecordCodec.encode({ data: { timeline: 1, startLsn: 2 * MiB + 5000, serverWalEnd: 0, serverTime: 0 } }), more);
+    const stateB = await sink.flush();
     const ok = basic('standby', 's3cret');
     const seg1 = '/wal/pg-main/000000010000000000000001';
 
@@ -102,6 +103,15 @@ test('GET /wal/<stream>/<file>: committed WAL for walsender users only, names ch
     assert.equal((await get(http.port, '/wal/pg-main/000000010000000000000003', ok)).status, 404);
     const partial = await get(http.port, '/wal/pg-main/000000010000000000000003.partial', ok);
     assert.equal(partial.status, 409, 'nothing of segment 3 is committed');
+
+    // Once committed: segment 2 whole, the .partial up to the committed end.
+    await sink.committed(3, stateB);
+    const seg2 = await get(http.port, '/wal/pg-main/000000010000000000000002', ok);
+    assert.equal(seg2.status, 200);
+    assert.ok(seg2.body.equals(Buffer.concat([wal.subarray(MiB), more.subarray(0, MiB - 5000)])));
+    const partialNow = await get(http.port, '/wal/pg-main/000000010000000000000003.partial', ok);
+    assert.equal(partialNow.status, 200);
+    assert.ok(partialNow.body.equals(more.subarray(MiB - 5000)));
   } finally {
     await sink.close();
     await http.close();
