@@ -26,8 +26,9 @@ Commands:
   bench-wal                The same pgbench run replicated by native PostgreSQL streaming
                            and through DWCP (primary -> A -> B -> standby) in one run;
                            print WAL bytes, wire bytes, catch-up time, replay lag.
-  wal-restore %f %p        restore_command for a standby: copy a WAL file out of the
-       [--spool DIR | --config FILE [--stream ID]]   agent's spool (exit 1: missing).
+  wal-restore %f %p        restore_command for a standby: fetch a WAL file from the
+       [--url URL --user U | --config FILE [--stream ID] | --spool DIR]
+                           agent's /wal/ HTTP endpoint (exit 1: missing).
   netbench lab --profile NAME   Emulated WAN (root): one TCP flow, fixed N flows, DWCP
                            AMST adaptive and iperf3 over one link; table, JSON, SVG.
   netbench live --peer H:P Bounded DWCP link run to a peer (see netbench --help).

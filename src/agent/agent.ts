@@ -38,6 +38,7 @@ import { WalSource, type WalSourceFailure } from '../streams/pg-wal/wal-source.t
 import { destinationSlotName } from '../streams/pg-wal/slot-name.ts';
 import { WalSink } from '../streams/pg-wal/wal-sink.ts';
 import { startWalsenderServer } from '../streams/pg-wal/walsender-server.ts';
+import type { ServedSpool } from '../streams/pg-wal/wal-file-server.ts';
 import { PgWalMetrics, type PgWalStreamStatus } from '../streams/pg-wal/wal-stream-metrics.ts';
 import type { Envelope, Hello, StreamOpen } from '../wire/messages.ts';
 import { Metrics } from './metrics.ts';
@@ -246,7 +247,7 @@ export class Agent {
     if (ownProblem !== null) throw new ConfigError(config.source, [{ path: 'tls.cert', message: ownProblem }]);
     this.store = await this.openStore();
     this.pool = new HdePool(config.hde.workers);
-    this.http = await startHttpServer({ host: config.http.host, port: config.http.port, metrics: this.metrics, healthy: () => this.state !== 'STOPPED', ready: () => this.ready(), status: () => this.status() });
+    this.http = await startHttpServer({ host: config.http.host, port: config.http.port, metrics: this.metrics, healthy: () => this.state !== 'STOPPED', ready: () => this.ready(), status: () => this.status(), walSpools: (id) => walSpoolOf(config, id) });
 
     // Receivers for streams with a destination here, behind the carrier server.
     for (const stream of config.streams) {
@@ -592,6 +593,13 @@ export class Agent {
     this.sources.set(key, source);
     return source;
   }
+}
+
+/** The spool and walsender users of a pg-wal stream landing in this region (served by /wal/). */
+function walSpoolOf(config: Config, streamId: string): ServedSpool | undefined {
+  const stream = config.streams.find((s) => s.kind === 'pg-wal' && s.id === streamId);
+  const dest = stream?.destinations.find((d) => d.region === config.region) as PgWalDestinationConfig | undefined;
+  return dest ? { dir: dest.path, users: dest.walsender.users } : undefined;
 }
 
 /** Sources are per sub-stream; a pg-wal stream has one per destination (its own slot). */

@@ -1,8 +1,10 @@
 // The agent's HTTP endpoints: /metrics (Prometheus), /healthz (the process
-// serves), /readyz (links up, store open), /status (JSON for `dwcp status`).
+// serves), /readyz (links up, store open), /status (JSON for `dwcp status`),
+// /wal/<stream>/<file> (spooled WAL for restore_command, see wal-file-server.ts).
 
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { WAL_FILE_PATH_PREFIX, serveWalFile, type SpoolLookup } from '../streams/pg-wal/wal-file-server.ts';
 import type { Metrics } from './metrics.ts';
 
 /** Options of the HTTP server. */
@@ -13,6 +15,8 @@ export interface HttpServerOptions {
   healthy(): boolean;
   ready(): boolean;
   status(): unknown;
+  /** Spools of pg-wal streams landing here, served under /wal/ (absent: /wal/ is 404). */
+  walSpools?: SpoolLookup;
 }
 
 /** A started HTTP server. */
@@ -30,6 +34,11 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
       res.end(body);
     };
     if (req.method !== 'GET') return reply(405, 'method not allowed\n');
+    if (path.startsWith(WAL_FILE_PATH_PREFIX) && options.walSpools) {
+      const lookup = options.walSpools;
+      void serveWalFile(req, res, lookup).catch(() => res.destroy());
+      return;
+    }
     switch (path) {
       case '/metrics':
         options.metrics.registry.metrics().then(

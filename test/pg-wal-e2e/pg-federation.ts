@@ -41,6 +41,8 @@ export interface PgFederation {
 /** Options: pg-two-region overrides plus primary settings. */
 export interface PgFederationOptions extends Partial<Omit<PgTwoRegionOptions, 'dir' | 'primary'>> {
   primarySettings?: StartPostgresOptions['settings'];
+  /** Extra standby settings (on top of a 200 ms wal_retrieve_retry_interval). */
+  standbySettings?: StartPostgresOptions['settings'];
 }
 
 /** Start the primary, both agents, wait for WAL in B's spool, then clone and start the standby. */
@@ -59,7 +61,7 @@ export async function startPgFederation(options: PgFederationOptions = {}): Prom
   };
   try {
     primary = await startPostgres({ settings: options.primarySettings });
-    const { primarySettings: _, ...rest } = options;
+    const { primarySettings: _, standbySettings, ...rest } = options;
     const setup = await writePgTwoRegion({
       walsenderUsers: { [WALSENDER_USER]: WALSENDER_PASSWORD },
       ...rest,
@@ -77,7 +79,7 @@ export async function startPgFederation(options: PgFederationOptions = {}): Prom
         port: primary.port,
         conninfo: `host=127.0.0.1 port=${setup.ports.walsender} user=${WALSENDER_USER} password=${WALSENDER_PASSWORD} application_name=far_standby sslmode=disable`,
       },
-      settings: { wal_retrieve_retry_interval: "'200ms'" },
+      settings: { wal_retrieve_retry_interval: "'200ms'", ...standbySettings },
     });
     return { dir, primary, standby, setup, source, dest, cleanup };
   } catch (err) {

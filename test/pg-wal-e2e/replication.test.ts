@@ -15,6 +15,7 @@ import { after, before, test } from 'node:test';
 import pg from 'pg';
 import { parseLsn } from '../../src/streams/pg-wal/lsn.ts';
 import { waitFor } from '../helpers/agent-process.ts';
+import { startPostgres } from '../helpers/postgres.ts';
 import {
   assertSameData,
   WALSENDER_PASSWORD,
@@ -125,6 +126,35 @@ test("`dwcp wal-restore %f %p` serves agent B's complete segments (exit 0) and r
   assert.match(missing.stderr, /not in spool/);
   const usage = await runCli(['wal-restore', segments[0]]);
   assert.equal(usage.code, 2);
+});
+
+test("a standby whose only WAL source is restore_command = curl against agent B's /wal/ endpoint replays committed segments", { timeout: 240_000 }, async () => {
+  const f = fed!;
+  const url = `http://127.0.0.1:${f.setup.ports.destHttp}/wal/${f.setup.streamId}`;
+  // Cloned from the primary, no primary_conninfo: every later segment comes over HTTP.
+  const restored = await startPostgres({
+    standbyOf: { host: '127.0.0.1', port: f.primary.port, conninfo: '' },
+    settings: {
+      restore_command: `'curl -sfo %p -u ${WALSENDER_USER}:${WALSENDER_PASSWORD} ${url}/%f'`,
+      wal_retrieve_retry_interval: "'200ms'",
+    },
+  });
+  try {
+    await f.primary.query('CREATE TABLE restored_over_http AS SELECT generate_series(1, 500) AS x');
+    await f.primary.query('SELECT pg_switch_wal()');
+    // One more record and switch, so the segment with the table is complete and committed in B's spool.
+    await f.primary.query('CREATE TABLE restored_over_http_2 (x int); SELECT pg_switch_wal()');
+    await waitFor('the restore_command standby to replay the table', async () => {
+      const rows = await restored.query<{ n: string }>("SELECT count(*) AS n FROM pg_class WHERE relname = 'restored_over_http'").catch(() => []);
+      return Number(rows[0]?.n ?? 0) === 1;
+    }, 180_000, 200);
+    const rows = await restored.query<{ n: string }>('SELECT count(*) AS n FROM restored_over_http');
+    assert.equal(Number(rows[0].n), 500);
+    const receiver = await restored.query('SELECT pid FROM pg_stat_wal_receiver');
+    assert.equal(receiver.length, 0, 'no streaming: the WAL came through restore_command');
+  } finally {
+    await restored.stop();
+  }
 });
 
 async function runCli(args: string[]): Promise<{ code: number; stderr: string }> {

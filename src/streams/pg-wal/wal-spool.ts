@@ -11,8 +11,8 @@
 
 import { constants as fsConstants } from 'node:fs';
 import { open, readdir, readFile, rename, rm, truncate, writeFile, type FileHandle } from 'node:fs/promises';
-import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
+import { EventEmitter } from 'node:events';
+import { join, resolve } from 'node:path';
 import {
   DEFAULT_WAL_SEGMENT_SIZE,
   formatLsn,
@@ -30,8 +30,28 @@ export const SPOOL_STATE_FILE = 'dwcp-spool.json';
 export const SPOOL_COMMITTED_FILE = 'dwcp-committed.json';
 /** Suffix of the segment being written. */
 export const PARTIAL_SUFFIX = '.partial';
-/** How often a reader looks for new durable WAL, ms. */
-const POLL_INTERVAL_MS = 50;
+/** Event a spool's notifier emits when its committed marker or durable end moved. */
+const CHANGED = 'changed';
+
+/**
+ * One notifier per spool directory in this process: the writer emits after
+ * each commit and flush, readers (walsender endpoint) wait on it instead of
+ * polling the files (issue 9 item 7: a 50 ms poll added up to 50 ms of lag
+ * per hop).
+ */
+const notifiers = new Map<string, EventEmitter>();
+
+function notifierOf(dir: string): EventEmitter {
+  const key = resolve(dir);
+  let n = notifiers.get(key);
+  if (!n) {
+    n = new EventEmitter();
+    // Every streaming standby of the spool waits on it.
+    n.setMaxListeners(0);
+    notifiers.set(key, n);
+  }
+  return n;
+}
 
 /** What the state file records. */
 export interface SpoolState {
@@ -205,11 +225,13 @@ export class WalSpoolWriter {
     const text = JSON.stringify({ systemId: committed.systemId, timeline: committed.timeline, flushLsn: committed.flushLsn });
     if (durable) {
       await writeFileAtomic(this.dir, SPOOL_COMMITTED_FILE, text);
-      return;
+    } else {
+      const tmp = join(this.dir, `.${SPOOL_COMMITTED_FILE}.tmp`);
+      await writeFile(tmp, text);
+      await rename(tmp, join(this.dir, SPOOL_COMMITTED_FILE));
     }
-    const tmp = join(this.dir, `.${SPOOL_COMMITTED_FILE}.tmp`);
-    await writeFile(tmp, text);
-    await rename(tmp, join(this.dir, SPOOL_COMMITTED_FILE));
+    // Readers in this process serve the new position at once.
+    notifierOf(this.dir).emit(CHANGED);
   }
 
   /** Record the cluster identity (first system record of a fresh spool). */
@@ -335,6 +357,7 @@ export class WalSpoolWriter {
     if (state.flushLsn !== this.#end) {
       state.flushLsn = this.#end;
       await writeFileAtomic(this.dir, SPOOL_STATE_FILE, JSON.stringify(state));
+      notifierOf(this.dir).emit(CHANGED);
     }
     return { ...state };
   }
@@ -416,13 +439,42 @@ export class WalSpoolReader {
     }
   }
 
-  /** Wait until the durable end moves past lsn (or timeoutMs passes); returns the state then. */
+  /**
+   * Wait until the committed end moves past lsn (or timeoutMs passes, or
+   * signal aborts); returns the state then. Woken by the writer of this
+   * spool in the same process (the sink's commit), not by a poll; a writer
+   * in another process is seen at the timeout (the caller's keepalive).
+   */
   async waitForMore(lsn: number, timeoutMs: number, signal?: AbortSignal): Promise<SpoolState | undefined> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const s = await this.state();
-      if ((s && s.flushLsn > lsn) || Date.now() >= deadline || signal?.aborted) return s;
-      await sleep(POLL_INTERVAL_MS, undefined, { signal }).catch(() => undefined);
+    const notifier = notifierOf(this.dir);
+    let wake: () => void = () => undefined;
+    let changed = false;
+    let expired = false;
+    const onChange = (): void => {
+      changed = true;
+      wake();
+    };
+    const onEnd = (): void => {
+      expired = true;
+      wake();
+    };
+    // Listen before reading, so a commit between the read and the wait is not missed.
+    notifier.on(CHANGED, onChange);
+    const timer = setTimeout(onEnd, timeoutMs);
+    timer.unref();
+    signal?.addEventListener('abort', onEnd);
+    try {
+      for (;;) {
+        changed = false;
+        const s = await this.state();
+        if ((s && s.flushLsn > lsn) || expired || signal?.aborted) return s;
+        // Nothing new since the read: sleep until the writer or the timer wakes us.
+        if (!changed) await new Promise<void>((r) => (wake = r));
+      }
+    } finally {
+      clearTimeout(timer);
+      notifier.off(CHANGED, onChange);
+      signal?.removeEventListener('abort', onEnd);
     }
   }
 }

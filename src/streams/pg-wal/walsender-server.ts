@@ -59,8 +59,10 @@ export const DEFAULT_AUTH_TIMEOUT_MS = 10_000;
 const REFUSAL_LOG_INTERVAL_MS = 1_000;
 /** SQLSTATE too_many_connections. */
 const TOO_MANY_CONNECTIONS = '53300';
+/** WAL page size (PostgreSQL's XLOG_BLCKSZ), bytes. */
+export const WAL_PAGE_BYTES = 8192;
 /** Largest XLogData payload (PostgreSQL's MAX_SEND_SIZE: 16 pages), bytes. */
-const MAX_SEND_BYTES = 16 * 8192;
+export const MAX_SEND_BYTES = 16 * WAL_PAGE_BYTES;
 /** Keepalive interval while streaming, ms. */
 const KEEPALIVE_INTERVAL_MS = 10_000;
 
@@ -451,6 +453,30 @@ async function runCommand(conn: MessageSocket, ctx: ConnectionContext, sql: stri
   throw new ClientError('42601', `syntax error: unknown replication command "${sql.slice(0, 64)}"`);
 }
 
+/**
+ * Where one XLogData message starting at pos ends, given WAL available up
+ * to available: there, if it is within MAX_SEND_BYTES and the segment,
+ * else at the last page boundary before the cut. available is a point the
+ * primary itself stopped at (the committed end is the end of a batch of
+ * whole XLogData messages, see wal-source.ts) or a timeline switch, so
+ * every message ends at a record end or a page boundary, as PostgreSQL's
+ * walsender does (XLogSendPhysical rounds a cut down to a page boundary).
+ * Why it matters: a standby's startup process reads a record that spans
+ * pages by copying the rest of its first page from a buffer read when the
+ * record header was all the walreceiver had flushed (xlogreader.c, "Copy
+ * the first fragment of the record from the first page"); a message ending
+ * mid-page inside such a record makes it copy bytes not yet written, and
+ * the record fails its CRC ("incorrect resource manager data checksum"),
+ * which restarts the walreceiver (issue 9 item 5).
+ */
+export function sendEnd(pos: number, available: number, walSegmentSize: number): number {
+  const segmentEnd = (Math.floor(pos / walSegmentSize) + 1) * walSegmentSize;
+  const end = Math.min(available, segmentEnd);
+  if (end - pos <= MAX_SEND_BYTES) return end;
+  const cut = pos + MAX_SEND_BYTES;
+  return cut - (cut % WAL_PAGE_BYTES);
+}
+
 /** The timeline that WAL at lsn belongs to, per the latest timeline's history. */
 async function timelineAt(ctx: ConnectionContext, state: SpoolState, lsn: number): Promise<number> {
   const hist = await ctx.spool.history(state.timeline);
@@ -519,7 +545,8 @@ async function startReplication(conn: MessageSocket, ctx: ConnectionContext, sta
         if (span.next !== undefined && pos >= span.end) break;
         const end = span.next !== undefined ? span.end : state.flushLsn;
         if (pos < end) {
-          const bytes = await ctx.spool.read(state, timeline, pos, end, MAX_SEND_BYTES);
+          const upTo = sendEnd(pos, end, state.walSegmentSize);
+          const bytes = await ctx.spool.read(state, timeline, pos, upTo, upTo - pos);
           const header = new BodyWriter().byte(0x77).uint64(pos).uint64(state.flushLsn).uint64(pgTimestampMicros()).build();
           await conn.write(copyData(Buffer.concat([header, bytes])));
           pos += bytes.length;
