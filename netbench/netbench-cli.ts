@@ -18,12 +18,12 @@ const USAGE = `Usage:
                     [--max-streams N] [--out DIR]
   dwcp netbench lab --workload objects [--profile NAME] [--cc bbr|cubic] [--size 1GiB] [--largest SIZE]
                     [--out DIR] [--keep]
+      (a generated tree: rsync -a, rsync -az and DWCP agents, initial sync then 10 % changed,
+       1 % added, 1 % deleted; time to identical, wire bytes, CPU and peak RSS per side)
   dwcp netbench lab --workload wal [--profile NAME] [--cc bbr|cubic] [--backlog 1GB] [--pgbench-seconds 60]
                     [--scale 10] [--clients 4] [--rate 400] [--out DIR]
       (a primary in one namespace, a native and a DWCP-fed standby in the other: backlog catch-up,
        then pgbench replay lag p50/p95/max; bytes on the link per path)
-      (objects: a generated tree: rsync -a, rsync -az and DWCP agents, initial sync then 10 % changed,
-       1 % added, 1 % deleted; time to identical, wire bytes, CPU and peak RSS per side)
   dwcp netbench live --peer HOST:PORT --pki DIR [--duration S]
 `;
 
@@ -120,7 +120,7 @@ async function workload(kind: string, name: string, profile: LinkProfile,
     out, keep: values.keep, progress,
   });
   process.stdout.write('\n' + objectsMarkdown(`${result.name}, ${result.cc}`, result.profile, result.rows) + '\n');
-  process.stdout.write(`tree: ${result.tree.files} files, ${result.tree.bytes} bytes; changes: ${result.mutation.changed} changed, ${result.mutation.added} added, ${result.mutation.deleted} deleted\n`);
+  process.stdout.write(`generated tree: ${result.tree.files} files, ${result.tree.bytes} bytes; changes: ${result.mutation.changed} changed, ${result.mutation.added} added, ${result.mutation.deleted} deleted\n`);
   process.stdout.write(`wrote ${result.files.markdown}, ${result.files.json}, ${result.files.svg}\n`);
   return result.rows.every((r) => r.identical) ? 0 : 1;
 }

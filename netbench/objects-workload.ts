@@ -153,7 +153,6 @@ export async function runObjectsWorkload(o: ObjectsWorkloadOptions): Promise<Obj
     // The mutation runs inside the DWCP phase; if that phase failed before it, apply it now.
     mutation ??= await mutateTree(source, o.mutation ?? DEFAULT_MUTATION);
     for (const m of modules) await rsyncPhase(m, 'incremental');
-    tree = { ...tree, bytes: rows.at(-1)?.treeBytes ?? tree.bytes };
   } finally {
     await lab?.close().catch((err: Error) => o.progress(`lab close: ${err.message}`));
     if (!o.keep) await rm(dir, { recursive: true, force: true });
