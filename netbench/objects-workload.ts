@@ -24,7 +24,7 @@ import { writeTwoRegion } from '../src/cli/two-region.ts';
 const RSYNC_PORT = 8730;
 /** Time allowed for the rsync daemon to answer a module listing, ms. */
 const RSYNC_READY_TIMEOUT_MS = 10_000;
-/** Interval of the "is the destination identical yet" check during a DWCP phase, ms. */
+/** Interval of the source agent's in-sync check during a DWCP phase, ms. */
 const DWCP_POLL_INTERVAL_MS = 500;
 /** Time allowed for an rsync daemon's per-connection process to exit after its client, ms. */
 const DAEMON_SETTLE_TIMEOUT_MS = 10_000;
@@ -124,14 +124,14 @@ export async function runObjectsWorkload(o: ObjectsWorkloadOptions): Promise<Obj
       dir: join(dir, 'dwcp'), sourcePath: source, destPath: dwcpDest,
       hosts: { source: lab.addrA, dest: lab.addrB }, amstExtra: `  congestionControl: ${o.cc}`,
     });
-    const destAgent = await LabAgent.start(lab, lab.nsB, fed.destConfig);
+    const destAgent = await LabAgent.start(lab, lab.nsB, fed.destConfig, fed.ports.destHttp);
     let sourceAgent: LabAgent | undefined;
     try {
       o.progress('dwcp initial');
       rows.push(await guard('dwcp', 'initial', async () => {
         const before = await snapshot(lab!, [destAgent.pid]);
         const started = performance.now();
-        sourceAgent = await LabAgent.start(lab!, lab!.nsA, fed.sourceConfig);
+        sourceAgent = await LabAgent.start(lab!, lab!.nsA, fed.sourceConfig, fed.ports.sourceHttp);
         return dwcpPhase(lab!, 'initial', started, before, sourceAgent, destAgent, source, dwcpDest, phaseTimeoutMs, 0);
       }));
       o.progress('mutating the source tree');
@@ -211,10 +211,12 @@ function wireBytesBetween(a: LabStats, b: LabStats): number {
 /** Wait until the DWCP destination matches the source, then measure. */
 async function dwcpPhase(lab: Lab, phase: PhaseRow['phase'], started: number, before: Snapshot, sourceAgent: LabAgent, destAgent: LabAgent,
   source: string, dest: string, timeoutMs: number, mutationSeconds: number): Promise<PhaseRow> {
-  // Metadata first (cheap, polled), contents once when the metadata matches.
+  // The source agent's in-sync flag (cheap, polled; it may still be set just after the changes,
+  // before the agent noticed them), then the trees' metadata, then contents once.
   const deadline = started + timeoutMs;
   for (;;) {
-    if ((await compareTrees(source, dest, { content: false })).identical) break;
+    const inSync = await sourceAgent.status().then((s) => s.senders[0]?.progress?.inSync === true, () => false);
+    if (inSync && (await compareTrees(source, dest, { content: false })).identical) break;
     if (performance.now() > deadline) throw new Error(`dwcp ${phase}: destination not identical after ${timeoutMs / 1000} s: ${sourceAgent.tail()}`);
     await new Promise((r) => setTimeout(r, DWCP_POLL_INTERVAL_MS));
   }

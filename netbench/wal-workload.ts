@@ -151,9 +151,9 @@ export async function runWalWorkload(o: WalWorkloadOptions): Promise<WalWorkload
       walsenderUsers: { [WALSENDER_USER]: WALSENDER_PASSWORD }, hosts: { source: lab.addrA, dest: lab.addrB },
       amstExtra: `  congestionControl: ${o.cc}`,
     });
-    const agentB = await LabAgent.start(lab, lab.nsB, fed.destConfig);
+    const agentB = await LabAgent.start(lab, lab.nsB, fed.destConfig, fed.ports.destHttp);
     cleanups.push(() => agentB.stop());
-    let agentA = await LabAgent.start(lab, lab.nsA, fed.sourceConfig);
+    let agentA = await LabAgent.start(lab, lab.nsA, fed.sourceConfig, fed.ports.sourceHttp);
     cleanups.push(() => agentA.stop());
     const spoolDeadline = performance.now() + timeoutMs;
     while (((await readSpoolState(fed.spoolDir))?.flushLsn ?? 0) === 0) {
@@ -205,7 +205,7 @@ export async function runWalWorkload(o: WalWorkloadOptions): Promise<WalWorkload
         await native.query(`ALTER SYSTEM SET primary_conninfo = '${nativeConninfo}'`);
         await native.query('SELECT pg_reload_conf()');
       } else {
-        agentA = await LabAgent.start(lab, lab.nsA, fed.sourceConfig);
+        agentA = await LabAgent.start(lab, lab.nsA, fed.sourceConfig, fed.ports.sourceHttp);
       }
       const seconds = await replayedBy(clients[path], b1, t0, timeoutMs, path);
       catchUp[path] = { seconds, wire: counters.read()[path] - before };
