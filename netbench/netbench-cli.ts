@@ -5,12 +5,25 @@ import { parseArgs } from 'node:util';
 import { spawn } from 'node:child_process';
 import { PROFILES, type LinkProfile } from './lab.ts';
 import { runNetbench } from './netbench.ts';
+import { runObjectsWorkload, WORKLOAD_CCS } from './objects-workload.ts';
+import { objectsMarkdown } from './workload-report.ts';
+import { runWalWorkload } from './wal-workload.ts';
+import { walMarkdown } from './wal-report.ts';
+import { parseSize } from '../src/config/units.ts';
 
 const USAGE = `Usage:
   dwcp netbench lab --profile metro|continental|intercontinental|satellite
                     [--rtt-ms N --loss F --rate-mbit N]  (custom link; overrides the profile)
                     [--duration S] [--adaptive-duration S] [--sweep 1,2,4,...] [--sweep-cc bbr,cubic]
                     [--max-streams N] [--out DIR]
+  dwcp netbench lab --workload objects [--profile NAME] [--cc bbr|cubic] [--size 1GiB] [--largest SIZE]
+                    [--out DIR] [--keep]
+      (a generated tree: rsync -a, rsync -az and DWCP agents, initial sync then 10 % changed,
+       1 % added, 1 % deleted; time to identical, wire bytes, CPU and peak RSS per side)
+  dwcp netbench lab --workload wal [--profile NAME] [--cc bbr|cubic] [--backlog 1GB] [--pgbench-seconds 60]
+                    [--scale 10] [--clients 4] [--rate 400] [--out DIR]
+      (a primary in one namespace, a native and a DWCP-fed standby in the other: backlog catch-up,
+       then pgbench replay lag p50/p95/max; bytes on the link per path)
   dwcp netbench live --peer HOST:PORT --pki DIR [--duration S]
 `;
 
@@ -39,6 +52,10 @@ async function lab(args: string[]): Promise<number> {
       'adaptive-duration': { type: 'string' }, sweep: { type: 'string' }, 'sweep-cc': { type: 'string', default: 'bbr,cubic' },
       'max-streams': { type: 'string', default: '512' }, out: { type: 'string' },
       'rtt-ms': { type: 'string' }, loss: { type: 'string' }, 'rate-mbit': { type: 'string' }, help: { type: 'boolean', short: 'h' },
+      workload: { type: 'string' }, cc: { type: 'string', default: 'bbr' }, size: { type: 'string', default: '1GiB' },
+      largest: { type: 'string' }, keep: { type: 'boolean', default: false },
+      backlog: { type: 'string', default: '1GB' }, 'pgbench-seconds': { type: 'string', default: '60' },
+      scale: { type: 'string', default: '10' }, clients: { type: 'string', default: '4' }, rate: { type: 'string', default: '400' },
     },
   });
   if (values.help) {
@@ -55,6 +72,7 @@ async function lab(args: string[]): Promise<number> {
     ...(values['rate-mbit'] !== undefined ? { rateMbit: Number(values['rate-mbit']) } : {}),
   };
   const name = custom ? 'custom' : values.profile;
+  if (values.workload !== undefined) return workload(values.workload, name, profile, values);
   const ccs = values['sweep-cc'].split(',').filter(Boolean);
   const counts = values.sweep?.split(',').map(Number);
   if (counts?.some((n) => !Number.isInteger(n) || n < 1)) throw new Error(`netbench: --sweep must be positive integers, got "${values.sweep}"`);
@@ -71,6 +89,40 @@ async function lab(args: string[]): Promise<number> {
   process.stdout.write('\n' + markdownTable(result.name, result.profile, result.rows) + '\n');
   process.stdout.write(`wrote ${result.files.markdown}, ${result.files.json}, ${result.files.svg.join(', ')}\n`);
   return 0;
+}
+
+/** `--workload objects|wal`: one workload over the lab, DWCP against the plain tools. */
+async function workload(kind: string, name: string, profile: LinkProfile,
+  values: { cc: string; size: string; largest?: string; out?: string; keep: boolean; backlog: string; 'pgbench-seconds': string; scale: string; clients: string; rate: string }): Promise<number> {
+  if (kind !== 'objects' && kind !== 'wal') throw new Error(`netbench: --workload must be objects or wal, got "${kind}"`);
+  if (!(WORKLOAD_CCS as readonly string[]).includes(values.cc)) throw new Error(`netbench: --cc must be one of ${WORKLOAD_CCS.join(', ')}, got "${values.cc}"`);
+  const started = performance.now();
+  const progress = (line: string): void => { process.stderr.write(`[${((performance.now() - started) / 1000).toFixed(0)}s] ${line}\n`); };
+  const cc = values.cc as (typeof WORKLOAD_CCS)[number];
+  const out = values.out ?? `./bench-out/netbench-${name}-${kind}-${values.cc}/`;
+  if (kind === 'wal') {
+    const counts = Object.fromEntries((['pgbench-seconds', 'scale', 'clients', 'rate'] as const).map((k) => {
+      const n = Number(values[k]);
+      if (!Number.isInteger(n) || n < 1) throw new Error(`netbench: --${k} must be a positive integer, got "${values[k]}"`);
+      return [k, n];
+    }));
+    const wal = await runWalWorkload({
+      name, profile, cc, backlogBytes: parseSize(values.backlog), pgbenchSeconds: counts['pgbench-seconds'],
+      scale: counts.scale, clients: counts.clients, rate: counts.rate, out, progress,
+    });
+    process.stdout.write('\n' + walMarkdown(`${wal.name}, ${wal.cc}`, wal.profile, wal.rows) + '\n');
+    process.stdout.write(`wrote ${wal.files.markdown}, ${wal.files.json}, ${wal.files.svg}\n`);
+    return wal.rows.every((r) => r.dataMatches) ? 0 : 1;
+  }
+  const result = await runObjectsWorkload({
+    name, profile, cc, sizeBytes: parseSize(values.size),
+    largestBytes: values.largest !== undefined ? parseSize(values.largest) : undefined,
+    out, keep: values.keep, progress,
+  });
+  process.stdout.write('\n' + objectsMarkdown(`${result.name}, ${result.cc}`, result.profile, result.rows) + '\n');
+  process.stdout.write(`generated tree: ${result.tree.files} files, ${result.tree.bytes} bytes; changes: ${result.mutation.changed} changed, ${result.mutation.added} added, ${result.mutation.deleted} deleted\n`);
+  process.stdout.write(`wrote ${result.files.markdown}, ${result.files.json}, ${result.files.svg}\n`);
+  return result.rows.every((r) => r.identical) ? 0 : 1;
 }
 
 /**

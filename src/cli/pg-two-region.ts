@@ -37,6 +37,10 @@ export interface PgTwoRegionOptions {
   checkpointInterval?: string;
   /** Port the source dials for the destination region (a test relay); default the destination's own port. */
   destPortSeenBySource?: number;
+  /** Carrier addresses per side (see FederationFiles.hosts). */
+  hosts?: { source: string; dest: string };
+  /** Extra YAML under `amst:` (e.g. congestionControl). */
+  amstExtra?: string;
 }
 
 /** Paths and ports of the generated federation. */
@@ -77,6 +81,8 @@ export async function writePgTwoRegion(options: PgTwoRegionOptions): Promise<PgT
     chunk: '256KiB',
     checkpointInterval: options.checkpointInterval ?? '50ms',
     destPortSeenBySource: options.destPortSeenBySource,
+    hosts: options.hosts,
+    amstExtra: options.amstExtra,
     streams: `  - id: ${streamId}
     kind: pg-wal
     source:

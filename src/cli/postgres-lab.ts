@@ -4,9 +4,9 @@
 // here is ended by its pid.
 
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { appendFileSync, chownSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, chownSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import { freePort } from './free-port.ts';
@@ -31,11 +31,19 @@ export interface StartPostgresOptions {
   standbyOf?: { host: string; port: number; slot?: string; conninfo?: string };
   /** Use this (empty or absent) directory instead of a fresh temp dir. */
   dataDir?: string;
+  /** Run in this network namespace (ip netns exec, then setpriv to dwcp-test); clients then connect over a Unix socket. */
+  namespace?: string;
+  /** Addresses to listen on beside 127.0.0.1 (e.g. a lab link address). */
+  listenAddresses?: string[];
+  /** Extra pg_hba.conf lines of a primary (e.g. trust for a lab subnet). */
+  hba?: string[];
 }
 
 /** A running test server. */
 export interface Pg {
   readonly port: number;
+  /** Host clients use: 127.0.0.1, or the Unix socket directory when the server runs in a namespace. */
+  readonly host: string;
   readonly dataDir: string;
   /** Postmaster pid (changes on restart). */
   readonly pid: number;
@@ -71,17 +79,12 @@ export function pgOsUser(): { uid: number; gid: number } {
 export { freePort };
 
 /** Run a PostgreSQL binary as dwcp-test to completion; throws with its output on failure. */
-function runAsPgUser(bin: string, args: string[], user: { uid: number; gid: number }, timeoutMs = 120_000): Promise<string> {
+function runAsPgUser(bin: string, args: string[], user: { uid: number; gid: number }, timeoutMs = 120_000, namespace?: string): Promise<string> {
   return new Promise((resolve, reject) => {
-    const child = spawn(join(PG_BIN, bin), args, {
-      uid: user.uid,
-      gid: user.gid,
-      env: { PATH: process.env.PATH, LANG: 'C', LC_ALL: 'C', HOME: tmpdir() },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const child = spawnAsPgUser(bin, args, user, namespace);
     let out = '';
-    child.stdout.on('data', (d) => (out += d));
-    child.stderr.on('data', (d) => (out += d));
+    child.stdout!.on('data', (d) => (out += d));
+    child.stderr!.on('data', (d) => (out += d));
     const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
     timer.unref();
     child.on('error', reject);
@@ -93,6 +96,17 @@ function runAsPgUser(bin: string, args: string[], user: { uid: number; gid: numb
   });
 }
 
+/**
+ * Spawn a PostgreSQL binary as dwcp-test; in a namespace, as root through
+ * `ip netns exec` and setpriv (entering a namespace needs root).
+ */
+function spawnAsPgUser(bin: string, args: string[], user: { uid: number; gid: number }, namespace: string | undefined): ChildProcess {
+  const env = { PATH: process.env.PATH, LANG: 'C', LC_ALL: 'C', HOME: tmpdir() };
+  const stdio: ['ignore', 'pipe', 'pipe'] = ['ignore', 'pipe', 'pipe'];
+  if (namespace === undefined) return spawn(join(PG_BIN, bin), args, { uid: user.uid, gid: user.gid, env, stdio });
+  return spawn('ip', ['netns', 'exec', namespace, 'setpriv', `--reuid=${user.uid}`, `--regid=${user.gid}`, '--clear-groups', join(PG_BIN, bin), ...args], { env, stdio });
+}
+
 /** Start a PostgreSQL 15 server (primary by default, standby with standbyOf). */
 export async function startPostgres(opts: StartPostgresOptions = {}): Promise<Pg> {
   const user = pgOsUser();
@@ -100,25 +114,36 @@ export async function startPostgres(opts: StartPostgresOptions = {}): Promise<Pg
   const base = opts.dataDir ? undefined : mkdtempSync(join(tmpdir(), 'dwcp-pg-'));
   if (base) chownSync(base, user.uid, user.gid);
   const dataDir = opts.dataDir ?? join(base!, 'data');
+  const ns = opts.namespace;
+  // In a namespace the server's TCP ports are out of reach: clients use a Unix socket beside the data dir.
+  const socketDir = ns === undefined ? undefined : join(dirname(dataDir), 'sock');
+  if (socketDir !== undefined) {
+    mkdirSync(socketDir, { recursive: true });
+    chownSync(socketDir, user.uid, user.gid);
+  }
+  const host = socketDir ?? '127.0.0.1';
+  const listen = `'${['127.0.0.1', ...(opts.listenAddresses ?? [])].join(',')}'`;
+  const socketSetting = socketDir === undefined ? "''" : `'${socketDir}'`;
 
   if (opts.standbyOf) {
-    const { host, port: primaryPort, slot, conninfo } = opts.standbyOf;
-    await runAsPgUser('pg_basebackup', ['-h', host, '-p', String(primaryPort), '-U', PG_SUPERUSER, '-D', dataDir, '-X', 'stream', '-c', 'fast', '--no-sync'], user);
-    const primaryConninfo = conninfo ?? `host=${host} port=${primaryPort} user=${PG_SUPERUSER} application_name=standby`;
+    const { host: primaryHost, port: primaryPort, slot, conninfo } = opts.standbyOf;
+    await runAsPgUser('pg_basebackup', ['-h', primaryHost, '-p', String(primaryPort), '-U', PG_SUPERUSER, '-D', dataDir, '-X', 'stream', '-c', 'fast', '--no-sync'], user, undefined, ns);
+    const primaryConninfo = conninfo ?? `host=${primaryHost} port=${primaryPort} user=${PG_SUPERUSER} application_name=standby`;
     let extra = `\nprimary_conninfo = '${primaryConninfo.replace(/'/g, "''")}'\n`;
     if (slot) extra += `primary_slot_name = '${slot}'\n`;
     appendFileSync(join(dataDir, 'postgresql.auto.conf'), extra);
     writeFileSync(join(dataDir, 'standby.signal'), '');
     chownSync(join(dataDir, 'standby.signal'), user.uid, user.gid);
   } else {
-    await runAsPgUser('initdb', ['-D', dataDir, '-U', PG_SUPERUSER, '--auth=trust', '--no-sync', '-E', 'UTF8', '--locale=C'], user);
+    await runAsPgUser('initdb', ['-D', dataDir, '-U', PG_SUPERUSER, '--auth=trust', '--no-sync', '-E', 'UTF8', '--locale=C'], user, undefined, ns);
+    const socketHba = socketDir === undefined ? [] : ['local all all trust', 'local replication all trust'];
     writeFileSync(
       join(dataDir, 'pg_hba.conf'),
-      'host all all 127.0.0.1/32 trust\nhost replication all 127.0.0.1/32 trust\n',
+      ['host all all 127.0.0.1/32 trust', 'host replication all 127.0.0.1/32 trust', ...socketHba, ...(opts.hba ?? [])].join('\n') + '\n',
     );
     const settings: Record<string, string> = {
-      listen_addresses: "'127.0.0.1'",
-      unix_socket_directories: "''",
+      listen_addresses: listen,
+      unix_socket_directories: socketSetting,
       wal_level: 'replica',
       max_wal_senders: '10',
       max_replication_slots: '10',
@@ -131,20 +156,17 @@ export async function startPostgres(opts: StartPostgresOptions = {}): Promise<Pg
     };
     appendFileSync(join(dataDir, 'postgresql.conf'), '\n' + Object.entries(settings).map(([k, v]) => `${k} = ${v}`).join('\n') + '\n');
   }
-  if (opts.standbyOf && opts.settings) {
-    appendFileSync(join(dataDir, 'postgresql.conf'), '\n' + Object.entries(opts.settings).map(([k, v]) => `${k} = ${v}`).join('\n') + '\n');
+  if (opts.standbyOf && (opts.settings || ns !== undefined)) {
+    // A standby's own addresses and socket, not the primary's it copied.
+    const own = ns === undefined ? {} : { listen_addresses: listen, unix_socket_directories: socketSetting };
+    appendFileSync(join(dataDir, 'postgresql.conf'), '\n' + Object.entries({ ...own, ...opts.settings }).map(([k, v]) => `${k} = ${v}`).join('\n') + '\n');
   }
 
   let child: ChildProcess | undefined;
   let log = '';
   const launch = async (): Promise<void> => {
     log = '';
-    child = spawn(join(PG_BIN, 'postgres'), ['-D', dataDir, '-p', String(port)], {
-      uid: user.uid,
-      gid: user.gid,
-      env: { PATH: process.env.PATH, LANG: 'C', LC_ALL: 'C', HOME: tmpdir() },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    child = spawnAsPgUser('postgres', ['-D', dataDir, '-p', String(port)], user, ns);
     child.stdout!.on('data', (d) => (log = (log + d).slice(-20000)));
     child.stderr!.on('data', (d) => (log = (log + d).slice(-20000)));
     const exited = new Promise<never>((_, reject) =>
@@ -153,7 +175,7 @@ export async function startPostgres(opts: StartPostgresOptions = {}): Promise<Pg
     exited.catch(() => undefined);
     const deadline = Date.now() + START_TIMEOUT_MS;
     for (;;) {
-      const ok = await Promise.race([canConnect(port), exited]);
+      const ok = await Promise.race([canConnect(host, port), exited]);
       if (ok) return;
       if (Date.now() > deadline) throw new Error(`postgres did not accept connections within ${START_TIMEOUT_MS} ms: ${log.slice(-3000)}`);
       await sleep(100);
@@ -180,7 +202,7 @@ export async function startPostgres(opts: StartPostgresOptions = {}): Promise<Pg
   }
 
   const query = async <R extends Record<string, unknown>>(sql: string, params?: unknown[]): Promise<R[]> => {
-    const client = new pg.Client({ host: '127.0.0.1', port, user: PG_SUPERUSER, database: 'postgres' });
+    const client = new pg.Client({ host, port, user: PG_SUPERUSER, database: 'postgres' });
     await client.connect();
     try {
       return (await client.query(sql, params)).rows as R[];
@@ -191,6 +213,7 @@ export async function startPostgres(opts: StartPostgresOptions = {}): Promise<Pg
 
   return {
     port,
+    host,
     dataDir,
     get pid() {
       return child?.pid ?? -1;
@@ -198,7 +221,7 @@ export async function startPostgres(opts: StartPostgresOptions = {}): Promise<Pg
     query,
     async pgbench(args: string[]): Promise<string> {
       return await new Promise((resolve, reject) => {
-        const p = spawn(join(PG_BIN, 'pgbench'), ['-h', '127.0.0.1', '-p', String(port), '-U', PG_SUPERUSER, ...args, 'postgres'], {
+        const p = spawn(join(PG_BIN, 'pgbench'), ['-h', host, '-p', String(port), '-U', PG_SUPERUSER, ...args, 'postgres'], {
           stdio: ['ignore', 'pipe', 'pipe'],
           env: { PATH: process.env.PATH, LANG: 'C' },
         });
@@ -226,8 +249,8 @@ export async function startPostgres(opts: StartPostgresOptions = {}): Promise<Pg
   };
 }
 
-async function canConnect(port: number): Promise<boolean> {
-  const client = new pg.Client({ host: '127.0.0.1', port, user: PG_SUPERUSER, database: 'postgres', connectionTimeoutMillis: 2000 });
+async function canConnect(host: string, port: number): Promise<boolean> {
+  const client = new pg.Client({ host, port, user: PG_SUPERUSER, database: 'postgres', connectionTimeoutMillis: 2000 });
   client.on('error', () => undefined);
   try {
     await client.connect();

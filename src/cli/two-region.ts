@@ -39,6 +39,10 @@ export interface TwoRegionOptions {
   checkpointInterval?: string;
   /** More member regions (listed in both configs, no agent running, a certificate each): tests play them. */
   extraRegions?: string[];
+  /** Full rescan interval of the source (e.g. '1s'); default 10s (changes are also watched). */
+  scanInterval?: string;
+  /** Carrier addresses per side (see FederationFiles.hosts). */
+  hosts?: { source: string; dest: string };
 }
 
 /** Paths and ports of the generated federation. */
@@ -67,6 +71,8 @@ export interface FederationFiles {
   extraRegions?: string[];
   /** The federation-wide `streams:` section (YAML, without the key). */
   streams: string;
+  /** Carrier listen/dial addresses per side (e.g. two lab namespaces); default 127.0.0.1 for both. */
+  hosts?: { source: string; dest: string };
 }
 
 /** Certificates, ports and the two agents' config files for a two-region federation on loopback. */
@@ -78,7 +84,9 @@ export async function writeFederationFiles(options: FederationFiles): Promise<Tw
   // Extra regions list an address nobody listens on: no stream goes there.
   const extraYaml = extra.map((r) => `  - name: ${r}\n    endpoints: ["127.0.0.1:1"]\n`).join('');
   const ports = { source: await freePort(), dest: await freePort(), sourceHttp: await freePort(), destHttp: await freePort() };
+  const hosts = options.hosts ?? { source: '127.0.0.1', dest: '127.0.0.1' };
   const write = async (region: string, port: number, httpPort: number): Promise<string> => {
+    const listenHost = region === SOURCE_REGION ? hosts.source : hosts.dest;
     const destPort = region === SOURCE_REGION ? (options.destPortSeenBySource ?? ports.dest) : ports.dest;
     const cert = certs[region];
     const dataDir = join(options.dir, region);
@@ -88,14 +96,14 @@ federation: ${FEDERATION}
 region: ${region}
 nodeId: ${nodeIdOf(region)}
 dataDir: ${dataDir}
-listen: { host: 127.0.0.1, port: ${port} }
+listen: { host: ${listenHost}, port: ${port} }
 http: { host: 127.0.0.1, port: ${httpPort} }
 tls: { ca: ${cert.caFile}, cert: ${cert.certFile}, key: ${cert.keyFile} }
 regions:
   - name: ${SOURCE_REGION}
-    endpoints: ["127.0.0.1:${ports.source}"]
+    endpoints: ["${hosts.source}:${ports.source}"]
   - name: ${DEST_REGION}
-    endpoints: ["127.0.0.1:${destPort}"]
+    endpoints: ["${hosts.dest}:${destPort}"]
 ${extraYaml}amst:
   carriers: ${options.carriers ?? 4}
 ${options.amstExtra ?? ''}
@@ -128,7 +136,7 @@ export function writeTwoRegion(options: TwoRegionOptions): Promise<TwoRegion> {
     ...options,
     streams: `  - id: ${options.streamId ?? 'sample'}
     kind: objects
-    source: { region: ${SOURCE_REGION}, path: ${options.sourcePath}, scanInterval: 10s }
+    source: { region: ${SOURCE_REGION}, path: ${options.sourcePath}, scanInterval: ${options.scanInterval ?? '10s'} }
     destinations:
       - { region: ${DEST_REGION}, path: ${options.destPath} }
 `,
