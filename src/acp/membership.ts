@@ -7,7 +7,7 @@
 import type { ConsensusStore, Watcher } from '../consensus/consensus-store.ts';
 import { membershipKey } from '../consensus/checkpoints.ts';
 import type { LeaseKeeper } from './lease-keeper.ts';
-import { Backoff, sleepMs } from '../util/backoff.ts';
+import { retryAtStart } from '../util/backoff.ts';
 
 /** What an agent publishes about itself. */
 export interface MemberRecord {
@@ -36,10 +36,8 @@ export function decodeMember(value: Buffer): MemberRecord | undefined {
   return undefined;
 }
 
-/** Registration at start retries for this long before the agent gives up. */
-const REGISTER_TIMEOUT_MS = 60_000;
-const REGISTER_INITIAL_BACKOFF_MS = 250;
-const REGISTER_MAX_BACKOFF_MS = 4_000;
+/** Registration and the member view at start retry for this long (ms, with backoff) before the agent gives up. */
+const START_RETRY = { timeoutMs: 60_000, initialMs: 250, maxMs: 4_000 };
 
 /**
  * Register this agent under the keeper's lease, now and again after every
@@ -57,21 +55,12 @@ export async function registerMember(store: ConsensusStore, federation: string, 
   keeper.onGranted((lease) => put(lease.id).catch((err: Error) => onError(new Error(`register member again: ${err.message}`))));
   // At start the store may be slow (a member down, a leader election): retry
   // with backoff rather than fail the agent's start on one timed-out call.
-  const backoff = new Backoff({ initialMs: REGISTER_INITIAL_BACKOFF_MS, maxMs: REGISTER_MAX_BACKOFF_MS });
-  const deadline = Date.now() + REGISTER_TIMEOUT_MS;
-  for (;;) {
-    try {
-      await put((await keeper.current()).id);
-      return;
-    } catch (err) {
-      const delayMs = backoff.next();
-      if (Date.now() + delayMs > deadline) throw new Error(`register member: gave up after ${REGISTER_TIMEOUT_MS} ms: ${(err as Error).message}`, { cause: err });
-      onError(new Error(`register member (retrying in ${delayMs} ms): ${(err as Error).message}`));
-      await sleepMs(delayMs);
-    }
-  }
+  await retryAtStart(async () => put((await keeper.current()).id), {
+    what: 'register member',
+    ...START_RETRY,
+    onRetry: (err, delayMs) => onError(new Error(`register member (retrying in ${delayMs} ms): ${err.message}`)),
+  });
 }
-
 
 /** The live members of one region, kept current by a prefix watch. */
 export class MemberView {
@@ -85,6 +74,15 @@ export class MemberView {
    * view then stops changing).
    */
   static async open(store: ConsensusStore, federation: string, region: string, onError?: (err: Error) => void): Promise<MemberView> {
+    // At start a store call may time out (a member just went down): retry, as registration does.
+    return retryAtStart(() => MemberView.openOnce(store, federation, region, onError), {
+      what: `member view of ${region}`,
+      ...START_RETRY,
+      onRetry: (err, delayMs) => onError?.(new Error(`member view of ${region} (retrying in ${delayMs} ms): ${err.message}`)),
+    });
+  }
+
+  private static async openOnce(store: ConsensusStore, federation: string, region: string, onError?: (err: Error) => void): Promise<MemberView> {
     const view = new MemberView();
     const prefix = membersPrefix(federation, region);
     // Watch first, then list, so nothing between the two is missed; events are idempotent.
@@ -97,9 +95,15 @@ export class MemberView {
       }
       view.changed();
     }, { onError: (err) => onError?.(new Error(`member view ${prefix}: ${err.message}`, { cause: err })) });
-    for (const kv of await store.list(prefix)) {
-      const record = decodeMember(kv.value);
-      if (record) view.members.set(kv.key.slice(prefix.length), record);
+    try {
+      for (const kv of await store.list(prefix)) {
+        const record = decodeMember(kv.value);
+        if (record) view.members.set(kv.key.slice(prefix.length), record);
+      }
+    } catch (err) {
+      // The attempt failed: its watch must not outlive it.
+      await view.close().catch(() => {});
+      throw err;
     }
     return view;
   }

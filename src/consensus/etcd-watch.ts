@@ -103,11 +103,25 @@ export class EtcdPrefixWatch implements Watcher {
     this.seen = seen;
   }
 
-  /** Read the prefix (to know its keys), then watch from right after that read. Throws when either fails. */
+  /**
+   * Read the prefix (to know its keys), then watch from right after that
+   * read. Throws when the read fails or etcd refuses the watch for good; a
+   * watch stream that breaks while being created (a member went down) is
+   * resumed in the background like any broken watch: once the prefix was
+   * read, the watch can only be late, never wrong.
+   */
   static async start(source: EtcdWatchSource, prefix: string, onEvent: (event: WatchEvent) => void, onError?: (err: Error) => void): Promise<EtcdPrefixWatch> {
     const { kvs, revision } = await source.snapshot(prefix);
     const watch = new EtcdPrefixWatch(source, prefix, onEvent, onError, new WatchedKeys(kvs, revision));
-    await watch.attach();
+    try {
+      await watch.attach();
+    } catch (err) {
+      if (isPermanent(err)) throw err;
+      // An agent started while a member was down died here (the suite's etcd member-loss test on CI).
+      source.restarts?.inc({ reason: 'disconnected' });
+      source.logger.warn({ prefix, revision, err: (err as Error).message }, 'consensus watch not created; resuming after the read');
+      watch.scheduleResume(RESUME_BACKOFF_INITIAL_MS, false, 1);
+    }
     return watch;
   }
 

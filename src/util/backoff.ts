@@ -55,3 +55,35 @@ export class Backoff {
 export function sleepMs(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms).unref());
 }
+
+/** Options of retryAtStart. */
+export interface StartRetryOptions {
+  /** What is being done, for the error (e.g. 'register member'). */
+  what: string;
+  /** Give up when the next attempt would start after this long, ms. */
+  timeoutMs: number;
+  initialMs: number;
+  maxMs: number;
+  /** Told about each failed attempt that will be retried, with the delay. */
+  onRetry(err: Error, delayMs: number): void;
+}
+
+/**
+ * Run fn until it succeeds, with backoff, for at most timeoutMs: at an
+ * agent's start the consensus store may be slow for a while (a member down,
+ * a leader election), and one timed-out call must not fail the start.
+ */
+export async function retryAtStart<T>(fn: () => Promise<T>, options: StartRetryOptions): Promise<T> {
+  const backoff = new Backoff({ initialMs: options.initialMs, maxMs: options.maxMs });
+  const deadline = Date.now() + options.timeoutMs;
+  for (;;) {
+    try {
+      return await fn();
+    } catch (err) {
+      const delayMs = backoff.next();
+      if (Date.now() + delayMs > deadline) throw new Error(`${options.what}: gave up after ${options.timeoutMs} ms: ${(err as Error).message}`, { cause: err });
+      options.onRetry(err as Error, delayMs);
+      await sleepMs(delayMs);
+    }
+  }
+}
