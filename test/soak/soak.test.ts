@@ -23,7 +23,7 @@ const MAX_EVENTS = 6;
 /** etcd compacts its history every 2 s, as production clusters do periodically: watches that resume after a member restart meet compacted revisions. */
 const ETCD_COMPACTION = '2s';
 
-test('chaos soak (short): kills, carrier cuts and etcd restarts under load; caught up, nothing lost, nothing applied twice', { timeout: 400_000 }, async () => {
+test('chaos soak (short): kills, carrier cuts, etcd restarts and a full sink disk under load; caught up, nothing lost, nothing applied twice', { timeout: 400_000 }, async () => {
   const report = await runSoak({ chaosMs: CHAOS_MS, seed: 1, faults: SOAK_TEST_FAULTS, maxEvents: MAX_EVENTS, etcdCompaction: ETCD_COMPACTION, log: (line) => console.log(line) });
   const summary = formatSummary(report);
   console.log(summary);
