@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { walRecordCodec, walResumeCodec } from '../../src/wire/messages.ts';
-import { BodyReader } from '../../src/streams/pg-wal/pg-protocol.ts';
+import { dataMeta, streamUntil } from './xlog-stream.ts';
 import { formatLsn } from '../../src/streams/pg-wal/lsn.ts';
 import { ReplicationClient } from '../../src/streams/pg-wal/replication-client.ts';
 import { WalSink } from '../../src/streams/pg-wal/wal-sink.ts';
@@ -23,9 +23,6 @@ import { startWalsenderServer } from '../../src/streams/pg-wal/walsender-server.
 const MiB = 1024 * 1024;
 const SYSTEM = { systemId: '7322222222222222222', timeline: 1, walSegmentSize: MiB, serverVersion: 150013 };
 
-function dataMeta(startLsn: number): Uint8Array {
-  return walRecordCodec.encode({ data: { timeline: 1, startLsn, serverWalEnd: startLsn, serverTime: 0 } });
-}
 
 function withDirs(fn: (spool: string, target: string) => Promise<void>): () => Promise<void> {
   return async () => {
@@ -40,22 +37,6 @@ function withDirs(fn: (spool: string, target: string) => Promise<void>): () => P
   };
 }
 
-/** XLogData messages from START_REPLICATION at lsn until end bytes arrived: each one's start, length and walEnd. */
-async function streamUntil(client: ReplicationClient, end: number): Promise<Array<{ start: number; length: number; walEnd: number }>> {
-  const out: Array<{ start: number; length: number; walEnd: number }> = [];
-  for (;;) {
-    const event = await client.readCopy();
-    if (event.kind !== 'data') continue;
-    const r = new BodyReader(event.payload);
-    if (String.fromCharCode(r.byte()) !== 'w') continue;
-    const start = r.uint64();
-    const walEnd = r.uint64();
-    r.uint64();
-    const length = r.rest().length;
-    out.push({ start, length, walEnd });
-    if (start + length >= end) return out;
-  }
-}
 
 test('the walsender and wal-restore serve committed WAL only, not what is durable but uncommitted', { timeout: 60_000 }, withDirs(async (spool, target) => {
   const sink = new WalSink({ streamId: 's', spoolDir: spool });
@@ -84,14 +65,14 @@ test('the walsender and wal-restore serve committed WAL only, not what is durabl
     assert.equal(ident[2]?.toString(), formatLsn(endA));
     await client.startCopyBoth(`START_REPLICATION ${formatLsn(start)} TIMELINE 1`);
     const first = await streamUntil(client, endA);
-    assert.equal(first.at(-1)!.start + first.at(-1)!.length, endA, 'the stream stops at the committed end');
+    assert.equal(first.at(-1)!.end, endA, 'the stream stops at the committed end');
     assert.ok(first.every((m) => m.walEnd === endA), 'walEnd is the committed end');
 
     // Commit B: the rest arrives, and the segment is restorable.
     await sink.committed(3, stateB);
     const rest = await streamUntil(client, endB);
     assert.equal(rest[0].start, endA);
-    assert.equal(rest.at(-1)!.start + rest.at(-1)!.length, endB);
+    assert.equal(rest.at(-1)!.end, endB);
     await walRestore(spool, '000000010000000000000001', join(target, 'X'));
   } finally {
     client.close();

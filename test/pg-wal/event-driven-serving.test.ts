@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { mock, test } from 'node:test';
 import { walRecordCodec } from '../../src/wire/messages.ts';
-import { BodyReader } from '../../src/streams/pg-wal/pg-protocol.ts';
+import { dataMeta, streamUntil } from './xlog-stream.ts';
 import { formatLsn } from '../../src/streams/pg-wal/lsn.ts';
 import { ReplicationClient } from '../../src/streams/pg-wal/replication-client.ts';
 import { WalSink } from '../../src/streams/pg-wal/wal-sink.ts';
@@ -24,23 +24,10 @@ const SYSTEM = { systemId: '7355555555555555555', timeline: 1, walSegmentSize: M
 /** Rounds of real file I/O to wait for the commit to arrive before calling it lost (no wall clock). */
 const MAX_IO_ROUNDS = 20_000;
 
-function dataMeta(startLsn: number): Uint8Array {
-  return walRecordCodec.encode({ data: { timeline: 1, startLsn, serverWalEnd: startLsn, serverTime: 0 } });
-}
 
 /** End of the last XLogData once end bytes arrived. */
-async function streamUntil(client: ReplicationClient, end: number): Promise<number> {
-  for (;;) {
-    const event = await client.readCopy();
-    if (event.kind !== 'data') continue;
-    const r = new BodyReader(event.payload);
-    if (String.fromCharCode(r.byte()) !== 'w') continue;
-    const start = r.uint64();
-    r.uint64();
-    r.uint64();
-    const last = start + r.rest().length;
-    if (last >= end) return last;
-  }
+async function streamedTo(client: ReplicationClient, end: number): Promise<number> {
+  return (await streamUntil(client, end)).at(-1)!.end;
 }
 
 test('no poll timer in the endpoint or the spool reader', () => {
@@ -65,7 +52,7 @@ test('a commit reaches a streaming standby without waiting for a timer', { timeo
     // From here no timer fires: once caught up, the endpoint waits for more WAL without one.
     mock.timers.enable({ apis: ['setTimeout', 'setInterval'] });
     await client.startCopyBoth(`START_REPLICATION ${formatLsn(start)} TIMELINE 1`);
-    assert.equal(await streamUntil(client, start + 10_000), start + 10_000);
+    assert.equal(await streamedTo(client, start + 10_000), start + 10_000);
     // Let the endpoint reach its wait (real I/O rounds, no clock).
     for (let i = 0; i < 100; i++) await stat(spool);
 
@@ -73,7 +60,7 @@ test('a commit reaches a streaming standby without waiting for a timer', { timeo
     await sink.apply(3, dataMeta(start + 10_000), randomBytes(20_000));
     await sink.committed(3, await sink.flush());
     let arrived: number | undefined;
-    const reading = streamUntil(client, end).then((last) => (arrived = last));
+    const reading = streamedTo(client, end).then((last) => (arrived = last));
     for (let i = 0; i < MAX_IO_ROUNDS && arrived === undefined; i++) await stat(spool);
     assert.equal(arrived, end, 'the committed WAL did not reach the standby without a timer');
     await reading;

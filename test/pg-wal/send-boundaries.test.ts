@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { walRecordCodec } from '../../src/wire/messages.ts';
-import { BodyReader } from '../../src/streams/pg-wal/pg-protocol.ts';
+import { dataMeta, streamUntil } from './xlog-stream.ts';
 import { formatLsn } from '../../src/streams/pg-wal/lsn.ts';
 import { ReplicationClient } from '../../src/streams/pg-wal/replication-client.ts';
 import { WalSink } from '../../src/streams/pg-wal/wal-sink.ts';
@@ -21,26 +21,7 @@ import { MAX_SEND_BYTES, WAL_PAGE_BYTES, sendEnd, startWalsenderServer } from '.
 const MiB = 1024 * 1024;
 const SYSTEM = { systemId: '7344444444444444444', timeline: 1, walSegmentSize: MiB, serverVersion: 150013 };
 
-function dataMeta(startLsn: number): Uint8Array {
-  return walRecordCodec.encode({ data: { timeline: 1, startLsn, serverWalEnd: startLsn, serverTime: 0 } });
-}
 
-/** XLogData messages until end bytes arrived: each one's start and end. */
-async function streamUntil(client: ReplicationClient, end: number): Promise<Array<{ start: number; end: number }>> {
-  const out: Array<{ start: number; end: number }> = [];
-  for (;;) {
-    const event = await client.readCopy();
-    if (event.kind !== 'data') continue;
-    const r = new BodyReader(event.payload);
-    if (String.fromCharCode(r.byte()) !== 'w') continue;
-    const start = r.uint64();
-    r.uint64();
-    r.uint64();
-    const message = { start, end: start + r.rest().length };
-    out.push(message);
-    if (message.end >= end) return out;
-  }
-}
 
 test('sendEnd: the available end when close, else a page boundary, never past the segment', () => {
   const seg = 16 * MiB;
