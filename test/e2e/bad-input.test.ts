@@ -8,36 +8,29 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import tls from 'node:tls';
 import { readFileSync, existsSync } from 'node:fs';
-import { mkdtemp, rm, mkdir } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { writeTwoRegion, type TwoRegion } from '../../src/cli/two-region.ts';
+import { type TwoRegion } from '../../src/cli/two-region.ts';
 import { createDevPki } from '../../src/cli/dev-pki.ts';
 import { dialCarrier, type TlsMaterial } from '../../src/transport/tls-transport.ts';
 import { frameBytes } from '../../src/wire/frame-decoder.ts';
 import { envelopeCodec, objectOpCodec, PROTOCOL_VERSION, type Envelope } from '../../src/wire/messages.ts';
 import { frameDigest } from '../../src/encoding/digest.ts';
-import { AgentProcess, waitFor, sleep } from '../helpers/agent-process.ts';
+import { startLoneDestination, type LoneDestination } from '../helpers/lone-destination.ts';
+import { type AgentProcess, waitFor, sleep } from '../helpers/agent-process.ts';
 
 let dir: string;
 let setup: TwoRegion;
 let dest: AgentProcess;
 let member: TlsMaterial;
+let lone: LoneDestination;
 
 before(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'dwcp-bad-'));
-  await mkdir(join(dir, 'src'));
-  await mkdir(join(dir, 'dst'));
-  setup = await writeTwoRegion({ dir, sourcePath: join(dir, 'src'), destPath: join(dir, 'dst') });
-  dest = new AgentProcess(setup.destConfig, setup.ports.destHttp);
-  await dest.start();
-  const c = setup.certs['eu-west'];
-  member = { ca: readFileSync(c.caFile), cert: readFileSync(c.certFile), key: readFileSync(c.keyFile) };
+  lone = await startLoneDestination('dwcp-bad-');
+  ({ dir, setup, dest, member } = lone);
 });
 
 after(async () => {
-  await dest.kill9();
-  await rm(dir, { recursive: true, force: true });
+  await lone.close();
 });
 
 /** Open a TLS connection as a federation member, send raw bytes, wait for the agent to close it. */

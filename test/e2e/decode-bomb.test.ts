@@ -7,15 +7,12 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
-import { mkdtemp, rm, mkdir } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { FEDERATION, nodeIdOf, writeTwoRegion, type TwoRegion } from '../../src/cli/two-region.ts';
+import { FEDERATION, nodeIdOf, type TwoRegion } from '../../src/cli/two-region.ts';
 import { dialCarrier, type TlsMaterial } from '../../src/transport/tls-transport.ts';
 import { objectOpCodec, type Envelope } from '../../src/wire/messages.ts';
 import { HdePool } from '../../src/encoding/hde-pool.ts';
-import { AgentProcess, waitFor, sleep } from '../helpers/agent-process.ts';
+import { startLoneDestination, type LoneDestination } from '../helpers/lone-destination.ts';
+import { type AgentProcess, waitFor, sleep } from '../helpers/agent-process.ts';
 
 const MiB = 1024 * 1024;
 /** Plaintext each bomb frame declares (the default maxFrame, so it is admitted). */
@@ -28,31 +25,24 @@ const LINK_WINDOW_MIB = 64;
  * and is far below the 24 x 64 MiB they declare.
  */
 const RSS_GROWTH_BOUND = 256 * MiB;
-/** At the cut-off the receiver also holds up to its pending window of wire bytes (2 x linkWindow). */
 /** How long RSS is watched after the bombs arrived: polls x interval. */
 const RSS_WATCH_POLLS = 30;
 const RSS_WATCH_INTERVAL_MS = 500;
+/** At the cut-off the receiver also holds up to its pending window of wire bytes (2 x linkWindow). */
 const RSS_GROWTH_BOUND_AT_CUTOFF = 2 * LINK_WINDOW_MIB * MiB + RSS_GROWTH_BOUND;
 
-let dir: string;
 let setup: TwoRegion;
 let dest: AgentProcess;
 let member: TlsMaterial;
+let lone: LoneDestination;
 
 before(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'dwcp-bomb-'));
-  await mkdir(join(dir, 'src'));
-  await mkdir(join(dir, 'dst'));
-  setup = await writeTwoRegion({ dir, sourcePath: join(dir, 'src'), destPath: join(dir, 'dst'), amstExtra: `  linkWindow: ${LINK_WINDOW_MIB}MiB\n  maxFrame: 64MiB` });
-  dest = new AgentProcess(setup.destConfig, setup.ports.destHttp);
-  await dest.start();
-  const c = setup.certs['eu-west'];
-  member = { ca: readFileSync(c.caFile), cert: readFileSync(c.certFile), key: readFileSync(c.keyFile) };
+  lone = await startLoneDestination('dwcp-bomb-', `  linkWindow: ${LINK_WINDOW_MIB}MiB\n  maxFrame: 64MiB`);
+  ({ setup, dest, member } = lone);
 });
 
 after(async () => {
-  await dest.kill9();
-  await rm(dir, { recursive: true, force: true });
+  await lone.close();
 });
 
 test('64 MiB-of-zeros frames with seq 1 withheld: receiver RSS stays bounded; past the window the peer is cut off with a reason', { timeout: 180_000 }, async () => {
