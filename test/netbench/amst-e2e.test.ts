@@ -65,7 +65,7 @@ async function until(ok: () => boolean, timeoutMs: number, what: string): Promis
   }
 }
 
-test('intercontinental: data arrives identical, the controller picks more than one carrier, memory stays bounded', { timeout: 180_000 }, async () => {
+test('intercontinental: data arrives identical through the adaptive link, memory stays bounded', { timeout: 180_000 }, async () => {
   const bytes = 640 * MiB;
   const { source, sink } = await transfer(INTERCONTINENTAL, ['--seconds', '60', '--bytes', String(bytes), '--adaptive']);
   const summary = source.find((l) => l.event === 'summary');
@@ -76,13 +76,32 @@ test('intercontinental: data arrives identical, the controller picks more than o
   assert.equal(sink.mismatches, 0);
   assert.equal(sink.bytes, bytes);
   assert.equal(sink.chain, summary.chainOfAcked, 'chained digests differ');
-  // More than one carrier chosen on the long lossy path.
-  const targets = ticks.map((t) => t.target as number);
-  assert.ok(Math.max(...targets) > 1, `carrier targets ${targets}`);
+  // How many carriers bbr needs here is the machine's to say (one bbr flow
+  // may fill the emulated path and queue, and then the controller rightly
+  // holds at one): the carrier count is asserted below with a loss-based
+  // congestion control, where the model promises more than one.
   // Backpressure: in flight never above the window; RSS bounded on both ends.
   assert.ok(ticks.every((t) => (t.inflightBytes as number) <= LINK_WINDOW_BYTES + 4 * MiB), 'in-flight bytes above the link window');
   assert.ok((summary.rssMaxBytes as number) < RSS_BOUND_BYTES, `source rss ${summary.rssMaxBytes}`);
   assert.ok((sink.rssMaxBytes as number) < RSS_BOUND_BYTES, `sink rss ${sink.rssMaxBytes}`);
+});
+
+test('intercontinental with reno: the loss model runs more than one carrier, data identical', { timeout: 180_000 }, async () => {
+  // reno is built into every Linux kernel and always allowed. On 1 % loss
+  // and 100 ms the Mathis model caps one reno flow near 1.4 Mbit/s, so the
+  // controller's first measurement jumps to many carriers (controller.ts,
+  // policy 2), bounded here by --max-streams.
+  const bytes = 16 * MiB;
+  const maxStreams = 16;
+  const { source, sink } = await transfer(INTERCONTINENTAL, ['--seconds', '90', '--bytes', String(bytes), '--adaptive', '--cc', 'reno', '--max-streams', String(maxStreams)]);
+  const summary = source.find((l) => l.event === 'summary');
+  assert.ok(summary, 'source printed no summary');
+  const targets = source.filter((l) => l.event === 'tick').map((t) => t.target as number);
+  assert.ok(Math.max(...targets) > 1, `carrier targets ${targets}`);
+  assert.ok(Math.max(...targets) <= maxStreams, `carrier targets ${targets} above --max-streams ${maxStreams}`);
+  assert.equal(summary.ackedBytes, bytes, `acked ${summary.ackedBytes} of ${bytes}`);
+  assert.equal(sink.mismatches, 0);
+  assert.equal(sink.chain, summary.chainOfAcked, 'chained digests differ');
 });
 
 test('backpressure: the source is slowed to the link, not buffered without limit', { timeout: 120_000 }, async () => {
