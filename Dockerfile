@@ -42,6 +42,8 @@ COPY proto proto
 COPY bin bin
 COPY src src
 USER 10001:10001
+# Type-stripped, compiled modules kept across starts (src/util/compile-cache.ts).
+ENV NODE_COMPILE_CACHE=/tmp/dwcp-compile-cache
 # 7400: agent-to-agent (AMST); 9464: /metrics /healthz /readyz.
 EXPOSE 7400 9464
 ENTRYPOINT ["node", "src/cli.ts"]

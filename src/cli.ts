@@ -10,6 +10,9 @@ import { ConfigError } from './config/config-error.ts';
 import { configJsonSchema } from './config/schema.ts';
 import { runDemo } from './cli/demo.ts';
 import { parseSize } from './config/units.ts';
+import { shareCompileCache } from './util/compile-cache.ts';
+
+shareCompileCache();
 
 const HELP = `dwcp: multi-region WAN replication of PostgreSQL WAL and object deltas
 

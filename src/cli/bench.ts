@@ -21,24 +21,39 @@ interface Row {
   tool: string;
   seconds: number;
   wireBytes: number;
+  /** CPU seconds of every process of the tool (both ends). */
+  cpuSeconds: number;
+  /** Peak resident set of the tool's largest process, bytes (0: not measured). */
+  peakRssBytes: number;
   identical: boolean;
 }
 
-/** rsync -a src/ dst/ (local, over rsync's own pipe); returns time and "Total bytes sent". */
-async function rsync(source: string, dest: string, extra: string[]): Promise<{ seconds: number; wireBytes: number }> {
+/** The children's CPU line of bash's `times` ("0m1.234s 0m0.567s"), in seconds. */
+function childrenCpuSeconds(timesOutput: string): number {
+  const lines = timesOutput.trim().split('\n');
+  const m = /(\d+)m([\d.]+)s\s+(\d+)m([\d.]+)s/.exec(lines[lines.length - 1] ?? '');
+  if (!m) throw new Error(`bench: cannot read rsync's CPU time from bash's times output: ${JSON.stringify(timesOutput)}`);
+  return Number(m[1]) * 60 + Number(m[2]) + Number(m[3]) * 60 + Number(m[4]);
+}
+
+/** rsync -a src/ dst/ (local, over rsync's own pipe); returns time, "Total bytes sent" and CPU of its processes. */
+async function rsync(source: string, dest: string, extra: string[]): Promise<{ seconds: number; wireBytes: number; cpuSeconds: number }> {
   const started = performance.now();
   let stdout: string;
+  let stderr: string;
   try {
-    ({ stdout } = await run('rsync', ['-a', '--stats', ...extra, `${source}/`, `${dest}/`], { maxBuffer: 1 << 24 }));
+    // Through bash, whose `times` prints the CPU of its waited-for children: rsync and the processes it forks.
+    const script = 'rsync "$@" || exit $?; times >&2';
+    ({ stdout, stderr } = await run('bash', ['-c', script, 'rsync', '-a', '--stats', ...extra, `${source}/`, `${dest}/`], { maxBuffer: 1 << 24 }));
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new Error('rsync not found: install the Debian package rsync (npm run setup does this)');
+    if ((err as { code?: unknown }).code === 127) throw new Error('rsync not found: install the Debian package rsync (npm run setup does this)');
     throw err;
   }
   const seconds = (performance.now() - started) / 1000;
   const sent = /Total bytes sent: ([\d,.]+)/.exec(stdout)?.[1] ?? '0';
   const received = /Total bytes received: ([\d,.]+)/.exec(stdout)?.[1] ?? '0';
   const num = (s: string): number => Number(s.replace(/[,.]/g, ''));
-  return { seconds, wireBytes: num(sent) + num(received) };
+  return { seconds, wireBytes: num(sent) + num(received), cpuSeconds: childrenCpuSeconds(stderr) };
 }
 
 /** Entry point of `dwcp bench`. */
@@ -63,20 +78,26 @@ export async function benchCommand(args: string[]): Promise<number> {
       await mkdir(dest);
       out.write(`${tool} ...\n`);
       const r = await rsync(source, dest, [...extra]);
-      rows.push({ tool, ...r, identical: (await compareTrees(source, dest)).identical });
+      rows.push({ tool, ...r, peakRssBytes: 0, identical: (await compareTrees(source, dest)).identical });
       await rm(dest, { recursive: true, force: true });
     }
     const dest = join(dir, 'dwcp');
     await mkdir(dest);
     out.write(`dwcp (starting with ${values.carriers} TCP+TLS carriers and zstd level ${values.level}; both adapt) ...\n`);
     const d = await replicateLocally({ dir, sourcePath: source, destPath: dest, carriers: Number(values.carriers), level: Number(values.level), out });
-    rows.push({ tool: `dwcp (up to ${d.maxCarriers} carriers, zstd ${values.level} -> ${d.finalLevel === 0 ? 'none' : d.finalLevel})`, seconds: d.seconds, wireBytes: d.wireBytes, identical: (await compareTrees(source, dest)).identical });
+    rows.push({
+      tool: `dwcp (up to ${d.maxCarriers} carriers, zstd ${values.level} -> ${d.finalLevel === 0 ? 'none' : d.finalLevel})`, seconds: d.seconds, wireBytes: d.wireBytes,
+      cpuSeconds: d.cpuSeconds.source + d.cpuSeconds.dest, peakRssBytes: Math.max(d.peakRssBytes.source, d.peakRssBytes.dest),
+      identical: (await compareTrees(source, dest)).identical,
+    });
+    out.write(`dwcp CPU: source agent ${d.cpuSeconds.source.toFixed(1)} s, destination agent ${d.cpuSeconds.dest.toFixed(1)} s (start-up included); peak RSS ${formatBytes(d.peakRssBytes.source)} / ${formatBytes(d.peakRssBytes.dest)}\n`);
 
     // One table, rsync -a as the baseline.
     const base = rows[0];
-    out.write(`\n| tool | time (s) | MB/s | bytes on wire | wire / data | time vs rsync -a | identical |\n|---|---|---|---|---|---|---|\n`);
+    const gib = tree.bytes / 2 ** 30;
+    out.write(`\n| tool | time (s) | MB/s | bytes on wire | wire / data | time vs rsync -a | CPU s/GiB (both ends) | CPU vs rsync -a | peak RSS | identical |\n|---|---|---|---|---|---|---|---|---|---|\n`);
     for (const r of rows) {
-      out.write(`| ${r.tool} | ${r.seconds.toFixed(1)} | ${(tree.bytes / r.seconds / 1e6).toFixed(0)} | ${formatBytes(r.wireBytes)} | ${(r.wireBytes / tree.bytes).toFixed(2)} | ${(r.seconds / base.seconds).toFixed(2)}x | ${r.identical ? 'yes' : 'NO'} |\n`);
+      out.write(`| ${r.tool} | ${r.seconds.toFixed(1)} | ${(tree.bytes / r.seconds / 1e6).toFixed(0)} | ${formatBytes(r.wireBytes)} | ${(r.wireBytes / tree.bytes).toFixed(2)} | ${(r.seconds / base.seconds).toFixed(2)}x | ${(r.cpuSeconds / gib).toFixed(1)} | ${(r.cpuSeconds / base.cpuSeconds).toFixed(1)}x | ${r.peakRssBytes > 0 ? formatBytes(r.peakRssBytes) : '-'} | ${r.identical ? 'yes' : 'NO'} |\n`);
     }
     out.write(`\ndata: ${formatBytes(tree.bytes)} in ${tree.files} files; loopback, ${(await import('node:os')).availableParallelism()} cores\n`);
     return rows.every((r) => r.identical) ? 0 : 1;

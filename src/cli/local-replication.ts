@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { writeTwoRegion } from './two-region.ts';
 import { AgentProcess, sleep } from './agent-child.ts';
 import { formatBytes, formatRate, ProgressLine } from './progress.ts';
+import { cpuSeconds, peakRssBytes } from '../util/proc-stat.ts';
 
 /** What to replicate and how. */
 export interface LocalReplicationOptions {
@@ -29,6 +30,10 @@ export interface LocalReplicationResult {
   maxCarriers: number;
   /** zstd level in use at the end (0 = no compression; the online choice may move it). */
   finalLevel: number;
+  /** CPU seconds of each agent process over its whole life (start-up included). */
+  cpuSeconds: { source: number; dest: number };
+  /** Peak resident set of each agent, bytes. */
+  peakRssBytes: { source: number; dest: number };
 }
 
 const PROGRESS_INTERVAL_MS = 500;
@@ -55,6 +60,7 @@ export async function replicateLocally(options: LocalReplicationOptions): Promis
     // Progress until the source says everything is durable at the destination.
     const progress = new ProgressLine(out);
     let maxCarriers = 0;
+    let shownAt = 0;
     for (;;) {
       const status = await source.status();
       maxCarriers = Math.max(maxCarriers, status.links[0]?.carriers ?? 0);
@@ -62,7 +68,9 @@ export async function replicateLocally(options: LocalReplicationOptions): Promis
       const p = sender?.progress;
       if (p?.inSync) break;
       const seconds = (performance.now() - started) / 1000;
-      if (p) {
+      // The end is polled often, the progress line (a whole /metrics scrape, CPU in the measured agent) twice a second.
+      if (p && performance.now() - shownAt >= PROGRESS_INTERVAL_MS) {
+        shownAt = performance.now();
         const wire = await source.metric('dwcp_wire_bytes_sent_total');
         progress.update(`replicating: ${formatBytes(p.bytesDone)} / ${formatBytes(p.bytesTotal)} durable, ${p.filesDone}/${p.filesTotal} files, ${formatRate(p.bytesDone / seconds)}, wire ${formatBytes(wire)}, carriers ${status.links[0]?.carriers ?? 0}`);
       }
@@ -77,6 +85,8 @@ export async function replicateLocally(options: LocalReplicationOptions): Promis
       verifyFailures: await dest.metric('dwcp_verify_failures_total'),
       maxCarriers,
       finalLevel: await source.metric('dwcp_hde_level'),
+      cpuSeconds: { source: await cpuSeconds(source.pid), dest: await cpuSeconds(dest.pid) },
+      peakRssBytes: { source: await peakRssBytes(source.pid), dest: await peakRssBytes(dest.pid) },
     };
   } finally {
     await source.terminate();
