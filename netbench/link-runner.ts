@@ -20,7 +20,8 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import pino from 'pino';
-import { OutboundLink, frameEnvelope, LinkDownError } from '../src/transport/link.ts';
+import { OutboundLink, LinkDownError } from '../src/transport/link.ts';
+import { frameDataFrame } from '../src/wire/data-frame-writer.ts';
 import { InboundLink } from '../src/transport/inbound-link.ts';
 import { startCarrierServer, type TlsMaterial } from '../src/transport/tls-transport.ts';
 import { RUNNER_CERTS } from './runner-certs.ts';
@@ -202,7 +203,7 @@ async function source(o: SourceOptions): Promise<void> {
       seq++;
       const i = seq % PAYLOAD_POOL;
       chain.update(pool[i]);
-      const framed = frameEnvelope({ data: { streamId: STREAM_ID, seq, epoch: 1, encoding: Encoding.RAW, digest: digests[i], meta: Buffer.alloc(0), payload: pool[i], rawLength: RUNNER_FRAME_BYTES, resync: false } });
+      const framed = frameDataFrame({ streamId: STREAM_ID, seq, epoch: 1, encoding: Encoding.RAW, digest: digests[i], meta: Buffer.alloc(0), payload: pool[i], rawLength: RUNNER_FRAME_BYTES, resync: false });
       await link.sendData(session, STREAM_ID, seq, framed);
       sentBytes += RUNNER_FRAME_BYTES;
     }

@@ -14,7 +14,8 @@ import type { Logger } from 'pino';
 import type { Source, SourceRecord } from '../streams/stream.ts';
 import type { Encoded, HdePool } from '../encoding/hde-pool.ts';
 import { chainNext } from '../encoding/digest.ts';
-import { LinkDownError, frameEnvelope, type OutboundLink } from '../transport/link.ts';
+import { LinkDownError, type OutboundLink } from '../transport/link.ts';
+import { frameDataFrame } from '../wire/data-frame-writer.ts';
 import type { Ack, Envelope, Nack, StreamState } from '../wire/messages.ts';
 import type { Metrics } from './metrics.ts';
 import { compareChains, positionVerified, type ChainRecord } from '../acp/chain-check.ts';
@@ -34,6 +35,8 @@ export const SENT_RESERVE_FRAMES = 1024;
 
 /** How often the online level choice looks at where the sender waited. */
 const LEVEL_INTERVAL_MS = 1000;
+/** Level intervals over which the link's highest rate is taken (the cap on slow levels). */
+const LINK_RATE_INTERVALS = 10;
 
 /** Encodes allowed in flight per stream, so workers stay busy while order is kept. */
 const ENCODE_PIPELINE_DEPTH = 8;
@@ -129,6 +132,11 @@ export class StreamSender {
   private levelState: LevelState;
   private level: number | null;
   private levelWaits = { encodeMs: 0, linkMs: 0, since: performance.now() };
+  /** zstd work in the current level interval: plaintext bytes compressed and the workers' time on them. */
+  private compressed = { bytes: 0, ms: 0 };
+  /** The link's acknowledged bytes at the start of the interval, and its rate over the last intervals (wire bytes/s). */
+  private linkAcked: number | null = null;
+  private linkRates: number[] = [];
   /** Streaming contexts opened so far: each session gets a new key, so a late encode of an old session cannot touch the new one's history. */
   private contexts = 0;
 
@@ -387,8 +395,20 @@ export class StreamSender {
     const now = performance.now();
     const intervalMs = now - this.levelWaits.since;
     if (!this.options.adaptiveLevel || intervalMs < LEVEL_INTERVAL_MS) return;
-    this.levelState = nextLevel(this.levelState, { intervalMs, encodeWaitMs: this.levelWaits.encodeMs, linkWaitMs: this.levelWaits.linkMs });
+    // What the link carried lately (highest of the last intervals), and the encoders' rate at this level.
+    const acked = this.options.link.acknowledgedBytes;
+    if (this.linkAcked !== null) this.linkRates = [...this.linkRates.slice(1 - LINK_RATE_INTERVALS), ((acked - this.linkAcked) * 1000) / intervalMs];
+    this.linkAcked = acked;
+    this.levelState = nextLevel(this.levelState, {
+      intervalMs,
+      encodeWaitMs: this.levelWaits.encodeMs,
+      linkWaitMs: this.levelWaits.linkMs,
+      linkBytesPerS: Math.max(0, ...this.linkRates),
+      encodeBytesPerS: this.compressed.ms > 0 ? (this.compressed.bytes * 1000) / this.compressed.ms : 0,
+      encoders: this.options.pool.encoders,
+    });
     this.levelWaits = { encodeMs: 0, linkMs: 0, since: now };
+    this.compressed = { bytes: 0, ms: 0 };
     const level = levelOf(this.levelState);
     if (level !== this.level) this.options.logger.info({ stream: this.options.streamId, from: this.level, to: level }, 'zstd level changed');
     this.level = level;
@@ -410,18 +430,20 @@ export class StreamSender {
     } else {
       enc = await pool.encode(record.meta, record.data, level);
     }
-    const framed = frameEnvelope({
-      data: {
-        streamId: this.options.streamId,
-        seq,
-        epoch,
-        encoding: enc.encoding as 0 | 1 | 2,
-        digest: enc.digest,
-        meta: record.meta,
-        payload: enc.payload,
-        rawLength,
-        resync: enc.resync,
-      },
+    if (enc.compressMs > 0) {
+      this.compressed.bytes += rawLength;
+      this.compressed.ms += enc.compressMs;
+    }
+    const framed = frameDataFrame({
+      streamId: this.options.streamId,
+      seq,
+      epoch,
+      encoding: enc.encoding as 0 | 1 | 2,
+      digest: enc.digest,
+      meta: record.meta,
+      payload: enc.payload,
+      rawLength,
+      resync: enc.resync,
     });
     return { framed, digest: enc.digest };
   }

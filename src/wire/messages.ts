@@ -146,6 +146,21 @@ export const envelopeCodec: Codec<Envelope> = {
   },
 };
 
+const dataFrameType = root.lookupType('dwcp.v1.DataFrame');
+
+/** Field numbers a writer needs to place a DataFrame's payload itself (src/wire/data-frame-writer.ts). */
+export const DATA_FRAME_FIELDS = {
+  /** Envelope.data */
+  envelopeData: envelopeType.fields.data!.id,
+  /** DataFrame.payload */
+  payload: dataFrameType.fields.payload!.id,
+};
+
+/** A DataFrame's fields but its payload, encoded (the payload field is appended by the writer). */
+export function encodeDataFrameHead(frame: Omit<DataFrame, 'payload'>): Uint8Array {
+  return dataFrameType.encode(dataFrameType.fromObject(frame as unknown as Record<string, unknown>)).finish();
+}
+
 // ---- objects stream kind ----
 
 export interface FileVersion {
