@@ -21,7 +21,7 @@ export type WorkerJob =
 
 /** A worker's answer. */
 export type WorkerResult =
-  | { id: number; ok: true; payload: Uint8Array; digest: Uint8Array; encoding: number; resync: boolean }
+  | { id: number; ok: true; payload: Uint8Array; digest: Uint8Array; encoding: number; resync: boolean; compressMs: number }
   | { id: number; ok: false; error: string };
 
 /** Encoded payload of a frame. */
@@ -31,6 +31,8 @@ export interface Encoded {
   encoding: number;
   /** Streaming frames: it starts a fresh context (set DataFrame.resync). Always false for independent frames. */
   resync: boolean;
+  /** Time the worker spent in zstd on this frame, ms (0: not compressed, or streamed). */
+  compressMs: number;
 }
 
 /** Decoded plaintext of a frame with its recomputed digest. */
@@ -99,7 +101,7 @@ export class HdePool {
    */
   async encode(meta: Uint8Array, data: Uint8Array, level: number | null): Promise<Encoded> {
     const r = await this.submit({ id: 0, op: 'encode', level, meta, data }, ownedBuffer(data));
-    return { payload: Buffer.from(r.payload.buffer, r.payload.byteOffset, r.payload.byteLength), digest: Buffer.from(r.digest), encoding: r.encoding, resync: false };
+    return { payload: Buffer.from(r.payload.buffer, r.payload.byteOffset, r.payload.byteLength), digest: Buffer.from(r.digest), encoding: r.encoding, resync: false, compressMs: r.compressMs };
   }
 
   /**
@@ -114,7 +116,7 @@ export class HdePool {
   async encodeStream(streamKey: string, meta: Uint8Array, data: Uint8Array, level: number, resync: boolean): Promise<Encoded> {
     const worker = this.pinned(streamKey, resync);
     const r = await this.submit({ id: 0, op: 'encodeStream', key: streamKey, level, resync, meta, data }, ownedBuffer(data), worker);
-    return { payload: Buffer.from(r.payload.buffer, r.payload.byteOffset, r.payload.byteLength), digest: Buffer.from(r.digest), encoding: r.encoding, resync: r.resync };
+    return { payload: Buffer.from(r.payload.buffer, r.payload.byteOffset, r.payload.byteLength), digest: Buffer.from(r.digest), encoding: r.encoding, resync: r.resync, compressMs: 0 };
   }
 
   /**
@@ -155,6 +157,11 @@ export class HdePool {
   async decode(meta: Uint8Array, payload: Uint8Array, encoding: number, rawLength: number): Promise<Decoded> {
     const r = await this.submit({ id: 0, op: 'decode', encoding, rawLength, meta, payload }, ownedBuffer(payload, DECODE_SLACK_BYTES));
     return { data: Buffer.from(r.payload.buffer, r.payload.byteOffset, r.payload.byteLength), digest: Buffer.from(r.digest) };
+  }
+
+  /** Worker threads, i.e. frames coded in parallel. */
+  get encoders(): number {
+    return this.workers.length;
   }
 
   /** Stop the workers; pending jobs fail. */
