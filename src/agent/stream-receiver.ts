@@ -564,6 +564,8 @@ export class StreamReceiver {
       sinkState = Buffer.from(await this.options.sink.flush());
       await this.flushAudit();
     } catch (err) {
+      // A refusal found by the sink's background work halts the stream like any refusal.
+      if (err instanceof SinkError && session) return this.halt(session, `sink refused an op before seq ${seq + 1}: ${err.message}`);
       // Not durable: nothing past the last checkpoint counts (recover rolls the sink back).
       return this.fault(session, `flush sink at seq ${seq}`, err);
     }

@@ -58,9 +58,9 @@ async function rsync(source: string, dest: string, extra: string[]): Promise<{ s
 
 /** Entry point of `dwcp bench`. */
 export async function benchCommand(args: string[]): Promise<number> {
-  const { values } = parseArgs({ args, options: { size: { type: 'string', default: '1GiB' }, carriers: { type: 'string', default: '4' }, level: { type: 'string', default: '1' }, keep: { type: 'boolean', default: false }, help: { type: 'boolean', short: 'h' } } });
+  const { values } = parseArgs({ args, options: { size: { type: 'string', default: '1GiB' }, 'small-share': { type: 'string', default: '0' }, carriers: { type: 'string', default: '4' }, level: { type: 'string', default: '1' }, keep: { type: 'boolean', default: false }, help: { type: 'boolean', short: 'h' } } });
   if (values.help) {
-    process.stdout.write('Usage: dwcp bench [--size 1GiB] [--carriers 4] [--level 1] [--keep]\n\nReplicates one generated tree on loopback with DWCP and with rsync -a, in one run.\n');
+    process.stdout.write('Usage: dwcp bench [--size 1GiB] [--small-share 0] [--carriers 4] [--level 1] [--keep]\n\nReplicates one generated tree on loopback with DWCP and with rsync -a, in one run.\n--small-share S puts that share (0..1) of the mixed bytes in files of 1-64 KiB (netbench\'s objects workload uses 0.5: thousands of small files).\n');
     return 0;
   }
   const out = process.stdout;
@@ -68,7 +68,9 @@ export async function benchCommand(args: string[]): Promise<number> {
   try {
     const source = join(dir, 'source');
     out.write(`generating ${values.size} sample tree in ${dir} ...\n`);
-    const tree = await generateSampleTree(source, { totalBytes: parseSize(values.size) });
+    const smallShare = Number(values['small-share']);
+    if (!(smallShare >= 0 && smallShare <= 1)) throw new Error(`bench: --small-share must be a number in 0..1, got ${values['small-share']}`);
+    const tree = await generateSampleTree(source, { totalBytes: parseSize(values.size), smallShare });
     out.write(`  ${tree.files} files, ${formatBytes(tree.bytes)} (largest ${formatBytes(tree.largest)}, half text, half random)\n`);
     const rows: Row[] = [];
 

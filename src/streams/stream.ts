@@ -55,7 +55,12 @@ export interface Sink {
    * Anything applied after that checkpoint is rolled back or made harmless.
    */
   recover(sinkState: Uint8Array, seq: number): Promise<Uint8Array>;
-  /** Apply one record (not yet durable). Throws a SinkError on refusal. */
+  /**
+   * Apply one record (not yet durable). Throws a SinkError on refusal. A sink
+   * may finish part of the work in the background (the objects sink writes
+   * and fsyncs small whole files concurrently); a failure of that work is
+   * thrown by a later apply or by flush, never lost.
+   */
   apply(seq: number, meta: Uint8Array, data: Uint8Array): Promise<void>;
   /**
    * Make everything applied so far durable (fsync) and return the sink state

@@ -245,6 +245,7 @@ test('crafted renames are refused whole: into itself, above the root, from a sym
   const v = version(data.length);
   await apply(sink, { put: { path: 'f', version: v, offset: 0 } }, data);
   await apply(sink, { put: { path: 'd/g', version: v, offset: 0 } }, data);
+  await sink.flush(); // whole small files land in the background; flush waits for them
   symlinkSync(join(outside, 'victim'), join(root, 'link'));
   const rootBefore = snapshot(root);
   const outsideBefore = snapshot(outside);
