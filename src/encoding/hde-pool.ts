@@ -7,9 +7,19 @@
 // in order; the queue is bounded by the callers, not here: senders by the
 // encode pipeline and link window, receivers by their decode look-ahead,
 // counted in declared plaintext bytes (results waiting count too).
+// Small independent frames are coded on the calling thread instead: a
+// worker round trip (two structured-clone messages, two event-loop turns)
+// costs more than coding a few KiB.
 
 import { Worker } from 'node:worker_threads';
 import { availableParallelism } from 'node:os';
+import { run } from './hde-codec.ts';
+
+/**
+ * Independent frames whose payload and declared plaintext are both at most
+ * this size are coded on the calling thread (zstd-1 of 16 KiB: ~20 us).
+ */
+export const INLINE_MAX_BYTES = 16 * 1024;
 
 /** A job sent to a worker. */
 export type WorkerJob =
@@ -100,7 +110,8 @@ export class HdePool {
    * and is unusable (length 0) afterwards: read its length first.
    */
   async encode(meta: Uint8Array, data: Uint8Array, level: number | null): Promise<Encoded> {
-    const r = await this.submit({ id: 0, op: 'encode', level, meta, data }, ownedBuffer(data));
+    const job: WorkerJob = { id: 0, op: 'encode', level, meta, data };
+    const r = data.length <= INLINE_MAX_BYTES ? this.inline(job) : await this.submit(job, ownedBuffer(data));
     return { payload: Buffer.from(r.payload.buffer, r.payload.byteOffset, r.payload.byteLength), digest: Buffer.from(r.digest), encoding: r.encoding, resync: false, compressMs: r.compressMs };
   }
 
@@ -155,7 +166,9 @@ export class HdePool {
    * including other views on it (copy meta and digest out first).
    */
   async decode(meta: Uint8Array, payload: Uint8Array, encoding: number, rawLength: number): Promise<Decoded> {
-    const r = await this.submit({ id: 0, op: 'decode', encoding, rawLength, meta, payload }, ownedBuffer(payload, DECODE_SLACK_BYTES));
+    const job: WorkerJob = { id: 0, op: 'decode', encoding, rawLength, meta, payload };
+    const small = payload.length <= INLINE_MAX_BYTES && rawLength <= INLINE_MAX_BYTES;
+    const r = small ? this.inline(job) : await this.submit(job, ownedBuffer(payload, DECODE_SLACK_BYTES));
     return { data: Buffer.from(r.payload.buffer, r.payload.byteOffset, r.payload.byteLength), digest: Buffer.from(r.digest) };
   }
 
@@ -187,6 +200,14 @@ export class HdePool {
     this.pins.set(streamKey, best);
     this.pinCount[best]++;
     return best;
+  }
+
+  /** Code a small independent frame here and now; throws like a failed worker job. */
+  private inline(job: WorkerJob & { op: 'encode' | 'decode' }): WorkerResult & { ok: true } {
+    if (this.closed) throw new Error('hde pool closed');
+    const r = run(job);
+    if (!r.ok) throw new Error(r.error);
+    return r;
   }
 
   private submit(job: WorkerJob, transfer: ArrayBuffer[], worker?: number | null): Promise<WorkerResult & { ok: true }> {

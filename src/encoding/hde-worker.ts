@@ -1,127 +1,16 @@
-// HDE worker thread: compresses and decompresses frame payloads and computes
-// plaintext digests, off the event loop so carriers keep flowing.
-// Independent frames are stateless per job (one compressor per level is
-// reused); streaming frames (ZSTD_STREAM) use the context this worker holds
-// for their stream key, and the pool sends every job of a key here, in order.
+// HDE worker thread: codes frame payloads (hde-codec.ts) off the event loop
+// so carriers keep flowing, and moves result buffers back instead of
+// copying them. The pool sends every job of a streaming key to one worker,
+// in order, so the contexts this thread holds see their frames in order.
 
 import { parentPort } from 'node:worker_threads';
-import { Compressor } from 'zstd-napi';
-import { frameDigest } from './digest.ts';
-import { zstd } from './zstd-binding.ts';
-import { StreamCompressor, StreamDecompressor } from './stream-context.ts';
+import { release, run } from './hde-codec.ts';
 import { ownedBuffer, type WorkerJob, type WorkerResult } from './hde-pool.ts';
-
-const ENCODING_RAW = 0;
-const ENCODING_ZSTD = 1;
-const ENCODING_ZSTD_STREAM = 2;
-
-const compressors = new Map<number, Compressor>();
-/** Streaming contexts by stream key; released by the pool when a session ends. */
-const streamCompressors = new Map<string, StreamCompressor>();
-const streamDecompressors = new Map<string, StreamDecompressor>();
-
-function compressorFor(level: number): Compressor {
-  let c = compressors.get(level);
-  if (!c) {
-    c = new Compressor();
-    c.setParameters({ compressionLevel: level, contentSizeFlag: true, checksumFlag: false });
-    compressors.set(level, c);
-  }
-  return c;
-}
-
-/** The key's context; a resync frame creates it, any other frame needs it to exist. */
-function contextFor<T>(contexts: Map<string, T>, key: string, resync: boolean, create: () => T): T {
-  let context = contexts.get(key);
-  if (!context) {
-    if (!resync) throw new Error(`no streaming context for "${key}": its first frame must be a resync point`);
-    context = create();
-    contexts.set(key, context);
-  }
-  return context;
-}
-
-/** Frames smaller than this are compressed without sampling first. */
-const SAMPLE_MIN_BYTES = 64 * 1024;
-/** Slices sampled, evenly spread over the frame. */
-const SAMPLE_SLICES = 4;
-/** Bytes per sampled slice. */
-const SAMPLE_SLICE_BYTES = 4096;
-/** Samples compressing to more than this share of their size mark the frame incompressible. */
-const INCOMPRESSIBLE_RATIO = 0.95;
-/** Level the sample is compressed at (fast; the verdict does not depend much on it). */
-const SAMPLE_LEVEL = 1;
-const sample = Buffer.allocUnsafe(SAMPLE_SLICES * SAMPLE_SLICE_BYTES);
-
-/**
- * True when four 4 KiB slices of the frame, compressed together, shrink by
- * less than 5 %: compressing the whole frame would cost ~16x that for
- * nothing. (Measured on the sample tree: zstd spent ~11 CPU s per GiB sent,
- * half of it on random files that came out no smaller.) A frame whose
- * slices happen to miss its compressible parts is sent raw: some ratio
- * lost, never data.
- */
-function looksIncompressible(data: Uint8Array): boolean {
-  if (data.length < SAMPLE_MIN_BYTES) return false;
-  const stride = Math.floor(data.length / SAMPLE_SLICES);
-  for (let i = 0; i < SAMPLE_SLICES; i++) sample.set(data.subarray(i * stride, i * stride + SAMPLE_SLICE_BYTES), i * SAMPLE_SLICE_BYTES);
-  return compressorFor(SAMPLE_LEVEL).compress(sample).length > INCOMPRESSIBLE_RATIO * sample.length;
-}
-
-function run(job: Exclude<WorkerJob, { op: 'release' }>): WorkerResult {
-  switch (job.op) {
-    case 'encode': {
-      // Digest the plaintext, then compress; keep raw when zstd does not help
-      // or when a sample says it will not (random data, media, archives).
-      const digest = frameDigest(job.meta, job.data);
-      const raw: WorkerResult = { id: job.id, ok: true, payload: job.data, digest, encoding: ENCODING_RAW, resync: false, compressMs: 0 };
-      if (job.level === null || job.data.length === 0 || looksIncompressible(job.data)) return raw;
-      const started = performance.now();
-      const compressed = compressorFor(job.level).compress(job.data);
-      const compressMs = performance.now() - started;
-      if (compressed.length >= job.data.length) return { ...raw, compressMs };
-      return { id: job.id, ok: true, payload: compressed, digest, encoding: ENCODING_ZSTD, resync: false, compressMs };
-    }
-    case 'encodeStream': {
-      // Digest the plaintext, then compress through the stream's context.
-      // Always ZSTD_STREAM, even when it does not shrink: every frame's data
-      // must enter the context's history (incompressible blocks cost ~3 bytes).
-      const digest = frameDigest(job.meta, job.data);
-      const context = contextFor(streamCompressors, job.key, job.resync, () => new StreamCompressor());
-      const chunk = context.compress(job.data, job.level, job.resync);
-      return { id: job.id, ok: true, payload: chunk.payload, digest, encoding: ENCODING_ZSTD_STREAM, resync: chunk.resync, compressMs: 0 };
-    }
-    case 'decodeStream': {
-      // Decode through the stream's context (frames arrive here in sequence order), then digest.
-      const context = contextFor(streamDecompressors, job.key, job.resync, () => new StreamDecompressor());
-      const data = context.decompress(job.payload, job.rawLength, job.resync);
-      return { id: job.id, ok: true, payload: data, digest: frameDigest(job.meta, data), encoding: ENCODING_ZSTD_STREAM, resync: job.resync, compressMs: 0 };
-    }
-    case 'decode': {
-      // Decode: decompress into exactly rawLength bytes, then digest.
-      let data: Uint8Array;
-      if (job.encoding === ENCODING_RAW) {
-        data = job.payload;
-        if (data.length !== job.rawLength) throw new Error(`raw payload is ${data.length} bytes, header says ${job.rawLength}`);
-      } else if (job.encoding === ENCODING_ZSTD) {
-        const out = Buffer.allocUnsafe(job.rawLength);
-        const n = zstd.decompress(out, job.payload);
-        if (n !== job.rawLength) throw new Error(`zstd payload decoded to ${n} bytes, header says ${job.rawLength}`);
-        data = out;
-      } else {
-        throw new Error(`unsupported encoding ${job.encoding} for an independent frame`);
-      }
-      const digest = frameDigest(job.meta, data);
-      return { id: job.id, ok: true, payload: data, digest, encoding: job.encoding, resync: false, compressMs: 0 };
-    }
-  }
-}
 
 parentPort?.on('message', (job: WorkerJob) => {
   // A released key's contexts go (they hold up to a window each); no answer.
   if (job.op === 'release') {
-    streamCompressors.delete(job.key);
-    streamDecompressors.delete(job.key);
+    release(job.key);
     return;
   }
   let result: WorkerResult;

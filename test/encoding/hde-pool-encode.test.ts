@@ -53,3 +53,22 @@ test('a frame with random slices but a compressible rest is still sent intact (r
     await pool.close();
   }
 });
+
+test('small frames (coded on the calling thread) round-trip, and a corrupt one is refused like a worker would', async () => {
+  const pool = new HdePool(1);
+  try {
+    const small = text(4096);
+    const enc = await pool.encode(Buffer.from('m'), Buffer.from(small), 1);
+    assert.equal(enc.encoding, Encoding.ZSTD);
+    const dec = await pool.decode(Buffer.from('m'), enc.payload, enc.encoding, small.length);
+    assert.equal(Buffer.compare(dec.data, small), 0);
+    assert.equal(Buffer.compare(dec.digest, enc.digest), 0);
+    const corrupt = Buffer.from(enc.payload);
+    corrupt.fill(0x55, 4);
+    await assert.rejects(pool.decode(Buffer.from('m'), corrupt, Encoding.ZSTD, small.length));
+    // Raw length that does not match is refused too.
+    await assert.rejects(pool.decode(Buffer.from('m'), small.subarray(0, 100), Encoding.RAW, 200), /raw payload is 100 bytes, header says 200/);
+  } finally {
+    await pool.close();
+  }
+});

@@ -41,6 +41,14 @@ export const MAX_CHANGED_RESTARTS = 3;
 /** Passes a `once` sync makes at most before it ends (a tree that never settles). */
 export const MAX_ONCE_PASSES = 10;
 
+/**
+ * Small files (one chunk each) read ahead of the one being sent. Reading a
+ * file is five thread-pool round trips (open, stat, read, stat, close); one
+ * file at a time, a tree of thousands of small files kept the sender
+ * waiting on its own reads. Memory: this many chunks at most.
+ */
+export const READ_AHEAD_FILES = 16;
+
 /** Options of a DirSource. */
 export interface DirSourceOptions {
   streamId: string;
@@ -291,10 +299,22 @@ export class DirSource implements Source {
     // other file's first chunk, and the resumed chunk would then be refused.
     const resumeAt = partial === undefined ? -1 : queue.findIndex((job) => job.path === partial.path);
     if (resumeAt > 0) queue.unshift(...queue.splice(resumeAt, 1));
+    // Small files (by the scan) are read ahead, in queue order, a few at a time.
+    const scanned = new Map(entries.map((e) => [e.path, e.version.size]));
+    const readAhead = new Map<number, Promise<WholeFile>>();
+    const isSmall = (job: { path: string; restarts: number }): boolean =>
+      job.restarts === 0 && partial?.path !== job.path && (scanned.get(job.path) ?? Infinity) <= this.#chunkBytes;
     for (let i = 0; i < queue.length; i++) {
+      for (let j = i; j < queue.length && j < i + READ_AHEAD_FILES; j++) {
+        if (!readAhead.has(j) && isSmall(queue[j])) readAhead.set(j, this.#readWhole(queue[j].path));
+      }
       const job = queue[i];
+      const prefetched = readAhead.get(i);
+      readAhead.delete(i);
       const resumeFrom = partial?.path === job.path && job.restarts === 0 ? partial : undefined;
-      const result = yield* this.#sendFile(job.path, resumeFrom, view, session, outcome, signal);
+      const result = prefetched
+        ? yield* this.#sendWhole(job.path, await prefetched, view, session, outcome, signal)
+        : yield* this.#sendFile(job.path, resumeFrom, view, session, outcome, signal);
       if (result === 'aborted') return;
       if (result === 'sent' || result === 'gone') outcome.again = true;
       if (result === 'unreadable') outcome.unsynced++;
@@ -320,6 +340,54 @@ export class DirSource implements Source {
       outcome.again = true;
       yield emit({ delete: { path } });
     }
+  }
+
+  // Read a small file whole (read ahead of its turn): its bytes and the version they are.
+  async #readWhole(path: string): Promise<WholeFile> {
+    let handle: FileHandle;
+    try {
+      handle = await open(join(this.#root, path), constants.O_RDONLY | constants.O_NOFOLLOW);
+    } catch (err) {
+      if (isMissing(err) || (err as NodeJS.ErrnoException).code === 'ELOOP') return { kind: 'gone' };
+      return { kind: 'unreadable', reason: (err as Error).message };
+    }
+    try {
+      const before = await handle.stat({ bigint: true });
+      if (!before.isFile()) return { kind: 'gone' };
+      const version = versionOf(before);
+      if (version.size > this.#chunkBytes) return { kind: 'changed' }; // grew since the scan: sent the usual way
+      const data = Buffer.allocUnsafe(version.size);
+      const read = await readFully(handle, data, 0);
+      const after = await handle.stat({ bigint: true });
+      if (read < version.size || !sameStat(before, after)) return { kind: 'changed' };
+      return { kind: 'data', version, data };
+    } catch (err) {
+      return { kind: 'unreadable', reason: (err as Error).message };
+    } finally {
+      await handle.close();
+    }
+  }
+
+  // Yield a small file read ahead as its one PutChunk (what #sendFile does for a one-chunk file).
+  async *#sendWhole(path: string, file: WholeFile, view: DestView, session: Session, outcome: PassOutcome, signal: AbortSignal): AsyncGenerator<SourceRecord, SendResult> {
+    if (file.kind === 'gone' || file.kind === 'changed') return file.kind;
+    if (file.kind === 'unreadable') {
+      this.#logger?.warn({ streamId: this.streamId, path, err: file.reason }, 'cannot read file; skipped');
+      return 'unreadable';
+    }
+    if (signal.aborted) return 'aborted';
+    const { version, data } = file;
+    session.filesTotal++;
+    session.bytesTotal += version.size;
+    removeSubtree(view, path);
+    view.set(path, { path, version, directory: false });
+    outcome.yielded = true;
+    yield this.#record(session, objectOpCodec.encode({ put: { path, version, offset: 0 } }), data, () => {
+      session.bytesDone += version.size;
+      session.filesDone++;
+      this.#onReplicated?.(path, version);
+    });
+    return 'sent';
   }
 
   // Yield one file as PutChunks, read at yield time; stop if it changes underneath.
@@ -409,6 +477,13 @@ export class DirSource implements Source {
     };
   }
 }
+
+/** A small file read ahead: its bytes and version, or why not. */
+type WholeFile =
+  | { kind: 'data'; version: FileVersion; data: Buffer }
+  | { kind: 'gone' }
+  | { kind: 'changed' }
+  | { kind: 'unreadable'; reason: string };
 
 /** The destination manifest from a ResumePoint's state (empty: empty destination). */
 function decodeResume(state: Uint8Array): Manifest {
