@@ -31,7 +31,7 @@ export const STREAM_NAMES = {
   listKind: 'DWCPStreamList',
   plural: 'dwcpstreams',
   singular: 'dwcpstream',
-  shortNames: ['dwcpstream'],
+  shortNames: ['dwcps'],
 } as const;
 
 /**
@@ -52,6 +52,13 @@ export const STREAM_CONDITION_TYPES = ['Ready', 'Progressing', 'Degraded'] as co
 /** Condition status words (Kubernetes convention). */
 export const CONDITION_STATUSES = ['True', 'False', 'Unknown'] as const;
 
+/**
+ * An RFC 3339 timestamp, as metav1.Time writes it. A pattern rather than
+ * `format: date-time`, which TypeBox's Value.Check refuses unless a format
+ * is registered.
+ */
+export const RFC3339_PATTERN = '^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\\.[0-9]+)?(Z|[+-][0-9]{2}:[0-9]{2})$';
+
 /** One status condition, as metav1.Condition. */
 export const ConditionSchema = Type.Object(
   {
@@ -59,7 +66,7 @@ export const ConditionSchema = Type.Object(
     status: Type.Union(CONDITION_STATUSES.map((s) => Type.Literal(s)), { description: 'True, False or Unknown.' }),
     reason: Type.Optional(Type.String({ maxLength: 1024, description: 'One CamelCase word saying why (e.g. LinkDown, VerifyFailed, Halted).' })),
     message: Type.Optional(Type.String({ maxLength: 32768, description: 'Human-readable details.' })),
-    lastTransitionTime: Type.Optional(Type.String({ format: 'date-time', description: 'When status last changed (RFC 3339).' })),
+    lastTransitionTime: Type.Optional(Type.String({ pattern: RFC3339_PATTERN, description: 'When status last changed (RFC 3339, e.g. 2026-01-02T03:04:05Z).' })),
     observedGeneration: Type.Optional(Type.Integer({ minimum: 0, description: 'metadata.generation this condition was computed from.' })),
   },
   { additionalProperties: false },

@@ -214,7 +214,12 @@ test('the ConfigMap dwcp.yaml compiles with NODE_NAME from the pod, and the Daem
     assert.equal(service.spec.ports[0].port, config.http.port);
     assert.deepEqual(service.spec.selector, only(objects, 'DaemonSet').spec.selector.matchLabels);
     const policy = only(objects, 'NetworkPolicy', 'dwcp-agent').spec;
-    assert.deepEqual(policy.ingress.flatMap((r: KubeObject) => r.ports.map((p: KubeObject) => p.port)), [config.http.port]);
+    const walsenderPorts = config.streams.flatMap((s) => (s.kind === 'pg-wal' ? s.destinations.map((d) => d.walsender.port) : []));
+    assert.ok(walsenderPorts.length > 0, 'the example has a pg-wal destination');
+    const allowedIn = new Set(policy.ingress.flatMap((r: KubeObject) => r.ports.map((p: KubeObject) => p.port)));
+    for (const port of [config.http.port, ...walsenderPorts]) assert.ok(allowedIn.has(port), `NetworkPolicy does not let port ${port} in`);
+    assert.ok(!allowedIn.has(config.listen.port), 'the carrier port is for peers only (dwcp-agent-peers)');
+    for (const port of walsenderPorts) assert.ok(agent.ports.some((p: KubeObject) => p.containerPort === port), `no container port ${port}`);
   }
 });
 
