@@ -202,10 +202,10 @@ function scramSeeds(): Record<string, Buffer> {
 function configSeeds(): Record<string, Buffer> {
   // The README's example, the Kubernetes ConfigMap's file, and one setting every field.
   const readme = readFileSync(join(REPO, 'README.md'), 'utf8');
-  const example = /Example \(`manifests\/configmap\.yaml`[^\n]*\n\n```yaml\n([\s\S]*?)```/.exec(readme)?.[1];
-  const configMap = readFileSync(join(REPO, 'manifests/configmap.yaml'), 'utf8');
+  const example = /Example \(`manifests\/[a-z/-]*configmap\.yaml`[^\n]*\n\n```yaml\n([\s\S]*?)```/.exec(readme)?.[1];
+  const configMap = readFileSync(join(REPO, 'manifests/overlays/eu-west/configmap.yaml'), 'utf8');
   const fromConfigMap = /dwcp\.yaml: \|\n([\s\S]*)/.exec(configMap)?.[1].replace(/^ {4}/gm, '');
-  if (!example || !fromConfigMap) throw new Error('make seeds: example config not found in README.md or manifests/configmap.yaml');
+  if (!example || !fromConfigMap) throw new Error('make seeds: example config not found in README.md or manifests/overlays/eu-west/configmap.yaml');
   const full = `federation: demo
 region: eu-west
 nodeId: \${NODE_NAME:-node-1}

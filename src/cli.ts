@@ -43,6 +43,8 @@ Commands:
   config check FILE        Validate a config file; every problem names its field.
   config schema            Print the config file's JSON Schema.
   config reference         Print the config reference (markdown, as in README.md).
+  crds [--out DIR]         Print the DWCPFederation and DWCPStream CRDs (YAML, generated
+                           from the config schema); --out writes one file per CRD.
   help                     This text.
 
 Agent endpoints: /metrics (Prometheus), /healthz, /readyz, /status on http.port (9464).
@@ -116,6 +118,10 @@ async function main(argv: string[]): Promise<number> {
     }
     case 'config':
       return configCommand(rest);
+    case 'crds': {
+      const { crdsCommand } = await import('./cli/crds.ts');
+      return crdsCommand(rest);
+    }
     default:
       process.stderr.write(`dwcp: unknown command "${command}"\n\n${HELP}`);
       return EXIT_USAGE;
