@@ -99,7 +99,7 @@ export interface AgentStatus {
   region: string;
   nodeId: string;
   /** Each elected sender; sourceError: a pg-wal source's last PostgreSQL error (null while it streams). */
-  senders: Array<SenderStatus & { sloAttainment: number | null; progress?: ReturnType<DirSource['progress']>; sourceError?: WalSourceFailure | null }>;
+  senders: Array<SenderStatus & { stream: string; shard: number; lagSeconds: number; sloAttainment: number | null; progress?: ReturnType<DirSource['progress']>; sourceError?: WalSourceFailure | null }>;
   receivers: ReceiverStatus[];
   links: Array<{ peer: string; carriers: number; inflightBytes: number; session: number }>;
   /** pg-wal positions and lag per stream (sent, durable-remote, replayed LSN). */
@@ -200,7 +200,10 @@ export class Agent {
         const source = this.sources.get(sourceKey(s.stream, s.part, s.destRegion));
         // A pg-wal source's last PostgreSQL error (SQLSTATE, message) shows beside the sender.
         const sourceError = source instanceof WalSource ? { sourceError: source.progress().lastError } : {};
-        return [{ ...s.sender.status(), sloAttainment: s.slo.attainment(), progress: source instanceof DirSource ? source.progress() : undefined, ...sourceError }];
+        // Lag: age of the oldest frame not yet durable at the destination.
+        const oldest = this.links.get(s.destRegion)?.oldestInflight(s.part.id) ?? null;
+        const lagSeconds = oldest === null ? 0 : (performance.now() - oldest) / 1000;
+        return [{ ...s.sender.status(), stream: s.stream.id, shard: s.part.shard, lagSeconds, sloAttainment: s.slo.attainment(), progress: source instanceof DirSource ? source.progress() : undefined, ...sourceError }];
       }),
       receivers: [...this.receivers.values()].map((r) => r.status()),
       links: [...this.links.entries()].map(([peer, l]) => ({ peer, carriers: l.liveCarriers, inflightBytes: l.bytesInFlight, session: l.session })),
