@@ -488,8 +488,9 @@ export class Agent {
     }
     const receiver = streamId ? this.receivers.get(streamId) : undefined;
     if (!receiver) {
+      // Retryable: a stream added live may reach the source region's config before this one's.
       if (streamId !== undefined) {
-        link.send({ streamState: { streamId, durableSeq: 0, chain: Buffer.alloc(0), state: Buffer.alloc(0), more: false, refusal: `region ${this.config.region} is not a destination of stream "${streamId}"` } });
+        link.send({ streamState: { streamId, durableSeq: 0, chain: Buffer.alloc(0), state: Buffer.alloc(0), more: false, refusal: `region ${this.config.region} is not a destination of stream "${streamId}"`, retryable: true } });
       }
       return;
     }

@@ -145,7 +145,6 @@ export class KubeConfigSource {
         // The federation's own spec (or node-local fields) is wrong: refuse everything.
         if (rest.length > 0 || byStream.size === 0 || round > 0) {
           const message = (rest.length > 0 ? rest : err.issues).map((i) => formatIssue(err.source, i)).join('; ');
-          this.options.logger.error({ refused: message }, 'config from the CRs refused; the running config stays');
           await this.report(objectOf(federation), REASON_INVALID_SPEC, message);
           return;
         }
@@ -173,7 +172,6 @@ export class KubeConfigSource {
       if (!refusedNow.has(name)) this.accepted.set(name, { spec: c.spec, generation: c.generation });
     }
     for (const [name, message] of refusedNow) {
-      this.options.logger.error({ stream: name, refused: message }, 'stream spec refused; its running config stays');
       const cr = candidates.find((c) => c.cr.metadata!.name === name)?.cr ?? (this.streams.items() as Resource[]).find((s) => s.metadata?.name === name);
       if (cr) await this.report(objectOf(cr), REASON_INVALID_SPEC, message);
     }
@@ -196,11 +194,12 @@ export class KubeConfigSource {
     return cr ? objectOf(cr) : { apiVersion: CRD_API_VERSION, kind: FEDERATION_NAMES.kind, name: this.options.federation, namespace: this.options.namespace };
   }
 
-  // One Event per (object, generation, message).
+  // One log line and one Event per (object, generation, message).
   private async report(object: InvolvedObject & { generation?: number }, reason: string, message: string): Promise<void> {
     const key = `${object.kind}/${object.name}/${object.generation ?? ''}/${message}`;
     if (this.reported.has(key)) return;
     this.reported.add(key);
+    this.options.logger.error({ resource: `${object.kind}/${object.name}`, reason, refused: message }, 'change refused; the running config stays');
     const { generation: _g, ...involved } = object;
     const host = String(this.options.nodeLocal.nodeId ?? this.options.load?.hostname ?? '');
     await postWarningEvent(this.options.kubeConfig, involved, reason, message, { component: 'dwcp-agent', host }, this.options.logger);
