@@ -23,6 +23,14 @@ export interface ConfigFileWatchOptions {
   /** A changed file that did not load (a ConfigError lists every field path). */
   onInvalid(err: Error): void;
   debounceMs?: number;
+  /** Where SIGHUP comes from (the process); each one reads the file again. Default none. */
+  signals?: SignalSource;
+}
+
+/** Something that emits SIGHUP (process, or a test's EventEmitter). */
+export interface SignalSource {
+  on(event: 'SIGHUP', listener: () => void): unknown;
+  off(event: 'SIGHUP', listener: () => void): unknown;
 }
 
 /** Watches a config file; reload() reads it now (SIGHUP). */
@@ -33,6 +41,7 @@ export class ConfigFileWatch {
   /** Text of the last file handed on (or the one the agent started with): the same text again is no change. */
   private lastText: string | null = null;
   private reading: Promise<void> = Promise.resolve();
+  private readonly onHangup = (): void => void this.reload();
 
   constructor(options: ConfigFileWatchOptions) {
     this.options = options;
@@ -46,6 +55,7 @@ export class ConfigFileWatch {
       if (file === null || file === name) this.schedule();
     });
     this.watcher.on('error', (err) => this.options.onInvalid(new Error(`watch ${this.options.path}: ${err.message}`)));
+    this.options.signals?.on('SIGHUP', this.onHangup);
   }
 
   /** Read the file now (SIGHUP), even when its text did not change. */
@@ -58,6 +68,7 @@ export class ConfigFileWatch {
     if (this.timer) clearTimeout(this.timer);
     this.watcher?.close();
     this.watcher = null;
+    this.options.signals?.off('SIGHUP', this.onHangup);
   }
 
   private schedule(): void {

@@ -4,11 +4,14 @@
 // change the agent cannot apply live is reported as an Event, and the
 // status of the streams it sends is written back (StatusReporter).
 
+import { readFile } from 'node:fs/promises';
 import type { KubeConfig } from '@kubernetes/client-node';
+import { parse } from 'yaml';
 import type { Logger } from 'pino';
 import { pino } from 'pino';
 import { Agent, type AgentOptions } from '../agent/agent.ts';
 import type { Config } from '../config/config.ts';
+import { ConfigError } from '../config/config-error.ts';
 import type { ConfigOptions } from '../config/load-config.ts';
 import type { BackoffOptions } from '../util/backoff.ts';
 import { CRD_GROUP, CRD_VERSION, STREAM_NAMES } from './crd-schema.ts';
@@ -86,4 +89,16 @@ export async function startKubeAgent(options: KubeAgentOptions): Promise<KubeAge
       await running.stop();
     },
   };
+}
+
+/** The node's own config file (YAML: region, nodeId, dataDir, listen, http, tls), as written; checked with the rest once composed. */
+export async function readNodeLocal(path: string): Promise<Record<string, unknown>> {
+  let tree: unknown;
+  try {
+    tree = parse(await readFile(path, 'utf8'), { uniqueKeys: true });
+  } catch (err) {
+    throw new ConfigError(path, [{ path: '', message: `cannot read node config: ${(err as Error).message.split('\n')[0]}` }]);
+  }
+  if (tree === null || typeof tree !== 'object' || Array.isArray(tree)) throw new ConfigError(path, [{ path: '', message: 'must be a mapping of node-local fields' }]);
+  return tree as Record<string, unknown>;
 }
