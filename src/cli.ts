@@ -164,7 +164,10 @@ async function agentCommand(args: string[]): Promise<number> {
     path: values.config,
     signals: process,
     onConfig: async (next) => void (await running.reconfigure(next)),
-    onInvalid: (err) => running.logger.error({ err: err.message }, 'config file refused; the running config stays'),
+    onInvalid: (err) => {
+      running.metrics.configChanges.inc({ result: 'invalid' });
+      running.logger.error({ err: err.message }, 'config file refused; the running config stays');
+    },
   }).start();
   handleSignals(running);
   await new Promise(() => {});

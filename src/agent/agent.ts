@@ -347,9 +347,11 @@ export class Agent {
     if (this.state !== 'RUNNING') throw new Error(`reconfigure: agent is ${this.state.toLowerCase()}`);
     const diff = diffConfig(this.config, next);
     if (diff.refused.length > 0) {
+      this.metrics.configChanges.inc({ result: 'refused' });
       this.logger.error({ source: next.source, refused: diff.refused.map((r) => `${r.path}: ${r.message}`) }, 'config change refused; the running config stays');
       return diff;
     }
+    this.metrics.configChanges.inc({ result: 'applied' });
     const names = (list: Array<{ id: string }>): string[] => list.map((s) => s.id);
     this.logger.info({ source: next.source, added: names(diff.added), removed: names(diff.removed), restarted: diff.restarted.map((r) => `${r.stream.id} (${r.reason})`), redial: diff.redial }, 'applying config change');
 

@@ -455,13 +455,11 @@ export class StreamSender {
     // The destination's chain must equal ours at that position: else it lies or diverged.
     let last: Unacked | undefined;
     let bytes = 0;
-    const done: SourceRecord[] = [];
-    const now = performance.now();
+    const done: Unacked[] = [];
     while (session.unacked.length > 0 && session.unacked[0].seq <= ack.durableSeq) {
       last = session.unacked.shift()!;
       bytes += last.rawBytes;
-      done.push(last.record);
-      this.options.delays?.observe((now - last.readAt) / 1000);
+      done.push(last);
     }
     if (last && last.seq === ack.durableSeq && ack.chain.length > 0 && !last.chain.equals(Buffer.from(ack.chain))) {
       this.halt(`destination chain at seq ${ack.durableSeq} does not match the source's (destination diverged or lies)`);
@@ -480,9 +478,12 @@ export class StreamSender {
     if (oldest !== null) this.options.metrics.ackLatency.observe({ destination: this.options.destRegion }, (performance.now() - oldest) / 1000);
     this.options.metrics.goodputBytes.inc(this.labels, bytes);
     this.options.metrics.durableSeq.set(this.labels, ack.durableSeq);
+    // Each change's replication delay, from the source handing it over to this ack (one observation per frame).
+    const now = performance.now();
+    for (const frame of done) this.options.delays?.observe((now - frame.readAt) / 1000);
     // "done" reaches the source only now, in order; a source that fails to take it fails this stream's session only.
     try {
-      for (const record of done) record.onDurable?.();
+      for (const { record } of done) record.onDurable?.();
     } catch (err) {
       this.retry(session, `source did not take "done" for seq ${ack.durableSeq}: ${errorMessage(err)}`, faultCode(err));
       return;

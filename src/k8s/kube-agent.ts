@@ -65,6 +65,7 @@ export async function startKubeAgent(options: KubeAgentOptions): Promise<KubeAge
     logger,
     retry: KUBE_RETRY,
     onConfig: apply,
+    onInvalid: () => agent?.metrics.configChanges.inc({ result: 'invalid' }),
   });
   const first = await source.start();
   try {

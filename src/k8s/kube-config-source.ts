@@ -37,6 +37,8 @@ export interface KubeConfigSourceOptions {
   load?: ConfigOptions;
   /** A composed, valid config that differs from the last one handed on. */
   onConfig(config: Config): Promise<void> | void;
+  /** A spec that did not validate was refused (counted by the caller). */
+  onInvalid?(): void;
   logger: Logger;
   retry: BackoffOptions;
 }
@@ -200,6 +202,7 @@ export class KubeConfigSource {
     if (this.reported.has(key)) return;
     this.reported.add(key);
     this.options.logger.error({ resource: `${object.kind}/${object.name}`, reason, refused: message }, 'change refused; the running config stays');
+    if (reason === REASON_INVALID_SPEC) this.options.onInvalid?.();
     const { generation: _g, ...involved } = object;
     const host = String(this.options.nodeLocal.nodeId ?? this.options.load?.hostname ?? '');
     await postWarningEvent(this.options.kubeConfig, involved, reason, message, { component: 'dwcp-agent', host }, this.options.logger);

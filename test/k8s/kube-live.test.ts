@@ -151,6 +151,10 @@ test('Kubernetes mode: streams follow their CRs live, status is written back, wa
     await waitFor('refusal event', async () => fake.events.some((e) => e.reason === 'ChangeRefused' && /acp: cannot change while the agent runs/.test(String(e.message))), WAIT_MS, 100);
     await replicates(dir, 'alpha', 'a3');
     fake.updateSpec(CRD_GROUP, CRD_VERSION, NS, FEDERATION_NAMES.plural, FED, fedSpec);
+    const changes = await source.agent.metrics.registry.metrics();
+    assert.match(changes, /dwcp_config_changes_total\{result="invalid"\} [1-9]/);
+    assert.match(changes, /dwcp_config_changes_total\{result="refused"\} [1-9]/);
+    assert.match(changes, /dwcp_config_changes_total\{result="applied"\} [1-9]/);
 
     // A dropped watch: a stream created meanwhile still arrives.
     fake.dropWatches();
