@@ -15,8 +15,11 @@ import { loadConfig } from '../../src/config/load-config.ts';
 import { ConfigFileWatch } from '../../src/config/config-file-watch.ts';
 import { writeFederationFiles, SOURCE_REGION, DEST_REGION } from '../../src/cli/two-region.ts';
 import { waitFor } from '../helpers/agent-process.ts';
+import { replicates as replicatesWithin } from '../helpers/stream-dirs.ts';
 
 const WAIT_MS = 60_000;
+
+const replicates = (dir: string, id: string, file: string): Promise<void> => replicatesWithin(dir, id, file, WAIT_MS);
 
 const stream = (dir: string, id: string) => `  - id: ${id}
     kind: objects
@@ -25,12 +28,6 @@ const stream = (dir: string, id: string) => `  - id: ${id}
       - { region: ${DEST_REGION}, path: ${join(dir, `${id}-dst`)} }
 `;
 
-async function replicates(dir: string, id: string, file: string): Promise<void> {
-  const body = `${id}/${file}: ${Math.random()}`;
-  await mkdir(join(dir, `${id}-src`), { recursive: true });
-  await writeFile(join(dir, `${id}-src`, file), body);
-  await waitFor(`${id}/${file} at the destination`, async () => (await readFile(join(dir, `${id}-dst`, file), 'utf8').catch(() => '')) === body, WAIT_MS, 100);
-}
 
 test('file mode: a stream added to the files replicates, the running one is undisturbed, a removed one stops', { timeout: 180_000 }, async () => {
   const dir = await mkdtemp(join(tmpdir(), 'dwcp-filelive-'));

@@ -26,10 +26,13 @@ import { CRD_API_VERSION, CRD_GROUP, CRD_VERSION, FEDERATION_NAMES, NODE_LOCAL_F
 import type { Sink } from '../../src/streams/stream.ts';
 import { FakeKubeApiServer } from '../helpers/fake-kube-apiserver.ts';
 import { waitFor } from '../helpers/agent-process.ts';
+import { replicates as replicatesWithin } from '../helpers/stream-dirs.ts';
 
 const NS = 'dwcp';
 const FED = 'demo';
 const WAIT_MS = 60_000;
+
+const replicates = (dir: string, id: string, file: string): Promise<void> => replicatesWithin(dir, id, file, WAIT_MS);
 
 /** A stream CR's spec: objects from <dir>/<name>-src to <dir>/<name>-dst. */
 function streamSpec(dir: string, name: string, extra: Record<string, unknown> = {}): Record<string, unknown> {
@@ -47,13 +50,6 @@ function streamCr(dir: string, name: string, extra: Record<string, unknown> = {}
   return { apiVersion: CRD_API_VERSION, kind: STREAM_NAMES.kind, metadata: { name, namespace: NS }, spec: streamSpec(dir, name, extra) };
 }
 
-/** Write a file into a stream's source and wait for it at its destination. */
-async function replicates(dir: string, stream: string, file: string): Promise<void> {
-  const body = `${stream}/${file}: ${Math.random()}`;
-  await mkdir(join(dir, `${stream}-src`), { recursive: true });
-  await writeFile(join(dir, `${stream}-src`, file), body);
-  await waitFor(`${stream}/${file} at the destination`, async () => (await readFile(join(dir, `${stream}-dst`, file), 'utf8').catch(() => '')) === body, WAIT_MS, 100);
-}
 
 test('Kubernetes mode: streams follow their CRs live, status is written back, watches recover', { timeout: 300_000 }, async () => {
   const dir = await mkdtemp(join(tmpdir(), 'dwcp-kube-'));
