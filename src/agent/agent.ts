@@ -237,6 +237,8 @@ export class Agent {
   async stop(): Promise<void> {
     if (this.state === 'STOPPED') return;
     this.state = 'DRAINING';
+    // A reconfiguration under way finishes first (its stream stops are bounded by STREAM_DRAIN_GRACE_MS).
+    await this.reconciling;
     // Senders first (no new frames), then receivers checkpoint what they applied.
     for (const slot of this.slots) {
       slot.abort.abort();
@@ -365,8 +367,15 @@ export class Agent {
     this.current = next;
     this.admission.reconfigure(next);
     for (const stream of [...diff.added, ...diff.restarted.map((r) => r.stream)]) {
-      await this.startReceivers(stream);
-      this.startSenders(stream);
+      try {
+        await this.startReceivers(stream);
+        this.startSenders(stream);
+      } catch (err) {
+        // This stream only (its directory or walsender port failed): what of it started stops again.
+        this.metrics.streamFaults.inc({ stream: stream.id, side: 'receiver', reason: 'start_failed' });
+        this.logger.error({ stream: stream.id, err: (err as Error).message }, 'stream could not start after a config change; it stays stopped until the next change');
+        await this.stopStream(stream).catch(() => {});
+      }
     }
     return diff;
   }
