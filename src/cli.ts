@@ -4,8 +4,10 @@
 // non-zero exit code.
 
 import { parseArgs } from 'node:util';
+import { dirname, resolve } from 'node:path';
 import { Agent, DEFAULT_DRAIN_GRACE_MS } from './agent/agent.ts';
 import { loadConfig } from './config/load-config.ts';
+import { ConfigFileWatch } from './config/config-file-watch.ts';
 import { ConfigError } from './config/config-error.ts';
 import { configJsonSchema } from './config/schema.ts';
 import { runDemo } from './cli/demo.ts';
@@ -49,6 +51,23 @@ Commands:
 
 Agent endpoints: /metrics (Prometheus), /healthz, /readyz, /status on http.port (9464).
 Docs: README.md (quick start, config reference, metrics).
+`;
+
+const AGENT_USAGE = `Usage: dwcp agent --config FILE [--audit]
+       dwcp agent --kube --federation NAME --config NODE_FILE [--namespace NS] [--kubeconfig PATH]
+
+Runs the agent. Logs are JSON on stdout (pino). --audit records durably applied
+sequence numbers under <dataDir>/audit/ (for verification runs).
+
+File mode: FILE is watched, and read again on SIGHUP; a change applies live
+(streams added, removed, retuned; peers; tuning) or is refused with its field
+path, and the running config stays.
+
+Kubernetes mode (--kube): the config is the DWCPFederation NAME and the
+DWCPStreams naming it, in namespace NS (default: $POD_NAMESPACE, the
+kubeconfig context's, or "default"), plus NODE_FILE: this node's fields
+(region, nodeId, dataDir, listen, http, tls). The kubeconfig is PATH, or
+in-cluster / $KUBECONFIG. The elected sender of each stream writes its status.
 `;
 
 /** Exit codes. */
@@ -129,15 +148,16 @@ async function main(argv: string[]): Promise<number> {
 }
 
 async function agentCommand(args: string[]): Promise<number> {
-  const { values } = parseArgs({ args, options: { config: { type: 'string', short: 'c' }, help: { type: 'boolean', short: 'h' }, audit: { type: 'boolean' } } });
+  const { values } = parseArgs({ args, options: { config: { type: 'string', short: 'c' }, help: { type: 'boolean', short: 'h' }, audit: { type: 'boolean' }, kube: { type: 'boolean' }, federation: { type: 'string' }, namespace: { type: 'string' }, kubeconfig: { type: 'string' } } });
   if (values.help) {
-    process.stdout.write('Usage: dwcp agent --config FILE [--audit]\n\nRuns the agent. Logs are JSON on stdout (pino). --audit records durably applied\nsequence numbers under <dataDir>/audit/ (for verification runs).\n');
+    process.stdout.write(AGENT_USAGE);
     return 0;
   }
-  if (!values.config) {
-    process.stderr.write('dwcp agent: --config FILE is required (see dwcp agent --help)\n');
+  if (!values.config || (values.kube && !values.federation)) {
+    process.stderr.write(`dwcp agent: ${values.config ? '--kube needs --federation NAME' : '--config FILE is required'} (see dwcp agent --help)\n`);
     return EXIT_USAGE;
   }
+  if (values.kube) return kubeAgentCommand(values.config, values.federation!, values.namespace, values.kubeconfig, values.audit);
   const config = await loadConfig(values.config);
   // Until the agent's logger exists the guard writes to stderr.
   let agent: Agent | null = null;
@@ -148,7 +168,46 @@ async function agentCommand(args: string[]): Promise<number> {
   });
   agent = await Agent.start(config, { audit: values.audit });
   const running = agent;
-  // SIGTERM/SIGINT: RUNNING -> DRAINING -> STOPPED; a second signal exits at once.
+  // Live configuration: the file is watched and read again on SIGHUP; one reconcile path applies it.
+  await new ConfigFileWatch({
+    path: values.config,
+    signals: process,
+    onConfig: async (next) => void (await running.reconfigure(next)),
+    onInvalid: (err) => {
+      running.metrics.configChanges.inc({ result: 'invalid' });
+      running.logger.error({ err: err.message }, 'config file refused; the running config stays');
+    },
+  }).start();
+  handleSignals(running);
+  await new Promise(() => {});
+  return 0;
+}
+
+/** Kubernetes mode: config from the federation's CRs plus the node's own file; status written back. */
+async function kubeAgentCommand(nodeFile: string, federation: string, namespace: string | undefined, kubeconfig: string | undefined, audit: boolean | undefined): Promise<number> {
+  // Loaded here only: the client library is large and only this mode needs it.
+  const { KubeConfig } = await import('@kubernetes/client-node');
+  const { readNodeLocal, startKubeAgent } = await import('./k8s/kube-agent.ts');
+  const nodeLocal = await readNodeLocal(nodeFile);
+  const kc = new KubeConfig();
+  if (kubeconfig) kc.loadFromFile(kubeconfig);
+  else kc.loadFromDefault();
+  // The namespace: the flag, the pod's own (downward API), the kubeconfig context's, or default.
+  const ns = namespace ?? process.env.POD_NAMESPACE ?? kc.getContextObject(kc.getCurrentContext())?.namespace ?? 'default';
+  let kube: Awaited<ReturnType<typeof startKubeAgent>> | null = null;
+  installBugGuard((err, origin) => {
+    const message = 'dwcp bug: an error reached the process unhandled; exiting';
+    if (kube) kube.agent.logger.fatal(bugReport(err, origin), message);
+    else process.stderr.write(`${message}: ${JSON.stringify(bugReport(err, origin))}\n`);
+  });
+  kube = await startKubeAgent({ kubeConfig: kc, namespace: ns, federation, nodeLocal, load: { baseDir: dirname(resolve(nodeFile)) }, agent: { audit } });
+  handleSignals(kube.agent);
+  await new Promise(() => {});
+  return 0;
+}
+
+/** SIGTERM/SIGINT: RUNNING -> DRAINING -> STOPPED; a second signal exits at once. */
+function handleSignals(running: Agent): void {
   let signals = 0;
   const onSignal = (signal: string): void => {
     signals++;
@@ -164,8 +223,6 @@ async function agentCommand(args: string[]): Promise<number> {
   };
   process.on('SIGTERM', () => onSignal('SIGTERM'));
   process.on('SIGINT', () => onSignal('SIGINT'));
-  await new Promise(() => {});
-  return 0;
 }
 
 async function demoCommand(args: string[]): Promise<number> {

@@ -46,6 +46,8 @@ import { StreamSender, type SenderStatus } from './stream-sender.ts';
 import { StreamReceiver, type ReceiverStatus } from './stream-receiver.ts';
 import { StreamAdmission, SourceConsensusUnavailableError } from './stream-admission.ts';
 import { startHttpServer, type HttpServer } from './http-server.ts';
+import { ReplicationSlo } from './replication-slo.ts';
+import { diffConfig, type ConfigDiff } from './reconcile.ts';
 
 /** Capabilities this build announces in the handshake. */
 export const CAPABILITIES = ['objects', 'pg-wal', 'zstd', 'sha256-chain'];
@@ -60,6 +62,12 @@ export const DEFAULT_DRAIN_GRACE_MS = 20_000;
  * destination's epoch fence stands between it and the data.
  */
 export const FAULT_ZOMBIE_ENV = 'DWCP_FAULT_ZOMBIE';
+
+/** Longest wait, when a stream is removed or restarted live, for its senders' frames in flight to be acknowledged before they stop. */
+export const STREAM_DRAIN_GRACE_MS = 5_000;
+
+/** Poll interval of that wait, ms. */
+const STREAM_DRAIN_POLL_MS = 50;
 
 /** Checkpoint interval of synchronous pg-wal destinations, ms (the commit latency they add on top of the RTT). */
 export const SYNC_CHECKPOINT_INTERVAL_MS = 2;
@@ -91,7 +99,7 @@ export interface AgentStatus {
   region: string;
   nodeId: string;
   /** Each elected sender; sourceError: a pg-wal source's last PostgreSQL error (null while it streams). */
-  senders: Array<SenderStatus & { progress?: ReturnType<DirSource['progress']>; sourceError?: WalSourceFailure | null }>;
+  senders: Array<SenderStatus & { stream: string; shard: number; lagSeconds: number; sloAttainment: number | null; progress?: ReturnType<DirSource['progress']>; sourceError?: WalSourceFailure | null }>;
   receivers: ReceiverStatus[];
   links: Array<{ peer: string; carriers: number; inflightBytes: number; session: number }>;
   /** pg-wal positions and lag per stream (sent, durable-remote, replayed LSN). */
@@ -105,11 +113,16 @@ interface SenderSlot {
   destRegion: string;
   sender: StreamSender | null;
   abort: AbortController;
+  /** Replication delay and SLO attainment of this (sub-stream, destination). */
+  slo: ReplicationSlo;
+  /** Settles when the slot's leadership loop has ended. */
+  done: Promise<void>;
 }
 
 /** A running agent. */
 export class Agent {
-  readonly config: Config;
+  /** The running config; reconfigure() replaces it as a whole or not at all. */
+  private current: Config;
   readonly logger: Logger;
   readonly metrics = new Metrics();
   private readonly pgWalMetrics = new PgWalMetrics(this.metrics);
@@ -134,9 +147,11 @@ export class Agent {
   private readonly slots: SenderSlot[] = [];
   private readonly walsenders = new Map<string, { port: number; close(): Promise<void> }>();
   private readonly options: AgentOptions;
+  /** Reconfigurations run one after another. */
+  private reconciling: Promise<unknown> = Promise.resolve();
 
   private constructor(config: Config, options: AgentOptions) {
-    this.config = config;
+    this.current = config;
     this.options = options;
     this.logger = options.logger ?? pino({ base: { region: config.region, node: config.nodeId } });
     this.admission = new StreamAdmission(config, this.metrics, this.logger);
@@ -152,6 +167,11 @@ export class Agent {
       throw err;
     }
     return agent;
+  }
+
+  /** The running config. */
+  get config(): Config {
+    return this.current;
   }
 
   /** Lifecycle state. */
@@ -180,7 +200,10 @@ export class Agent {
         const source = this.sources.get(sourceKey(s.stream, s.part, s.destRegion));
         // A pg-wal source's last PostgreSQL error (SQLSTATE, message) shows beside the sender.
         const sourceError = source instanceof WalSource ? { sourceError: source.progress().lastError } : {};
-        return [{ ...s.sender.status(), progress: source instanceof DirSource ? source.progress() : undefined, ...sourceError }];
+        // Lag: age of the oldest frame not yet durable at the destination.
+        const oldest = this.links.get(s.destRegion)?.oldestInflight(s.part.id) ?? null;
+        const lagSeconds = oldest === null ? 0 : (performance.now() - oldest) / 1000;
+        return [{ ...s.sender.status(), stream: s.stream.id, shard: s.part.shard, lagSeconds, sloAttainment: s.slo.attainment(), progress: source instanceof DirSource ? source.progress() : undefined, ...sourceError }];
       }),
       receivers: [...this.receivers.values()].map((r) => r.status()),
       links: [...this.links.entries()].map(([peer, l]) => ({ peer, carriers: l.liveCarriers, inflightBytes: l.bytesInFlight, session: l.session })),
@@ -214,6 +237,8 @@ export class Agent {
   async stop(): Promise<void> {
     if (this.state === 'STOPPED') return;
     this.state = 'DRAINING';
+    // A reconfiguration under way finishes first (its stream stops are bounded by STREAM_DRAIN_GRACE_MS).
+    await this.reconciling;
     // Senders first (no new frames), then receivers checkpoint what they applied.
     for (const slot of this.slots) {
       slot.abort.abort();
@@ -247,26 +272,10 @@ export class Agent {
     if (ownProblem !== null) throw new ConfigError(config.source, [{ path: 'tls.cert', message: ownProblem }]);
     this.store = await this.openStore();
     this.pool = new HdePool(config.hde.workers);
-    this.http = await startHttpServer({ host: config.http.host, port: config.http.port, metrics: this.metrics, healthy: () => this.state !== 'STOPPED', ready: () => this.ready(), status: () => this.status(), walSpools: (id) => walSpoolOf(config, id) });
+    this.http = await startHttpServer({ host: config.http.host, port: config.http.port, metrics: this.metrics, healthy: () => this.state !== 'STOPPED', ready: () => this.ready(), status: () => this.status(), walSpools: (id) => walSpoolOf(this.config, id) });
 
     // Receivers for streams with a destination here, behind the carrier server.
-    for (const stream of config.streams) {
-      const dest = stream.destinations.find((d) => d.region === config.region);
-      if (!dest) continue;
-      // One receiver per sub-stream: a sharded objects stream has one per shard, all on one directory.
-      for (const part of subStreamsOf(stream)) {
-        this.receivers.set(part.id, await this.makeReceiver(stream, part, dest.path));
-        this.admission.receive(part.id, stream.source.region);
-      }
-      // A pg-wal destination serves its spool to the local standby.
-      if (stream.kind === 'pg-wal') {
-        const ws = (dest as PgWalDestinationConfig).walsender;
-        const server = await startWalsenderServer({ spool: dest.path, host: ws.host, port: ws.port, auth: { users: ws.users, trustCidrs: ws.trust }, maxConnections: ws.maxConnections, maxUnauthenticated: ws.maxUnauthenticated, authTimeoutMs: ws.authTimeoutMs, logger: this.logger.child({ stream: stream.id, component: 'walsender' }) });
-        this.walsenders.set(stream.id, server);
-        this.pgWalMetrics.watchDestination(stream.id, dest.path, server.standbys);
-        this.logger.info({ stream: stream.id, port: server.port }, 'walsender endpoint listening');
-      }
-    }
+    for (const stream of config.streams) await this.startReceivers(stream);
     this.server = await startCarrierServer({
       host: config.listen.host,
       port: config.listen.port,
@@ -290,12 +299,109 @@ export class Agent {
     await registerMember(this.store, config.federation, this.keeper, { nodeId: config.nodeId, region: config.region, capabilities: CAPABILITIES, address: `${config.listen.host}:${this.listenPort}` }, (err) => this.logger.warn({ err: err.message }, 'membership'));
     this.members = await MemberView.open(this.store, config.federation, config.region, (err) => this.logger.error({ err: err.message }, 'member view stopped'));
     this.ownership = new ShardOwnership(this.members, config.nodeId);
-    for (const stream of config.streams) {
-      if (stream.source.region !== config.region) continue;
-      for (const dest of stream.destinations) for (const part of subStreamsOf(stream)) this.startSenderSlot(stream, part, dest.region);
-    }
+    for (const stream of config.streams) this.startSenders(stream);
     this.state = 'RUNNING';
     this.logger.info({ listen: this.listenPort, http: this.httpPort, streams: config.streams.map((s) => s.id) }, 'agent running');
+  }
+
+  /** Receivers of a stream with a destination in this region (none otherwise). */
+  private async startReceivers(stream: StreamConfig): Promise<void> {
+    const dest = stream.destinations.find((d) => d.region === this.config.region);
+    if (!dest) return;
+    // One receiver per sub-stream: a sharded objects stream has one per shard, all on one directory.
+    for (const part of subStreamsOf(stream)) {
+      this.receivers.set(part.id, await this.makeReceiver(stream, part, dest.path));
+      this.admission.receive(part.id, stream.source.region);
+    }
+    // A pg-wal destination serves its spool to the local standby.
+    if (stream.kind === 'pg-wal') {
+      const ws = (dest as PgWalDestinationConfig).walsender;
+      const server = await startWalsenderServer({ spool: dest.path, host: ws.host, port: ws.port, auth: { users: ws.users, trustCidrs: ws.trust }, maxConnections: ws.maxConnections, maxUnauthenticated: ws.maxUnauthenticated, authTimeoutMs: ws.authTimeoutMs, logger: this.logger.child({ stream: stream.id, component: 'walsender' }) });
+      this.walsenders.set(stream.id, server);
+      this.pgWalMetrics.watchDestination(stream.id, dest.path, server.standbys);
+      this.logger.info({ stream: stream.id, port: server.port }, 'walsender endpoint listening');
+    }
+  }
+
+  /** Sender slots of a stream sourced in this region, one per (sub-stream, destination), each elected. */
+  private startSenders(stream: StreamConfig): void {
+    if (stream.source.region !== this.config.region) return;
+    for (const dest of stream.destinations) for (const part of subStreamsOf(stream)) this.startSenderSlot(stream, part, dest.region);
+  }
+
+  // ---- live reconfiguration ----
+
+  /**
+   * Apply a new config live through one reconcile path: the plan of
+   * diffConfig (reconcile.ts). Streams added start, removed ones stop
+   * (senders drain, receivers checkpoint and close), changed ones restart;
+   * links whose peer endpoints or tuning changed dial again; every other
+   * stream is left alone. A plan with refusals changes nothing: the running
+   * config stays, and the refusals are logged and returned.
+   */
+  reconfigure(next: Config): Promise<ConfigDiff> {
+    const run = this.reconciling.then(() => this.applyConfig(next));
+    this.reconciling = run.catch(() => {});
+    return run;
+  }
+
+  private async applyConfig(next: Config): Promise<ConfigDiff> {
+    if (this.state !== 'RUNNING') throw new Error(`reconfigure: agent is ${this.state.toLowerCase()}`);
+    const diff = diffConfig(this.config, next);
+    if (diff.refused.length > 0) {
+      this.metrics.configChanges.inc({ result: 'refused' });
+      this.logger.error({ source: next.source, refused: diff.refused.map((r) => `${r.path}: ${r.message}`) }, 'config change refused; the running config stays');
+      return diff;
+    }
+    this.metrics.configChanges.inc({ result: 'applied' });
+    const names = (list: Array<{ id: string }>): string[] => list.map((s) => s.id);
+    this.logger.info({ source: next.source, added: names(diff.added), removed: names(diff.removed), restarted: diff.restarted.map((r) => `${r.stream.id} (${r.reason})`), redial: diff.redial }, 'applying config change');
+
+    // Stop what goes or changes (old config), drop links that redial, then start under the new config.
+    const stopping = [...diff.removed, ...diff.restarted.map((r) => this.config.streams.find((s) => s.id === r.stream.id)!)];
+    await Promise.all(stopping.map((stream) => this.stopStream(stream)));
+    for (const region of diff.redial) {
+      this.links.get(region)?.close();
+      this.links.delete(region);
+    }
+    this.current = next;
+    this.admission.reconfigure(next);
+    for (const stream of [...diff.added, ...diff.restarted.map((r) => r.stream)]) {
+      try {
+        await this.startReceivers(stream);
+        this.startSenders(stream);
+      } catch (err) {
+        // This stream only (its directory or walsender port failed): what of it started stops again.
+        this.metrics.streamFaults.inc({ stream: stream.id, side: 'receiver', reason: 'start_failed' });
+        this.logger.error({ stream: stream.id, err: (err as Error).message }, 'stream could not start after a config change; it stays stopped until the next change');
+        await this.stopStream(stream).catch(() => {});
+      }
+    }
+    return diff;
+  }
+
+  /** Stop one stream in this agent: senders drain (bounded) and resign, sources close, receivers checkpoint and close. */
+  private async stopStream(stream: StreamConfig): Promise<void> {
+    const slots = this.slots.filter((s) => s.stream.id === stream.id);
+    await Promise.all(slots.map((slot) => drainSender(slot.sender)));
+    for (const slot of slots) slot.abort.abort();
+    await Promise.all(slots.map((slot) => slot.done));
+    for (const slot of slots) {
+      this.slots.splice(this.slots.indexOf(slot), 1);
+      slot.slo.close();
+      const key = sourceKey(stream, slot.part, slot.destRegion);
+      await this.sources.get(key)?.close();
+      this.sources.delete(key);
+    }
+    for (const part of subStreamsOf(stream)) {
+      await this.receivers.get(part.id)?.close();
+      this.receivers.delete(part.id);
+      this.admission.forget(part.id);
+    }
+    await this.walsenders.get(stream.id)?.close();
+    this.walsenders.delete(stream.id);
+    this.pgWalMetrics.forget(stream.id);
+    this.logger.info({ stream: stream.id }, 'stream stopped');
   }
 
   private async openStore(): Promise<ConsensusStore> {
@@ -393,8 +499,9 @@ export class Agent {
     }
     const receiver = streamId ? this.receivers.get(streamId) : undefined;
     if (!receiver) {
+      // Retryable: a stream added live may reach the source region's config before this one's.
       if (streamId !== undefined) {
-        link.send({ streamState: { streamId, durableSeq: 0, chain: Buffer.alloc(0), state: Buffer.alloc(0), more: false, refusal: `region ${this.config.region} is not a destination of stream "${streamId}"` } });
+        link.send({ streamState: { streamId, durableSeq: 0, chain: Buffer.alloc(0), state: Buffer.alloc(0), more: false, refusal: `region ${this.config.region} is not a destination of stream "${streamId}"`, retryable: true } });
       }
       return;
     }
@@ -446,10 +553,11 @@ export class Agent {
   // ---- sending ----
 
   private startSenderSlot(stream: StreamConfig, part: SubStream, destRegion: string): void {
-    const slot: SenderSlot = { stream, part, destRegion, sender: null, abort: new AbortController() };
+    const slo = new ReplicationSlo(this.metrics, { stream: part.id, destination: destRegion }, stream.slo);
+    const slot: SenderSlot = { stream, part, destRegion, sender: null, abort: new AbortController(), slo, done: Promise.resolve() };
     this.slots.push(slot);
     // Every error inside is handled per stream; one reaching here stops this slot only, loudly.
-    this.leadLoop(slot).catch((err: Error) => this.logger.error({ stream: part.id, destination: destRegion, err: err.message }, 'sender slot failed (a bug); this stream stops sending'));
+    slot.done = this.leadLoop(slot).catch((err: Error) => this.logger.error({ stream: part.id, destination: destRegion, err: err.message }, 'sender slot failed (a bug); this stream stops sending'));
   }
 
   /** Campaign for (stream, destination); send while leader; campaign again when leadership is lost. */
@@ -504,6 +612,7 @@ export class Agent {
         chainCheck,
         retry: { initialMs: config.amst.initialBackoffMs, maxMs: config.amst.maxBackoffMs },
         openTimeoutMs: config.amst.streamOpenTimeoutMs,
+        delays: slot.slo,
       });
       slot.sender = sender;
       if (link.session > 0) sender.onLinkUp(link.session);
@@ -600,6 +709,16 @@ function walSpoolOf(config: Config, streamId: string): ServedSpool | undefined {
   const stream = config.streams.find((s) => s.kind === 'pg-wal' && s.id === streamId);
   const dest = stream?.destinations.find((d) => d.region === config.region) as PgWalDestinationConfig | undefined;
   return dest ? { dir: dest.path, users: dest.walsender.users } : undefined;
+}
+
+/** Wait (bounded by STREAM_DRAIN_GRACE_MS) until a sender's frames sent so far are durable at the destination. */
+async function drainSender(sender: StreamSender | null): Promise<void> {
+  const deadline = performance.now() + STREAM_DRAIN_GRACE_MS;
+  while (sender && performance.now() < deadline) {
+    const { sentSeq, durableSeq, session, halted } = sender.status();
+    if (durableSeq >= sentSeq || session === 0 || halted !== null) return;
+    await sleepMs(STREAM_DRAIN_POLL_MS);
+  }
 }
 
 /** Sources are per sub-stream; a pg-wal stream has one per destination (its own slot). */

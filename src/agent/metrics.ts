@@ -42,6 +42,12 @@ export class Metrics {
   readonly durableSeq = new Gauge({ name: 'dwcp_stream_durable_seq', help: 'Last sequence number durable at the destination', labelNames: ['stream', 'destination'], registers: [this.registry] });
   readonly hdeLevel = new Gauge({ name: 'dwcp_hde_level', help: 'zstd level the sender encodes with now (0 = no compression)', labelNames: ['stream', 'destination'], registers: [this.registry] });
   readonly ackLatency = new Histogram({ name: 'dwcp_ack_latency_seconds', help: 'Time from sending a frame to its durable acknowledgement', labelNames: ['destination'], buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10], registers: [this.registry] });
+  /** Per acknowledged frame: from the source handing the change over to its durable acknowledgement by the destination (replication-slo.ts). */
+  readonly replicationDelay = new Histogram({ name: 'dwcp_replication_delay_seconds', help: 'Time from a change being read at the source to its durable acknowledgement by the destination region', labelNames: ['stream', 'destination'], buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600], registers: [this.registry] });
+  /** Share of the last hour's changes durable within the stream's slo.target (only streams with an slo). */
+  readonly sloAttainment = new Gauge({ name: 'dwcp_slo_attainment_ratio', help: 'Share of changes over the last hour made durable at the destination within the stream SLO target', labelNames: ['stream', 'destination'], registers: [this.registry] });
+  /** Live config changes by result: applied, refused (cannot apply live), invalid (did not validate). */
+  readonly configChanges = new Counter({ name: 'dwcp_config_changes_total', help: 'Config changes seen while running (file or CRs), by result: applied, refused (cannot change live), invalid (did not validate)', labelNames: ['result'], registers: [this.registry] });
   /** AMST controller: carriers it asks for, per link. */
   readonly amstCarriersTarget = new Gauge({ name: 'dwcp_amst_carriers_target', help: 'Carriers the AMST controller asks for', labelNames: ['peer'], registers: [this.registry] });
   readonly amstDecisions = new Counter({ name: 'dwcp_amst_decisions_total', help: 'AMST controller decisions by reason (grow, shed, queue, cap, hold, ...)', labelNames: ['peer', 'reason'], registers: [this.registry] });

@@ -26,7 +26,7 @@ export class SourceConsensusUnavailableError extends Error {
 
 /** The checks in front of every receiver. */
 export class StreamAdmission {
-  private readonly config: Config;
+  private config: Config;
   private readonly metrics: Metrics;
   private readonly logger: Logger;
   /** Configured source region of each received (sub-)stream. */
@@ -43,6 +43,16 @@ export class StreamAdmission {
   /** This agent receives streamId (a stream or one shard of it), sourced in sourceRegion. */
   receive(streamId: string, sourceRegion: string): void {
     this.sourceRegions.set(streamId, sourceRegion);
+  }
+
+  /** This agent no longer receives streamId (removed from the config while running). */
+  forget(streamId: string): void {
+    this.sourceRegions.delete(streamId);
+  }
+
+  /** The running config changed (reconcile.ts never lets a region's consensus change live). */
+  reconfigure(config: Config): void {
+    this.config = config;
   }
 
   /** Why link may not open or write streamId (logged and counted), or null. */

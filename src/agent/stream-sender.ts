@@ -77,6 +77,8 @@ export interface StreamSenderOptions {
   retry: BackoffOptions;
   /** Wait for the destination's answer to a StreamOpen, ms (default DEFAULT_OPEN_TIMEOUT_MS). */
   openTimeoutMs?: number;
+  /** Told, per acknowledged frame, how long after the source handed it over it became durable (replication-slo.ts). */
+  delays?: { observe(delaySeconds: number): void };
 }
 
 /** The destination did not answer a StreamOpen within the open timeout. */
@@ -89,6 +91,8 @@ interface Unacked {
   chain: Buffer;
   rawBytes: number;
   record: SourceRecord;
+  /** performance.now() when the source handed the record over. */
+  readAt: number;
 }
 
 interface Session {
@@ -302,7 +306,7 @@ export class StreamSender {
     // Streaming: a fresh context whose first frame is a resync point, so the
     // destination decodes from its checkpoint with a fresh context too.
     if (this.options.streaming && !session.abort.signal.aborted) session.contextKey = `send/${streamId}/${this.options.destRegion}/${++this.contexts}`;
-    const pipeline: Array<{ seq: number; record: SourceRecord; rawBytes: number; encoded: Promise<{ framed: Buffer; digest: Buffer }> }> = [];
+    const pipeline: Array<{ seq: number; record: SourceRecord; rawBytes: number; readAt: number; encoded: Promise<{ framed: Buffer; digest: Buffer }> }> = [];
     const wakers: { sender: (() => void) | null; producer: (() => void) | null } = { sender: null, producer: null };
     const wake = (which: 'sender' | 'producer'): void => {
       const w = wakers[which];
@@ -334,7 +338,7 @@ export class StreamSender {
           await chainCheck.reserve(reservedUpTo);
         }
         chain = chainNext(chain, head.seq, digest);
-        session.unacked.push({ seq: head.seq, chain, rawBytes: head.rawBytes, record: head.record });
+        session.unacked.push({ seq: head.seq, chain, rawBytes: head.rawBytes, record: head.record, readAt: head.readAt });
         await link.sendData(session.number, streamId, head.seq, framed, session.abort.signal);
         this.levelWaits.linkMs += performance.now() - encodedAt;
         this.adaptLevel();
@@ -361,9 +365,10 @@ export class StreamSender {
         while (pipeline.length >= ENCODE_PIPELINE_DEPTH && !session.abort.signal.aborted) {
           await new Promise<void>((resolve) => (wakers.producer = resolve));
         }
+        const readAt = performance.now();
         seq++;
         // Lengths first: encoding may move record.data to a worker.
-        pipeline.push({ seq, record, rawBytes: record.meta.length + record.data.length, encoded: this.encode(session, seq, epoch, record) });
+        pipeline.push({ seq, record, rawBytes: record.meta.length + record.data.length, readAt, encoded: this.encode(session, seq, epoch, record) });
         wake('sender');
       }
     } finally {
@@ -472,11 +477,11 @@ export class StreamSender {
     // The destination's chain must equal ours at that position: else it lies or diverged.
     let last: Unacked | undefined;
     let bytes = 0;
-    const done: SourceRecord[] = [];
+    const done: Unacked[] = [];
     while (session.unacked.length > 0 && session.unacked[0].seq <= ack.durableSeq) {
       last = session.unacked.shift()!;
       bytes += last.rawBytes;
-      done.push(last.record);
+      done.push(last);
     }
     if (last && last.seq === ack.durableSeq && ack.chain.length > 0 && !last.chain.equals(Buffer.from(ack.chain))) {
       this.halt(`destination chain at seq ${ack.durableSeq} does not match the source's (destination diverged or lies)`);
@@ -495,9 +500,12 @@ export class StreamSender {
     if (oldest !== null) this.options.metrics.ackLatency.observe({ destination: this.options.destRegion }, (performance.now() - oldest) / 1000);
     this.options.metrics.goodputBytes.inc(this.labels, bytes);
     this.options.metrics.durableSeq.set(this.labels, ack.durableSeq);
+    // Each change's replication delay, from the source handing it over to this ack (one observation per frame).
+    const now = performance.now();
+    for (const frame of done) this.options.delays?.observe((now - frame.readAt) / 1000);
     // "done" reaches the source only now, in order; a source that fails to take it fails this stream's session only.
     try {
-      for (const record of done) record.onDurable?.();
+      for (const { record } of done) record.onDurable?.();
     } catch (err) {
       this.retry(session, `source did not take "done" for seq ${ack.durableSeq}: ${errorMessage(err)}`, faultCode(err));
       return;

@@ -107,6 +107,7 @@ function buildStream(
   ms: (value: string | number, path: string) => number,
 ): StreamConfig {
   const { source } = stream;
+  const slo = stream.slo ? { slo: { targetMs: ms(stream.slo.target, `${at}.slo.target`), objective: stream.slo.objective ?? DEFAULTS.slo.objective } } : {};
   if (stream.kind === 'objects') {
     return {
       id: stream.id,
@@ -119,6 +120,7 @@ function buildStream(
       },
       destinations: stream.destinations.map((d) => ({ region: d.region, path: abs(d.path ?? '') })),
       shards: stream.shards ?? DEFAULTS.objects.shards,
+      ...slo,
     };
   }
   const connection = source.connection!;
@@ -154,6 +156,7 @@ function buildStream(
         authTimeoutMs: ms(d.walsender?.authTimeout ?? DEFAULTS.pgWal.walsender.authTimeout, `${at}.destinations[${i}].walsender.authTimeout`),
       },
     })),
+    ...slo,
   };
 }
 

@@ -108,6 +108,13 @@ export interface ObjectsDestinationConfig {
   path: string;
 }
 
+/** A stream's replication objective: `objective` percent of changes durable at each destination within `targetMs`. */
+export interface SloConfig {
+  targetMs: number;
+  /** Percent (0..100). */
+  objective: number;
+}
+
 /** An objects stream. */
 export interface ObjectsStreamConfig {
   id: string;
@@ -116,6 +123,8 @@ export interface ObjectsStreamConfig {
   destinations: ObjectsDestinationConfig[];
   /** Sub-streams the tree is split into by top-level directory (1: unsharded). */
   shards: number;
+  /** Replication objective; absent: none (delays are still measured). */
+  slo?: SloConfig;
 }
 
 /** How the pg-wal source connects to PostgreSQL. */
@@ -173,6 +182,8 @@ export interface PgWalStreamConfig {
   kind: Extract<StreamKind, 'pg-wal'>;
   source: PgWalSourceConfig;
   destinations: PgWalDestinationConfig[];
+  /** Replication objective; absent: none (delays are still measured). */
+  slo?: SloConfig;
 }
 
 /** One stream, discriminated by kind. */

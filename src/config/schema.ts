@@ -31,6 +31,7 @@ export const DEFAULTS = {
   acp: { backend: 'embedded', file: 'acp.log', leaseTtl: '10s', callTimeout: '3s' },
   checkpoint: { interval: '200ms', bytes: '16MiB' },
   objects: { scanInterval: '30s', watch: true, shards: 1 },
+  slo: { objective: 99.9 },
   pgWal: {
     port: 5432,
     database: 'postgres',
@@ -369,6 +370,18 @@ export const StreamDestinationSchema = Type.Object(
   { additionalProperties: false },
 );
 
+/** A replication objective of one stream, per destination. */
+export const SloSchema = Type.Object(
+  {
+    target: Duration('Time within which a change read at the source should be durable in each destination region (e.g. "30s"). Required.'),
+    objective: Type.Optional(Type.Number({
+      minimum: 0, maximum: 100, default: DEFAULTS.slo.objective,
+      description: `Percent of changes that should make the target, over a rolling hour (0..100). Default ${DEFAULTS.slo.objective}.`,
+    })),
+  },
+  { additionalProperties: false, description: 'Replication SLO: measured per destination as dwcp_replication_delay_seconds and dwcp_slo_attainment_ratio, shown in status. Default none (delays are still measured).' },
+);
+
 /** One ordered flow from one source region to one or more destination regions. */
 export const StreamSchema = Type.Object(
   {
@@ -380,6 +393,7 @@ export const StreamSchema = Type.Object(
       minimum: 1, maximum: SHARDS_MAX, default: DEFAULTS.objects.shards,
       description: `objects: split the tree by top-level directory into this many sub-streams (1..${SHARDS_MAX}), each elected, checkpointed and sent on its own, spread over the source region's live agents. Default ${DEFAULTS.objects.shards} (unsharded).`,
     })),
+    slo: Type.Optional(SloSchema),
   },
   { additionalProperties: false },
 );

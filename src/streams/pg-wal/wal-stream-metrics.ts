@@ -106,6 +106,13 @@ export class PgWalMetrics {
     this.#start();
   }
 
+  /** Stop following a stream (removed from the config while the agent runs). */
+  forget(streamId: string): void {
+    for (const list of [this.#sources, this.#destinations] as Array<Array<{ streamId: string }>>) {
+      for (let i = list.length - 1; i >= 0; i--) if (list[i].streamId === streamId) list.splice(i, 1);
+    }
+  }
+
   /** The last sample, for /status. */
   snapshot(): PgWalStreamStatus[] {
     return this.#snapshot;
