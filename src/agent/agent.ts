@@ -42,13 +42,14 @@ import type { ServedSpool } from '../streams/pg-wal/wal-file-server.ts';
 import { PgWalMetrics, type PgWalStreamStatus } from '../streams/pg-wal/wal-stream-metrics.ts';
 import type { Envelope, Hello, StreamOpen } from '../wire/messages.ts';
 import { Metrics } from './metrics.ts';
+import { LOCAL_STAGES, stageCapabilities } from '../encoding/hde/stages.ts';
 import { StreamSender, type SenderStatus } from './stream-sender.ts';
 import { StreamReceiver, type ReceiverStatus } from './stream-receiver.ts';
 import { StreamAdmission, SourceConsensusUnavailableError } from './stream-admission.ts';
 import { startHttpServer, type HttpServer } from './http-server.ts';
 
-/** Capabilities this build announces in the handshake. */
-export const CAPABILITIES = ['objects', 'pg-wal', 'zstd', 'sha256-chain'];
+/** Capabilities this build announces in the handshake: stream kinds, the chain digest and the HDE stages (hde:name@version). */
+export const CAPABILITIES = ['objects', 'pg-wal', 'zstd', 'sha256-chain', ...stageCapabilities(LOCAL_STAGES)];
 
 /** Default grace period of a drain before STOPPED is forced. */
 export const DEFAULT_DRAIN_GRACE_MS = 20_000;
