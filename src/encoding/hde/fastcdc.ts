@@ -12,10 +12,11 @@
 //
 // Written here in TypeScript: npm's only FastCDC (`fastcdc`, bindings to a
 // Rust crate) builds with cargo at install time and has not been kept up.
-// Measured on 256 MiB of random bytes, Node 24, on a loaded 2-core VM:
-// 1.36-1.55 GB per CPU second for the cuts; SHA-256 of the chunks (SHA-NI)
-// 1.2 GB per CPU second. npm's blake3 3.0.0 does not install (its
-// blake3-wasm dependency version is missing), so chunks are named by SHA-256.
+// Measured by scripts/measure-hde.ts (256 MiB of random bytes, Node 24,
+// a shared 2-core VM): 1.38-1.63 GB per CPU second for the cuts; SHA-256 of
+// the chunks (SHA-NI) 1.37-1.49 GB per CPU second. npm's blake3 3.0.0 does
+// not install (the version of blake3-wasm it depends on is missing), so
+// chunks are named by SHA-256.
 
 import { createHash } from 'node:crypto';
 
