@@ -6,7 +6,7 @@
 
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { createCipheriv, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { mkdtemp, open, readdir, readFile, rm, stat, truncate, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,15 +15,9 @@ import { directoryChunkFiles } from '../../src/streams/objects/chunks/chunk-file
 import { ChunkIndex, MEMTABLE_ENTRY_BYTES, type ChunkIndexOptions } from '../../src/streams/objects/chunks/chunk-index.ts';
 import { chunkHash } from '../../src/encoding/hde/fastcdc.ts';
 import { fileChunks } from '../../src/encoding/hde/file-chunks.ts';
+import { seededBytes as bytes } from '../helpers/seeded-bytes.ts';
 
 const MiB = 1024 * 1024;
-
-/** Deterministic pseudo-random bytes. */
-function bytes(n: number, seed: number): Buffer {
-  const key = Buffer.alloc(16);
-  key.writeUInt32BE(seed);
-  return createCipheriv('aes-128-ctr', key, Buffer.alloc(16)).update(Buffer.alloc(n));
-}
 
 interface Sink {
   root: string;

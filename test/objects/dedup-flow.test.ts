@@ -8,7 +8,6 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createCipheriv } from 'node:crypto';
 import { copyFile, mkdir, mkdtemp, open, readFile, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -21,14 +20,9 @@ import { assembleRecipe } from '../../src/streams/objects/chunks/recipe-assembly
 import { chunkQueryFor, planRecipe, type ChunkedFile } from '../../src/streams/objects/chunks/recipe-plan.ts';
 import { checkChunkHave, checkChunkQuery, checkPutRecipe, missingBitmap, queryHashes } from '../../src/wire/dedup-messages.ts';
 import { envelopeCodec, objectOpCodec } from '../../src/wire/messages.ts';
+import { seededBytes as bytes } from '../helpers/seeded-bytes.ts';
 
 const MiB = 1024 * 1024;
-
-function bytes(n: number, seed: number): Buffer {
-  const key = Buffer.alloc(16);
-  key.writeUInt32BE(seed);
-  return createCipheriv('aes-128-ctr', key, Buffer.alloc(16)).update(Buffer.alloc(n));
-}
 
 async function readRange(path: string, offset: number, length: number): Promise<Buffer> {
   const fh = await open(path, 'r');

@@ -5,7 +5,6 @@
 
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { createCipheriv } from 'node:crypto';
 import { mkdir, mkdtemp, open, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,14 +16,9 @@ import { assembleRecipe, type RecipeChunkSources } from '../../src/streams/objec
 import { chunkBuffer, chunkHash } from '../../src/encoding/hde/fastcdc.ts';
 import { checkPutRecipe, MAX_INLINE_CHUNK_BYTES } from '../../src/wire/dedup-messages.ts';
 import type { PutRecipe } from '../../src/wire/messages.ts';
+import { seededBytes as bytes } from '../helpers/seeded-bytes.ts';
 
 const MiB = 1024 * 1024;
-
-function bytes(n: number, seed: number): Buffer {
-  const key = Buffer.alloc(16);
-  key.writeUInt32BE(seed);
-  return createCipheriv('aes-128-ctr', key, Buffer.alloc(16)).update(Buffer.alloc(n));
-}
 
 interface Fixture {
   root: string;

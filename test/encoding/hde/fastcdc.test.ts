@@ -6,7 +6,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createCipheriv, createHash } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -20,15 +20,9 @@ import {
   type CdcParams,
 } from '../../../src/encoding/hde/fastcdc.ts';
 import { fileChunks } from '../../../src/encoding/hde/file-chunks.ts';
+import { seededBytes as bytes } from '../../helpers/seeded-bytes.ts';
 
 const MiB = 1024 * 1024;
-
-/** Deterministic pseudo-random bytes (AES-CTR keystream of a seed). */
-function bytes(n: number, seed: number): Buffer {
-  const key = Buffer.alloc(16);
-  key.writeUInt32BE(seed);
-  return createCipheriv('aes-128-ctr', key, Buffer.alloc(16)).update(Buffer.alloc(n));
-}
 
 /** A plain, byte-at-a-time FastCDC (normalized, level 2) to check the unrolled one against. */
 function referenceCuts(data: Uint8Array, p: CdcParams): number[] {
