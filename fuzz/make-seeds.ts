@@ -63,6 +63,8 @@ export const SAMPLE_ENVELOPES: Record<string, Envelope> = {
   error: { error: { code: 'stream-halted', detail: 'sink: ENOSPC', streamId: 'assets' } },
   ping: { ping: { nonce: 12345, sentUnixMicros: 1_764_600_000_000_000 } },
   pong: { pong: { nonce: 12345, sentUnixMicros: 1_764_600_000_000_000 } },
+  'chunk-query': { chunkQuery: { streamId: 'assets', queryId: 17, path: 'dir/file.bin', hashes: Buffer.concat([bytes(32, 1), bytes(32, 2), bytes(32, 3)]) } },
+  'chunk-have': { chunkHave: { streamId: 'assets', queryId: 17, count: 3, missing: Buffer.from([0b101]), refusal: '' } },
 };
 
 // Seeds, by target: name -> input bytes.
@@ -91,6 +93,8 @@ function envelopeSeeds(): Record<string, Buffer> {
     delete: { delete: { path: 'old/gone.txt' } },
     rename: { rename: { from: 'a.tmp', to: 'a.txt', version } },
     mkdir: { mkdir: { path: 'dir/sub', mode: 0o755, mtimeUs: 1_700_000_000_000_000 } },
+    recipe: { recipe: { path: 'dir/file.bin', version, chunks: [{ hash: bytes(32, 4), length: (1 << 20) - 100, inline: false }, { hash: bytes(32, 5), length: 100, inline: true }] } },
+    'chunk-data': { chunkData: { hash: bytes(32, 6) } },
   };
   for (const [name, op] of Object.entries(objectOps)) seeds[`objectop-${name}`] = Buffer.concat([Buffer.from([1]), objectOpCodec.encode(op)]);
   seeds['manifest'] = Buffer.concat([Buffer.from([2]), manifestCodec.encode({

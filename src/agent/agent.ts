@@ -42,6 +42,7 @@ import type { ServedSpool } from '../streams/pg-wal/wal-file-server.ts';
 import { PgWalMetrics, type PgWalStreamStatus } from '../streams/pg-wal/wal-stream-metrics.ts';
 import type { Envelope, Hello, StreamOpen } from '../wire/messages.ts';
 import { Metrics } from './metrics.ts';
+import { LOCAL_STAGES, stageCapabilities } from '../encoding/hde/stages.ts';
 import { StreamSender, type SenderStatus } from './stream-sender.ts';
 import { StreamReceiver, type ReceiverStatus } from './stream-receiver.ts';
 import { StreamAdmission, SourceConsensusUnavailableError } from './stream-admission.ts';
@@ -49,8 +50,8 @@ import { startHttpServer, type HttpServer } from './http-server.ts';
 import { ReplicationSlo } from './replication-slo.ts';
 import { diffConfig, type ConfigDiff } from './reconcile.ts';
 
-/** Capabilities this build announces in the handshake. */
-export const CAPABILITIES = ['objects', 'pg-wal', 'zstd', 'sha256-chain'];
+/** Capabilities this build announces in the handshake: stream kinds, the chain digest and the HDE stages (hde:name@version). */
+export const CAPABILITIES = ['objects', 'pg-wal', 'zstd', 'sha256-chain', ...stageCapabilities(LOCAL_STAGES)];
 
 /** Default grace period of a drain before STOPPED is forced. */
 export const DEFAULT_DRAIN_GRACE_MS = 20_000;

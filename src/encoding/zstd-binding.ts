@@ -14,6 +14,8 @@ export interface NativeCCtx {
   setParameter(param: number, value: number): void;
   reset(directive: number): void;
   compressStream2(dst: Uint8Array, src: Uint8Array, endOp: number): StreamResult;
+  /** One-shot compression of src with dict (raw content or ZDICT) into dst; returns bytes written. */
+  compressUsingDict(dst: Uint8Array, src: Uint8Array, dict: Uint8Array, level: number): number;
 }
 
 /** A ZSTD_DCtx (also a ZSTD_DStream). */
@@ -21,6 +23,8 @@ export interface NativeDCtx {
   setParameter(param: number, value: number): void;
   reset(directive: number): void;
   decompressStream(dst: Uint8Array, src: Uint8Array): StreamResult;
+  /** One-shot decompression of whole frames made with dict into dst; returns bytes written, throws when dst is too small. */
+  decompressUsingDict(dst: Uint8Array, src: Uint8Array, dict: Uint8Array): number;
 }
 
 /** The raw binding's surface used here. */

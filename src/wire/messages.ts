@@ -27,7 +27,8 @@ export interface Codec<T> {
   decode(bytes: Uint8Array): T;
 }
 
-function codec<T>(name: string): Codec<T> {
+/** A codec for the message type `name` (e.g. dwcp.v1.Manifest). */
+export function codec<T>(name: string): Codec<T> {
   const type = root.lookupType(name);
   return {
     encode(message: T): Uint8Array {
@@ -128,6 +129,26 @@ export interface Envelope {
   error?: ErrorMessage;
   ping?: Ping;
   pong?: Ping;
+  /** Stage dedup@1: see src/wire/dedup-messages.ts. */
+  chunkQuery?: ChunkQuery;
+  chunkHave?: ChunkHave;
+}
+
+/** Source -> destination: which of these chunks (SHA-256, 32 bytes each, concatenated) are missing? */
+export interface ChunkQuery {
+  streamId: string;
+  queryId: number;
+  path: string;
+  hashes: Uint8Array;
+}
+
+/** Destination -> source: bit i of missing set when hash i of the query is missing; refusal: treat all as missing. */
+export interface ChunkHave {
+  streamId: string;
+  queryId: number;
+  count: number;
+  missing: Uint8Array;
+  refusal: string;
 }
 
 const envelopeType = root.lookupType('dwcp.v1.Envelope');
@@ -180,6 +201,25 @@ export interface ObjectOp {
   delete?: { path: string };
   rename?: { from: string; to: string; version: FileVersion };
   mkdir?: { path: string; mode: number; mtimeUs: number };
+  /** Stage dedup@1: a file assembled from chunks (inline chunks' bytes in the payload). */
+  recipe?: PutRecipe;
+  /** Stage dedup@1: one chunk's bytes (the payload), named by its SHA-256. */
+  chunkData?: { hash: Uint8Array };
+}
+
+/** One chunk of a recipe, in file order. */
+export interface RecipeChunk {
+  hash: Uint8Array;
+  length: number;
+  /** Its bytes are in the frame's payload. */
+  inline: boolean;
+}
+
+/** A whole file at version as ordered chunks. */
+export interface PutRecipe {
+  path: string;
+  version: FileVersion;
+  chunks: RecipeChunk[];
 }
 
 export interface ManifestEntry {

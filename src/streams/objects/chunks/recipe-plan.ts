@@ -1,0 +1,80 @@
+// The source's side of stage dedup@1, as pure functions: the ChunkQuery for
+// a chunked file, and, from the destination's ChunkHave, what to send: each
+// missing chunk once (PutChunkData, large ones) or inline in the recipe
+// (small ones), then the PutRecipe that names every chunk in file order.
+// No I/O: the caller chunks the file (fileChunks), sends, and reads the
+// missing chunks' bytes back by offset when it sends them (checking the
+// file's version first: a file that changed meanwhile is planned again).
+
+import type { ChunkRef } from '../../../encoding/hde/fastcdc.ts';
+import { MAX_INLINE_CHUNK_BYTES, MAX_QUERY_CHUNKS, missingIndexes } from '../../../wire/dedup-messages.ts';
+import type { ChunkHave, ChunkQuery, FileVersion, PutRecipe } from '../../../wire/messages.ts';
+
+/** Missing chunks up to this size travel inline in the recipe's payload, bytes (the rest as PutChunkData). */
+export const DEFAULT_INLINE_BYTES = 16 * 1024;
+
+/** A chunked file ready to be queried. */
+export interface ChunkedFile {
+  path: string;
+  version: FileVersion;
+  chunks: ChunkRef[];
+}
+
+/** What to send for a file once the destination answered. */
+export interface RecipePlan {
+  /** Chunks to send as PutChunkData frames, each once, in file order (before the recipe). */
+  chunkData: ChunkRef[];
+  /** The recipe; its inline chunks' bytes (inline, in order) are the frame's payload. */
+  recipe: PutRecipe;
+  /** Ranges of the file that make up the recipe's payload, in order. */
+  inline: ChunkRef[];
+  /** Bytes of the file the destination already holds (not sent). */
+  heldBytes: number;
+}
+
+/** The distinct hashes of a file in first-seen order (what the query asks about). */
+export function distinctHashes(file: ChunkedFile): Buffer[] {
+  const seen = new Set<string>();
+  const out: Buffer[] = [];
+  for (const c of file.chunks) {
+    const key = c.hash.toString('hex');
+    if (seen.has(key)) continue;
+    seen.add(key);
+    out.push(c.hash);
+  }
+  return out;
+}
+
+/** The query for a file; throws when it has more distinct chunks than one query may ask (send it whole instead). */
+export function chunkQueryFor(streamId: string, queryId: number, file: ChunkedFile): ChunkQuery {
+  const hashes = distinctHashes(file);
+  if (hashes.length > MAX_QUERY_CHUNKS) throw new Error(`chunk query for ${file.path}: ${hashes.length} distinct chunks, at most ${MAX_QUERY_CHUNKS}`);
+  return { streamId, queryId, path: file.path, hashes: Buffer.concat(hashes) };
+}
+
+/** What to send, given the (checked) answer to chunkQueryFor(file). */
+export function planRecipe(file: ChunkedFile, have: ChunkHave, inlineBytes = DEFAULT_INLINE_BYTES): RecipePlan {
+  const hashes = distinctHashes(file);
+  const missing = new Set(missingIndexes(have, hashes.length).map((i) => hashes[i].toString('hex')));
+  const limit = Math.min(inlineBytes, MAX_INLINE_CHUNK_BYTES);
+  const plan: RecipePlan = { chunkData: [], recipe: { path: file.path, version: file.version, chunks: [] }, inline: [], heldBytes: 0 };
+  const sent = new Set<string>();
+  for (const c of file.chunks) {
+    const key = c.hash.toString('hex');
+    // Held, or sent earlier in this file: a reference.
+    if (!missing.has(key) || sent.has(key)) {
+      plan.recipe.chunks.push({ hash: c.hash, length: c.length, inline: false });
+      if (!missing.has(key)) plan.heldBytes += c.length;
+      continue;
+    }
+    // Missing: small ones inline, large ones as chunk data (each once).
+    const inline = c.length <= limit;
+    plan.recipe.chunks.push({ hash: c.hash, length: c.length, inline });
+    if (inline) plan.inline.push(c);
+    else {
+      plan.chunkData.push(c);
+      sent.add(key);
+    }
+  }
+  return plan;
+}
