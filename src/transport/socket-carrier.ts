@@ -6,10 +6,7 @@ import type { Duplex } from 'node:stream';
 import type { Socket } from 'node:net';
 import { FrameDecoder, FramingError, frameBytes } from '../wire/frame-decoder.ts';
 import { envelopeCodec, type Envelope } from '../wire/messages.ts';
-import type { Carrier, CarrierHandlers, CloseInfo } from './carrier.ts';
-
-/** Largest frame accepted before the handshake finished (a Hello is ~200 bytes). */
-export const HANDSHAKE_MAX_FRAME_BYTES = 64 * 1024;
+import { HANDSHAKE_MAX_FRAME_BYTES, type Carrier, type CarrierHandlers, type CloseInfo } from './carrier.ts';
 
 /** A carrier on a stream socket. */
 export class SocketCarrier implements Carrier {
