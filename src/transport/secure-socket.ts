@@ -5,9 +5,8 @@
 // region it dialed, the acceptor reads the client's for the Hello check.
 
 import tls from 'node:tls';
-import type { Duplex } from 'node:stream';
 import { HandshakeError } from './hello-handshake.ts';
-import { peerCertificateIdentity, serverIdentityProblem, type AgentName } from './peer-identity.ts';
+import { serverIdentityProblem } from './peer-identity.ts';
 import type { TlsMaterial } from './transport.ts';
 
 /** What the dialer's TLS checks. */
@@ -60,34 +59,4 @@ export function secureConnected(socket: tls.TLSSocket, dial: SecureDial): Promis
 /** TLS server options of a carrier listener: client certificates required and verified against the CA. */
 export function serverTlsOptions(material: TlsMaterial): tls.TlsOptions {
   return { ca: material.ca, cert: material.cert, key: material.key, requestCert: true, rejectUnauthorized: true };
-}
-
-/**
- * Run the server side of mutual TLS over a duplex (inside a WebSocket);
- * resolves with the secure socket and the agent its client certificate
- * names (or why it names none); rejects on a TLS failure or timeout.
- */
-export function secureAccept(duplex: Duplex, context: tls.SecureContext, timeoutMs: number): Promise<{ socket: tls.TLSSocket; certified: AgentName | string }> {
-  const socket = new tls.TLSSocket(duplex, { isServer: true, secureContext: context, requestCert: true, rejectUnauthorized: true });
-  return new Promise((resolve, reject) => {
-    const fail = (err: Error): void => {
-      clearTimeout(timer);
-      socket.destroy();
-      duplex.destroy();
-      reject(new Error(`tls: ${err.message}`, { cause: err }));
-    };
-    const timer = setTimeout(() => fail(new Error(`no TLS handshake within ${timeoutMs} ms`)), timeoutMs);
-    timer.unref();
-    const closed = (): void => fail(new Error('closed during the TLS handshake'));
-    socket.once('error', fail);
-    socket.once('close', closed);
-    socket.once('secure', () => {
-      clearTimeout(timer);
-      socket.off('error', fail);
-      socket.off('close', closed);
-      // rejectUnauthorized leaves an unverified socket open on a TLSSocket built over a duplex: refuse it here.
-      if (!socket.authorized) return fail(new Error(`client certificate refused: ${String(socket.authorizationError)}`));
-      resolve({ socket, certified: peerCertificateIdentity(socket.getPeerCertificate()) });
-    });
-  });
 }

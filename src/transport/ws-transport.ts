@@ -16,11 +16,12 @@ import type { Duplex } from 'node:stream';
 import { WebSocket, WebSocketServer, createWebSocketStream } from 'ws';
 import { SocketCarrier } from './socket-carrier.ts';
 import { NO_SOCKET_CONTROL, setSocketCongestion, socketPathStats, type SocketControl } from './socket-control.ts';
-import { clientTlsOptions, secureAccept, secureConnected } from './secure-socket.ts';
+import { clientTlsOptions, secureConnected, serverTlsOptions } from './secure-socket.ts';
+import { peerCertificateIdentity } from './peer-identity.ts';
 import { acceptHello, dialHello, HandshakeError } from './hello-handshake.ts';
 import { formatEndpoint } from './endpoint.ts';
 import type { Carrier } from './carrier.ts';
-import type { CarrierServer, DialRequest, ListenOptions, PathStats, Transport } from './transport.ts';
+import type { CarrierServer, DialRequest, ListenOptions, PathStats, TlsMaterial, Transport } from './transport.ts';
 import type { HelloReply } from '../wire/messages.ts';
 
 /**
@@ -64,16 +65,17 @@ export class WsTransport implements Transport {
     const stream = createWebSocketStream(ws);
     const secure = { tls: request.tls, federation: request.identity.federation, peerRegion: request.peerRegion, timeoutMs: Math.max(1, deadline - Date.now()), what };
     const inner = tls.connect({ socket: stream, ...clientTlsOptions(secure) });
+    ws.once('close', (code) => inner.destroy(new Error(`websocket closed (${code})`)));
     await secureConnected(inner, secure);
     const carrier = new SocketCarrier('ws', inner, request.index, request.maxFrameBytes, hop ?? undefined);
-    failOnWebSocketError(ws, carrier);
+    closeWithWebSocket(ws, inner, carrier);
     const reply = await dialHello(carrier, { identity: request.identity, linkId: request.linkId, index: request.index, timeoutMs: Math.max(1, deadline - Date.now()) }, what);
     return { carrier, reply };
   }
 
   async listen(options: ListenOptions): Promise<CarrierServer> {
     const path = options.path ?? '/';
-    let context = tls.createSecureContext({ ca: options.tls.ca, cert: options.tls.cert, key: options.tls.key });
+    let material = options.tls;
     // The hop's HTTPS: this agent's certificate; the peer is authenticated inside (a proxy has no agent certificate).
     const server = https.createServer({ cert: options.tls.cert, key: options.tls.key, handshakeTimeout: options.handshakeTimeoutMs });
     server.headersTimeout = options.handshakeTimeoutMs;
@@ -94,7 +96,7 @@ export class WsTransport implements Transport {
       }
       hop.setNoDelay(true);
       this.control.tune(hop as unknown as Socket);
-      wss.handleUpgrade(req, socket, head, (ws) => this.accept(ws, hop, remote, context, options));
+      wss.handleUpgrade(req, socket, head, (ws) => this.accept(ws, hop, remote, material, options));
     });
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
@@ -107,9 +109,9 @@ export class WsTransport implements Transport {
     return {
       kind: 'ws',
       port: (server.address() as { port: number }).port,
-      setTlsMaterial: (material) => {
-        server.setSecureContext({ cert: material.cert, key: material.key });
-        context = tls.createSecureContext({ ca: material.ca, cert: material.cert, key: material.key });
+      setTlsMaterial: (next) => {
+        server.setSecureContext({ cert: next.cert, key: next.key });
+        material = next;
       },
       close: () => new Promise<void>((resolve) => {
         wss.close();
@@ -131,25 +133,42 @@ export class WsTransport implements Transport {
   }
 
   // One upgraded connection: mutual TLS inside the WebSocket, then the Hello; the first failure is the logged reason.
-  private accept(ws: WebSocket, hop: tls.TLSSocket, remote: string, context: tls.SecureContext, options: ListenOptions): void {
+  private accept(ws: WebSocket, hop: tls.TLSSocket, remote: string, material: TlsMaterial, options: ListenOptions): void {
     let refused = false;
     const refuse = (reason: string): void => {
       if (refused) return;
       refused = true;
       options.onRefused(reason, remote);
-      ws.terminate();
     };
+    // ws closes the connection itself on its protocol errors (1009 for an oversized message, 1002 ...).
     ws.on('error', (err) => refuse(`websocket: ${err.message}`));
-    secureAccept(createWebSocketStream(ws), context, options.handshakeTimeoutMs).then(
-      ({ socket, certified }) => {
-        if (refused) return socket.destroy();
-        refused = true; // from here the Hello reports
-        const carrier = new SocketCarrier('ws', socket, -1, options.maxFrameBytes, hop);
-        failOnWebSocketError(ws, carrier);
-        acceptHello(carrier, certified, remote, options);
-      },
-      (err: Error) => refuse(err.message),
-    );
+    // The inner TLS server takes the WebSocket's byte stream as its one connection: Node's
+    // own server-side verification (client certificate required, chain checked against the CA).
+    // It lets an unverified client finish the handshake only so the refusal can name why (authorizationError).
+    const inner = tls.createServer({ ...serverTlsOptions(material), rejectUnauthorized: false, handshakeTimeout: options.handshakeTimeoutMs });
+    inner.on('tlsClientError', (err) => {
+      refuse(`tls: ${err.message}`);
+      ws.terminate();
+    });
+    inner.on('secureConnection', (socket: tls.TLSSocket) => {
+      if (refused) return socket.destroy();
+      if (!socket.authorized) {
+        refuse(`tls: client certificate refused: ${String(socket.authorizationError)}`);
+        socket.destroy();
+        ws.terminate();
+        return;
+      }
+      refused = true; // from here the Hello reports
+      const carrier = new SocketCarrier('ws', socket, -1, options.maxFrameBytes, hop);
+      closeWithWebSocket(ws, socket, carrier);
+      acceptHello(carrier, peerCertificateIdentity(socket.getPeerCertificate()), remote, options);
+    });
+    const stream = createWebSocketStream(ws);
+    stream.on('error', () => {}); // reported through ws or the TLS server
+    ws.on('close', () => {
+      if (!refused) refuse('websocket closed during the TLS handshake');
+    });
+    inner.emit('connection', stream);
   }
 }
 
@@ -178,7 +197,16 @@ function opened(ws: WebSocket, what: string): Promise<void> {
   });
 }
 
-/** A WebSocket protocol error (oversized message, bad frame) closes the carrier as the peer's fault. */
-function failOnWebSocketError(ws: WebSocket, carrier: SocketCarrier): void {
+/**
+ * The carrier lives as long as its WebSocket: a WebSocket protocol error
+ * (oversized message, bad frame) closes it as the peer's fault, a close of
+ * the WebSocket (the proxy cut it) closes it too; the TLS socket over the
+ * WebSocket's stream would not notice on its own.
+ */
+function closeWithWebSocket(ws: WebSocket, socket: tls.TLSSocket, carrier: SocketCarrier): void {
   ws.on('error', (err) => carrier.fail(`websocket: ${err.message}`));
+  ws.on('close', (code) => {
+    carrier.close(`websocket closed (${code})`);
+    socket.destroy();
+  });
 }
