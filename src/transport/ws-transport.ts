@@ -31,6 +31,15 @@ import type { HelloReply } from '../wire/messages.ts';
  */
 export const WS_MAX_MESSAGE_BYTES = 1024 * 1024;
 
+/**
+ * The dialer pings each WebSocket this often, ms, so a proxy's idle timeout
+ * (nginx proxy_read_timeout, 60 s by default) does not cut a quiet carrier.
+ */
+export const WS_KEEPALIVE_MS = 30_000;
+
+/** TLS inside the WebSocket is 1.3 at least: its certificates travel encrypted, so a proxy cannot read who talks. */
+const INNER_TLS_MIN_VERSION = 'TLSv1.3';
+
 /** The WebSocket transport. */
 export class WsTransport implements Transport {
   readonly kind = 'ws' as const;
@@ -64,11 +73,12 @@ export class WsTransport implements Transport {
     // Inside: mutual TLS between the agents, then the Hello.
     const stream = createWebSocketStream(ws);
     const secure = { tls: request.tls, federation: request.identity.federation, peerRegion: request.peerRegion, timeoutMs: Math.max(1, deadline - Date.now()), what };
-    const inner = tls.connect({ socket: stream, ...clientTlsOptions(secure) });
+    const inner = tls.connect({ socket: stream, ...clientTlsOptions(secure), minVersion: INNER_TLS_MIN_VERSION });
     ws.once('close', (code) => inner.destroy(new Error(`websocket closed (${code})`)));
     await secureConnected(inner, secure);
     const carrier = new SocketCarrier('ws', inner, request.index, request.maxFrameBytes, hop ?? undefined);
     closeWithWebSocket(ws, inner, carrier);
+    keepAlive(ws);
     const reply = await dialHello(carrier, { identity: request.identity, linkId: request.linkId, index: request.index, timeoutMs: Math.max(1, deadline - Date.now()) }, what);
     return { carrier, reply };
   }
@@ -145,7 +155,7 @@ export class WsTransport implements Transport {
     // The inner TLS server takes the WebSocket's byte stream as its one connection: Node's
     // own server-side verification (client certificate required, chain checked against the CA).
     // It lets an unverified client finish the handshake only so the refusal can name why (authorizationError).
-    const inner = tls.createServer({ ...serverTlsOptions(material), rejectUnauthorized: false, handshakeTimeout: options.handshakeTimeoutMs });
+    const inner = tls.createServer({ ...serverTlsOptions(material), rejectUnauthorized: false, minVersion: INNER_TLS_MIN_VERSION, handshakeTimeout: options.handshakeTimeoutMs });
     inner.on('tlsClientError', (err) => {
       refuse(`tls: ${err.message}`);
       ws.terminate();
@@ -195,6 +205,13 @@ function opened(ws: WebSocket, what: string): Promise<void> {
       resolve();
     });
   });
+}
+
+/** Ping the WebSocket every WS_KEEPALIVE_MS until it closes. */
+function keepAlive(ws: WebSocket): void {
+  const timer = setInterval(() => ws.ping(), WS_KEEPALIVE_MS);
+  timer.unref();
+  ws.once('close', () => clearInterval(timer));
 }
 
 /**
