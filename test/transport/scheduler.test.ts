@@ -87,7 +87,7 @@ test('two carriers at 10:1: most bytes go to the fast one and the transfer ends 
   const { doneMs, sims } = simulate((i) => rates[i], 2, frames, frameBytes, 8 * MiB);
   const idealMs = (frames * frameBytes) / (rates[0] + rates[1]);
   const fastShare = sims[0].assigned.length / frames;
-  assert.ok(fastShare > 0.85, `fast carrier took ${(fastShare * 100).toFixed(1)} % of frames (ideal 91 %)`);
+  assert.ok(fastShare > 0.85 && fastShare < 0.97, `fast carrier took ${(fastShare * 100).toFixed(1)} % of frames (ideal 91 %; the slow one must carry its share too)`);
   assert.ok(doneMs < idealMs * 1.15, `done after ${doneMs} ms, ideal ${idealMs.toFixed(0)} ms`);
 });
 
