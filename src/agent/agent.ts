@@ -93,7 +93,7 @@ export interface AgentStatus {
   /** Each elected sender; sourceError: a pg-wal source's last PostgreSQL error (null while it streams). */
   senders: Array<SenderStatus & { progress?: ReturnType<DirSource['progress']>; sourceError?: WalSourceFailure | null }>;
   receivers: ReceiverStatus[];
-  links: Array<{ peer: string; carriers: number; inflightBytes: number; session: number }>;
+  links: Array<{ peer: string; carriers: number; inflightBytes: number; session: number; transport: string | null }>;
   /** pg-wal positions and lag per stream (sent, durable-remote, replayed LSN). */
   pgWal: PgWalStreamStatus[];
 }
@@ -191,7 +191,7 @@ export class Agent {
         return [{ ...s.sender.status(), progress: source instanceof DirSource ? source.progress() : undefined, ...sourceError }];
       }),
       receivers: [...this.receivers.values()].map((r) => r.status()),
-      links: [...this.links.entries()].map(([peer, l]) => ({ peer, carriers: l.liveCarriers, inflightBytes: l.bytesInFlight, session: l.session })),
+      links: [...this.links.entries()].map(([peer, l]) => ({ peer, carriers: l.liveCarriers, inflightBytes: l.bytesInFlight, session: l.session, transport: l.transport })),
       pgWal: this.pgWalMetrics.snapshot(),
     };
   }
@@ -534,7 +534,8 @@ export class Agent {
     const existing = this.links.get(region);
     if (existing) return existing;
     const { config } = this;
-    const endpoints = config.regions.find((r) => r.name === region)!.endpoints;
+    // amst.transport: only that kind's endpoints (the config checked there is one); auto: all, in the order written.
+    const endpoints = config.regions.find((r) => r.name === region)!.endpoints.filter((e) => config.amst.transport === 'auto' || e.kind === config.amst.transport);
     const link = new OutboundLink({
       peerRegion: region,
       endpoints,

@@ -81,6 +81,7 @@ export function buildConfig(input: ConfigInput, context: CompileContext, issues:
       initialBackoffMs: ms(amst.initialBackoff ?? DEFAULTS.amst.initialBackoff, 'amst.initialBackoff'),
       maxBackoffMs: ms(amst.maxBackoff ?? DEFAULTS.amst.maxBackoff, 'amst.maxBackoff'),
       congestionControl: amst.congestionControl ?? DEFAULTS.amst.congestionControl,
+      transport: amst.transport ?? DEFAULTS.amst.transport,
       adaptive: amst.adaptive ?? DEFAULTS.amst.adaptive,
       minStreams: amst.minStreams ?? DEFAULTS.amst.minStreams,
       maxStreams: amst.maxStreams ?? DEFAULTS.amst.maxStreams,

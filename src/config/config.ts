@@ -5,7 +5,7 @@
 
 import type { StreamKind } from '../streams/stream.ts';
 import type { PG_SSL_MODES } from './schema.ts';
-import type { Endpoint } from '../transport/transport.ts';
+import type { Endpoint, TransportKind } from '../transport/transport.ts';
 
 /** An address and TCP port. */
 export interface HostPort {
@@ -44,6 +44,8 @@ export interface AmstConfig {
   initialBackoffMs: number;
   maxBackoffMs: number;
   congestionControl: 'auto' | 'bbr' | 'cubic' | 'reno';
+  /** Carrier kind of links; auto: the first endpoint kind that connects, in the order written. */
+  transport: 'auto' | TransportKind;
   /** True: the AMST controller picks the carrier count; false: `carriers` fixed. */
   adaptive: boolean;
   /** Carrier range of the controller (minStreams <= maxStreams). */

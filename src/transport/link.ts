@@ -14,7 +14,7 @@ import { CarrierPool, type CarrierPath } from './carrier-pool.ts';
 import { frameEnvelope } from './envelope-framing.ts';
 import { InflightWindow, type InflightEntry } from './inflight-window.ts';
 import { pickCarrier } from './scheduler.ts';
-import type { Endpoint, Identity, TlsMaterial, Transports } from './transport.ts';
+import type { Endpoint, Identity, TlsMaterial, TransportKind, Transports } from './transport.ts';
 import type { Envelope } from '../wire/messages.ts';
 import type { Metrics } from '../agent/metrics.ts';
 import { Backoff } from '../util/backoff.ts';
@@ -147,6 +147,11 @@ export class OutboundLink {
   /** True once close() was called. */
   get closed(): boolean {
     return this.stopped;
+  }
+
+  /** Carrier kind of the current session (the endpoint it connected to), null while down. */
+  get transport(): TransportKind | null {
+    return this.up ? this.pool.endpoint.kind : null;
   }
 
   /** Carriers the link aims for (live or being dialed). */
@@ -293,6 +298,7 @@ export class OutboundLink {
     this.up = true;
     this.sessionStartedAt = performance.now();
     if (this.sessionNo > 1) this.options.metrics.linkReconnects.inc({ peer: this.options.peerRegion });
+    for (const kind of ['tls', 'ws', 'quic'] as const) this.options.metrics.linkTransport.set({ peer: this.options.peerRegion, kind }, kind === this.pool.endpoint.kind ? 1 : 0);
     results.forEach((r, i) => {
       if (r.status === 'fulfilled') this.pool.adopt(i, r.value);
       else this.pool.scheduleRedial(i);

@@ -67,3 +67,27 @@ test('listenWs without a port, or with a path not starting with /, is refused na
   assert.ok(lines.some((l) => l.startsWith('dwcp.yaml: listenWs.port:')), lines.join('\n'));
   assert.ok(lines.some((l) => l.startsWith('dwcp.yaml: listenWs.path:')), lines.join('\n'));
 });
+
+// A file whose eu-west agent sends one stream to us-east, with amst lines of the test's.
+function sending(endpoints: string[], amst: string): string {
+  return `${file(endpoints, `amst: { ${amst} }`)}
+streams:
+  - id: s
+    kind: objects
+    source: { region: eu-west, path: /src }
+    destinations: [{ region: us-east, path: /dst }]
+`;
+}
+
+test('amst.transport defaults to auto and takes one kind', () => {
+  assert.equal(parseConfig(file(['a:1']), 'dwcp.yaml', HOST).amst.transport, 'auto');
+  assert.equal(parseConfig(sending(['a:1', 'wss://p:443/x'], 'transport: ws'), 'dwcp.yaml', HOST).amst.transport, 'ws');
+});
+
+test('amst.transport of one kind needs an endpoint of that kind in each region this agent sends to', () => {
+  const lines = errorLines(sending(['a:1', 'quic://b:7400'], 'transport: ws'));
+  assert.ok(lines.includes('dwcp.yaml: regions[1].endpoints: has no wss:// endpoint, and amst.transport is ws (region "us-east" receives streams from this agent)'), lines.join('\n'));
+  assert.ok(errorLines(sending(['a:1'], 'transport: udp')).some((l) => l.startsWith('dwcp.yaml: amst.transport:')));
+  // A region nothing is sent to needs none.
+  assert.equal(parseConfig(file(['a:1'], 'amst: { transport: quic }'), 'dwcp.yaml', HOST).amst.transport, 'quic');
+});
