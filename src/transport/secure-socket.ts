@@ -5,9 +5,10 @@
 // region it dialed, the acceptor reads the client's for the Hello check.
 
 import tls from 'node:tls';
+import type { Server } from 'node:net';
 import { HandshakeError } from './hello-handshake.ts';
 import { serverIdentityProblem } from './peer-identity.ts';
-import type { TlsMaterial } from './transport.ts';
+import type { ListenOptions, TlsMaterial } from './transport.ts';
 
 /** What the dialer's TLS checks. */
 export interface SecureDial {
@@ -59,4 +60,17 @@ export function secureConnected(socket: tls.TLSSocket, dial: SecureDial): Promis
 /** TLS server options of a carrier listener: client certificates required and verified against the CA. */
 export function serverTlsOptions(material: TlsMaterial): tls.TlsOptions {
   return { ca: material.ca, cert: material.cert, key: material.key, requestCert: true, rejectUnauthorized: true };
+}
+
+/** Listen on options.host:port; later server errors are reported as refusals. Resolves with the bound port. */
+export async function bindServer(server: Server, options: Pick<ListenOptions, 'host' | 'port' | 'onRefused'>): Promise<number> {
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port, options.host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  server.on('error', (err) => options.onRefused(`server: ${err.message}`, ''));
+  return (server.address() as { port: number }).port;
 }

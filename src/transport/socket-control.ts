@@ -32,18 +32,33 @@ export const NO_SOCKET_CONTROL: SocketControl = {
   },
 };
 
-/** Path counters of a socket carrier's TCP socket, or null (another kind, closing, no bindings). */
-export function socketPathStats(control: SocketControl, carrier: Carrier): PathStats | null {
-  if (!(carrier instanceof SocketCarrier) || !carrier.tcpSocket || carrier.closed) return null;
-  try {
-    return control.pathStats(carrier.tcpSocket);
-  } catch {
-    return null; // closing or not yet connected
-  }
-}
+/** What the socket transports (TLS, WebSocket) share: measurement and the congestion knob through a SocketControl. */
+export class SocketMeasurement {
+  protected readonly control: SocketControl;
 
-/** Set a socket carrier's congestion control; throws when it is not a socket carrier or the kernel refuses. */
-export function setSocketCongestion(control: SocketControl, carrier: Carrier, name: string): void {
-  if (!(carrier instanceof SocketCarrier) || !carrier.tcpSocket) throw new Error(`set congestion control "${name}": carrier ${carrier.index} (${carrier.kind}) has no TCP socket`);
-  control.setCongestion(carrier.tcpSocket, name);
+  /** Measure and tune through control (the native layer, injected; default none). */
+  constructor(control: SocketControl = NO_SOCKET_CONTROL) {
+    this.control = control;
+  }
+
+  /** TCP_INFO of a socket carrier's TCP socket as path counters, or null (another kind, closing, no bindings). */
+  pathStats(carrier: Carrier): PathStats | null {
+    if (!(carrier instanceof SocketCarrier) || !carrier.tcpSocket || carrier.closed) return null;
+    try {
+      return this.control.pathStats(carrier.tcpSocket);
+    } catch {
+      return null; // closing or not yet connected
+    }
+  }
+
+  /** Congestion controls the kernel offers. */
+  congestionControls(): string[] {
+    return this.control.congestionControls();
+  }
+
+  /** Set a socket carrier's congestion control; throws when it has no TCP socket or the kernel refuses. */
+  setCongestion(carrier: Carrier, name: string): void {
+    if (!(carrier instanceof SocketCarrier) || !carrier.tcpSocket) throw new Error(`set congestion control "${name}": carrier ${carrier.index} (${carrier.kind}) has no TCP socket`);
+    this.control.setCongestion(carrier.tcpSocket, name);
+  }
 }

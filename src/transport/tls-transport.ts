@@ -4,26 +4,19 @@
 import tls from 'node:tls';
 import type { Socket } from 'node:net';
 import { SocketCarrier } from './socket-carrier.ts';
-import { NO_SOCKET_CONTROL, setSocketCongestion, socketPathStats, type SocketControl } from './socket-control.ts';
-import { clientTlsOptions, secureConnected, serverTlsOptions } from './secure-socket.ts';
+import { NO_SOCKET_CONTROL, SocketMeasurement, type SocketControl } from './socket-control.ts';
+import { bindServer, clientTlsOptions, secureConnected, serverTlsOptions } from './secure-socket.ts';
 import { acceptHello, dialHello, HANDSHAKE_TIMEOUT_MS } from './hello-handshake.ts';
 import { peerCertificateIdentity } from './peer-identity.ts';
-import type { Carrier } from './carrier.ts';
-import type { CarrierServer, DialRequest, Identity, ListenOptions, PathStats, TlsMaterial, Transport } from './transport.ts';
+import type { CarrierServer, DialRequest, Identity, ListenOptions, TlsMaterial, Transport } from './transport.ts';
 import type { HelloReply } from '../wire/messages.ts';
 
 export { HandshakeError, HANDSHAKE_TIMEOUT_MS } from './hello-handshake.ts';
 export type { Identity, TlsMaterial };
 
-/** The TCP+TLS transport. */
-export class TlsTransport implements Transport {
+/** The TCP+TLS transport (its sockets tuned and measured through the SocketControl it is given). */
+export class TlsTransport extends SocketMeasurement implements Transport {
   readonly kind = 'tls' as const;
-  private readonly control: SocketControl;
-
-  /** A TLS transport tuning and measuring its sockets through control (the native layer, injected). */
-  constructor(control: SocketControl = NO_SOCKET_CONTROL) {
-    this.control = control;
-  }
 
   async dial(request: DialRequest): Promise<{ carrier: SocketCarrier; reply: HelloReply }> {
     const { endpoint } = request;
@@ -51,15 +44,7 @@ export class TlsTransport implements Transport {
       // Who the peer is comes from its certificate, read once the TLS handshake is done.
       acceptHello(carrier, peerCertificateIdentity(socket.getPeerCertificate()), remote, options);
     });
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(options.port, options.host, () => {
-        server.off('error', reject);
-        resolve();
-      });
-    });
-    server.on('error', (err) => options.onRefused(`server: ${err.message}`, ''));
-    const port = (server.address() as { port: number }).port;
+    const port = await bindServer(server, options);
     return {
       kind: 'tls',
       port,
@@ -67,31 +52,13 @@ export class TlsTransport implements Transport {
       close: () => new Promise<void>((resolve) => server.close(() => resolve())),
     };
   }
-
-  pathStats(carrier: Carrier): PathStats | null {
-    return socketPathStats(this.control, carrier);
-  }
-
-  congestionControls(): string[] {
-    return this.control.congestionControls();
-  }
-
-  setCongestion(carrier: Carrier, name: string): void {
-    setSocketCongestion(this.control, carrier, name);
-  }
 }
 
 /** Options to dial one TLS carrier (tests and tools that speak to an agent directly). */
-export interface DialOptions {
+export interface DialOptions extends Omit<DialRequest, 'endpoint' | 'timeoutMs'> {
   host: string;
   port: number;
-  tls: TlsMaterial;
-  identity: Identity;
-  /** Region the dialer means to reach: the server's certificate must name it. */
-  peerRegion: string;
-  linkId: string;
-  index: number;
-  maxFrameBytes: number;
+  /** Default HANDSHAKE_TIMEOUT_MS. */
   timeoutMs?: number;
   /** Called with the TCP socket before any data flows. */
   tuneSocket?: (socket: Socket) => void;

@@ -15,13 +15,12 @@ import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { WebSocket, WebSocketServer, createWebSocketStream } from 'ws';
 import { SocketCarrier } from './socket-carrier.ts';
-import { NO_SOCKET_CONTROL, setSocketCongestion, socketPathStats, type SocketControl } from './socket-control.ts';
-import { clientTlsOptions, secureConnected, serverTlsOptions } from './secure-socket.ts';
+import { SocketMeasurement } from './socket-control.ts';
+import { bindServer, clientTlsOptions, secureConnected, serverTlsOptions } from './secure-socket.ts';
 import { peerCertificateIdentity } from './peer-identity.ts';
 import { acceptHello, dialHello, HandshakeError } from './hello-handshake.ts';
 import { formatEndpoint } from './endpoint.ts';
-import type { Carrier } from './carrier.ts';
-import type { CarrierServer, DialRequest, ListenOptions, PathStats, TlsMaterial, Transport } from './transport.ts';
+import type { CarrierServer, DialRequest, ListenOptions, TlsMaterial, Transport } from './transport.ts';
 import type { HelloReply } from '../wire/messages.ts';
 
 /**
@@ -40,15 +39,9 @@ export const WS_KEEPALIVE_MS = 30_000;
 /** TLS inside the WebSocket is 1.3 at least: its certificates travel encrypted, so a proxy cannot read who talks. */
 const INNER_TLS_MIN_VERSION = 'TLSv1.3';
 
-/** The WebSocket transport. */
-export class WsTransport implements Transport {
+/** The WebSocket transport (its hop's TCP sockets tuned and measured through the SocketControl it is given). */
+export class WsTransport extends SocketMeasurement implements Transport {
   readonly kind = 'ws' as const;
-  private readonly control: SocketControl;
-
-  /** A WebSocket transport tuning and measuring its TCP sockets through control (the native layer, injected). */
-  constructor(control: SocketControl = NO_SOCKET_CONTROL) {
-    this.control = control;
-  }
 
   async dial(request: DialRequest): Promise<{ carrier: SocketCarrier; reply: HelloReply }> {
     const { endpoint } = request;
@@ -108,17 +101,10 @@ export class WsTransport implements Transport {
       this.control.tune(hop as unknown as Socket);
       wss.handleUpgrade(req, socket, head, (ws) => this.accept(ws, hop, remote, material, options));
     });
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(options.port, options.host, () => {
-        server.off('error', reject);
-        resolve();
-      });
-    });
-    server.on('error', (err) => options.onRefused(`server: ${err.message}`, ''));
+    const port = await bindServer(server, options);
     return {
       kind: 'ws',
-      port: (server.address() as { port: number }).port,
+      port,
       setTlsMaterial: (next) => {
         server.setSecureContext({ cert: next.cert, key: next.key });
         material = next;
@@ -128,18 +114,6 @@ export class WsTransport implements Transport {
         server.close(() => resolve());
       }),
     };
-  }
-
-  pathStats(carrier: Carrier): PathStats | null {
-    return socketPathStats(this.control, carrier);
-  }
-
-  congestionControls(): string[] {
-    return this.control.congestionControls();
-  }
-
-  setCongestion(carrier: Carrier, name: string): void {
-    setSocketCongestion(this.control, carrier, name);
   }
 
   // One upgraded connection: mutual TLS inside the WebSocket, then the Hello; the first failure is the logged reason.
