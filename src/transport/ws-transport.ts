@@ -13,7 +13,8 @@ import https from 'node:https';
 import tls from 'node:tls';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { WebSocket, WebSocketServer, createWebSocketStream } from 'ws';
+import { WebSocket, WebSocketServer } from 'ws';
+import { webSocketDuplex } from './websocket-duplex.ts';
 import { SocketCarrier } from './socket-carrier.ts';
 import { SocketMeasurement } from './socket-control.ts';
 import { bindServer, clientTlsOptions, secureConnected, serverTlsOptions } from './secure-socket.ts';
@@ -24,9 +25,9 @@ import type { CarrierServer, DialRequest, ListenOptions, TlsMaterial, Transport 
 import type { HelloReply } from '../wire/messages.ts';
 
 /**
- * Largest WebSocket message accepted, bytes. Messages carry inner TLS
- * output (records of at most 16 KiB, written a few at a time), never whole
- * frames; a bigger one is refused (close 1009) before it is buffered.
+ * Largest WebSocket message accepted, bytes. Messages carry pieces of the
+ * inner TLS stream (this side sends at most WS_SEND_MESSAGE_BYTES), never
+ * whole frames; a bigger one is refused (close 1009) before it is buffered.
  */
 export const WS_MAX_MESSAGE_BYTES = 1024 * 1024;
 
@@ -64,7 +65,8 @@ export class WsTransport extends SocketMeasurement implements Transport {
     await opened(ws, what);
 
     // Inside: mutual TLS between the agents, then the Hello.
-    const stream = createWebSocketStream(ws);
+    const stream = webSocketDuplex(ws);
+    stream.on('error', () => {}); // the TLS socket over it reports, and the carrier closes with the WebSocket
     const secure = { tls: request.tls, federation: request.identity.federation, peerRegion: request.peerRegion, timeoutMs: Math.max(1, deadline - Date.now()), what };
     const inner = tls.connect({ socket: stream, ...clientTlsOptions(secure), minVersion: INNER_TLS_MIN_VERSION });
     ws.once('close', (code) => inner.destroy(new Error(`websocket closed (${code})`)));
@@ -147,7 +149,7 @@ export class WsTransport extends SocketMeasurement implements Transport {
       closeWithWebSocket(ws, socket, carrier);
       acceptHello(carrier, peerCertificateIdentity(socket.getPeerCertificate()), remote, options);
     });
-    const stream = createWebSocketStream(ws);
+    const stream = webSocketDuplex(ws);
     stream.on('error', () => {}); // reported through ws or the TLS server
     ws.on('close', () => {
       if (!refused) refuse('websocket closed during the TLS handshake');
