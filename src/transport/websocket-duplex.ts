@@ -30,7 +30,7 @@ export function webSocketDuplex(ws: WebSocket): Duplex {
       callback();
     },
     destroy(err, callback) {
-      ws.terminate();
+      endWebSocket(ws);
       callback(err);
     },
   });
@@ -41,4 +41,13 @@ export function webSocketDuplex(ws: WebSocket): Duplex {
   ws.on('close', () => duplex.push(null));
   ws.on('error', (err) => duplex.destroy(err));
   return duplex;
+}
+
+/**
+ * Cut a WebSocket, unless ws is already closing it: after refusing a
+ * message (1009, 1002 ...) its close code must reach the peer; ws's own
+ * close timer bounds that wait.
+ */
+export function endWebSocket(ws: WebSocket): void {
+  if (ws.readyState !== WebSocket.CLOSING) ws.terminate();
 }

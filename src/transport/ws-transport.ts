@@ -14,7 +14,7 @@ import tls from 'node:tls';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { WebSocket, WebSocketServer } from 'ws';
-import { webSocketDuplex } from './websocket-duplex.ts';
+import { endWebSocket, webSocketDuplex } from './websocket-duplex.ts';
 import { SocketCarrier } from './socket-carrier.ts';
 import { SocketMeasurement } from './socket-control.ts';
 import { bindServer, clientTlsOptions, secureConnected, serverTlsOptions } from './secure-socket.ts';
@@ -134,14 +134,14 @@ export class WsTransport extends SocketMeasurement implements Transport {
     const inner = tls.createServer({ ...serverTlsOptions(material), rejectUnauthorized: false, minVersion: INNER_TLS_MIN_VERSION, handshakeTimeout: options.handshakeTimeoutMs });
     inner.on('tlsClientError', (err) => {
       refuse(`tls: ${err.message}`);
-      ws.terminate();
+      endWebSocket(ws);
     });
     inner.on('secureConnection', (socket: tls.TLSSocket) => {
       if (refused) return socket.destroy();
       if (!socket.authorized) {
         refuse(`tls: client certificate refused: ${String(socket.authorizationError)}`);
         socket.destroy();
-        ws.terminate();
+        endWebSocket(ws);
         return;
       }
       refused = true; // from here the Hello reports
