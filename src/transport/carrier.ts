@@ -23,7 +23,11 @@ export interface CarrierHandlers {
 
 /** One connection of a link. */
 export interface Carrier {
-  /** Position of this carrier within its link. */
+  /**
+   * Slot of this carrier in its link on the dialing side (sent in the Hello;
+   * the link's pool charges frames by it); -1 on the accepting side, where
+   * the Hello's carrierIndex names the slot.
+   */
   readonly index: number;
   /** Transport kind, for metrics and path measurement. */
   readonly kind: TransportKind;
