@@ -5,11 +5,11 @@
 // runs as root), with its config, pid, logs and temp paths in its own
 // directory, listening on loopback.
 
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { chown, copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
-import { execFileSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
+import net from 'node:net';
 import { join } from 'node:path';
 import { waitFor } from './agent-process.ts';
 
@@ -148,8 +148,7 @@ function runAsIds(): { uid: number; gid: number } {
 }
 
 // True when something accepts TCP connections on the loopback port.
-async function listening(port: number): Promise<boolean> {
-  const net = await import('node:net');
+function listening(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const s = net.connect({ host: '127.0.0.1', port }, () => {
       s.destroy();
