@@ -9,7 +9,7 @@ import type { Envelope } from '../wire/messages.ts';
 import type { AgentName } from './peer-identity.ts';
 import { frameEnvelope } from './envelope-framing.ts';
 import { leastQueued } from './link.ts';
-import type { Metrics } from '../agent/metrics.ts';
+import type { LinkMetrics } from './link-metrics.ts';
 
 /** What the owner of an inbound link hears. */
 export interface InboundHandlers {
@@ -26,11 +26,11 @@ export class InboundLink {
   readonly linkId: string;
   private readonly carriers = new Map<number, Carrier>();
   private readonly handlers: InboundHandlers;
-  private readonly metrics: Metrics;
+  private readonly metrics: LinkMetrics;
   private closedReason: string | null = null;
 
   /** A session of a certified peer (never a Hello's claim) with the link id its Hello chose. */
-  constructor(peer: AgentName, linkId: string, handlers: InboundHandlers, metrics: Metrics) {
+  constructor(peer: AgentName, linkId: string, handlers: InboundHandlers, metrics: LinkMetrics) {
     this.peerRegion = peer.region;
     this.peerNode = peer.node;
     this.linkId = linkId;

@@ -16,7 +16,7 @@ import { InflightWindow, type InflightEntry } from './inflight-window.ts';
 import { pickCarrier } from './scheduler.ts';
 import type { Endpoint, Identity, TlsMaterial, TransportKind, Transports } from './transport.ts';
 import type { Envelope } from '../wire/messages.ts';
-import type { Metrics } from '../agent/metrics.ts';
+import type { LinkMetrics } from './link-metrics.ts';
 import { Backoff } from '../util/backoff.ts';
 
 export { frameEnvelope };
@@ -62,7 +62,7 @@ export interface OutboundLinkOptions {
   initialBackoffMs: number;
   maxBackoffMs: number;
   logger: Logger;
-  metrics: Metrics;
+  metrics: LinkMetrics;
 }
 
 /** What the owner of a link hears. */
