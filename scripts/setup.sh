@@ -2,7 +2,7 @@
 # Prepares a checkout for `npm run demo`, `npm test` and `npm run bench` on
 # Debian 12: npm dependencies (with Node 24 from the `node` devDependency),
 # `npx dwcp`, the system packages the tests drive (PostgreSQL 15, etcd,
-# iproute2, iptables, rsync, iperf3, openssl, a C toolchain), the
+# iproute2, iptables, rsync, iperf3, openssl, nginx, a C toolchain), the
 # unprivileged test user, and the native bindings.
 #
 # Idempotent: each step checks first and prints one line only when it acts,
@@ -96,6 +96,7 @@ readonly REQUIRED=(
   rsync:rsync
   iperf3:iperf3
   openssl:openssl
+  nginx:nginx-light
   gcc:build-essential
   g++:build-essential
   make:build-essential
@@ -131,6 +132,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
   # Stop the services in case the packages started them anyway.
   if [[ " ${missing[*]} " == *" postgresql-15 "* ]]; then stop_service postgresql; fi
   if [[ " ${missing[*]} " == *" etcd-server "* ]]; then stop_service etcd; fi
+  if [[ " ${missing[*]} " == *" nginx-light "* ]]; then stop_service nginx; fi
 fi
 
 # --- unprivileged test user -------------------------------------------------

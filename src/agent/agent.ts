@@ -6,8 +6,6 @@
 
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Server } from 'node:tls';
-import type { AddressInfo } from 'node:net';
 import { pino, type Logger } from 'pino';
 import type { Config, PgWalDestinationConfig, StreamConfig } from '../config/config.ts';
 import { readTlsFiles } from '../config/tls-files.ts';
@@ -27,10 +25,12 @@ import { HdePool } from '../encoding/hde-pool.ts';
 import { Backoff, sleepMs } from '../util/backoff.ts';
 import { OutboundLink } from '../transport/link.ts';
 import { InboundLink } from '../transport/inbound-link.ts';
-import { startCarrierServer, type Identity, type TlsMaterial } from '../transport/tls-transport.ts';
+import { HANDSHAKE_TIMEOUT_MS, TlsTransport } from '../transport/tls-transport.ts';
+import { WsTransport } from '../transport/ws-transport.ts';
+import type { CarrierServer, Identity, ListenOptions, TlsMaterial, Transports } from '../transport/transport.ts';
 import { ownIdentityProblem, pemIdentity, type AgentName } from '../transport/peer-identity.ts';
 import { CertificateReloader } from '../transport/certificate-reloader.ts';
-import { amstLinkOptions, startAmst } from '../amst/link-control.ts';
+import { amstLinkOptions, NATIVE_SOCKET_CONTROL, startAmst } from '../amst/link-control.ts';
 import { DirSource } from '../streams/objects/dir-source.ts';
 import { DirSink } from '../streams/objects/dir-sink.ts';
 import type { Sink, Source } from '../streams/stream.ts';
@@ -102,7 +102,7 @@ export interface AgentStatus {
   /** Each elected sender; sourceError: a pg-wal source's last PostgreSQL error (null while it streams). */
   senders: Array<SenderStatus & { stream: string; shard: number; lagSeconds: number; sloAttainment: number | null; progress?: ReturnType<DirSource['progress']>; sourceError?: WalSourceFailure | null }>;
   receivers: ReceiverStatus[];
-  links: Array<{ peer: string; carriers: number; inflightBytes: number; session: number }>;
+  links: Array<{ peer: string; carriers: number; inflightBytes: number; session: number; transport: string | null }>;
   /** pg-wal positions and lag per stream (sent, durable-remote, replayed LSN). */
   pgWal: PgWalStreamStatus[];
 }
@@ -137,7 +137,10 @@ export class Agent {
   private pool!: HdePool;
   /** This agent's certificates, kept current with their files. */
   private certs: CertificateReloader | null = null;
-  private server: Server | null = null;
+  /** Carrier transports by kind: the links dial through them, the servers accept through them. */
+  private readonly transports: Transports = { tls: new TlsTransport(NATIVE_SOCKET_CONTROL), ws: new WsTransport(NATIVE_SOCKET_CONTROL) };
+  /** Carrier servers: TLS always, WebSocket when listenWs is configured. */
+  private readonly servers: CarrierServer[] = [];
   private http: HttpServer | null = null;
   private readonly links = new Map<string, OutboundLink>();
   private readonly inbound = new Map<string, InboundLink>();
@@ -180,9 +183,14 @@ export class Agent {
     return this.state;
   }
 
-  /** Port the carrier server listens on. */
+  /** Port the TLS carrier server listens on. */
   get listenPort(): number {
-    return (this.server?.address() as AddressInfo | null)?.port ?? 0;
+    return this.servers.find((s) => s.kind === 'tls')?.port ?? 0;
+  }
+
+  /** Port the WebSocket carrier server listens on (0 when none). */
+  get wsPort(): number {
+    return this.servers.find((s) => s.kind === 'ws')?.port ?? 0;
   }
 
   /** Port of /metrics, /healthz, /readyz, /status. */
@@ -207,7 +215,7 @@ export class Agent {
         return [{ ...s.sender.status(), stream: s.stream.id, shard: s.part.shard, lagSeconds, sloAttainment: s.slo.attainment(), progress: source instanceof DirSource ? source.progress() : undefined, ...sourceError }];
       }),
       receivers: [...this.receivers.values()].map((r) => r.status()),
-      links: [...this.links.entries()].map(([peer, l]) => ({ peer, carriers: l.liveCarriers, inflightBytes: l.bytesInFlight, session: l.session })),
+      links: [...this.links.entries()].map(([peer, l]) => ({ peer, carriers: l.liveCarriers, inflightBytes: l.bytesInFlight, session: l.session, transport: l.transport })),
       pgWal: this.pgWalMetrics.snapshot(),
     };
   }
@@ -253,7 +261,7 @@ export class Agent {
     this.certs?.close();
     await this.admission.close();
     await Promise.all([...this.walsenders.values()].map((w) => w.close()));
-    await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
+    await Promise.all(this.servers.map((s) => s.close()));
     await this.http?.close();
     await this.members?.close().catch(() => {});
     await this.keeper?.close();
@@ -277,20 +285,22 @@ export class Agent {
 
     // Receivers for streams with a destination here, behind the carrier server.
     for (const stream of config.streams) await this.startReceivers(stream);
-    this.server = await startCarrierServer({
-      host: config.listen.host,
-      port: config.listen.port,
+    // Carrier servers: every kind hands identity-checked carriers to the same inbound links.
+    const listen: Omit<ListenOptions, 'host' | 'port'> = {
       tls,
       identity: this.identity(),
       maxFrameBytes: config.amst.maxFrameBytes,
+      handshakeTimeoutMs: HANDSHAKE_TIMEOUT_MS,
       admit: (hello, peer) => this.admit(hello, peer),
-      onCarrier: (carrier, hello, peer) => this.inboundLink(hello.linkId, peer).add(carrier),
+      onCarrier: (carrier, hello, peer) => this.inboundLink(hello.linkId, peer).add(carrier, hello.carrierIndex),
       onRefused: (reason, remote, identity) => {
         this.metrics.protocolErrors.inc({ reason: 'handshake' });
         if (identity) this.metrics.peerIdentityRefusals.inc({ problem: identity });
         this.logger.warn({ remote, reason }, 'connection refused');
       },
-    });
+    };
+    this.servers.push(await this.transports.tls!.listen({ ...listen, host: config.listen.host, port: config.listen.port }));
+    if (config.listenWs) this.servers.push(await this.transports.ws!.listen({ ...listen, ...config.listenWs }));
     this.certs = await this.watchCertificates(tls);
 
     // Senders for streams sourced here, one per destination, each elected.
@@ -302,7 +312,7 @@ export class Agent {
     this.ownership = new ShardOwnership(this.members, config.nodeId);
     for (const stream of config.streams) this.startSenders(stream);
     this.state = 'RUNNING';
-    this.logger.info({ listen: this.listenPort, http: this.httpPort, streams: config.streams.map((s) => s.id) }, 'agent running');
+    this.logger.info({ listen: this.listenPort, ...(this.wsPort ? { listenWs: this.wsPort } : {}), http: this.httpPort, streams: config.streams.map((s) => s.id) }, 'agent running');
   }
 
   /** Receivers of a stream with a destination in this region (none otherwise). */
@@ -436,7 +446,7 @@ export class Agent {
       initial,
       check: (material) => this.certificateProblem(material),
       onReload: (material) => {
-        this.server?.setSecureContext({ ca: material.ca, cert: material.cert, key: material.key });
+        for (const server of this.servers) server.setTlsMaterial(material);
         this.metrics.certificateReloads.inc({ result: 'loaded' });
         this.logger.info({ cert: this.config.tls.certFile }, 'certificates reloaded');
       },
@@ -634,10 +644,12 @@ export class Agent {
     const existing = this.links.get(region);
     if (existing) return existing;
     const { config } = this;
-    const endpoints = config.regions.find((r) => r.name === region)!.endpoints;
+    // amst.transport: only that kind's endpoints (the config checked there is one); auto: all, in the order written.
+    const endpoints = config.regions.find((r) => r.name === region)!.endpoints.filter((e) => config.amst.transport === 'auto' || e.kind === config.amst.transport);
     const link = new OutboundLink({
       peerRegion: region,
       endpoints,
+      transports: this.transports,
       ...amstLinkOptions(config.amst),
       tls: () => this.certs!.current,
       identity: this.identity(),

@@ -36,6 +36,7 @@ export class Metrics {
   readonly linkInflightBytes = new Gauge({ name: 'dwcp_link_inflight_bytes', help: 'Bytes sent and not yet acknowledged durable', labelNames: ['peer'], registers: [this.registry] });
   /** Consensus watches that broke and were resumed (reason: disconnected, canceled by etcd e.g. after compaction). */
   readonly consensusWatchRestarts = new Counter({ name: 'dwcp_consensus_watch_restarts_total', help: 'Consensus store watches that broke and were resumed, by reason (disconnected, canceled)', labelNames: ['reason'], registers: [this.registry] });
+  readonly linkTransport = new Gauge({ name: 'dwcp_link_transport', help: 'Carrier kind of each outbound link\'s session (1 for the kind in use, 0 for the others)', labelNames: ['peer', 'kind'], registers: [this.registry] });
   readonly linkReconnects = new Counter({ name: 'dwcp_link_reconnects_total', help: 'Link sessions started after the first', labelNames: ['peer'], registers: [this.registry] });
   readonly streamLagFrames = new Gauge({ name: 'dwcp_stream_lag_frames', help: 'Frames sent but not yet acknowledged durable', labelNames: ['stream', 'destination'], registers: [this.registry] });
   readonly streamLagSeconds = new Gauge({ name: 'dwcp_stream_lag_seconds', help: 'Age of the oldest frame not yet acknowledged durable', labelNames: ['stream', 'destination'], registers: [this.registry] });

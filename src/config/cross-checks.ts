@@ -7,9 +7,11 @@ import { isIP } from 'node:net';
 import type { ConfigIssue } from './config-error.ts';
 import { DEFAULTS } from './schema.ts';
 import { parseDuration, parseSize } from './units.ts';
+import { ENDPOINT_PATTERN, ENDPOINT_SCHEMES, parseEndpoint } from '../transport/endpoint.ts';
+import type { Endpoint, TransportKind } from '../transport/transport.ts';
 
-/** Highest TCP port an endpoint may name. */
-const PORT_MAX = 65535;
+/** Endpoints of the right shape (the schema reports the others). */
+const ENDPOINT_SHAPE = new RegExp(ENDPOINT_PATTERN);
 
 /** Cross-field problems of a (possibly invalid) config input. */
 export function crossCheckIssues(input: unknown): ConfigIssue[] {
@@ -39,6 +41,7 @@ export function crossCheckIssues(input: unknown): ConfigIssue[] {
   // ACP and AMST rules.
   checkAcp(record(root.acp), issues);
   checkAmst(record(root.amst), issues);
+  checkLinkTransport(root, issues);
   return issues;
 }
 
@@ -54,11 +57,10 @@ function checkRegions(regions: unknown[], issues: ConfigIssue[]): Set<string> {
       else names.set(region.name, i);
     }
     list(region.endpoints).forEach((endpoint, j) => {
-      if (typeof endpoint !== 'string') return;
-      const port = Number(endpoint.slice(endpoint.lastIndexOf(':') + 1));
-      if (Number.isInteger(port) && (port < 1 || port > PORT_MAX)) {
-        issues.push({ path: `regions[${i}].endpoints[${j}]`, message: `port must be in 1..${PORT_MAX}`, value: endpoint });
-      }
+      // The shape is the schema's to report; what is left here is the port's range.
+      if (typeof endpoint !== 'string' || !ENDPOINT_SHAPE.test(endpoint)) return;
+      const parsed = parseEndpoint(endpoint);
+      if (typeof parsed === 'string') issues.push({ path: `regions[${i}].endpoints[${j}]`, message: parsed, value: endpoint });
     });
   });
   return new Set(names.keys());
@@ -150,6 +152,26 @@ function checkAmst(amst: Record<string, unknown> | undefined, issues: ConfigIssu
   checkNotAbove(parseDuration, amst, 'initialBackoff', d.initialBackoff, 'maxBackoff', d.maxBackoff, issues);
   // A frame larger than the link window could never be sent.
   checkNotAbove(parseSize, amst, 'maxFrame', d.maxFrame, 'linkWindow', d.linkWindow, issues);
+}
+
+// With amst.transport set to one kind, each region this agent sends to must list an endpoint of that kind.
+function checkLinkTransport(root: Record<string, unknown>, issues: ConfigIssue[]): void {
+  const kind = record(root.amst)?.transport;
+  if (typeof kind !== 'string' || kind === 'auto') return;
+  const targets = new Set<unknown>();
+  for (const raw of list(root.streams)) {
+    const stream = record(raw);
+    if (record(stream?.source)?.region !== root.region) continue;
+    for (const dest of list(stream?.destinations)) targets.add(record(dest)?.region);
+  }
+  list(root.regions).forEach((raw, i) => {
+    const region = record(raw);
+    if (!region || !targets.has(region.name)) return;
+    const kinds = list(region.endpoints).map((e) => (typeof e === 'string' ? parseEndpoint(e) : null)).filter((e) => e !== null && typeof e !== 'string').map((e) => (e as Endpoint).kind);
+    if (!kinds.includes(kind as TransportKind)) {
+      issues.push({ path: `regions[${i}].endpoints`, message: `has no ${ENDPOINT_SCHEMES[kind as TransportKind] ?? kind}:// endpoint, and amst.transport is ${kind} (region "${String(region.name)}" receives streams from this agent)` });
+    }
+  });
 }
 
 // amst[low] (or its default) must not exceed amst[high] (or its default).

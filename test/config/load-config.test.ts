@@ -68,8 +68,8 @@ test('a minimal file compiles with every default filled in', () => {
   // Relative paths resolve against the file's directory.
   assert.deepEqual(config.tls, { caFile: '/etc/dwcp/tls/ca.crt', certFile: '/etc/dwcp/tls/tls.crt', keyFile: '/etc/dwcp/tls/tls.key' });
   assert.deepEqual(config.regions, [
-    { name: 'eu-west', endpoints: [{ host: '127.0.0.1', port: 7400 }] },
-    { name: 'us-east', endpoints: [{ host: '127.0.0.1', port: 7401 }, { host: '::1', port: 7402 }] },
+    { name: 'eu-west', endpoints: [{ kind: 'tls', host: '127.0.0.1', port: 7400 }] },
+    { name: 'us-east', endpoints: [{ kind: 'tls', host: '127.0.0.1', port: 7401 }, { kind: 'tls', host: '::1', port: 7402 }] },
   ]);
   assert.deepEqual(config.amst, {
     carriers: 8,
@@ -81,6 +81,7 @@ test('a minimal file compiles with every default filled in', () => {
     initialBackoffMs: 200,
     maxBackoffMs: 10_000,
     congestionControl: 'auto',
+    transport: 'auto',
     adaptive: true,
     minStreams: 1,
     maxStreams: 512,
@@ -172,7 +173,7 @@ streams:
   assert.deepEqual(config.http, { host: '0.0.0.0', port: 0 });
   assert.deepEqual(config.amst, {
     carriers: 1024, carrierWindowBytes: 1024 * 1024, linkWindowBytes: 100_000_000, maxFrameBytes: 16 * 1024 * 1024,
-    connectTimeoutMs: 90_000, streamOpenTimeoutMs: 45_000, initialBackoffMs: 50, maxBackoffMs: 60_000, congestionControl: 'bbr',
+    connectTimeoutMs: 90_000, streamOpenTimeoutMs: 45_000, initialBackoffMs: 50, maxBackoffMs: 60_000, congestionControl: 'bbr', transport: 'auto',
     adaptive: false, minStreams: 2, maxStreams: 1000, bandwidthCapBytesPerS: 50_000_000,
   });
   assert.deepEqual(config.hde, { level: -7, adaptiveLevel: false, workers: 3, chunkBytes: 64 * 1024 });
