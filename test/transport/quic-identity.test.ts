@@ -1,0 +1,71 @@
+// Mutual TLS on QUIC carriers between real connections on loopback: the
+// listener refuses a client certificate of another CA (in the TLS
+// handshake) and one naming another region than the Hello claims, each with
+// a logged reason; the dialer refuses a server that is not of the region it
+// dialed or not of its CA (the server proof, server-proof.ts).
+
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { QuicTransport } from '../../src/transport/quic/quic-transport.ts';
+import { dial, identity, listen, makePki, removePki, type Listener, type QuicPki } from '../helpers/quic-fixture.ts';
+
+let pki: QuicPki;
+let listener: Listener;
+const transport = new QuicTransport();
+
+before(async () => {
+  pki = await makePki();
+  listener = await listen(transport, pki.material.server);
+});
+
+after(async () => {
+  await listener.server.close();
+  await removePki(pki);
+});
+
+test('a client certificate of another CA is refused in the TLS handshake, logged with the alert', async () => {
+  const refusal = listener.nextRefusal();
+  await assert.rejects(dial(transport, listener, pki.material.otherCa, identity('region-b', 'node-b')), /tls alert 48 unknown_ca/);
+  assert.match((await refusal).reason, /quic tls handshake failed: tls alert 48 unknown_ca/);
+  assert.equal(listener.accepted.length, 0);
+});
+
+test('a client whose certificate names another region than its Hello is refused, logged as an identity problem', async () => {
+  const refusal = listener.nextRefusal();
+  await assert.rejects(
+    dial(transport, listener, pki.material.otherRegion, identity('region-b', 'node-b')),
+    /refused: identity: hello claims region "region-b" but the certificate names region "region-c"/,
+  );
+  const logged = await refusal;
+  assert.equal(logged.identity, 'region');
+  assert.match(logged.reason, /handshake refused: identity: hello claims region "region-b"/);
+  assert.equal(listener.accepted.length, 0);
+});
+
+test('the dialer refuses a server that is not of the region it dialed, and the server logs why', async () => {
+  const refusal = listener.nextRefusal();
+  await assert.rejects(
+    dial(transport, listener, pki.material.client, identity('region-b', 'node-b'), 'region-x'),
+    /server certificate names dwcp:\/\/fed\/region-a\/node-a, not an agent of federation "fed" region "region-x"/,
+  );
+  assert.match((await refusal).reason, /server identity: server certificate names dwcp:\/\/fed\/region-a\/node-a/);
+  assert.equal(listener.accepted.length, 0);
+});
+
+test('the dialer refuses a server whose certificate is of another CA', async () => {
+  const impostor = await listen(transport, { ...pki.material.otherCa, ca: pki.material.server.ca });
+  try {
+    await assert.rejects(dial(transport, impostor, pki.material.client, identity('region-b', 'node-b'), 'region-b'), /server certificate is not signed by this federation's CA/);
+    assert.equal(impostor.accepted.length, 0);
+  } finally {
+    await impostor.server.close();
+  }
+});
+
+test('the right certificates on both sides are accepted (the refusals above are about identity, not a broken setup)', async () => {
+  const accepting = listener.nextCarrier();
+  const { carrier } = await dial(transport, listener, pki.material.client, identity('region-b', 'node-b'));
+  const server = await accepting;
+  carrier.close('done');
+  server.close('done');
+});
