@@ -19,6 +19,9 @@ export const TEST_MAX_FRAME_BYTES = 1024 * 1024;
 /** Time allowed for a handshake in the tests, ms (generous: the machine is shared). */
 export const TEST_HANDSHAKE_MS = 10_000;
 
+/** Time a QUIC test may take before it fails instead of hanging, ms. */
+export const TEST_TIMEOUT_MS = 120_000;
+
 /** The federation of the tests. */
 export const FEDERATION = 'fed';
 

@@ -10,7 +10,7 @@ import { connectQuicAsync } from '@currentspace/http3';
 import { QUIC_ALPN, QuicTransport } from '../../src/transport/quic/quic-transport.ts';
 import { PROOF_MAX_FRAME_BYTES } from '../../src/transport/quic/server-proof.ts';
 import type { CloseInfo } from '../../src/transport/carrier.ts';
-import { TEST_HANDSHAKE_MS, TEST_MAX_FRAME_BYTES, dial, identity, listen, makePki, removePki, type Listener, type QuicPki } from '../helpers/quic-fixture.ts';
+import { TEST_HANDSHAKE_MS, TEST_MAX_FRAME_BYTES, TEST_TIMEOUT_MS, dial, identity, listen, makePki, removePki, type Listener, type QuicPki } from '../helpers/quic-fixture.ts';
 
 /** What a peer announces in an oversized length prefix, bytes. */
 const ANNOUNCED_BYTES = 1024 * 1024 * 1024;
@@ -50,7 +50,7 @@ async function firstBytes(bytes: Buffer): Promise<{ errorCode: number; reason: s
   return closed;
 }
 
-test('garbage in place of the proof request is refused with a logged reason', async () => {
+test('garbage in place of the proof request is refused with a logged reason', { timeout: TEST_TIMEOUT_MS }, async () => {
   const refusal = listener.nextRefusal();
   const closed = await firstBytes(framed(14, Buffer.from('GET / HTTP/1.1')));
   assert.match((await refusal).reason, /quic: proof request: not JSON \(14 bytes\)/);
@@ -58,7 +58,7 @@ test('garbage in place of the proof request is refused with a logged reason', as
   assert.match(closed.reason, /proof request: not JSON/);
 });
 
-test('an oversized proof request is refused at its length prefix', async () => {
+test('an oversized proof request is refused at its length prefix', { timeout: TEST_TIMEOUT_MS }, async () => {
   const refusal = listener.nextRefusal();
   const closed = await firstBytes(framed(ANNOUNCED_BYTES, Buffer.alloc(SENT_BYTES, 0x41)));
   assert.match((await refusal).reason, new RegExp(`frame length ${ANNOUNCED_BYTES} exceeds maximum ${PROOF_MAX_FRAME_BYTES}`));
@@ -76,20 +76,20 @@ async function afterHello(bytes: Buffer): Promise<{ server: CloseInfo; client: C
   return { server: await serverClosed, client: await clientClosed };
 }
 
-test('a garbage frame on an accepted carrier closes it as a protocol error, the reason reaching the peer', async () => {
+test('a garbage frame on an accepted carrier closes it as a protocol error, the reason reaching the peer', { timeout: TEST_TIMEOUT_MS }, async () => {
   const { server, client } = await afterHello(framed(8, Buffer.from([0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff])));
   assert.equal(server.protocolError, true);
   assert.match(server.reason, /malformed envelope \(8 bytes\)/);
   assert.match(client.reason, /quic connection closed \(code 1: malformed envelope/);
 });
 
-test('an oversized frame on an accepted carrier is refused at its length prefix', async () => {
+test('an oversized frame on an accepted carrier is refused at its length prefix', { timeout: TEST_TIMEOUT_MS }, async () => {
   const { server } = await afterHello(framed(ANNOUNCED_BYTES, Buffer.alloc(SENT_BYTES)));
   assert.equal(server.protocolError, true);
   assert.match(server.reason, new RegExp(`frame length ${ANNOUNCED_BYTES} exceeds maximum ${TEST_MAX_FRAME_BYTES}`));
 });
 
-test('the listener still accepts a good carrier after all that', async () => {
+test('the listener still accepts a good carrier after all that', { timeout: TEST_TIMEOUT_MS }, async () => {
   const accepting = listener.nextCarrier();
   const { carrier } = await dial(transport, listener, pki.material.client, identity('region-b', 'node-b'));
   (await accepting).close('done');

@@ -9,7 +9,7 @@ import { QuicTransport } from '../../src/transport/quic/quic-transport.ts';
 import { frameEnvelope } from '../../src/transport/envelope-framing.ts';
 import type { CloseInfo } from '../../src/transport/carrier.ts';
 import { Encoding, type Envelope } from '../../src/wire/messages.ts';
-import { dial, identity, listen, makePki, removePki, type Listener, type QuicPki } from '../helpers/quic-fixture.ts';
+import { TEST_TIMEOUT_MS, dial, identity, listen, makePki, removePki, type Listener, type QuicPki } from '../helpers/quic-fixture.ts';
 
 /** Frames sent in the ordering test. */
 const FRAME_COUNT = 3000;
@@ -36,7 +36,7 @@ function frame(i: number): Envelope {
   return { data: { streamId: 's', seq: i, epoch: 1, encoding: Encoding.RAW, digest: createHash('sha256').update(payload).digest(), meta: Buffer.alloc(0), payload, rawLength: size, resync: false } };
 }
 
-test('a QUIC carrier pair moves many frames identical and in order, then closes cleanly on both sides', async () => {
+test('a QUIC carrier pair moves many frames identical and in order, then closes cleanly on both sides', { timeout: TEST_TIMEOUT_MS }, async () => {
   const accepting = listener.nextCarrier();
   const { carrier: client, reply } = await dial(transport, listener, pki.material.client, identity('region-b', 'node-b'));
   assert.equal(reply.accepted, true);

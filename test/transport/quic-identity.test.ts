@@ -7,7 +7,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { QuicTransport } from '../../src/transport/quic/quic-transport.ts';
-import { dial, identity, listen, makePki, removePki, type Listener, type QuicPki } from '../helpers/quic-fixture.ts';
+import { TEST_TIMEOUT_MS, dial, identity, listen, makePki, removePki, type Listener, type QuicPki } from '../helpers/quic-fixture.ts';
 
 let pki: QuicPki;
 let listener: Listener;
@@ -23,14 +23,14 @@ after(async () => {
   await removePki(pki);
 });
 
-test('a client certificate of another CA is refused in the TLS handshake, logged with the alert', async () => {
+test('a client certificate of another CA is refused in the TLS handshake, logged with the alert', { timeout: TEST_TIMEOUT_MS }, async () => {
   const refusal = listener.nextRefusal();
   await assert.rejects(dial(transport, listener, pki.material.otherCa, identity('region-b', 'node-b')), /tls alert 48 unknown_ca/);
   assert.match((await refusal).reason, /quic tls handshake failed: tls alert 48 unknown_ca/);
   assert.equal(listener.accepted.length, 0);
 });
 
-test('a client whose certificate names another region than its Hello is refused, logged as an identity problem', async () => {
+test('a client whose certificate names another region than its Hello is refused, logged as an identity problem', { timeout: TEST_TIMEOUT_MS }, async () => {
   const refusal = listener.nextRefusal();
   await assert.rejects(
     dial(transport, listener, pki.material.otherRegion, identity('region-b', 'node-b')),
@@ -42,7 +42,7 @@ test('a client whose certificate names another region than its Hello is refused,
   assert.equal(listener.accepted.length, 0);
 });
 
-test('the dialer refuses a server that is not of the region it dialed, and the server logs why', async () => {
+test('the dialer refuses a server that is not of the region it dialed, and the server logs why', { timeout: TEST_TIMEOUT_MS }, async () => {
   const refusal = listener.nextRefusal();
   await assert.rejects(
     dial(transport, listener, pki.material.client, identity('region-b', 'node-b'), 'region-x'),
@@ -52,7 +52,7 @@ test('the dialer refuses a server that is not of the region it dialed, and the s
   assert.equal(listener.accepted.length, 0);
 });
 
-test('the dialer refuses a server whose certificate is of another CA', async () => {
+test('the dialer refuses a server whose certificate is of another CA', { timeout: TEST_TIMEOUT_MS }, async () => {
   const impostor = await listen(transport, { ...pki.material.otherCa, ca: pki.material.server.ca });
   try {
     await assert.rejects(dial(transport, impostor, pki.material.client, identity('region-b', 'node-b'), 'region-b'), /server certificate is not signed by this federation's CA/);
@@ -62,7 +62,7 @@ test('the dialer refuses a server whose certificate is of another CA', async () 
   }
 });
 
-test('the right certificates on both sides are accepted (the refusals above are about identity, not a broken setup)', async () => {
+test('the right certificates on both sides are accepted (the refusals above are about identity, not a broken setup)', { timeout: TEST_TIMEOUT_MS }, async () => {
   const accepting = listener.nextCarrier();
   const { carrier } = await dial(transport, listener, pki.material.client, identity('region-b', 'node-b'));
   const server = await accepting;
