@@ -6,8 +6,9 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { QuicTransport } from '../../src/transport/quic/quic-transport.ts';
-import { TEST_TIMEOUT_MS, dial, identity, listen, makePki, removePki, type Listener, type QuicPki } from '../helpers/quic-fixture.ts';
+import { connectQuicAsync } from '@currentspace/http3';
+import { QUIC_ALPN, QuicTransport } from '../../src/transport/quic/quic-transport.ts';
+import { TEST_HANDSHAKE_MS, TEST_TIMEOUT_MS, dial, identity, listen, makePki, removePki, type Listener, type QuicPki } from '../helpers/quic-fixture.ts';
 
 let pki: QuicPki;
 let listener: Listener;
@@ -27,6 +28,16 @@ test('a client certificate of another CA is refused in the TLS handshake, logged
   const refusal = listener.nextRefusal();
   await assert.rejects(dial(transport, listener, pki.material.otherCa, identity('region-b', 'node-b')), /tls alert 48 unknown_ca/);
   assert.match((await refusal).reason, /quic tls handshake failed: tls alert 48 unknown_ca/);
+  assert.equal(listener.accepted.length, 0);
+});
+
+test('a client without a certificate is refused in the TLS handshake, logged', { timeout: TEST_TIMEOUT_MS }, async () => {
+  const refusal = listener.nextRefusal();
+  const session = await connectQuicAsync({ host: '127.0.0.1', port: listener.server.port }, { rejectUnauthorized: false, alpn: [QUIC_ALPN], connectTimeoutMs: TEST_HANDSHAKE_MS });
+  const closed = new Promise<{ errorCode: number; reason: string }>((resolve) => session.on('close', resolve));
+  session.openStream().write(Buffer.from([0]));
+  assert.match((await refusal).reason, /quic tls handshake failed: tls error: client certificate required/);
+  assert.match((await closed).reason, /client certificate required/);
   assert.equal(listener.accepted.length, 0);
 });
 

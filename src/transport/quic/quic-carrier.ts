@@ -31,7 +31,8 @@ const CRYPTO_ERROR_BASE = 0x100;
 /** A connection close as words: its code (a TLS alert named when it is one) and its reason. */
 export function describeClose(info: { errorCode: number; reason: string }): string {
   const alert = info.errorCode - CRYPTO_ERROR_BASE;
-  const code = alert >= 0 && alert < CRYPTO_ERROR_BASE ? `tls alert ${alert} ${TLS_ALERTS[alert] ?? ''}`.trimEnd() : `code ${info.errorCode}`;
+  // quiche reports some refusals (no client certificate) as CRYPTO_ERROR 0x100 with the reason in words.
+  const code = alert === 0 ? 'tls error' : alert > 0 && alert < CRYPTO_ERROR_BASE ? `tls alert ${alert} ${TLS_ALERTS[alert] ?? ''}`.trimEnd() : `code ${info.errorCode}`;
   return info.reason ? `${code}: ${info.reason}` : code;
 }
 
