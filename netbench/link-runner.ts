@@ -22,11 +22,11 @@ import { parseArgs } from 'node:util';
 import pino from 'pino';
 import { OutboundLink, frameEnvelope, LinkDownError } from '../src/transport/link.ts';
 import { InboundLink } from '../src/transport/inbound-link.ts';
-import { startCarrierServer, type TlsMaterial } from '../src/transport/tls-transport.ts';
+import { TlsTransport, HANDSHAKE_TIMEOUT_MS, type TlsMaterial } from '../src/transport/tls-transport.ts';
 import { RUNNER_CERTS } from './runner-certs.ts';
 import { AmstLoop, type AmstTick, type ControlledLink } from '../src/amst/amst-loop.ts';
-import { availableCongestion, setCongestion, tcpInfo } from '../native-bindings/index.ts';
-import { tuneCarrierSocket } from '../src/amst/link-control.ts';
+import { availableCongestion } from '../native-bindings/index.ts';
+import { NATIVE_SOCKET_CONTROL } from '../src/amst/link-control.ts';
 import { Metrics } from '../src/agent/metrics.ts';
 import { Encoding, type DataFrame } from '../src/wire/messages.ts';
 
@@ -100,15 +100,15 @@ async function sink(port: number, pki: string): Promise<void> {
     if (next !== before) link.send({ ack: { streamId: STREAM_ID, durableSeq: next - 1, chain: Buffer.alloc(0) } });
   };
 
-  const server = await startCarrierServer({
-    host: '0.0.0.0', port, tls, identity, maxFrameBytes: 4 * RUNNER_FRAME_BYTES,
+  const server = await new TlsTransport(NATIVE_SOCKET_CONTROL).listen({
+    host: '0.0.0.0', port, tls, identity, maxFrameBytes: 4 * RUNNER_FRAME_BYTES, handshakeTimeoutMs: HANDSHAKE_TIMEOUT_MS,
     admit: () => null,
     onCarrier: (carrier, hello, peer) => {
       if (!current || current.linkId !== hello.linkId || current.closed) {
         current?.close('new session');
         current = new InboundLink(peer, hello.linkId, { onMessage: (l, env) => env.data && onData(l, env.data), onClosed: () => {} }, metrics);
       }
-      current.add(carrier);
+      current.add(carrier, hello.carrierIndex);
     },
     onRefused: (reason, remote) => process.stderr.write(`link-runner sink: refused ${remote}: ${reason}\n`),
   });
@@ -147,12 +147,11 @@ async function source(o: SourceOptions): Promise<void> {
   const digests = pool.map((p) => createHash('sha256').update(p).digest());
   const chain = createHash('sha256');
   const link = new OutboundLink({
-    peerRegion: RUNNER_CERTS.b.region, endpoints: [{ host: o.host, port: o.port }], carriers: o.carriers, tls: () => tls,
+    peerRegion: RUNNER_CERTS.b.region, endpoints: [{ kind: 'tls', host: o.host, port: o.port }], transports: { tls: new TlsTransport(NATIVE_SOCKET_CONTROL) },
+    carriers: o.carriers, tls: () => tls,
     identity: { federation: RUNNER_CERTS.a.federation, region: RUNNER_CERTS.a.region, nodeId: RUNNER_CERTS.a.node, capabilities: [] },
     maxFrameBytes: 4 * RUNNER_FRAME_BYTES, carrierWindowBytes: RUNNER_CARRIER_WINDOW_BYTES, linkWindowBytes: RUNNER_LINK_WINDOW_BYTES,
     connectTimeoutMs: 30_000, initialBackoffMs: 200, maxBackoffMs: 2_000, logger, metrics,
-    setSocketCongestion: (socket, name) => setCongestion(socket, name),
-    tuneSocket: tuneCarrierSocket,
   });
   let acked = 0;
   const up = new Promise<number>((resolve) => link.start({
@@ -179,7 +178,7 @@ async function source(o: SourceOptions): Promise<void> {
     reason: tick.decision.reason, rttMs: +tick.meanRttMs.toFixed(2), retransBytes: tick.retransBytes,
     inflightBytes: link.bytesInFlight, rssBytes: process.memoryUsage().rss,
   });
-  const loop = new AmstLoop(link, { controller, initialCarriers: o.carriers, tcpInfo, onTick });
+  const loop = new AmstLoop(link, { controller, initialCarriers: o.carriers, onTick });
   link.setRateLimit(o.cap);
   const session = await up;
   const startedAt = performance.now();
@@ -189,7 +188,7 @@ async function source(o: SourceOptions): Promise<void> {
     // Fixed: the loop only measures (its decision is not applied).
     const { chooseCongestion } = await import('../src/amst/controller.ts');
     link.setCongestionControl(chooseCongestion(controller));
-    const sampler = new AmstLoop(measureOnly(link), { controller, initialCarriers: o.carriers, tcpInfo, onTick });
+    const sampler = new AmstLoop(measureOnly(link), { controller, initialCarriers: o.carriers, onTick });
     sampler.start();
   }
 
@@ -230,7 +229,7 @@ function measureOnly(link: OutboundLink): ControlledLink {
     get closed() { return link.closed; },
     get acknowledgedBytes() { return link.acknowledgedBytes; },
     get liveCarriers() { return link.liveCarriers; },
-    get sockets() { return link.sockets; },
+    carrierPaths: () => link.carrierPaths(),
     setCarrierCount: () => {},
     setCongestionControl: () => {},
   };

@@ -6,8 +6,6 @@
 
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Server } from 'node:tls';
-import type { AddressInfo } from 'node:net';
 import { pino, type Logger } from 'pino';
 import type { Config, PgWalDestinationConfig, StreamConfig } from '../config/config.ts';
 import { readTlsFiles } from '../config/tls-files.ts';
@@ -27,10 +25,12 @@ import { HdePool } from '../encoding/hde-pool.ts';
 import { Backoff, sleepMs } from '../util/backoff.ts';
 import { OutboundLink } from '../transport/link.ts';
 import { InboundLink } from '../transport/inbound-link.ts';
-import { startCarrierServer, type Identity, type TlsMaterial } from '../transport/tls-transport.ts';
+import { HANDSHAKE_TIMEOUT_MS, TlsTransport } from '../transport/tls-transport.ts';
+import { WsTransport } from '../transport/ws-transport.ts';
+import type { CarrierServer, Identity, ListenOptions, TlsMaterial, Transports } from '../transport/transport.ts';
 import { ownIdentityProblem, pemIdentity, type AgentName } from '../transport/peer-identity.ts';
 import { CertificateReloader } from '../transport/certificate-reloader.ts';
-import { amstLinkOptions, startAmst } from '../amst/link-control.ts';
+import { amstLinkOptions, NATIVE_SOCKET_CONTROL, startAmst } from '../amst/link-control.ts';
 import { DirSource } from '../streams/objects/dir-source.ts';
 import { DirSink } from '../streams/objects/dir-sink.ts';
 import type { Sink, Source } from '../streams/stream.ts';
@@ -123,7 +123,10 @@ export class Agent {
   private pool!: HdePool;
   /** This agent's certificates, kept current with their files. */
   private certs: CertificateReloader | null = null;
-  private server: Server | null = null;
+  /** Carrier transports by kind: the links dial through them, the servers accept through them. */
+  private readonly transports: Transports = { tls: new TlsTransport(NATIVE_SOCKET_CONTROL), ws: new WsTransport(NATIVE_SOCKET_CONTROL) };
+  /** Carrier servers: TLS always, WebSocket when listenWs is configured. */
+  private readonly servers: CarrierServer[] = [];
   private http: HttpServer | null = null;
   private readonly links = new Map<string, OutboundLink>();
   private readonly inbound = new Map<string, InboundLink>();
@@ -159,9 +162,14 @@ export class Agent {
     return this.state;
   }
 
-  /** Port the carrier server listens on. */
+  /** Port the TLS carrier server listens on. */
   get listenPort(): number {
-    return (this.server?.address() as AddressInfo | null)?.port ?? 0;
+    return this.servers.find((s) => s.kind === 'tls')?.port ?? 0;
+  }
+
+  /** Port the WebSocket carrier server listens on (0 when none). */
+  get wsPort(): number {
+    return this.servers.find((s) => s.kind === 'ws')?.port ?? 0;
   }
 
   /** Port of /metrics, /healthz, /readyz, /status. */
@@ -227,7 +235,7 @@ export class Agent {
     this.certs?.close();
     await this.admission.close();
     await Promise.all([...this.walsenders.values()].map((w) => w.close()));
-    await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
+    await Promise.all(this.servers.map((s) => s.close()));
     await this.http?.close();
     await this.members?.close().catch(() => {});
     await this.keeper?.close();
@@ -267,20 +275,22 @@ export class Agent {
         this.logger.info({ stream: stream.id, port: server.port }, 'walsender endpoint listening');
       }
     }
-    this.server = await startCarrierServer({
-      host: config.listen.host,
-      port: config.listen.port,
+    // Carrier servers: every kind hands identity-checked carriers to the same inbound links.
+    const listen: Omit<ListenOptions, 'host' | 'port'> = {
       tls,
       identity: this.identity(),
       maxFrameBytes: config.amst.maxFrameBytes,
+      handshakeTimeoutMs: HANDSHAKE_TIMEOUT_MS,
       admit: (hello, peer) => this.admit(hello, peer),
-      onCarrier: (carrier, hello, peer) => this.inboundLink(hello.linkId, peer).add(carrier),
+      onCarrier: (carrier, hello, peer) => this.inboundLink(hello.linkId, peer).add(carrier, hello.carrierIndex),
       onRefused: (reason, remote, identity) => {
         this.metrics.protocolErrors.inc({ reason: 'handshake' });
         if (identity) this.metrics.peerIdentityRefusals.inc({ problem: identity });
         this.logger.warn({ remote, reason }, 'connection refused');
       },
-    });
+    };
+    this.servers.push(await this.transports.tls!.listen({ ...listen, host: config.listen.host, port: config.listen.port }));
+    if (config.listenWs) this.servers.push(await this.transports.ws!.listen({ ...listen, ...config.listenWs }));
     this.certs = await this.watchCertificates(tls);
 
     // Senders for streams sourced here, one per destination, each elected.
@@ -295,7 +305,7 @@ export class Agent {
       for (const dest of stream.destinations) for (const part of subStreamsOf(stream)) this.startSenderSlot(stream, part, dest.region);
     }
     this.state = 'RUNNING';
-    this.logger.info({ listen: this.listenPort, http: this.httpPort, streams: config.streams.map((s) => s.id) }, 'agent running');
+    this.logger.info({ listen: this.listenPort, ...(this.wsPort ? { listenWs: this.wsPort } : {}), http: this.httpPort, streams: config.streams.map((s) => s.id) }, 'agent running');
   }
 
   private async openStore(): Promise<ConsensusStore> {
@@ -329,7 +339,7 @@ export class Agent {
       initial,
       check: (material) => this.certificateProblem(material),
       onReload: (material) => {
-        this.server?.setSecureContext({ ca: material.ca, cert: material.cert, key: material.key });
+        for (const server of this.servers) server.setTlsMaterial(material);
         this.metrics.certificateReloads.inc({ result: 'loaded' });
         this.logger.info({ cert: this.config.tls.certFile }, 'certificates reloaded');
       },
@@ -528,6 +538,7 @@ export class Agent {
     const link = new OutboundLink({
       peerRegion: region,
       endpoints,
+      transports: this.transports,
       ...amstLinkOptions(config.amst),
       tls: () => this.certs!.current,
       identity: this.identity(),

@@ -1,11 +1,11 @@
 // The I/O around the AMST controller: every interval it measures the link
-// (acknowledged bytes, TCP_INFO of each carrier socket), asks the pure
+// (acknowledged bytes, each carrier's path counters as its transport reads
+// them: TCP_INFO, QUIC statistics), asks the pure
 // controller (controller.ts) and applies the answer (carrier count,
 // congestion control). Time and sockets live here, never in the controller.
 
-import type { Socket } from 'node:net';
 import { decide, initialState, type CarrierSample, type ControllerConfig, type ControllerState, type Decision, type IntervalSample } from './controller.ts';
-import type { TcpInfo } from '../../native-bindings/index.ts';
+import type { CarrierPath } from '../transport/carrier-pool.ts';
 
 /** Default controller interval, ms. */
 export const AMST_INTERVAL_MS = 1_000;
@@ -15,7 +15,8 @@ export interface ControlledLink {
   readonly closed: boolean;
   readonly acknowledgedBytes: number;
   readonly liveCarriers: number;
-  readonly sockets: Socket[];
+  /** Path counters of the live carriers, cumulative (read through their transports). */
+  carrierPaths(): CarrierPath[];
   setCarrierCount(n: number): void;
   setCongestionControl(name: string): void;
 }
@@ -37,14 +38,12 @@ export interface AmstLoopOptions {
   controller: ControllerConfig;
   /** Carriers the link starts with (the controller's first state). */
   initialCarriers: number;
-  /** TCP_INFO of a socket (native-bindings tcpInfo); throws when unavailable. */
-  tcpInfo: (socket: Socket) => TcpInfo;
   /** Called after each step. */
   onTick?: (tick: AmstTick) => void;
 }
 
-/** Counters of one socket at the previous sample, for per-interval deltas. */
-interface SocketMark {
+/** Counters of one carrier at the previous sample, for per-interval deltas. */
+interface CarrierMark {
   sent: number;
   retrans: number;
 }
@@ -55,7 +54,7 @@ export class AmstLoop {
   private readonly options: AmstLoopOptions;
   private state: ControllerState;
   private timer: NodeJS.Timeout | null = null;
-  private marks = new WeakMap<Socket, SocketMark>();
+  private marks = new WeakMap<object, CarrierMark>();
   private lastAcked = 0;
   private lastAt = 0;
   private startedAt = 0;
@@ -100,24 +99,18 @@ export class AmstLoop {
     this.lastAcked = acked;
     this.lastAt = now;
 
-    // Per carrier: TCP_INFO deltas since the last sample.
+    // Per carrier: counter deltas since the last sample.
     const carriers: CarrierSample[] = [];
-    for (const socket of this.link.sockets) {
-      let info: TcpInfo;
-      try {
-        info = this.options.tcpInfo(socket);
-      } catch {
-        continue; // closing or not yet connected
-      }
-      const mark = this.marks.get(socket) ?? { sent: 0, retrans: 0 };
+    for (const { carrier, stats } of this.link.carrierPaths()) {
+      const mark = this.marks.get(carrier) ?? { sent: 0, retrans: 0 };
       carriers.push({
-        rttUs: info.rttUs,
-        minRttUs: info.minRttUs,
-        sentBytes: Math.max(0, info.bytesSent - mark.sent),
-        retransBytes: Math.max(0, info.bytesRetrans - mark.retrans),
-        deliveryRateBytesPerS: info.deliveryRateBps / 8,
+        rttUs: stats.rttUs,
+        minRttUs: stats.minRttUs,
+        sentBytes: Math.max(0, stats.bytesSent - mark.sent),
+        retransBytes: Math.max(0, stats.bytesRetrans - mark.retrans),
+        deliveryRateBytesPerS: stats.deliveryRateBytesPerS,
       });
-      this.marks.set(socket, { sent: info.bytesSent, retrans: info.bytesRetrans });
+      this.marks.set(carrier, { sent: stats.bytesSent, retrans: stats.bytesRetrans });
     }
     const sample: IntervalSample = { goodputBytesPerS: goodput, carrierCount: this.link.liveCarriers, carriers };
 

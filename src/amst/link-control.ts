@@ -1,6 +1,7 @@
 // Wiring between the agent's config, an OutboundLink and the AMST loop: the
 // native bindings (TCP_INFO, TCP_CONGESTION) are reached only from here and
-// from native-bindings/index.ts, so the link itself stays addon-free.
+// from native-bindings/index.ts, and handed to the socket transports as a
+// SocketControl, so the link and the transports stay addon-free.
 
 import type { Logger } from 'pino';
 import { AmstLoop, AMST_INTERVAL_MS, type AmstTick } from './amst-loop.ts';
@@ -10,15 +11,29 @@ import { availableCongestion, setCongestion, setNotSentLowat, tcpInfo } from '..
 import type { AmstConfig } from '../config/config.ts';
 import type { Metrics } from '../agent/metrics.ts';
 import type { OutboundLink, OutboundLinkOptions } from '../transport/link.ts';
+import type { SocketControl } from '../transport/socket-control.ts';
 
-/** Link options that follow from the amst config: first carrier count and the congestion knob. */
-export function amstLinkOptions(amst: AmstConfig): Pick<OutboundLinkOptions, 'carriers' | 'setSocketCongestion' | 'tuneSocket'> {
-  return {
-    carriers: startingCarriers(amst),
-    setSocketCongestion: (socket, name) => setCongestion(socket, name),
-    tuneSocket: tuneCarrierSocket,
-  };
+/** Link options that follow from the amst config: the first carrier count. */
+export function amstLinkOptions(amst: AmstConfig): Pick<OutboundLinkOptions, 'carriers'> {
+  return { carriers: startingCarriers(amst) };
 }
+
+/** The kernel's socket knobs and counters for the socket transports (TLS, WebSocket), through the native bindings. */
+export const NATIVE_SOCKET_CONTROL: SocketControl = {
+  tune: tuneCarrierSocket,
+  pathStats: (socket) => {
+    const info = tcpInfo(socket);
+    return { rttUs: info.rttUs, minRttUs: info.minRttUs, bytesSent: info.bytesSent, bytesRetrans: info.bytesRetrans, deliveryRateBytesPerS: info.deliveryRateBps / 8 };
+  },
+  congestionControls: () => {
+    try {
+      return availableCongestion();
+    } catch {
+      return []; // native bindings missing: the kernel default stays
+    }
+  },
+  setCongestion: (socket, name) => setCongestion(socket, name),
+};
 
 /**
  * Unsent bytes a carrier's kernel socket may hold, bytes. Without a bound
@@ -78,7 +93,6 @@ export function startAmst(link: OutboundLink, amst: AmstConfig, metrics: Metrics
   const loop = new AmstLoop(link, {
     controller: controllerConfig(amst, available),
     initialCarriers: startingCarriers(amst),
-    tcpInfo,
     onTick: (tick) => {
       metrics.amstCarriersTarget.set({ peer }, tick.decision.carriers);
       metrics.amstDecisions.inc({ peer, reason: tick.decision.reason });

@@ -10,6 +10,8 @@ import type {
 } from './config.ts';
 import { DEFAULTS, type ConfigInput } from './schema.ts';
 import { parseDuration, parseSize, UnitError } from './units.ts';
+import { parseEndpoint } from '../transport/endpoint.ts';
+import type { Endpoint } from '../transport/transport.ts';
 
 /** What the compiler needs from outside the file. */
 export interface CompileContext {
@@ -61,11 +63,12 @@ export function buildConfig(input: ConfigInput, context: CompileContext, issues:
     nodeId: input.nodeId ?? context.hostname,
     dataDir,
     listen: { host: input.listen?.host ?? DEFAULTS.listen.host, port: input.listen?.port ?? DEFAULTS.listen.port },
+    ...(input.listenWs ? { listenWs: { host: input.listenWs.host ?? DEFAULTS.listenWs.host, port: input.listenWs.port, path: input.listenWs.path ?? DEFAULTS.listenWs.path } } : {}),
     http: { host: input.http?.host ?? DEFAULTS.http.host, port: input.http?.port ?? DEFAULTS.http.port },
     tls: tlsFiles(input.tls, abs),
     regions: input.regions.map((region): RegionConfig => ({
       name: region.name,
-      endpoints: region.endpoints.map(parseEndpoint),
+      endpoints: region.endpoints.map(compileEndpoint),
       ...(region.consensus ? { consensus: { endpoints: region.consensus.endpoints, ...(region.consensus.tls ? { tls: tlsFiles(region.consensus.tls, abs) } : {}) } } : {}),
     })),
     amst: {
@@ -162,11 +165,10 @@ function tlsFiles(tls: TlsInput, abs: (path: string) => string): TlsFiles {
   return { caFile: abs(tls.ca), certFile: abs(tls.cert), keyFile: abs(tls.key) };
 }
 
-// "host:port" or "[v6]:port"; the schema pattern guarantees the shape.
-function parseEndpoint(endpoint: string): HostPort {
-  const colon = endpoint.lastIndexOf(':');
-  const host = endpoint.slice(0, colon).replace(/^\[(.*)\]$/, '$1');
-  return { host, port: Number(endpoint.slice(colon + 1)) };
+// An endpoint the schema and cross-checks accepted (a bad one was an issue already).
+function compileEndpoint(text: string): Endpoint {
+  const parsed = parseEndpoint(text);
+  return typeof parsed === 'string' ? { kind: 'tls', host: '', port: 0 } : parsed;
 }
 
 // A unit conversion whose failure becomes an issue (and a 0 never used).

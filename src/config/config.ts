@@ -5,6 +5,7 @@
 
 import type { StreamKind } from '../streams/stream.ts';
 import type { PG_SSL_MODES } from './schema.ts';
+import type { Endpoint } from '../transport/transport.ts';
 
 /** An address and TCP port. */
 export interface HostPort {
@@ -23,8 +24,8 @@ export interface TlsFiles {
 /** One region of the federation. */
 export interface RegionConfig {
   name: string;
-  /** Agents of the region, in the order written. */
-  endpoints: HostPort[];
+  /** Agents of the region and the carrier kind each accepts, in the order written. */
+  endpoints: Endpoint[];
   /** The region's etcd, read by destinations to verify a sender's epoch; absent: not verified. */
   consensus?: { endpoints: string[]; tls?: TlsFiles };
 }
@@ -189,6 +190,8 @@ export interface Config {
   /** Absolute data directory. */
   dataDir: string;
   listen: HostPort;
+  /** The WebSocket carrier listener, when configured. */
+  listenWs?: HostPort & { path: string };
   http: HostPort;
   tls: TlsFiles;
   regions: RegionConfig[];

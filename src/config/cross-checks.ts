@@ -7,9 +7,10 @@ import { isIP } from 'node:net';
 import type { ConfigIssue } from './config-error.ts';
 import { DEFAULTS } from './schema.ts';
 import { parseDuration, parseSize } from './units.ts';
+import { ENDPOINT_PATTERN, parseEndpoint } from '../transport/endpoint.ts';
 
-/** Highest TCP port an endpoint may name. */
-const PORT_MAX = 65535;
+/** Endpoints of the right shape (the schema reports the others). */
+const ENDPOINT_SHAPE = new RegExp(ENDPOINT_PATTERN);
 
 /** Cross-field problems of a (possibly invalid) config input. */
 export function crossCheckIssues(input: unknown): ConfigIssue[] {
@@ -54,11 +55,10 @@ function checkRegions(regions: unknown[], issues: ConfigIssue[]): Set<string> {
       else names.set(region.name, i);
     }
     list(region.endpoints).forEach((endpoint, j) => {
-      if (typeof endpoint !== 'string') return;
-      const port = Number(endpoint.slice(endpoint.lastIndexOf(':') + 1));
-      if (Number.isInteger(port) && (port < 1 || port > PORT_MAX)) {
-        issues.push({ path: `regions[${i}].endpoints[${j}]`, message: `port must be in 1..${PORT_MAX}`, value: endpoint });
-      }
+      // The shape is the schema's to report; what is left here is the port's range.
+      if (typeof endpoint !== 'string' || !ENDPOINT_SHAPE.test(endpoint)) return;
+      const parsed = parseEndpoint(endpoint);
+      if (typeof parsed === 'string') issues.push({ path: `regions[${i}].endpoints[${j}]`, message: parsed, value: endpoint });
     });
   });
   return new Set(names.keys());

@@ -7,11 +7,13 @@
 
 import { Type, type Static, type TSchema, type TRecord, type TString, type TUnsafe } from '@sinclair/typebox';
 import { DURATION_PATTERN, SIZE_PATTERN, parseDuration, parseSize, UnitError } from './units.ts';
+import { ENDPOINT_FORMS, ENDPOINT_PATTERN as CARRIER_ENDPOINT_PATTERN, parseEndpoint } from '../transport/endpoint.ts';
 
 /** Defaults filled in by the compiler; strings are in the file's units. */
 export const DEFAULTS = {
   dataDir: '/var/lib/dwcp',
   listen: { host: '0.0.0.0', port: 7400 },
+  listenWs: { host: '0.0.0.0', path: '/dwcp' },
   http: { host: '0.0.0.0', port: 9464 },
   amst: {
     carriers: 8,
@@ -197,8 +199,24 @@ function StringMap(description: string) {
   return Type.Object({}, { additionalProperties: Type.String(), description }) as unknown as TRecord<TString, TString>;
 }
 
-/** `host:port`, IPv6 hosts in brackets. */
-const ENDPOINT_PATTERN = '^(\\[[0-9A-Fa-f:.]+\\]|[A-Za-z0-9_.-]+):[0-9]{1,5}$';
+// Why an endpoint string is not one (parseEndpoint's words), for the schema's error.
+function endpointHint(value: unknown): string {
+  const parsed = typeof value === 'string' ? parseEndpoint(value) : null;
+  return typeof parsed === 'string' ? parsed : `must be ${ENDPOINT_FORMS}`;
+}
+
+/** The WebSocket carrier listener. */
+export const WsListenSchema = Type.Object(
+  {
+    host: Type.Optional(Text('Address to bind.', DEFAULTS.listenWs.host)),
+    port: Port('TCP port (HTTPS); 0 picks a free port. Required.'),
+    path: Type.Optional(Type.String({ pattern: '^/[A-Za-z0-9_.~!$&\'()*+,;=:@%/-]*$', default: DEFAULTS.listenWs.path, description: `HTTP path of the upgrade request (what a proxy forwards). Default ${DEFAULTS.listenWs.path}.` })),
+  },
+  {
+    additionalProperties: false,
+    description: 'WebSocket carriers (peers\' wss:// endpoints): HTTPS with this agent\'s certificate, and inside the WebSocket mutual TLS end to end, so an L7 proxy between the agents sees only ciphertext (docs/transport.md). Default: none (no WebSocket listener).',
+  },
+);
 
 /** An address and port to listen on. */
 export const ListenSchema = (description: string, host: string, port: number) =>
@@ -225,8 +243,8 @@ export const RegionSchema = Type.Object(
   {
     name: Name('Region name, unique in the federation. Required.'),
     endpoints: Type.Array(
-      withHint(Type.String({ pattern: ENDPOINT_PATTERN }), () => 'must be host:port (IPv6 in brackets)'),
-      { minItems: 1, description: 'Agent addresses (host:port) in this region. Required, non-empty.' },
+      withHint(Type.String({ pattern: CARRIER_ENDPOINT_PATTERN }), endpointHint),
+      { minItems: 1, description: 'Agent endpoints in this region; the scheme names the carrier kind: host:port or tls://host:port TCP+TLS, wss://host:port/path WebSocket over TLS (passes HTTP proxies; the path is the upgrade request\'s), quic://host:port QUIC. IPv6 hosts in brackets. Tried in order (a link moves to the next after a failed connect). Required, non-empty.' },
     ),
     consensus: Type.Optional(Type.Object(
       {
@@ -392,6 +410,7 @@ export const ConfigSchema = Type.Object(
     nodeId: Type.Optional(Text('This agent\'s id, unique in its region (e.g. ${NODE_NAME}). Default the host name.')),
     dataDir: Type.Optional(Text('Spool, embedded store and state.', DEFAULTS.dataDir)),
     listen: Type.Optional(ListenSchema('Agent-to-agent port.', DEFAULTS.listen.host, DEFAULTS.listen.port)),
+    listenWs: Type.Optional(WsListenSchema),
     http: Type.Optional(ListenSchema('/metrics, /healthz and /readyz.', DEFAULTS.http.host, DEFAULTS.http.port)),
     tls: Type.Object(TlsSchema.properties, {
       additionalProperties: false,

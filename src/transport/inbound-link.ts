@@ -4,10 +4,11 @@
 // closes, the session is over. Its peer region and node are what the
 // peer's certificate names (checked against the Hello at accept).
 
-import type { SocketCarrier } from './socket-carrier.ts';
+import type { Carrier } from './carrier.ts';
 import type { Envelope } from '../wire/messages.ts';
 import type { AgentName } from './peer-identity.ts';
-import { frameEnvelope, leastQueued } from './link.ts';
+import { frameEnvelope } from './envelope-framing.ts';
+import { leastQueued } from './link.ts';
 import type { Metrics } from '../agent/metrics.ts';
 
 /** What the owner of an inbound link hears. */
@@ -23,7 +24,7 @@ export class InboundLink {
   /** The peer's node, from its certificate. */
   readonly peerNode: string;
   readonly linkId: string;
-  private readonly carriers = new Map<number, SocketCarrier>();
+  private readonly carriers = new Map<number, Carrier>();
   private readonly handlers: InboundHandlers;
   private readonly metrics: Metrics;
   private closedReason: string | null = null;
@@ -42,11 +43,11 @@ export class InboundLink {
     return this.closedReason !== null;
   }
 
-  /** Add a carrier of this session (a redial replaces the one at its index). */
-  add(carrier: SocketCarrier): void {
+  /** Add a carrier of this session at the slot its Hello named (a redial replaces the one there). */
+  add(carrier: Carrier, index: number): void {
     if (this.closedReason) return carrier.close('link closed');
-    this.carriers.get(carrier.index)?.close('replaced by a redial');
-    this.carriers.set(carrier.index, carrier);
+    this.carriers.get(index)?.close('replaced by a redial');
+    this.carriers.set(index, carrier);
     this.metrics.carriers.set({ peer: this.peerRegion, direction: 'in' }, this.carriers.size);
     carrier.attach({
       onMessage: (envelope, wireBytes) => {
@@ -55,7 +56,7 @@ export class InboundLink {
       },
       onClose: (info) => {
         if (info.protocolError) this.metrics.protocolErrors.inc({ reason: 'carrier' });
-        if (this.carriers.get(carrier.index) === carrier) this.carriers.delete(carrier.index);
+        if (this.carriers.get(index) === carrier) this.carriers.delete(index);
         this.metrics.carriers.set({ peer: this.peerRegion, direction: 'in' }, this.carriers.size);
         if (this.carriers.size === 0) this.finish(`all carriers closed (last: ${info.reason})`);
       },

@@ -1,17 +1,21 @@
-// A carrier over a byte-stream socket (TLS over TCP). Reads go through the
+// A carrier over a byte-stream socket (TLS over TCP, or TLS inside a
+// WebSocket). Reads go through the
 // FrameDecoder state machine; anything malformed closes this carrier with a
 // logged reason and never reaches the rest of the agent.
 
 import type { Duplex } from 'node:stream';
 import type { Socket } from 'node:net';
-import { FrameDecoder, FramingError, frameBytes } from '../wire/frame-decoder.ts';
+import { FrameDecoder, FramingError } from '../wire/frame-decoder.ts';
 import { envelopeCodec, type Envelope } from '../wire/messages.ts';
+import { frameEnvelope } from './envelope-framing.ts';
+import type { TransportKind } from './transport.ts';
 import { HANDSHAKE_MAX_FRAME_BYTES, type Carrier, type CarrierHandlers, type CloseInfo } from './carrier.ts';
 
 /** A carrier on a stream socket. */
 export class SocketCarrier implements Carrier {
   readonly index: number;
-  readonly kind = 'tls' as const;
+  readonly kind: TransportKind;
+  /** The TCP socket underneath (for TCP_INFO and tuning), when there is one. */
   readonly tcpSocket?: Socket;
   private readonly socket: Duplex;
   private readonly decoder: FrameDecoder;
@@ -22,7 +26,9 @@ export class SocketCarrier implements Carrier {
   private written = 0;
   private drainWaiters: Array<() => void> = [];
 
-  constructor(socket: Duplex, index: number, maxFrameBytes: number, tcpSocket?: Socket) {
+  /** A carrier of `kind` reading and writing `socket`; tcpSocket is the TCP socket underneath, if any. */
+  constructor(kind: TransportKind, socket: Duplex, index: number, maxFrameBytes: number, tcpSocket?: Socket) {
+    this.kind = kind;
     this.socket = socket;
     this.index = index;
     this.tcpSocket = tcpSocket;
@@ -81,7 +87,7 @@ export class SocketCarrier implements Carrier {
 
   /** Encode, frame and write one envelope. */
   send(envelope: Envelope): boolean {
-    return this.write(frameBytes(envelopeCodec.encode(envelope)));
+    return this.write(frameEnvelope(envelope));
   }
 
   drained(): Promise<void> {

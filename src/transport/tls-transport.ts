@@ -1,37 +1,87 @@
-// TCP+TLS carriers: dialing, accepting, and the Hello handshake that every
-// carrier starts with. Both sides present certificates of the federation CA
-// (mutual TLS). Host names are not checked (agents dial IPs); identity is the
-// dwcp:// URI SAN of each certificate (peer-identity.ts): the dialer checks
-// the server names the region it dialed, the acceptor checks the Hello
-// against the client certificate.
+// TCP+TLS carriers (endpoints `tls://host:port` or plain `host:port`): mutual
+// TLS on a TCP socket (secure-socket.ts), then the Hello (hello-handshake.ts).
 
 import tls from 'node:tls';
 import type { Socket } from 'node:net';
 import { SocketCarrier } from './socket-carrier.ts';
-import { helloIdentityRefusal, peerCertificateIdentity, serverIdentityProblem, type AgentName, type IdentityProblem } from './peer-identity.ts';
-import type { TlsMaterial } from '../config/tls-files.ts';
-import { PROTOCOL_VERSION, type Envelope, type Hello, type HelloReply } from '../wire/messages.ts';
+import { NO_SOCKET_CONTROL, setSocketCongestion, socketPathStats, type SocketControl } from './socket-control.ts';
+import { clientTlsOptions, secureConnected, serverTlsOptions } from './secure-socket.ts';
+import { acceptHello, dialHello, HANDSHAKE_TIMEOUT_MS } from './hello-handshake.ts';
+import { peerCertificateIdentity } from './peer-identity.ts';
+import type { Carrier } from './carrier.ts';
+import type { CarrierServer, DialRequest, Identity, ListenOptions, PathStats, TlsMaterial, Transport } from './transport.ts';
+import type { HelloReply } from '../wire/messages.ts';
 
-/** Certificates and key of this agent, PEM (read from the config's tls files). */
-export type { TlsMaterial };
+export { HandshakeError, HANDSHAKE_TIMEOUT_MS } from './hello-handshake.ts';
+export type { Identity, TlsMaterial };
 
-/** Who this agent is, as told in the handshake. */
-export interface Identity {
-  federation: string;
-  region: string;
-  nodeId: string;
-  capabilities: string[];
+/** The TCP+TLS transport. */
+export class TlsTransport implements Transport {
+  readonly kind = 'tls' as const;
+  private readonly control: SocketControl;
+
+  /** A TLS transport tuning and measuring its sockets through control (the native layer, injected). */
+  constructor(control: SocketControl = NO_SOCKET_CONTROL) {
+    this.control = control;
+  }
+
+  async dial(request: DialRequest): Promise<{ carrier: SocketCarrier; reply: HelloReply }> {
+    const { endpoint } = request;
+    const what = `dial tls://${endpoint.host}:${endpoint.port}`;
+    const secure = { tls: request.tls, federation: request.identity.federation, peerRegion: request.peerRegion, timeoutMs: request.timeoutMs, what };
+    const socket = tls.connect({ host: endpoint.host, port: endpoint.port, ...clientTlsOptions(secure) });
+    socket.setNoDelay(true);
+    socket.once('connect', () => this.control.tune(socket));
+    await secureConnected(socket, secure);
+    const carrier = new SocketCarrier('tls', socket, request.index, request.maxFrameBytes, socket);
+    const reply = await dialHello(carrier, { identity: request.identity, linkId: request.linkId, index: request.index, timeoutMs: request.timeoutMs }, what);
+    return { carrier, reply };
+  }
+
+  async listen(options: ListenOptions): Promise<CarrierServer> {
+    const server = tls.createServer({ ...serverTlsOptions(options.tls), handshakeTimeout: options.handshakeTimeoutMs });
+    server.on('tlsClientError', (err, socket) => {
+      options.onRefused(`tls: ${err.message}`, `${socket.remoteAddress}:${socket.remotePort}`);
+    });
+    server.on('secureConnection', (socket) => {
+      const remote = `${socket.remoteAddress}:${socket.remotePort}`;
+      socket.setNoDelay(true);
+      this.control.tune(socket);
+      const carrier = new SocketCarrier('tls', socket, -1, options.maxFrameBytes, socket);
+      // Who the peer is comes from its certificate, read once the TLS handshake is done.
+      acceptHello(carrier, peerCertificateIdentity(socket.getPeerCertificate()), remote, options);
+    });
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(options.port, options.host, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    server.on('error', (err) => options.onRefused(`server: ${err.message}`, ''));
+    const port = (server.address() as { port: number }).port;
+    return {
+      kind: 'tls',
+      port,
+      setTlsMaterial: (material) => server.setSecureContext({ ca: material.ca, cert: material.cert, key: material.key }),
+      close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+    };
+  }
+
+  pathStats(carrier: Carrier): PathStats | null {
+    return socketPathStats(this.control, carrier);
+  }
+
+  congestionControls(): string[] {
+    return this.control.congestionControls();
+  }
+
+  setCongestion(carrier: Carrier, name: string): void {
+    setSocketCongestion(this.control, carrier, name);
+  }
 }
 
-/** Default time allowed for TCP + TLS + Hello. */
-export const HANDSHAKE_TIMEOUT_MS = 10_000;
-
-/** The handshake was refused or broken. */
-export class HandshakeError extends Error {
-  override name = 'HandshakeError';
-}
-
-/** Options to dial one carrier. */
+/** Options to dial one TLS carrier (tests and tools that speak to an agent directly). */
 export interface DialOptions {
   host: string;
   port: number;
@@ -43,176 +93,21 @@ export interface DialOptions {
   index: number;
   maxFrameBytes: number;
   timeoutMs?: number;
-  /** Called with the TCP socket before any data flows (congestion control, buffers). */
+  /** Called with the TCP socket before any data flows. */
   tuneSocket?: (socket: Socket) => void;
 }
 
-/** Dial, TLS-handshake and Hello-handshake one carrier. */
-export async function dialCarrier(options: DialOptions): Promise<{ carrier: SocketCarrier; reply: HelloReply }> {
-  const timeoutMs = options.timeoutMs ?? HANDSHAKE_TIMEOUT_MS;
-  const socket = tls.connect({
-    host: options.host,
-    port: options.port,
-    ca: options.tls.ca,
-    cert: options.tls.cert,
-    key: options.tls.key,
-    // Identity is the certificate's dwcp:// SAN, not a DNS name (agents dial IPs).
-    checkServerIdentity: (_host, cert) => {
-      const problem = serverIdentityProblem(cert, options.identity.federation, options.peerRegion);
-      return problem === null ? undefined : new HandshakeError(problem);
-    },
-  });
-  socket.setNoDelay(true);
-  socket.on('connect', () => options.tuneSocket?.(socket as unknown as Socket));
-  const carrier = new SocketCarrier(socket, options.index, options.maxFrameBytes, socket as unknown as Socket);
-  const first = await firstMessage(carrier, timeoutMs, `dial ${options.host}:${options.port}`, () => {
-    carrier.send({
-      hello: {
-        protocolVersion: PROTOCOL_VERSION,
-        federation: options.identity.federation,
-        region: options.identity.region,
-        nodeId: options.identity.nodeId,
-        capabilities: options.identity.capabilities,
-        linkId: options.linkId,
-        carrierIndex: options.index,
-      },
-    });
-  }, socket);
-  const reply = first.helloReply;
-  if (!reply) {
-    carrier.fail('expected HelloReply');
-    throw new HandshakeError(`dial ${options.host}:${options.port}: peer answered without a HelloReply`);
-  }
-  if (!reply.accepted) {
-    carrier.close('refused by peer');
-    throw new HandshakeError(`dial ${options.host}:${options.port}: refused: ${reply.refusal}`);
-  }
-  carrier.handshakeDone();
-  return { carrier, reply };
-}
-
-/** Options for the carrier server. */
-export interface ServerOptions {
-  host: string;
-  port: number;
-  tls: TlsMaterial;
-  identity: Identity;
-  maxFrameBytes: number;
-  handshakeTimeoutMs?: number;
-  /** Decide on a Hello from a certified peer: return a refusal message, or null to accept. */
-  admit(hello: Hello, peer: AgentName): string | null;
-  /** An accepted carrier, ready to attach; peer is what its certificate names. */
-  onCarrier(carrier: SocketCarrier, hello: Hello, peer: AgentName): void;
-  /** A connection that was refused or broke before the handshake finished (identity: why its certificate did not fit). */
-  onRefused(reason: string, remote: string, identity?: IdentityProblem): void;
-  tuneSocket?: (socket: Socket) => void;
-}
-
-/** Accept carriers: mutual TLS, then Hello checked against the client certificate; refusals are answered and logged. */
-export async function startCarrierServer(options: ServerOptions): Promise<tls.Server> {
-  const server = tls.createServer({
-    ca: options.tls.ca,
-    cert: options.tls.cert,
-    key: options.tls.key,
-    requestCert: true,
-    rejectUnauthorized: true,
-    handshakeTimeout: options.handshakeTimeoutMs ?? HANDSHAKE_TIMEOUT_MS,
-  });
-  server.on('tlsClientError', (err, socket) => {
-    options.onRefused(`tls: ${err.message}`, `${socket.remoteAddress}:${socket.remotePort}`);
-  });
-  server.on('secureConnection', (socket) => {
-    const remote = `${socket.remoteAddress}:${socket.remotePort}`;
-    socket.setNoDelay(true);
-    options.tuneSocket?.(socket as unknown as Socket);
-    const carrier = new SocketCarrier(socket, -1, options.maxFrameBytes, socket as unknown as Socket);
-    // Who the peer is comes from its certificate, read once the TLS handshake is done.
-    const certified = peerCertificateIdentity(socket.getPeerCertificate());
-    firstMessage(carrier, options.handshakeTimeoutMs ?? HANDSHAKE_TIMEOUT_MS, `accept ${remote}`, () => {}, socket).then(
-      (first) => {
-        const decision: HelloDecision = first.hello ? decideHello(first.hello, certified, options) : { refusal: 'first message was not a Hello' };
-        const refusal = 'refusal' in decision ? decision.refusal : null;
-        const reply: HelloReply = {
-          accepted: refusal === null,
-          refusal: refusal ?? '',
-          protocolVersion: PROTOCOL_VERSION,
-          federation: options.identity.federation,
-          region: options.identity.region,
-          nodeId: options.identity.nodeId,
-          capabilities: options.identity.capabilities,
-        };
-        carrier.send({ helloReply: reply });
-        if ('refusal' in decision) {
-          options.onRefused(`handshake refused: ${decision.refusal}`, remote, decision.problem);
-          // Let the refusal reach the peer before closing.
-          socket.end();
-          setTimeout(() => carrier.close(`refused: ${decision.refusal}`), 1000).unref();
-          return;
-        }
-        (carrier as { index: number }).index = decision.hello.carrierIndex;
-        carrier.handshakeDone();
-        options.onCarrier(carrier, decision.hello, decision.peer);
-      },
-      (err: Error) => options.onRefused(err.message, remote),
-    );
-  });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(options.port, options.host, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  server.on('error', (err) => options.onRefused(`server: ${err.message}`, ''));
-  return server;
-}
-
-/** A Hello's fate: accepted from a certified peer, or a refusal (with the identity problem when that was it). */
-type HelloDecision = { hello: Hello; peer: AgentName } | { refusal: string; problem?: IdentityProblem };
-
-// Protocol checks, then the Hello against the certificate, then the owner's admit.
-function decideHello(hello: Hello, certified: AgentName | string, options: ServerOptions): HelloDecision {
-  const protocol = helloRefusal(hello, options.identity);
-  if (protocol !== null) return { refusal: protocol };
-  if (typeof certified === 'string') return { refusal: `identity: ${certified}`, problem: 'no_identity' };
-  const identity = helloIdentityRefusal(hello, certified, options.identity);
-  if (identity !== null) return { refusal: `identity: ${identity.message}`, problem: identity.problem };
-  const admitted = options.admit(hello, certified);
-  return admitted === null ? { hello, peer: certified } : { refusal: admitted };
-}
-
-/** Protocol-level checks every Hello must pass. */
-function helloRefusal(hello: Hello, identity: Identity): string | null {
-  if (hello.protocolVersion !== PROTOCOL_VERSION) {
-    return `protocol version ${hello.protocolVersion} is not supported (this agent speaks ${PROTOCOL_VERSION})`;
-  }
-  if (hello.federation !== identity.federation) {
-    return `federation "${hello.federation}" does not match this agent's federation "${identity.federation}"`;
-  }
-  if (!hello.linkId) return 'hello has no link id';
-  return null;
-}
-
-/** Wait for the first message on a fresh carrier, then detach so the owner can attach. */
-function firstMessage(carrier: SocketCarrier, timeoutMs: number, what: string, start: () => void, socket: tls.TLSSocket): Promise<Envelope> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      carrier.close('handshake timeout');
-      reject(new HandshakeError(`${what}: no handshake within ${timeoutMs} ms`));
-    }, timeoutMs);
-    timer.unref();
-    carrier.attach({
-      onMessage(envelope) {
-        clearTimeout(timer);
-        carrier.detach();
-        resolve(envelope);
-      },
-      onClose(info) {
-        clearTimeout(timer);
-        reject(new HandshakeError(`${what}: ${info.reason}`));
-      },
-    });
-    if (socket.encrypted && !socket.connecting && (socket as { authorized?: boolean }).authorized) start();
-    else socket.once('secureConnect', start);
+/** Dial, TLS-handshake and Hello-handshake one TLS carrier. */
+export function dialCarrier(options: DialOptions): Promise<{ carrier: SocketCarrier; reply: HelloReply }> {
+  const control: SocketControl = { ...NO_SOCKET_CONTROL, tune: options.tuneSocket ?? (() => {}) };
+  return new TlsTransport(control).dial({
+    endpoint: { kind: 'tls', host: options.host, port: options.port },
+    tls: options.tls,
+    identity: options.identity,
+    peerRegion: options.peerRegion,
+    linkId: options.linkId,
+    index: options.index,
+    maxFrameBytes: options.maxFrameBytes,
+    timeoutMs: options.timeoutMs ?? HANDSHAKE_TIMEOUT_MS,
   });
 }

@@ -59,6 +59,8 @@ export interface Dialed {
 export interface ListenOptions {
   host: string;
   port: number;
+  /** HTTP path of the upgrade request (kind ws only; default '/'). */
+  path?: string;
   tls: TlsMaterial;
   identity: Identity;
   maxFrameBytes: number;

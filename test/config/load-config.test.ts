@@ -68,8 +68,8 @@ test('a minimal file compiles with every default filled in', () => {
   // Relative paths resolve against the file's directory.
   assert.deepEqual(config.tls, { caFile: '/etc/dwcp/tls/ca.crt', certFile: '/etc/dwcp/tls/tls.crt', keyFile: '/etc/dwcp/tls/tls.key' });
   assert.deepEqual(config.regions, [
-    { name: 'eu-west', endpoints: [{ host: '127.0.0.1', port: 7400 }] },
-    { name: 'us-east', endpoints: [{ host: '127.0.0.1', port: 7401 }, { host: '::1', port: 7402 }] },
+    { name: 'eu-west', endpoints: [{ kind: 'tls', host: '127.0.0.1', port: 7400 }] },
+    { name: 'us-east', endpoints: [{ kind: 'tls', host: '127.0.0.1', port: 7401 }, { kind: 'tls', host: '::1', port: 7402 }] },
   ]);
   assert.deepEqual(config.amst, {
     carriers: 8,

@@ -1,0 +1,130 @@
+// The link's in-flight window: data frames sent and not yet durable at the
+// destination, per stream in sequence order, and the byte bound that is the
+// backpressure reaching the sources. A pure structure (no I/O, no clock: the
+// caller passes send times), tested on traces like the AMST controller.
+//
+// Two acknowledgements can free a frame:
+// - durable (cumulative, per stream): the destination committed everything
+//   up to a sequence number; those frames leave the window for good.
+// - delivered (per frame): the destination holds the frame but has not made
+//   it durable yet. Its bytes stop counting against the window (the
+//   destination bounds them now) and it is no longer resent when its carrier
+//   dies; it stays listed until durable, for lag. Nothing sends delivery
+//   acknowledgements yet (issue 9 item 3 will); until then every frame in
+//   flight counts.
+
+/** One data frame in flight. */
+export interface InflightEntry<F, H> {
+  readonly streamId: string;
+  readonly seq: number;
+  /** The framed bytes (kept for resends until delivered). */
+  readonly frame: F;
+  /** Size charged to the window, bytes. */
+  readonly bytes: number;
+  /** When it was first sent (caller's clock, ms). */
+  readonly sentAt: number;
+  /** The carrier now holding it (set by the caller when it writes the frame); null before the first send. */
+  holder: H | null;
+  /** True once the destination reported delivery (not yet durability). */
+  delivered: boolean;
+}
+
+/** Frames in flight on one link, bounded in bytes. */
+export class InflightWindow<F, H> {
+  /** Largest sum of undelivered frame bytes, bytes. */
+  readonly limitBytes: number;
+  private readonly streams = new Map<string, Map<number, InflightEntry<F, H>>>();
+  private undeliveredBytes = 0;
+
+  /** A window of limitBytes (a single frame above it is still let in alone, so it cannot block forever). */
+  constructor(limitBytes: number) {
+    if (!(limitBytes > 0)) throw new Error(`inflight window: limit must be positive, got ${limitBytes}`);
+    this.limitBytes = limitBytes;
+  }
+
+  /** Bytes in flight and not yet delivered: what the window bounds. */
+  get bytes(): number {
+    return this.undeliveredBytes;
+  }
+
+  /** True when a frame of this size may enter now (always when the window is empty). */
+  fits(bytes: number): boolean {
+    return this.undeliveredBytes === 0 || this.undeliveredBytes + bytes <= this.limitBytes;
+  }
+
+  /** Put a sent frame in flight; its seq must be above the stream's frames already in flight. */
+  add(streamId: string, seq: number, frame: F, bytes: number, sentAt: number): InflightEntry<F, H> {
+    let frames = this.streams.get(streamId);
+    if (!frames) {
+      frames = new Map();
+      this.streams.set(streamId, frames);
+    }
+    const entry: InflightEntry<F, H> = { streamId, seq, frame, bytes, sentAt, holder: null, delivered: false };
+    frames.set(seq, entry);
+    this.undeliveredBytes += bytes;
+    return entry;
+  }
+
+  /** The frame of a stream at seq, if in flight. */
+  get(streamId: string, seq: number): InflightEntry<F, H> | undefined {
+    return this.streams.get(streamId)?.get(seq);
+  }
+
+  /** Frames of a stream in flight (delivered or not). */
+  count(streamId: string): number {
+    return this.streams.get(streamId)?.size ?? 0;
+  }
+
+  /** Send time of a stream's oldest frame in flight, or null. */
+  oldestSentAt(streamId: string): number | null {
+    const frames = this.streams.get(streamId);
+    if (!frames) return null;
+    for (const entry of frames.values()) return entry.sentAt;
+    return null;
+  }
+
+  /** Cumulative durable acknowledgement: remove and return the stream's frames up to upToSeq. */
+  durable(streamId: string, upToSeq: number): Array<InflightEntry<F, H>> {
+    const frames = this.streams.get(streamId);
+    if (!frames) return [];
+    const released: Array<InflightEntry<F, H>> = [];
+    // Frames sit in insertion order, which is sequence order (add's rule).
+    for (const [seq, entry] of frames) {
+      if (seq > upToSeq) break;
+      frames.delete(seq);
+      if (!entry.delivered) this.undeliveredBytes -= entry.bytes;
+      released.push(entry);
+    }
+    if (frames.size === 0) this.streams.delete(streamId);
+    return released;
+  }
+
+  /** Remove and return every frame of a stream (its sender stopped; none will be acknowledged). */
+  forget(streamId: string): Array<InflightEntry<F, H>> {
+    return this.durable(streamId, Number.POSITIVE_INFINITY);
+  }
+
+  /** Per-frame delivery acknowledgement: returns the entry when this was news, else null. */
+  delivered(streamId: string, seq: number): InflightEntry<F, H> | null {
+    const entry = this.streams.get(streamId)?.get(seq);
+    if (!entry || entry.delivered) return null;
+    entry.delivered = true;
+    this.undeliveredBytes -= entry.bytes;
+    return entry;
+  }
+
+  /** Undelivered frames held by a carrier (to send again when it dies), in stream and sequence order. */
+  heldBy(holder: H): Array<InflightEntry<F, H>> {
+    const held: Array<InflightEntry<F, H>> = [];
+    for (const frames of this.streams.values()) {
+      for (const entry of frames.values()) if (entry.holder === holder && !entry.delivered) held.push(entry);
+    }
+    return held;
+  }
+
+  /** Drop everything (the session ended: the next resumes from the destination's durable position). */
+  clear(): void {
+    this.streams.clear();
+    this.undeliveredBytes = 0;
+  }
+}
