@@ -11,10 +11,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createDevPki } from '../src/cli/dev-pki.ts';
 import { QuicTransport } from '../src/transport/quic/quic-transport.ts';
-import { dialCarrier, startCarrierServer } from '../src/transport/tls-transport.ts';
+import { TlsTransport } from '../src/transport/tls-transport.ts';
 import { frameEnvelope } from '../src/transport/envelope-framing.ts';
 import type { Carrier } from '../src/transport/carrier.ts';
-import type { TlsMaterial } from '../src/transport/transport.ts';
+import type { TlsMaterial, Transport } from '../src/transport/transport.ts';
 import { Encoding } from '../src/wire/messages.ts';
 
 const MiB = 1024 * 1024;
@@ -55,27 +55,15 @@ async function pump(client: Carrier, server: Carrier): Promise<{ seconds: number
   return { seconds: Number(process.hrtime.bigint() - start) / 1e9, cpuSeconds: (used.user + used.system) / 1e6 };
 }
 
-async function overQuic(a: TlsMaterial, b: TlsMaterial): Promise<{ seconds: number; cpuSeconds: number }> {
-  const transport = new QuicTransport();
+// One carrier pair of `transport` on loopback, then the pump.
+async function over(transport: Transport, a: TlsMaterial, b: TlsMaterial): Promise<{ seconds: number; cpuSeconds: number }> {
   let accepted!: (c: Carrier) => void;
   const serverCarrier = new Promise<Carrier>((r) => { accepted = r; });
-  const server = await transport.listen({ host: '127.0.0.1', port: 0, tls: a, identity: identity('a', 'na'), maxFrameBytes: MAX_FRAME_BYTES, handshakeTimeoutMs: HANDSHAKE_MS, admit: () => null, onCarrier: (c) => accepted(c), onRefused: (r) => console.error('quic refused:', r) });
-  const { carrier } = await transport.dial({ endpoint: { kind: 'quic', host: '127.0.0.1', port: server.port }, tls: b, identity: identity('b', 'nb'), peerRegion: 'a', linkId: 'l', index: 0, maxFrameBytes: MAX_FRAME_BYTES, timeoutMs: HANDSHAKE_MS });
+  const server = await transport.listen({ host: '127.0.0.1', port: 0, tls: a, identity: identity('a', 'na'), maxFrameBytes: MAX_FRAME_BYTES, handshakeTimeoutMs: HANDSHAKE_MS, admit: () => null, onCarrier: (c) => accepted(c), onRefused: (r) => console.error(`${transport.kind} refused:`, r) });
+  const { carrier } = await transport.dial({ endpoint: { kind: transport.kind, host: '127.0.0.1', port: server.port }, tls: b, identity: identity('b', 'nb'), peerRegion: 'a', linkId: 'l', index: 0, maxFrameBytes: MAX_FRAME_BYTES, timeoutMs: HANDSHAKE_MS });
   const result = await pump(carrier, await serverCarrier);
   carrier.close('done');
   await server.close();
-  return result;
-}
-
-async function overTls(a: TlsMaterial, b: TlsMaterial): Promise<{ seconds: number; cpuSeconds: number }> {
-  let accepted!: (c: Carrier) => void;
-  const serverCarrier = new Promise<Carrier>((r) => { accepted = r; });
-  const server = await startCarrierServer({ host: '127.0.0.1', port: 0, tls: a, identity: identity('a', 'na'), maxFrameBytes: MAX_FRAME_BYTES, admit: () => null, onCarrier: (c) => accepted(c), onRefused: (r) => console.error('tls refused:', r) });
-  const port = (server.address() as { port: number }).port;
-  const { carrier } = await dialCarrier({ host: '127.0.0.1', port, tls: b, identity: identity('b', 'nb'), peerRegion: 'a', linkId: 'l', index: 0, maxFrameBytes: MAX_FRAME_BYTES });
-  const result = await pump(carrier, await serverCarrier);
-  carrier.close('done');
-  server.close();
   return result;
 }
 
@@ -84,7 +72,7 @@ try {
   const certs = await createDevPki(dir, { a: { federation: 'bench', region: 'a', node: 'na' }, b: { federation: 'bench', region: 'b', node: 'nb' } });
   const material = async (n: 'a' | 'b'): Promise<TlsMaterial> => ({ ca: await readFile(certs[n].caFile), cert: await readFile(certs[n].certFile), key: await readFile(certs[n].keyFile) });
   const [a, b] = [await material('a'), await material('b')];
-  const rows: Array<[string, { seconds: number; cpuSeconds: number }]> = [['tls', await overTls(a, b)], ['quic', await overQuic(a, b)]];
+  const rows: Array<[string, { seconds: number; cpuSeconds: number }]> = [['tls', await over(new TlsTransport(), a, b)], ['quic', await over(new QuicTransport(), a, b)]];
   console.log(`| carrier | MiB | seconds | goodput MiB/s | CPU s (both ends) | CPU s per GiB |`);
   console.log(`|---|---|---|---|---|---|`);
   for (const [kind, r] of rows) {

@@ -1,6 +1,6 @@
 // A carrier over one QUIC connection: one bidirectional stream carrying
-// framed Envelopes exactly as a TLS socket does (the SocketCarrier's
-// FrameDecoder state machine reads it; a QUIC stream is a Duplex). The
+// framed Envelopes exactly as a TLS socket does (a QUIC stream is a Duplex,
+// so the SocketCarrier and its FrameDecoder state machine read it). The
 // connection and its stream live and die together: closing the carrier
 // closes the connection with the reason (a protocol error with QUIC
 // application error PROTOCOL_ERROR_CODE, so the peer's log names it too),
@@ -8,7 +8,6 @@
 
 import type { Duplex } from 'node:stream';
 import { SocketCarrier } from '../socket-carrier.ts';
-import type { Carrier, CarrierHandlers, CloseInfo } from '../carrier.ts';
 
 /** QUIC application error code of a clean close. */
 export const CLOSE_CODE = 0;
@@ -53,95 +52,19 @@ export interface QuicConnection {
   on(event: 'close', listener: (info: { errorCode: number; reason: string }) => void): unknown;
 }
 
-/** One QUIC connection of a link, framing Envelopes on one stream. */
-export class QuicCarrier implements Carrier {
-  readonly kind = 'quic' as const;
-  /** The QUIC connection underneath (for its metrics). */
-  readonly connection: QuicConnection;
-  private slot: number;
-  private readonly frames: SocketCarrier;
-  private connectionClosed = false;
-
-  /** Frame `stream` of `connection`; until handshakeDone only a small Hello is accepted. */
-  constructor(connection: QuicConnection, stream: Duplex, index: number, maxFrameBytes: number) {
-    this.connection = connection;
-    this.slot = index;
-    this.frames = new SocketCarrier(stream, index, maxFrameBytes);
-    // The peer closed the connection (or it timed out): the carrier closes with its reason.
-    connection.on('close', (info) => this.frames.close(`quic connection closed (${describeClose(info)})`));
-  }
-
-  get index(): number {
-    return this.slot;
-  }
-
-  /** Set the carrier's slot (the acceptor learns it from the Hello). */
-  set index(value: number) {
-    this.slot = value;
-  }
-
-  get closed(): boolean {
-    return this.frames.closed;
-  }
-
-  get queuedBytes(): number {
-    return this.frames.queuedBytes;
-  }
-
-  get writtenBytes(): number {
-    return this.frames.writtenBytes;
-  }
-
-  /** Why the carrier closed, once it has. */
-  get closedWith(): CloseInfo | null {
-    return this.frames.closedWith;
-  }
-
-  attach(handlers: CarrierHandlers): void {
-    // Close the connection first, so the peer learns the reason whatever the handler does.
-    this.frames.attach({
-      onMessage: (envelope, wireBytes) => handlers.onMessage(envelope, wireBytes),
-      onClose: (info) => {
-        this.closeConnection(info);
-        handlers.onClose(info);
-      },
-    });
-    if (this.frames.closedWith) this.closeConnection(this.frames.closedWith);
-  }
-
-  detach(): void {
-    this.frames.detach();
-  }
-
-  handshakeDone(): void {
-    this.frames.handshakeDone();
-  }
-
-  write(framed: Buffer): boolean {
-    return this.frames.write(framed);
-  }
-
-  drained(): Promise<void> {
-    return this.frames.drained();
-  }
-
-  close(reason: string): void {
-    this.frames.close(reason);
-    this.closeConnection({ reason, protocolError: false });
-  }
-
-  /** Close because the peer broke the protocol. */
-  fail(reason: string): void {
-    this.frames.fail(reason);
-    this.closeConnection({ reason, protocolError: true });
-  }
-
-  // Tell the peer why, once; a connection already closed ignores it.
-  private closeConnection(info: CloseInfo): void {
-    if (this.connectionClosed) return;
-    this.connectionClosed = true;
-    const code = info.protocolError ? PROTOCOL_ERROR_CODE : CLOSE_CODE;
-    const result = this.connection.close(code, info.reason.slice(0, MAX_CLOSE_REASON_CHARS));
+/**
+ * A carrier over `stream`, the one stream of `connection`: the socket
+ * carrier's framing with kind 'quic'. When the carrier closes (destroying
+ * its stream) the connection closes with the carrier's reason; when the
+ * connection closes (peer, idle timeout) the carrier closes with the peer's.
+ */
+export function quicCarrier(connection: QuicConnection, stream: Duplex, index: number, maxFrameBytes: number): SocketCarrier {
+  const carrier = new SocketCarrier('quic', stream, index, maxFrameBytes);
+  stream.once('close', () => {
+    const info = carrier.closedWith ?? { reason: 'stream closed', protocolError: false };
+    const result = connection.close(info.protocolError ? PROTOCOL_ERROR_CODE : CLOSE_CODE, info.reason.slice(0, MAX_CLOSE_REASON_CHARS));
     if (result instanceof Promise) result.catch(() => {});
-  }
+  });
+  connection.on('close', (info) => carrier.close(`quic connection closed (${describeClose(info)})`));
+  return carrier;
 }

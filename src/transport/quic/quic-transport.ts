@@ -19,7 +19,7 @@ import { HandshakeError, acceptHello, dialHello } from '../hello-handshake.ts';
 import { certificateIdentity, type AgentName } from '../peer-identity.ts';
 import type { Carrier } from '../carrier.ts';
 import type { CarrierServer, DialRequest, Dialed, ListenOptions, PathStats, TlsMaterial, Transport } from '../transport.ts';
-import { PROTOCOL_ERROR_CODE, QuicCarrier, describeClose } from './quic-carrier.ts';
+import { PROTOCOL_ERROR_CODE, describeClose, quicCarrier, type QuicConnection } from './quic-carrier.ts';
 import { PROOF_MAX_FRAME_BYTES, ProofError, decodeProofRequest, decodeServerProof, encodeProofRequest, encodeServerProof, newProofRequest, signServerProof, verifyServerProof } from './server-proof.ts';
 
 /** ALPN of DWCP carriers (a QUIC peer speaking anything else is refused in the TLS handshake). */
@@ -44,6 +44,8 @@ export class QuicTransport implements Transport {
   readonly kind = 'quic' as const;
   private readonly windowBytes: number;
   private readonly idleTimeoutMs: number;
+  /** The connection of each carrier this transport made (for its metrics). */
+  private readonly connections = new WeakMap<Carrier, QuicConnection>();
   /** Lowest smoothed RTT seen per carrier, µs (the library reports no min RTT). */
   private readonly minRtt = new WeakMap<Carrier, number>();
 
@@ -92,7 +94,8 @@ export class QuicTransport implements Transport {
     }
 
     // The Hello, as on every carrier.
-    const carrier = new QuicCarrier(session, stream, request.index, request.maxFrameBytes);
+    const carrier = quicCarrier(session, stream, request.index, request.maxFrameBytes);
+    this.connections.set(carrier, session);
     stream.resume();
     const reply = await dialHello(carrier, { identity: request.identity, linkId: request.linkId, index: request.index, timeoutMs: Math.max(1, deadline - Date.now()) }, what);
     return { carrier, reply };
@@ -115,7 +118,7 @@ export class QuicTransport implements Transport {
     const admitted = new WeakSet<QuicServerSession>();
     server.on('session', (session) => {
       admitted.add(session);
-      acceptSession(session, options, () => material);
+      acceptSession(session, options, () => material, (carrier) => this.connections.set(carrier, session));
     });
     reportHandshakeFailures(server, admitted, (reason, remote) => options.onRefused(reason, remote));
     server.on('error', (err) => options.onRefused(`quic server: ${err.message}`, ''));
@@ -136,8 +139,9 @@ export class QuicTransport implements Transport {
    * min RTT (the lowest smoothed RTT this transport has seen stands in).
    */
   pathStats(carrier: Carrier): PathStats | null {
-    if (!(carrier instanceof QuicCarrier) || carrier.closed) return null;
-    const metrics = carrier.connection.getMetrics();
+    const connection = this.connections.get(carrier);
+    if (!connection || carrier.closed) return null;
+    const metrics = connection.getMetrics();
     if (!metrics || metrics.rttMs <= 0) return null;
     const rttUs = Math.round(metrics.rttMs * 1000);
     const minRttUs = Math.min(rttUs, this.minRtt.get(carrier) ?? rttUs);
@@ -189,7 +193,7 @@ class QuicCarrierServer implements CarrierServer {
 }
 
 // One accepted connection: its verified client certificate, the proof on its one stream, then the Hello.
-function acceptSession(session: QuicServerSession, options: ListenOptions, material: () => TlsMaterial): void {
+function acceptSession(session: QuicServerSession, options: ListenOptions, material: () => TlsMaterial, made: (carrier: Carrier) => void): void {
   const remote = `${session.remoteAddress}:${session.remotePort}`;
   const peer = session.getPeerCertificate();
   const certified: AgentName | string = peer ? certificateIdentity(peer.subjectAltName) : 'peer presented no certificate';
@@ -201,28 +205,23 @@ function acceptSession(session: QuicServerSession, options: ListenOptions, mater
   timer.unref();
   session.on('close', () => clearTimeout(timer));
   session.once('stream', (stream: Duplex) => {
-    acceptStream(session, stream, peer, certified, remote, options, material, timer).catch((err: Error) => {
+    acceptStream(session, stream, peer, certified, remote, options, material, timer).then(made).catch((err: Error) => {
       refuse(session, options, remote, err.message);
     });
   });
 }
 
 // Answer the proof request, then run the Hello on a carrier over the stream.
-async function acceptStream(session: QuicServerSession, stream: Duplex, peer: X509Certificate | null, certified: AgentName | string, remote: string, options: ListenOptions, material: () => TlsMaterial, timer: NodeJS.Timeout): Promise<void> {
+async function acceptStream(session: QuicServerSession, stream: Duplex, peer: X509Certificate | null, certified: AgentName | string, remote: string, options: ListenOptions, material: () => TlsMaterial, timer: NodeJS.Timeout): Promise<Carrier> {
   const body = await readFirstFrame(stream, PROOF_MAX_FRAME_BYTES, options.handshakeTimeoutMs, 'proof request');
   clearTimeout(timer);
   if (!peer) throw new ProofError('peer presented no certificate');
   const tls = material();
   stream.write(frameBytes(encodeServerProof(signServerProof(decodeProofRequest(body), peer.raw, tls.cert, tls.key))));
-  const carrier = new QuicCarrier(session, stream, -1, options.maxFrameBytes);
+  const carrier = quicCarrier(session, stream, -1, options.maxFrameBytes);
   stream.resume();
-  acceptHello(carrier, certified, remote, {
-    ...options,
-    onCarrier: (accepted, hello, name) => {
-      carrier.index = hello.carrierIndex;
-      options.onCarrier(accepted, hello, name);
-    },
-  });
+  acceptHello(carrier, certified, remote, options);
+  return carrier;
 }
 
 // Log and close a connection that broke before its Hello.
