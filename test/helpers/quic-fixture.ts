@@ -25,6 +25,12 @@ export const TEST_TIMEOUT_MS = 120_000;
 /** The federation of the tests. */
 export const FEDERATION = 'fed';
 
+/** The agents of the lab test (test/netbench/quic-lab.test.ts): dev PKI names and identities. */
+export const LAB_AGENTS = {
+  a: { federation: 'lab', region: 'a', node: 'na' },
+  b: { federation: 'lab', region: 'b', node: 'nb' },
+};
+
 /** Certificates by name: the server (region-a), clients of region-b and region-c, an impostor of another CA. */
 export interface QuicPki {
   dir: string;
