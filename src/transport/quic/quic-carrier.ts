@@ -50,6 +50,7 @@ export interface QuicConnection {
   close(errorCode?: number, reason?: string): unknown;
   getMetrics(): QuicMetrics | null;
   on(event: 'close', listener: (info: { errorCode: number; reason: string }) => void): unknown;
+  on(event: 'error', listener: (err: Error) => void): unknown;
 }
 
 /**
@@ -66,5 +67,6 @@ export function quicCarrier(connection: QuicConnection, stream: Duplex, index: n
     if (result instanceof Promise) result.catch(() => {});
   });
   connection.on('close', (info) => carrier.close(`quic connection closed (${describeClose(info)})`));
+  connection.on('error', (err) => carrier.close(`quic connection error: ${err.message}`));
   return carrier;
 }

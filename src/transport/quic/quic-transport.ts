@@ -78,8 +78,10 @@ export class QuicTransport implements Transport {
     }
 
     // The server proves it is an agent of the region dialed, bound to our certificate.
+    // (An 'error' without a listener would throw: every session gets one.)
     let closedWith: string | null = null;
     session.on('close', (info) => { closedWith = describeClose(info); });
+    session.on('error', (err) => { closedWith ??= `error: ${err.message}`; });
     const stream = session.openStream();
     const proofRequest = newProofRequest();
     stream.write(frameBytes(encodeProofRequest(proofRequest)));
@@ -187,6 +189,11 @@ class QuicCarrierServer implements CarrierServer {
     this.onMaterial(material);
   }
 
+  /**
+   * Stop accepting. Unlike a TCP listener this also ends the carriers it
+   * accepted: they are connections on the listener's one UDP socket, and
+   * the library destroys its sessions with it.
+   */
   async close(): Promise<void> {
     await this.server.close();
   }
@@ -204,6 +211,8 @@ function acceptSession(session: QuicServerSession, options: ListenOptions, mater
   }, options.handshakeTimeoutMs);
   timer.unref();
   session.on('close', () => clearTimeout(timer));
+  // An 'error' without a listener would throw; the close that follows it is what counts.
+  session.on('error', () => {});
   session.once('stream', (stream: Duplex) => {
     acceptStream(session, stream, peer, certified, remote, options, material, timer).then(made).catch((err: Error) => {
       refuse(session, options, remote, err.message);
