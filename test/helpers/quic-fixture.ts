@@ -3,6 +3,7 @@
 // listening QuicTransport on loopback that records what it accepts and
 // refuses, and a dial helper.
 
+import { before, after } from 'node:test';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -121,4 +122,25 @@ export function dial(transport: QuicTransport, listener: Listener, tls: TlsMater
     maxFrameBytes: TEST_MAX_FRAME_BYTES,
     timeoutMs: TEST_HANDSHAKE_MS,
   });
+}
+
+/** What a test file shares: a transport, the PKI, and a listener of region-a. */
+export interface ListenerFixture {
+  transport: QuicTransport;
+  pki: QuicPki;
+  listener: Listener;
+}
+
+/** The shared fixture of a test file: made in before(), torn down in after(). */
+export function useListener(): ListenerFixture {
+  const fixture = { transport: new QuicTransport() } as ListenerFixture;
+  before(async () => {
+    fixture.pki = await makePki();
+    fixture.listener = await listen(fixture.transport, fixture.pki.material.server);
+  });
+  after(async () => {
+    await fixture.listener.server.close();
+    await removePki(fixture.pki);
+  });
+  return fixture;
 }

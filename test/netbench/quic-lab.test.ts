@@ -10,10 +10,10 @@ import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { createLab, INTERCONTINENTAL, type Lab } from '../../netbench/lab.ts';
 import { createDevPki } from '../../src/cli/dev-pki.ts';
 import { LAB_AGENTS } from '../helpers/quic-fixture.ts';
+import { jsonLines, until } from '../helpers/json-lines.ts';
 
 const RUNNER = new URL('../helpers/quic-lab-runner.ts', import.meta.url).pathname;
 const PORT = 7960;
@@ -29,8 +29,6 @@ const CARRIERS = 8;
 /** Time the whole transfer may take, ms. */
 const TRANSFER_TIMEOUT_MS = 240_000;
 
-type Line = Record<string, unknown>;
-
 test('intercontinental: 64 MiB over QUIC carriers arrive identical and in order', { timeout: TRANSFER_TIMEOUT_MS + 60_000 }, async () => {
   const pki = await mkdtemp(join(tmpdir(), 'dwcp-quic-lab-'));
   let lab: Lab | undefined;
@@ -39,10 +37,10 @@ test('intercontinental: 64 MiB over QUIC carriers arrive identical and in order'
     lab = await createLab(INTERCONTINENTAL);
     const args = ['--port', String(PORT), '--pki', pki, '--bytes', String(BYTES), '--carriers', String(CARRIERS)];
     const sink = lab.exec(lab.nsB, process.execPath, [RUNNER, 'sink', '--host', lab.addrB, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
-    const sinkLines = lines(sink.stdout!);
+    const sinkLines = jsonLines(sink.stdout!);
     await until(() => sinkLines.some((l) => l.event === 'listening'), 20_000, 'sink listening');
     const source = lab.exec(lab.nsA, process.execPath, [RUNNER, 'source', '--host', lab.addrB, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
-    const sourceLines = lines(source.stdout!);
+    const sourceLines = jsonLines(source.stdout!);
     await until(() => sinkLines.some((l) => l.event === 'summary') || sinkLines.some((l) => l.event === 'closed'), TRANSFER_TIMEOUT_MS, 'sink summary');
     const sent = sourceLines.find((l) => l.event === 'summary');
     const received = sinkLines.find((l) => l.event === 'summary');
@@ -57,23 +55,3 @@ test('intercontinental: 64 MiB over QUIC carriers arrive identical and in order'
     await rm(pki, { recursive: true, force: true });
   }
 });
-
-function lines(stream: NodeJS.ReadableStream): Line[] {
-  const out: Line[] = [];
-  createInterface({ input: stream }).on('line', (t) => {
-    try {
-      out.push(JSON.parse(t) as Line);
-    } catch {
-      // not a JSON line
-    }
-  });
-  return out;
-}
-
-async function until(ok: () => boolean, timeoutMs: number, what: string): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!ok()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}

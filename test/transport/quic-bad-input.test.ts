@@ -4,13 +4,13 @@
 // reason, close the connection with the reason, and are refused at the
 // length prefix: the announced body is never waited for or buffered.
 
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { connectQuicAsync } from '@currentspace/http3';
-import { QUIC_ALPN, QuicTransport } from '../../src/transport/quic/quic-transport.ts';
+import { QUIC_ALPN } from '../../src/transport/quic/quic-transport.ts';
 import { PROOF_MAX_FRAME_BYTES } from '../../src/transport/quic/server-proof.ts';
 import type { CloseInfo } from '../../src/transport/carrier.ts';
-import { TEST_HANDSHAKE_MS, TEST_MAX_FRAME_BYTES, TEST_TIMEOUT_MS, dial, identity, listen, makePki, removePki, type Listener, type QuicPki } from '../helpers/quic-fixture.ts';
+import { TEST_HANDSHAKE_MS, TEST_MAX_FRAME_BYTES, TEST_TIMEOUT_MS, dial, identity, useListener } from '../helpers/quic-fixture.ts';
 
 /** What a peer announces in an oversized length prefix, bytes. */
 const ANNOUNCED_BYTES = 1024 * 1024 * 1024;
@@ -18,19 +18,7 @@ const ANNOUNCED_BYTES = 1024 * 1024 * 1024;
 /** What it then actually sends of that body, bytes. */
 const SENT_BYTES = 64 * 1024;
 
-let pki: QuicPki;
-let listener: Listener;
-const transport = new QuicTransport();
-
-before(async () => {
-  pki = await makePki();
-  listener = await listen(transport, pki.material.server);
-});
-
-after(async () => {
-  await listener.server.close();
-  await removePki(pki);
-});
+const setup = useListener();
 
 // A length prefix followed by `body`.
 function framed(length: number, body: Buffer): Buffer {
@@ -41,8 +29,8 @@ function framed(length: number, body: Buffer): Buffer {
 
 // Connect with the client's certificate and write `bytes` as the first thing on the stream; resolves with how the server closed it.
 async function firstBytes(bytes: Buffer): Promise<{ errorCode: number; reason: string }> {
-  const { client } = pki.material;
-  const session = await connectQuicAsync({ host: '127.0.0.1', port: listener.server.port }, { cert: client.cert, key: client.key, rejectUnauthorized: false, alpn: [QUIC_ALPN], connectTimeoutMs: TEST_HANDSHAKE_MS });
+  const { client } = setup.pki.material;
+  const session = await connectQuicAsync({ host: '127.0.0.1', port: setup.listener.server.port }, { cert: client.cert, key: client.key, rejectUnauthorized: false, alpn: [QUIC_ALPN], connectTimeoutMs: TEST_HANDSHAKE_MS });
   const closed = new Promise<{ errorCode: number; reason: string }>((resolve) => session.on('close', resolve));
   const stream = session.openStream();
   stream.on('error', () => {});
@@ -51,7 +39,7 @@ async function firstBytes(bytes: Buffer): Promise<{ errorCode: number; reason: s
 }
 
 test('garbage in place of the proof request is refused with a logged reason', { timeout: TEST_TIMEOUT_MS }, async () => {
-  const refusal = listener.nextRefusal();
+  const refusal = setup.listener.nextRefusal();
   const closed = await firstBytes(framed(14, Buffer.from('GET / HTTP/1.1')));
   assert.match((await refusal).reason, /quic: proof request: not JSON \(14 bytes\)/);
   assert.equal(closed.errorCode, 1);
@@ -59,7 +47,7 @@ test('garbage in place of the proof request is refused with a logged reason', { 
 });
 
 test('an oversized proof request is refused at its length prefix', { timeout: TEST_TIMEOUT_MS }, async () => {
-  const refusal = listener.nextRefusal();
+  const refusal = setup.listener.nextRefusal();
   const closed = await firstBytes(framed(ANNOUNCED_BYTES, Buffer.alloc(SENT_BYTES, 0x41)));
   assert.match((await refusal).reason, new RegExp(`frame length ${ANNOUNCED_BYTES} exceeds maximum ${PROOF_MAX_FRAME_BYTES}`));
   assert.equal(closed.errorCode, 1);
@@ -67,8 +55,8 @@ test('an oversized proof request is refused at its length prefix', { timeout: TE
 
 // An accepted carrier pair; resolves with the server side's close once `bytes` were written raw by the client.
 async function afterHello(bytes: Buffer): Promise<{ server: CloseInfo; client: CloseInfo }> {
-  const accepting = listener.nextCarrier();
-  const { carrier: client } = await dial(transport, listener, pki.material.client, identity('region-b', 'node-b'));
+  const accepting = setup.listener.nextCarrier();
+  const { carrier: client } = await dial(setup.transport, setup.listener, setup.pki.material.client, identity('region-b', 'node-b'));
   const server = await accepting;
   const serverClosed = new Promise<CloseInfo>((resolve) => server.attach({ onMessage: () => {}, onClose: resolve }));
   const clientClosed = new Promise<CloseInfo>((resolve) => client.attach({ onMessage: () => {}, onClose: resolve }));
@@ -90,8 +78,8 @@ test('an oversized frame on an accepted carrier is refused at its length prefix'
 });
 
 test('the listener still accepts a good carrier after all that', { timeout: TEST_TIMEOUT_MS }, async () => {
-  const accepting = listener.nextCarrier();
-  const { carrier } = await dial(transport, listener, pki.material.client, identity('region-b', 'node-b'));
+  const accepting = setup.listener.nextCarrier();
+  const { carrier } = await dial(setup.transport, setup.listener, setup.pki.material.client, identity('region-b', 'node-b'));
   (await accepting).close('done');
   carrier.close('done');
 });

@@ -2,31 +2,18 @@
 // frames arrive identical and in order, both sides close cleanly with the
 // reason, and the transport reports path measurements from the library.
 
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { QuicTransport } from '../../src/transport/quic/quic-transport.ts';
 import { frameEnvelope } from '../../src/transport/envelope-framing.ts';
 import type { CloseInfo } from '../../src/transport/carrier.ts';
 import { Encoding, type Envelope } from '../../src/wire/messages.ts';
-import { TEST_TIMEOUT_MS, dial, identity, listen, makePki, removePki, type Listener, type QuicPki } from '../helpers/quic-fixture.ts';
+import { TEST_TIMEOUT_MS, dial, identity, useListener } from '../helpers/quic-fixture.ts';
 
 /** Frames sent in the ordering test. */
 const FRAME_COUNT = 3000;
 
-let pki: QuicPki;
-let listener: Listener;
-const transport = new QuicTransport();
-
-before(async () => {
-  pki = await makePki();
-  listener = await listen(transport, pki.material.server);
-});
-
-after(async () => {
-  await listener.server.close();
-  await removePki(pki);
-});
+const setup = useListener();
 
 // Frame i: a payload of varying size whose bytes depend on i.
 function frame(i: number): Envelope {
@@ -37,13 +24,13 @@ function frame(i: number): Envelope {
 }
 
 test('a QUIC carrier pair moves many frames identical and in order, then closes cleanly on both sides', { timeout: TEST_TIMEOUT_MS }, async () => {
-  const accepting = listener.nextCarrier();
-  const { carrier: client, reply } = await dial(transport, listener, pki.material.client, identity('region-b', 'node-b'));
+  const accepting = setup.listener.nextCarrier();
+  const { carrier: client, reply } = await dial(setup.transport, setup.listener, setup.pki.material.client, identity('region-b', 'node-b'));
   assert.equal(reply.accepted, true);
   assert.equal(reply.region, 'region-a');
   assert.equal(client.kind, 'quic');
   const server = await accepting;
-  assert.deepEqual(listener.accepted.at(-1)!.peer, { federation: 'fed', region: 'region-b', node: 'node-b' });
+  assert.deepEqual(setup.listener.accepted.at(-1)!.peer, { federation: 'fed', region: 'region-b', node: 'node-b' });
 
   // Receive everything; fail on the first frame out of order or changed.
   let next = 0;
@@ -71,11 +58,11 @@ test('a QUIC carrier pair moves many frames identical and in order, then closes 
   assert.equal(next, FRAME_COUNT);
 
   // Path measurements from the library's own metrics.
-  const stats = transport.pathStats(client);
+  const stats = setup.transport.pathStats(client);
   assert.ok(stats, 'a live carrier has path stats');
   assert.ok(stats.rttUs > 0 && stats.minRttUs > 0 && stats.minRttUs <= stats.rttUs);
   assert.ok(stats.bytesSent >= client.writtenBytes, `bytes sent ${stats.bytesSent} cover the ${client.writtenBytes} written`);
-  assert.deepEqual(transport.congestionControls(), []);
+  assert.deepEqual(setup.transport.congestionControls(), []);
 
   // A clean close reaches the peer with its reason, not as a protocol error.
   client.close('test done');
@@ -83,6 +70,6 @@ test('a QUIC carrier pair moves many frames identical and in order, then closes 
   assert.equal(info.protocolError, false);
   assert.match(info.reason, /test done/);
   assert.equal(client.closed, true);
-  assert.equal(transport.pathStats(client), null);
+  assert.equal(setup.transport.pathStats(client), null);
   assert.equal(client.write(Buffer.from([0, 0, 0, 1, 0])), false, 'writes after close are dropped');
 });
