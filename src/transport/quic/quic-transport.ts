@@ -19,7 +19,7 @@ import { HandshakeError, acceptHello, dialHello } from '../hello-handshake.ts';
 import { certificateIdentity, type AgentName } from '../peer-identity.ts';
 import type { Carrier } from '../carrier.ts';
 import type { CarrierServer, DialRequest, Dialed, ListenOptions, PathStats, TlsMaterial, Transport } from '../transport.ts';
-import { PROTOCOL_ERROR_CODE, describeClose, quicCarrier, type QuicConnection } from './quic-carrier.ts';
+import { MAX_CLOSE_REASON_CHARS, PROTOCOL_ERROR_CODE, describeClose, quicCarrier, type QuicConnection } from './quic-carrier.ts';
 import { PROOF_MAX_FRAME_BYTES, ProofError, decodeProofRequest, decodeServerProof, encodeProofRequest, encodeServerProof, newProofRequest, signServerProof, verifyServerProof } from './server-proof.ts';
 
 /** ALPN of DWCP carriers (a QUIC peer speaking anything else is refused in the TLS handshake). */
@@ -236,7 +236,7 @@ async function acceptStream(session: QuicServerSession, stream: Duplex, peer: X5
 // Log and close a connection that broke before its Hello.
 function refuse(session: QuicServerSession, options: ListenOptions, remote: string, reason: string): void {
   options.onRefused(`quic: ${reason}`, remote);
-  session.close(PROTOCOL_ERROR_CODE, reason.slice(0, 200));
+  session.close(PROTOCOL_ERROR_CODE, reason.slice(0, MAX_CLOSE_REASON_CHARS));
 }
 
 /**
@@ -304,5 +304,5 @@ function reportHandshakeFailures(server: QuicServer, admitted: WeakSet<QuicServe
 
 // Close a client connection, ignoring a close of one already closing.
 async function closeQuietly(session: QuicClientSession, code: number, reason: string): Promise<void> {
-  await session.close(code, reason.slice(0, 200)).catch(() => {});
+  await session.close(code, reason.slice(0, MAX_CLOSE_REASON_CHARS)).catch(() => {});
 }
