@@ -8,10 +8,10 @@ import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { createLab, INTERCONTINENTAL, METRO, type Lab, type LinkProfile } from '../../netbench/lab.ts';
 import { RUNNER_CERTS } from '../../netbench/runner-certs.ts';
 import { createDevPki } from '../../src/cli/dev-pki.ts';
+import { jsonLines, until, type Line } from '../helpers/json-lines.ts';
 
 const RUNNER = new URL('../../netbench/link-runner.ts', import.meta.url).pathname;
 const PORT = 7950;
@@ -21,8 +21,6 @@ const LINK_WINDOW_BYTES = 64 * MiB;
 /** RSS bound per endpoint: window + payload pool + Node baseline, with room. */
 const RSS_BOUND_BYTES = 700 * MiB;
 
-type Line = Record<string, unknown>;
-
 /** Run sink and source in the lab; return the source's lines and the sink's summary. */
 async function transfer(profile: LinkProfile, args: string[]): Promise<{ source: Line[]; sink: Line }> {
   const pki = await mkdtemp(join(tmpdir(), 'dwcp-amst-e2e-'));
@@ -31,10 +29,10 @@ async function transfer(profile: LinkProfile, args: string[]): Promise<{ source:
     await createDevPki(pki, RUNNER_CERTS);
     lab = await createLab(profile);
     const sink = lab.exec(lab.nsB, process.execPath, [RUNNER, 'sink', '--port', String(PORT), '--pki', pki], { stdio: ['ignore', 'pipe', 'inherit'] });
-    const sinkLines = lines(sink.stdout!);
+    const sinkLines = jsonLines(sink.stdout!);
     await until(() => sinkLines.some((l) => l.event === 'listening'), 10_000, 'sink listening');
     const source = lab.exec(lab.nsA, process.execPath, [RUNNER, 'source', '--host', lab.addrB, '--port', String(PORT), '--pki', pki, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
-    const sourceLines = lines(source.stdout!);
+    const sourceLines = jsonLines(source.stdout!);
     await new Promise((r) => source.once('exit', r));
     sink.kill('SIGTERM');
     await until(() => sinkLines.some((l) => l.event === 'summary'), 10_000, 'sink summary');
@@ -45,25 +43,6 @@ async function transfer(profile: LinkProfile, args: string[]): Promise<{ source:
   }
 }
 
-function lines(stream: NodeJS.ReadableStream): Line[] {
-  const out: Line[] = [];
-  createInterface({ input: stream }).on('line', (t) => {
-    try {
-      out.push(JSON.parse(t) as Line);
-    } catch {
-      // not a JSON line
-    }
-  });
-  return out;
-}
-
-async function until(ok: () => boolean, timeoutMs: number, what: string): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!ok()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 test('intercontinental: data arrives identical through the adaptive link, memory stays bounded', { timeout: 180_000 }, async () => {
   const bytes = 640 * MiB;
