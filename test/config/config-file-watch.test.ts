@@ -13,17 +13,9 @@ import { join } from 'node:path';
 import { ConfigFileWatch } from '../../src/config/config-file-watch.ts';
 import type { Config } from '../../src/config/config.ts';
 import { waitFor } from '../helpers/agent-process.ts';
+import { twoRegionHead } from '../helpers/config-yaml.ts';
 
-const yaml = (streams: string) => `
-federation: demo
-region: eu-west
-tls: { ca: tls/ca.crt, cert: tls/tls.crt, key: tls/tls.key }
-regions:
-  - name: eu-west
-    endpoints: ["127.0.0.1:7400"]
-  - name: us-east
-    endpoints: ["127.0.0.1:7401"]
-streams:
+const yaml = (streams: string) => `${twoRegionHead()}streams:
 ${streams}`;
 
 const STREAM = (id: string, extra = '') => `  - id: ${id}

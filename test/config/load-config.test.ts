@@ -6,18 +6,10 @@ import { join } from 'node:path';
 import { ConfigError } from '../../src/config/config-error.ts';
 import { compileConfig, loadConfig, parseConfig } from '../../src/config/load-config.ts';
 import { configJsonSchema } from '../../src/config/schema.ts';
+import { twoRegionHead } from '../helpers/config-yaml.ts';
 
 // A valid file that sets only what is required, plus one stream of each kind.
-const MINIMAL = `
-federation: demo
-region: eu-west
-tls: { ca: tls/ca.crt, cert: tls/tls.crt, key: tls/tls.key }
-regions:
-  - name: eu-west
-    endpoints: ["127.0.0.1:7400"]
-  - name: us-east
-    endpoints: ["127.0.0.1:7401", "[::1]:7402"]
-streams:
+const MINIMAL = `${twoRegionHead(['[::1]:7402'])}streams:
   - id: assets
     kind: objects
     source: { region: eu-west, path: /data/assets }

@@ -7,20 +7,12 @@ import assert from 'node:assert/strict';
 import { ConfigError, pathSegments, fieldPath } from '../../src/config/config-error.ts';
 import { parseConfig } from '../../src/config/load-config.ts';
 import { isSecretField } from '../../src/config/schema.ts';
+import { twoRegionHead } from '../helpers/config-yaml.ts';
 
 const HOST = { env: {}, hostname: 'host-a', cpuCount: 2 };
 
 // A valid file with one pg-wal stream; PASSWORD and USERS are replaced per test.
-const TEMPLATE = `
-federation: demo
-region: eu-west
-tls: { ca: tls/ca.crt, cert: tls/tls.crt, key: tls/tls.key }
-regions:
-  - name: eu-west
-    endpoints: ["127.0.0.1:7400"]
-  - name: us-east
-    endpoints: ["127.0.0.1:7401"]
-streams:
+const TEMPLATE = `${twoRegionHead()}streams:
   - id: main-db
     kind: pg-wal
     source:

@@ -6,23 +6,15 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readdirSync, readFileSync, rmSync, statSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { DirSink, MAX_BACKGROUND_FILES } from '../../src/streams/objects/dir-sink.ts';
 import { SinkError } from '../../src/streams/stream.ts';
 import { objectOpCodec, type FileVersion, type ObjectOp } from '../../src/wire/messages.ts';
+import { sinkRootAndOutside } from '../helpers/sink-root.ts';
 
 const MTIME_US = 1_700_000_000_123_456;
 
-function setup(name: string): { base: string; root: string; outside: string } {
-  const base = mkdtempSync(join(tmpdir(), `dwcp-background-${name}-`));
-  const root = join(base, 'root');
-  const outside = join(base, 'outside');
-  mkdirSync(root);
-  mkdirSync(outside);
-  return { base, root, outside };
-}
 
 function version(size: number, mtimeUs = MTIME_US, mode = 0o640): FileVersion {
   return { size, mtimeUs, mode };
@@ -34,7 +26,7 @@ function apply(sink: DirSink, op: ObjectOp, data: Uint8Array = new Uint8Array(0)
 }
 
 test('many small files applied back to back are all there after flush, whole, with mode and mtime', async (t) => {
-  const { base, root } = setup('many');
+  const { base, root } = sinkRootAndOutside('many');
   t.after(() => rmSync(base, { recursive: true, force: true }));
   const sink = new DirSink({ streamId: 's', root });
   await sink.recover(new Uint8Array(0), 0);
@@ -56,7 +48,7 @@ test('many small files applied back to back are all there after flush, whole, wi
 });
 
 test('later ops on the same path land after the background file: a newer version, then a rename', async (t) => {
-  const { base, root } = setup('order');
+  const { base, root } = sinkRootAndOutside('order');
   t.after(() => rmSync(base, { recursive: true, force: true }));
   const sink = new DirSink({ streamId: 's', root });
   await sink.recover(new Uint8Array(0), 0);
@@ -74,7 +66,7 @@ test('later ops on the same path land after the background file: a newer version
 });
 
 test('a refusal met by background work (its new parent turned into a symlink) is thrown by flush; nothing is written outside', async (t) => {
-  const { base, root, outside } = setup('refusal');
+  const { base, root, outside } = sinkRootAndOutside('refusal');
   t.after(() => rmSync(base, { recursive: true, force: true }));
   const sink = new DirSink({ streamId: 's', root });
   await sink.recover(new Uint8Array(0), 0);

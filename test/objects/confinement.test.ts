@@ -3,26 +3,18 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, lstatSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DirSink } from '../../src/streams/objects/dir-sink.ts';
 import { validateRelativePath } from '../../src/streams/objects/object-paths.ts';
 import { SinkError } from '../../src/streams/stream.ts';
 import { objectOpCodec } from '../../src/wire/messages.ts';
 import type { ObjectOp } from '../../src/wire/messages.ts';
+import { sinkRootAndOutside } from '../helpers/sink-root.ts';
 
 const VERSION = { size: 4, mtimeUs: 1_700_000_000_000_000, mode: 0o644 };
 const DATA = new TextEncoder().encode('evil');
 
-function setup(name: string) {
-  const base = mkdtempSync(join(tmpdir(), `dwcp-objects-${name}-`));
-  const root = join(base, 'root');
-  const outside = join(base, 'outside');
-  mkdirSync(root);
-  mkdirSync(outside);
-  return { base, root, outside };
-}
 
 function isRefusal(path: string, rule: RegExp) {
   return (err: unknown) => err instanceof SinkError && err.message.includes(JSON.stringify(path)) && rule.test(err.message);
@@ -55,7 +47,7 @@ test('validateRelativePath refuses escapes and names the rule; odd but clean nam
 });
 
 test('the sink refuses puts, deletes, renames and mkdirs that escape the root', async (t) => {
-  const { base, root, outside } = setup('escape');
+  const { base, root, outside } = sinkRootAndOutside('escape');
   t.after(() => rmSync(base, { recursive: true, force: true }));
   const sink = new DirSink({ streamId: 's', root });
   await sink.recover(new Uint8Array(0), 0);
@@ -80,7 +72,7 @@ test('the sink refuses puts, deletes, renames and mkdirs that escape the root', 
 });
 
 test('a symlink inside the sink root never redirects a write, delete, rename or chmod outside', async (t) => {
-  const { base, root, outside } = setup('symlink');
+  const { base, root, outside } = sinkRootAndOutside('symlink');
   t.after(() => rmSync(base, { recursive: true, force: true }));
   symlinkSync(outside, join(root, 'link'));
   symlinkSync(outside, join(root, 'link2'));
