@@ -139,7 +139,7 @@ export class Agent {
   private certs: CertificateReloader | null = null;
   /** Carrier transports by kind: the links dial through them, the servers accept through them. */
   private readonly transports: Transports = { tls: new TlsTransport(NATIVE_SOCKET_CONTROL), ws: new WsTransport(NATIVE_SOCKET_CONTROL) };
-  /** Carrier servers: TLS always, WebSocket when listenWs is configured. */
+  /** Carrier servers: TLS always, WebSocket when listenWs is configured, QUIC when listenQuic is. */
   private readonly servers: CarrierServer[] = [];
   private http: HttpServer | null = null;
   private readonly links = new Map<string, OutboundLink>();
@@ -191,6 +191,11 @@ export class Agent {
   /** Port the WebSocket carrier server listens on (0 when none). */
   get wsPort(): number {
     return this.servers.find((s) => s.kind === 'ws')?.port ?? 0;
+  }
+
+  /** UDP port the QUIC carrier server listens on (0 when none). */
+  get quicPort(): number {
+    return this.servers.find((s) => s.kind === 'quic')?.port ?? 0;
   }
 
   /** Port of /metrics, /healthz, /readyz, /status. */
@@ -301,6 +306,8 @@ export class Agent {
     };
     this.servers.push(await this.transports.tls!.listen({ ...listen, host: config.listen.host, port: config.listen.port }));
     if (config.listenWs) this.servers.push(await this.transports.ws!.listen({ ...listen, ...config.listenWs }));
+    await this.loadQuic(config);
+    if (config.listenQuic) this.servers.push(await this.transports.quic!.listen({ ...listen, ...config.listenQuic }));
     this.certs = await this.watchCertificates(tls);
 
     // Senders for streams sourced here, one per destination, each elected.
@@ -312,7 +319,7 @@ export class Agent {
     this.ownership = new ShardOwnership(this.members, config.nodeId);
     for (const stream of config.streams) this.startSenders(stream);
     this.state = 'RUNNING';
-    this.logger.info({ listen: this.listenPort, ...(this.wsPort ? { listenWs: this.wsPort } : {}), http: this.httpPort, streams: config.streams.map((s) => s.id) }, 'agent running');
+    this.logger.info({ listen: this.listenPort, ...(this.wsPort ? { listenWs: this.wsPort } : {}), ...(this.quicPort ? { listenQuic: this.quicPort } : {}), http: this.httpPort, streams: config.streams.map((s) => s.id) }, 'agent running');
   }
 
   /** Receivers of a stream with a destination in this region (none otherwise). */
@@ -340,6 +347,18 @@ export class Agent {
     for (const dest of stream.destinations) for (const part of subStreamsOf(stream)) this.startSenderSlot(stream, part, dest.region);
   }
 
+  /**
+   * The QUIC transport, loaded only when the config listens on QUIC or names
+   * a quic:// endpoint (its library carries a native QUIC stack).
+   */
+  private async loadQuic(config: Config): Promise<void> {
+    if (this.transports.quic) return;
+    const wanted = config.listenQuic !== undefined || config.regions.some((r) => r.endpoints.some((e) => e.kind === 'quic'));
+    if (!wanted) return;
+    const { QuicTransport } = await import('../transport/quic/quic-transport.ts');
+    this.transports.quic = new QuicTransport();
+  }
+
   // ---- live reconfiguration ----
 
   /**
@@ -359,6 +378,7 @@ export class Agent {
   private async applyConfig(next: Config): Promise<ConfigDiff> {
     if (this.state !== 'RUNNING') throw new Error(`reconfigure: agent is ${this.state.toLowerCase()}`);
     const diff = diffConfig(this.config, next);
+    if (diff.refused.length === 0) await this.loadQuic(next);
     if (diff.refused.length > 0) {
       this.metrics.configChanges.inc({ result: 'refused' });
       this.logger.error({ source: next.source, refused: diff.refused.map((r) => `${r.path}: ${r.message}`) }, 'config change refused; the running config stays');

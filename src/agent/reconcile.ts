@@ -9,7 +9,7 @@ import type { ConfigIssue } from '../config/config-error.ts';
 import type { Config, StreamConfig } from '../config/config.ts';
 
 /** Top-level fields an agent reads once at start: a change needs a restart. */
-export const RESTART_ONLY_FIELDS = ['federation', 'region', 'nodeId', 'dataDir', 'listen', 'http', 'tls', 'acp'] as const;
+export const RESTART_ONLY_FIELDS = ['federation', 'region', 'nodeId', 'dataDir', 'listen', 'listenWs', 'listenQuic', 'http', 'tls', 'acp'] as const;
 
 /** Tuning sections every stream reads when it starts: a change restarts each stream (one at a time is not needed: each restarts from its checkpoint). */
 export const STREAM_TUNING_FIELDS = ['hde', 'checkpoint'] as const;

@@ -63,6 +63,7 @@ export function buildConfig(input: ConfigInput, context: CompileContext, issues:
     nodeId: input.nodeId ?? context.hostname,
     dataDir,
     listen: { host: input.listen?.host ?? DEFAULTS.listen.host, port: input.listen?.port ?? DEFAULTS.listen.port },
+    ...(input.listenQuic ? { listenQuic: { host: input.listenQuic.host ?? DEFAULTS.listenQuic.host, port: input.listenQuic.port } } : {}),
     ...(input.listenWs ? { listenWs: { host: input.listenWs.host ?? DEFAULTS.listenWs.host, port: input.listenWs.port, path: input.listenWs.path ?? DEFAULTS.listenWs.path } } : {}),
     http: { host: input.http?.host ?? DEFAULTS.http.host, port: input.http?.port ?? DEFAULTS.http.port },
     tls: tlsFiles(input.tls, abs),

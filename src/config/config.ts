@@ -205,6 +205,8 @@ export interface Config {
   listen: HostPort;
   /** The WebSocket carrier listener, when configured. */
   listenWs?: HostPort & { path: string };
+  /** The QUIC carrier listener (UDP), when configured. */
+  listenQuic?: HostPort;
   http: HostPort;
   tls: TlsFiles;
   regions: RegionConfig[];

@@ -14,6 +14,7 @@ export const DEFAULTS = {
   dataDir: '/var/lib/dwcp',
   listen: { host: '0.0.0.0', port: 7400 },
   listenWs: { host: '0.0.0.0', path: '/dwcp' },
+  listenQuic: { host: '0.0.0.0' },
   http: { host: '0.0.0.0', port: 9464 },
   amst: {
     carriers: 8,
@@ -208,6 +209,18 @@ function endpointHint(value: unknown): string {
   const parsed = typeof value === 'string' ? parseEndpoint(value) : null;
   return typeof parsed === 'string' ? parsed : `must be ${ENDPOINT_FORMS}`;
 }
+
+/** The QUIC carrier listener. */
+export const QuicListenSchema = Type.Object(
+  {
+    host: Type.Optional(Text('Address to bind.', DEFAULTS.listenQuic.host)),
+    port: Port('UDP port; 0 picks a free port. Required.'),
+  },
+  {
+    additionalProperties: false,
+    description: 'QUIC carriers (peers\' quic:// endpoints): UDP, mutual TLS at this listener; a dialer checks this agent\'s proof of identity on the stream (docs/transport.md#quic). Default: none (no QUIC listener).',
+  },
+);
 
 /** The WebSocket carrier listener. */
 export const WsListenSchema = Type.Object(
@@ -429,6 +442,7 @@ export const ConfigSchema = Type.Object(
     dataDir: Type.Optional(Text('Spool, embedded store and state.', DEFAULTS.dataDir)),
     listen: Type.Optional(ListenSchema('Agent-to-agent port.', DEFAULTS.listen.host, DEFAULTS.listen.port)),
     listenWs: Type.Optional(WsListenSchema),
+    listenQuic: Type.Optional(QuicListenSchema),
     http: Type.Optional(ListenSchema('/metrics, /healthz and /readyz.', DEFAULTS.http.host, DEFAULTS.http.port)),
     tls: Type.Object(TlsSchema.properties, {
       additionalProperties: false,

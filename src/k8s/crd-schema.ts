@@ -41,7 +41,7 @@ export const STREAM_NAMES = {
  * agent's certificate names its region and node (docs/identity.md), and
  * each node mounts its own certificate files.
  */
-export const NODE_LOCAL_FIELDS = ['region', 'nodeId', 'dataDir', 'listen', 'http', 'tls'] as const;
+export const NODE_LOCAL_FIELDS = ['region', 'nodeId', 'dataDir', 'listen', 'listenWs', 'listenQuic', 'http', 'tls'] as const;
 
 /** Config fields that move to DWCPStream resources instead. */
 export const STREAM_FIELDS = ['streams'] as const;
@@ -83,7 +83,7 @@ const Conditions = (description: string) =>
 /** DWCPFederation's spec: the config file's top-level object minus streams and node-local fields. */
 export const FederationSpecSchema = Type.Omit(ConfigSchema, [...NODE_LOCAL_FIELDS, ...STREAM_FIELDS], {
   additionalProperties: false,
-  description: 'The federation: regions and their endpoints, amst/hde/acp/checkpoint tuning. Same fields as the config file, without streams (DWCPStream) and without node-local fields (region, nodeId, dataDir, listen, http, tls: the node\'s own config).',
+  description: 'The federation: regions and their endpoints, amst/hde/acp/checkpoint tuning. Same fields as the config file, without streams (DWCPStream) and without node-local fields (region, nodeId, dataDir, listen, listenWs, listenQuic, http, tls: the node\'s own config).',
 });
 
 /** DWCPFederation's status: conditions and whatever agents report (free-form). */
