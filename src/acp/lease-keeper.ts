@@ -6,12 +6,14 @@
 // agent out of every later election.
 
 import type { ConsensusStore, Lease } from '../consensus/consensus-store.ts';
-import { Backoff, sleepMs } from '../util/backoff.ts';
+import { Backoff, retryAtStart, sleepMs } from '../util/backoff.ts';
 
 /** First wait before granting again after a failed grant. */
 const INITIAL_REGRANT_BACKOFF_MS = 250;
 /** Longest wait between grant attempts. */
 const MAX_REGRANT_BACKOFF_MS = 5_000;
+/** The first grant retries this long (ms, with backoff) before the agent gives up: a member may go down while the agent starts. */
+const START_GRANT_TIMEOUT_MS = 60_000;
 
 /** Keeps one live lease, granting a new one whenever the current is lost. */
 export class LeaseKeeper {
@@ -31,7 +33,13 @@ export class LeaseKeeper {
 
   /** Grant the first lease (throws when the store cannot grant one now). */
   async start(): Promise<Lease> {
-    const lease = await this.store.grantLease(this.ttlSeconds);
+    const lease = await retryAtStart(() => this.store.grantLease(this.ttlSeconds), {
+      what: 'grant lease',
+      timeoutMs: START_GRANT_TIMEOUT_MS,
+      initialMs: INITIAL_REGRANT_BACKOFF_MS,
+      maxMs: MAX_REGRANT_BACKOFF_MS,
+      onRetry: (err, delayMs) => this.onError(new Error(`grant lease (retrying in ${delayMs} ms): ${err.message}`)),
+    });
     this.install(lease);
     return lease;
   }
