@@ -14,7 +14,7 @@ import type { Config } from '../config/config.ts';
 import { ConfigError } from '../config/config-error.ts';
 import type { ConfigOptions } from '../config/load-config.ts';
 import type { BackoffOptions } from '../util/backoff.ts';
-import { CRD_GROUP, CRD_VERSION, STREAM_NAMES } from './crd-schema.ts';
+import { CRD_GROUP, CRD_VERSION, NODE_LOCAL_FIELDS, STREAM_NAMES } from './crd-schema.ts';
 import { KubeConfigSource } from './kube-config-source.ts';
 import { StatusReporter, STATUS_TICK_MS } from './status-reporter.ts';
 import { StatusWriter } from './status-writer.ts';
@@ -92,7 +92,13 @@ export async function startKubeAgent(options: KubeAgentOptions): Promise<KubeAge
   };
 }
 
-/** The node's own config file (YAML: region, nodeId, dataDir, listen, http, tls), as written; checked with the rest once composed. */
+/**
+ * The node's own config file (YAML: region, nodeId, dataDir, listen, http,
+ * tls), as written; checked with the rest once composed. Any other field is
+ * refused: node-local fields win over the DWCPFederation's spec, so a
+ * federation-wide field here (a whole config file passed by mistake) would
+ * silently override the CRs.
+ */
 export async function readNodeLocal(path: string): Promise<Record<string, unknown>> {
   let tree: unknown;
   try {
@@ -101,5 +107,10 @@ export async function readNodeLocal(path: string): Promise<Record<string, unknow
     throw new ConfigError(path, [{ path: '', message: `cannot read node config: ${(err as Error).message.split('\n')[0]}` }]);
   }
   if (tree === null || typeof tree !== 'object' || Array.isArray(tree)) throw new ConfigError(path, [{ path: '', message: 'must be a mapping of node-local fields' }]);
+  const allowed: readonly string[] = NODE_LOCAL_FIELDS;
+  const foreign = Object.keys(tree).filter((key) => !allowed.includes(key));
+  if (foreign.length > 0) {
+    throw new ConfigError(path, foreign.map((key) => ({ path: key, message: `not a node-local field (${allowed.join(', ')}); it belongs in the DWCPFederation or a DWCPStream` })));
+  }
   return tree as Record<string, unknown>;
 }

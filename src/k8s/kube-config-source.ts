@@ -187,8 +187,7 @@ export class KubeConfigSource {
 
   // The config as a user would write it: federation spec, node-local fields, streams.
   private input(federation: Resource, streams: Array<Record<string, unknown>>): Record<string, unknown> {
-    const specs = streams.map(({ federation: _f, ...stream }) => stream);
-    return { ...(federation.spec ?? {}), ...this.options.nodeLocal, federation: this.options.federation, streams: specs };
+    return composeConfigInput(this.options.federation, federation.spec ?? {}, this.options.nodeLocal, streams);
   }
 
   private federationObject(): InvolvedObject {
@@ -207,6 +206,17 @@ export class KubeConfigSource {
     const host = String(this.options.nodeLocal.nodeId ?? this.options.load?.hostname ?? '');
     await postWarningEvent(this.options.kubeConfig, involved, reason, message, { component: 'dwcp-agent', host }, this.options.logger);
   }
+}
+
+/**
+ * The config as a user would write it, composed from a DWCPFederation's spec,
+ * this node's fields (they win over the spec) and the DWCPStreams' specs
+ * (their `federation` dropped); federation is the DWCPFederation's name.
+ * Check and compile it with compileConfig.
+ */
+export function composeConfigInput(federation: string, federationSpec: Record<string, unknown>, nodeLocal: Record<string, unknown>, streamSpecs: ReadonlyArray<Record<string, unknown>>): Record<string, unknown> {
+  const streams = streamSpecs.map(({ federation: _f, ...stream }) => stream);
+  return { ...federationSpec, ...nodeLocal, federation, streams };
 }
 
 /** Issues of the composed config split by the stream CR they are about (index in streams) and the rest. */

@@ -1,8 +1,9 @@
 // manifests/: the base and every overlay, built as kustomize would, are valid
 // Kubernetes objects (kubernetes-models' validators for the API kinds, the
-// generated CRDs for DWCP resources); the example custom resources are valid
-// and are exactly the federation-wide part of each region's config; RBAC is
-// least privilege; alerts and dashboard name metrics the agent exports.
+// generated CRDs for DWCP resources); the agents run in Kubernetes mode and
+// each region's node.yaml composed with the example custom resources, as the
+// agent composes them, compiles for that region; RBAC is least privilege;
+// alerts and dashboard name metrics the agent exports.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -10,8 +11,12 @@ import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join, relative } from 'node:path';
 import { parse, parseAllDocuments } from 'yaml';
-import { parseConfig } from '../../src/config/load-config.ts';
-import { NODE_LOCAL_FIELDS, STREAM_FIELDS } from '../../src/k8s/crd-schema.ts';
+import { ConfigError } from '../../src/config/config-error.ts';
+import type { Config } from '../../src/config/config.ts';
+import { compileConfig } from '../../src/config/load-config.ts';
+import { FEDERATION_NAMES, NODE_LOCAL_FIELDS } from '../../src/k8s/crd-schema.ts';
+import { readNodeLocal } from '../../src/k8s/kube-agent.ts';
+import { composeConfigInput } from '../../src/k8s/kube-config-source.ts';
 import { kustomizeBuild, type BuiltObject, type KubeObject } from '../helpers/kustomize-build.ts';
 import { kubeProblems } from '../helpers/kube-validate.ts';
 
@@ -56,9 +61,57 @@ async function exampleResources(): Promise<KubeObject[]> {
   return out;
 }
 
-// The ConfigMap's config file as written (before ${ENV} expansion).
-function rawConfig(objects: BuiltObject[]): KubeObject {
-  return parse(only(objects, 'ConfigMap', 'dwcp-config').data['dwcp.yaml']) as KubeObject;
+/** The pod's NODE_NAME in these tests. */
+const NODE_NAME = 'node-a';
+
+/** What an overlay's agent is started with: its --federation and its node file (path in the pod, text from the ConfigMap). */
+interface AgentStart {
+  federation: string;
+  nodePath: string;
+  nodeText: string;
+}
+
+// The agent container's arguments in Kubernetes mode, and the node file they name.
+function agentStart(objects: BuiltObject[]): AgentStart {
+  const pod = only(objects, 'DaemonSet').spec.template.spec;
+  const agent = pod.containers.find((c: KubeObject) => c.name === 'agent');
+  const args: string[] = agent.args;
+  assert.deepEqual(args.slice(0, 2), ['agent', '--kube'], `the agent runs in Kubernetes mode: ${args.join(' ')}`);
+  const flag = (name: string) => {
+    const i = args.indexOf(name);
+    assert.ok(i > 0 && i + 1 < args.length, `agent args have no ${name}`);
+    return args[i + 1];
+  };
+  const nodePath = flag('--config');
+  const mount = agent.volumeMounts.find((m: KubeObject) => m.mountPath === dirname(nodePath));
+  assert.ok(mount, `no volume mounted at ${dirname(nodePath)}`);
+  const configMap = only(objects, 'ConfigMap', pod.volumes.find((v: KubeObject) => v.name === mount.name).configMap?.name);
+  const nodeText = configMap.data[basename(nodePath)];
+  assert.equal(typeof nodeText, 'string', `ConfigMap ${configMap.metadata.name} has no key ${basename(nodePath)}`);
+  return { federation: flag('--federation'), nodePath, nodeText };
+}
+
+// The config an agent composes from a node file and the example resources (as
+// KubeConfigSource does: the named DWCPFederation, the DWCPStreams naming it),
+// compiled with NODE_NAME set as the pod sets it.
+async function composedConfig(start: AgentStart, resources: KubeObject[], nodeText = start.nodeText): Promise<Config> {
+  const federation = resources.find((r) => r.kind === FEDERATION_NAMES.kind && r.metadata.name === start.federation);
+  assert.ok(federation, `no example ${FEDERATION_NAMES.kind} named ${start.federation}`);
+  const streams = resources.filter((r) => r.kind === 'DWCPStream' && r.spec.federation === start.federation).map((r) => r.spec);
+  const dir = await mkdtemp(join(tmpdir(), 'dwcp-node-'));
+  try {
+    await writeFile(join(dir, basename(start.nodePath)), nodeText);
+    const nodeLocal = await readNodeLocal(join(dir, basename(start.nodePath)));
+    const input = composeConfigInput(start.federation, federation.spec, nodeLocal, streams);
+    return compileConfig(input, { env: { NODE_NAME }, baseDir: dirname(start.nodePath), hostname: 'unused', cpuCount: 2 }, `${FEDERATION_NAMES.kind}/${start.federation}`);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+// The agent's config in an overlay, composed from its node file and the example resources.
+async function overlayConfig(objects: BuiltObject[]): Promise<Config> {
+  return composedConfig(agentStart(objects), await exampleResources());
 }
 
 test('the base and every overlay build and validate against the Kubernetes API schemas', async () => {
@@ -132,28 +185,41 @@ test('the example custom resources validate against the generated CRDs; wrong fi
   assert.ok(fedProblems.includes('DWCPFederation dwcp/example /spec/nodeId: unknown field'), fedProblems.join('\n'));
 });
 
-test('each region\'s ConfigMap is the example custom resources plus node-local fields', async () => {
+test('each region\'s node.yaml holds only node-local fields and, composed with the example resources as the agent does, compiles for that region', async () => {
   const resources = await exampleResources();
-  const federation = resources.find((r) => r.kind === 'DWCPFederation')!;
-  const streams = resources.filter((r) => r.kind === 'DWCPStream');
   for (const region of await overlays()) {
-    const config = rawConfig(await kustomizeBuild(join(OVERLAYS, region)));
-    const shared = Object.fromEntries(Object.entries(config).filter(([k]) => !([...NODE_LOCAL_FIELDS, ...STREAM_FIELDS] as string[]).includes(k)));
-    assert.deepEqual(federation.spec, shared, `${region}: DWCPFederation spec differs from the ConfigMap`);
-    const fromStreams = streams.map((s) => {
-      const { federation: name, ...entry } = s.spec;
-      assert.equal(name, federation.metadata.name, `${s.metadata.name}: spec.federation`);
-      assert.equal(s.metadata.name, entry.id, 'a DWCPStream is named as its stream id');
-      return entry;
-    });
-    assert.deepEqual(fromStreams, config.streams, `${region}: DWCPStreams differ from the ConfigMap's streams`);
+    const start = agentStart(await kustomizeBuild(join(OVERLAYS, region)));
+    // Nothing federation-wide in the node file: that comes from the CRs.
+    const written = parse(start.nodeText) as Record<string, unknown>;
+    const extra = Object.keys(written).filter((k) => !(NODE_LOCAL_FIELDS as readonly string[]).includes(k));
+    assert.deepEqual(extra, [], `${region}: node.yaml has federation-wide fields`);
+
+    // Composed and compiled: this region's agent in the example federation, running the example streams.
+    const config = await composedConfig(start, resources);
+    assert.equal(config.federation, 'example');
+    assert.equal(config.region, region);
+    assert.equal(config.nodeId, NODE_NAME);
+    assert.ok(config.regions.some((r) => r.name === region), `${region} is not among the federation's regions`);
+    const streams = resources.filter((r) => r.kind === 'DWCPStream');
+    for (const s of streams) assert.equal(s.metadata.name, s.spec.id, 'a DWCPStream is named as its stream id');
+    assert.deepEqual(config.streams.map((s) => s.id).sort(), streams.map((s) => s.spec.id).sort());
+
+    // A node file without a required node-local field is refused, naming the field.
+    for (const field of ['region', 'tls']) {
+      const { [field]: _dropped, ...rest } = written;
+      await assert.rejects(composedConfig(start, resources, JSON.stringify(rest)), (err: unknown) => {
+        assert.ok(err instanceof ConfigError, String(err));
+        assert.ok(err.issues.some((i) => i.path === field), `${region} without ${field}: ${err.message}`);
+        return true;
+      });
+    }
   }
 });
 
 test('each overlay sets its region, its per-node TLS secret and its peers', async () => {
   for (const region of await overlays()) {
     const objects = await kustomizeBuild(join(OVERLAYS, region));
-    const config = parseConfig(only(objects, 'ConfigMap', 'dwcp-config').data['dwcp.yaml'], 'dwcp.yaml', { env: { NODE_NAME: 'node-a' }, hostname: 'unused', cpuCount: 2 });
+    const config = await overlayConfig(objects);
     assert.equal(config.region, region);
     const pod = only(objects, 'DaemonSet').spec.template;
     assert.equal(pod.metadata.labels['dwcp.io/region'], region);
@@ -161,8 +227,8 @@ test('each overlay sets its region, its per-node TLS secret and its peers', asyn
     assert.equal(tls.secret.secretName, `dwcp-tls-${region}`);
     assert.equal(tls.secret.defaultMode, 0o440, 'defaultMode is octal 0440 as kubectl reads it');
     // Each node reads its own certificate from the region's secret.
-    assert.equal(basename(config.tls.certFile), 'node-a.crt');
-    assert.equal(basename(config.tls.keyFile), 'node-a.key');
+    assert.equal(basename(config.tls.certFile), `${NODE_NAME}.crt`);
+    assert.equal(basename(config.tls.keyFile), `${NODE_NAME}.key`);
     // Peers: the carrier port only, to and from address ranges that are not everything.
     const peers = only(objects, 'NetworkPolicy', 'dwcp-agent-peers').spec;
     for (const rule of [...peers.ingress.map((r: KubeObject) => r.from), ...peers.egress.map((r: KubeObject) => r.to)]) {
@@ -172,25 +238,24 @@ test('each overlay sets its region, its per-node TLS secret and its peers', asyn
   }
 });
 
-test('the ConfigMap dwcp.yaml compiles with NODE_NAME from the pod, and the DaemonSet mounts what it names', async () => {
+test('the agent follows its CRs in-cluster with NODE_NAME from the pod, and the DaemonSet mounts what its config names', async () => {
+  const resources = await exampleResources();
   for (const region of await overlays()) {
     const objects = await kustomizeBuild(join(OVERLAYS, region));
-    const configMap = only(objects, 'ConfigMap', 'dwcp-config');
     const pod = only(objects, 'DaemonSet').spec.template.spec;
     const agent = pod.containers.find((c: KubeObject) => c.name === 'agent');
 
-    // The config file the agent is started with is a key of the mounted ConfigMap.
-    const configPath: string = agent.args[agent.args.indexOf('--config') + 1];
-    const mount = agent.volumeMounts.find((m: KubeObject) => m.mountPath === dirname(configPath));
-    assert.ok(mount, `no volume mounted at ${dirname(configPath)}`);
-    const volume = pod.volumes.find((v: KubeObject) => v.name === mount.name);
-    assert.equal(volume.configMap?.name, configMap.metadata.name);
-    const text = configMap.data[basename(configPath)];
-    assert.equal(typeof text, 'string', `ConfigMap has no key ${basename(configPath)}`);
+    // In-cluster API access: the pod's token is mounted, nothing points elsewhere, and the CRs sit in the pod's namespace.
+    assert.equal(pod.automountServiceAccountToken, true, 'the service account token is not mounted');
+    assert.ok(!agent.env.some((e: KubeObject) => e.name === 'KUBECONFIG'), 'KUBECONFIG would override the in-cluster config');
+    assert.ok(!agent.args.includes('--kubeconfig') && !agent.args.includes('--namespace'), 'in-cluster config and the pod namespace');
+    const podNamespace = agent.env.find((e: KubeObject) => e.name === 'POD_NAMESPACE');
+    assert.equal(podNamespace?.valueFrom?.fieldRef?.fieldPath, 'metadata.namespace');
+    for (const r of resources) assert.equal(r.metadata.namespace, only(objects, 'DaemonSet').metadata.namespace, `${r.kind}/${r.metadata.name}`);
 
     // It compiles; nodeId is the node name; files sit under the mounts.
-    const config = parseConfig(text, configPath, { env: { NODE_NAME: 'node-a' }, hostname: 'unused', cpuCount: 2 });
-    assert.equal(config.nodeId, 'node-a');
+    const config = await overlayConfig(objects);
+    assert.equal(config.nodeId, NODE_NAME);
     const mountOf = (path: string) => agent.volumeMounts.find((m: KubeObject) => path.startsWith(`${m.mountPath}/`));
     for (const file of [config.tls.caFile, config.tls.certFile, config.tls.keyFile]) {
       const tlsMount = mountOf(file);
@@ -236,7 +301,7 @@ test('the agent runs as uid 10001 without privileges and has a drain grace perio
   assert.equal(pod.serviceAccountName, only(objects, 'ServiceAccount').metadata.name);
 });
 
-test('RBAC: read the DWCP resources, write their status, create events; nothing else', async () => {
+test('RBAC: read the DWCP resources, write the streams\' status, create events; nothing else', async () => {
   const objects = await kustomizeBuild(BASE);
   assert.ok(!objects.some((o) => o.object.kind === 'ClusterRole' || o.object.kind === 'ClusterRoleBinding'), 'no cluster-wide RBAC');
   const role = only(objects, 'Role');
@@ -244,12 +309,23 @@ test('RBAC: read the DWCP resources, write their status, create events; nothing 
     rule.apiGroups.flatMap((group: string) => rule.resources.flatMap((resource: string) => rule.verbs.map((verb: string) => `${group}/${resource}:${verb}`))));
   assert.deepEqual(grants.sort(), [
     '/events:create',
-    'dwcp.io/dwcpfederations/status:get', 'dwcp.io/dwcpfederations/status:patch', 'dwcp.io/dwcpfederations/status:update',
     'dwcp.io/dwcpfederations:get', 'dwcp.io/dwcpfederations:list', 'dwcp.io/dwcpfederations:watch',
-    'dwcp.io/dwcpstreams/status:get', 'dwcp.io/dwcpstreams/status:patch', 'dwcp.io/dwcpstreams/status:update',
+    'dwcp.io/dwcpstreams/status:get', 'dwcp.io/dwcpstreams/status:patch',
     'dwcp.io/dwcpstreams:get', 'dwcp.io/dwcpstreams:list', 'dwcp.io/dwcpstreams:watch',
-    'events.k8s.io/events:create',
   ].sort());
+  // The grants are what the code calls: @kubernetes/client-node methods (verb + Namespaced + kind) and Watch.
+  const called = new Set<string>();
+  for (const file of await readdir(join(ROOT, 'src', 'k8s'))) {
+    const text = await readFile(join(ROOT, 'src', 'k8s', file), 'utf8');
+    for (const [, verb, kind] of text.matchAll(/\.([a-z]+)Namespaced([A-Za-z]+)\(/g)) called.add(`${kind}:${verb === 'replace' ? 'update' : verb}`);
+    if (/new Watch\(/.test(text)) called.add('CustomObject:watch');
+  }
+  const grantedAs = (prefix: string) => grants.filter((g: string) => g.startsWith(prefix)).map((g: string) => g.slice(g.indexOf(':') + 1));
+  const calledAs = (kind: string) => [...called].filter((c) => c.startsWith(`${kind}:`)).map((c) => c.slice(kind.length + 1));
+  assert.deepEqual(calledAs('CustomObjectStatus').sort(), grantedAs('dwcp.io/dwcpstreams/status:').sort(), 'status verbs granted = status verbs called');
+  assert.deepEqual(calledAs('Event').sort(), grantedAs('/events:').sort(), 'event verbs granted = event verbs called');
+  for (const verb of calledAs('CustomObject')) assert.ok(grants.includes(`dwcp.io/dwcpstreams:${verb}`) && grants.includes(`dwcp.io/dwcpfederations:${verb}`), `${verb} on the CRs is called but not granted`);
+  assert.deepEqual([...called].filter((c) => !/^(CustomObjectStatus|Event|CustomObject):/.test(c)), [], 'API calls RBAC does not cover');
   for (const rule of role.rules) assert.equal(rule.resourceNames, undefined);
   const binding = only(objects, 'RoleBinding');
   assert.deepEqual(binding.roleRef, { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: role.metadata.name });
