@@ -127,6 +127,8 @@ export class OutboundLink {
   private congestion: string | null = null;
   private rateLimit: number | null = null;
   private paceNextAt = 0;
+  /** The peer's Hello capabilities, from the HelloReply of this session's carriers (HDE stages are negotiated on them). */
+  private capabilities: readonly string[] = [];
 
   constructor(options: OutboundLinkOptions) {
     this.options = options;
@@ -137,6 +139,11 @@ export class OutboundLink {
   /** Current session number (0 before the first). */
   get session(): number {
     return this.up ? this.sessionNo : 0;
+  }
+
+  /** What the peer announced in its HelloReply (empty before the first carrier is up). */
+  get peerCapabilities(): readonly string[] {
+    return this.capabilities;
   }
 
   /** Live carriers right now. */
@@ -354,7 +361,7 @@ export class OutboundLink {
 
   private async dialOne(index: number): Promise<SocketCarrier> {
     const endpoint = this.options.endpoints[this.endpointIndex % this.options.endpoints.length];
-    const { carrier } = await dialCarrier({
+    const { carrier, reply } = await dialCarrier({
       host: endpoint.host,
       port: endpoint.port,
       tls: this.options.tls(),
@@ -369,6 +376,7 @@ export class OutboundLink {
         this.applyCongestion(socket);
       },
     });
+    this.capabilities = reply.capabilities;
     return carrier;
   }
 
