@@ -58,11 +58,10 @@ test('a copied and a renamed 8 MiB file send no chunk data; a 1 KiB insert at th
   writeFileSync(join(l.src, 'a.bin'), seededBytes(8 * MiB, 1));
   writeFileSync(join(l.src, 'big.bin'), seededBytes(16 * MiB, 2));
 
-  // New files cross once, as chunk data and recipes.
+  // New files (nothing of them at the destination) cross once as PutChunks; the sink indexes them.
   const first = await session(l, { dedup: true });
   assert.deepEqual(treeDifferences(l.src, l.dst), []);
-  assert.equal(opsOf(first.ops, 'recipe').length, 2);
-  assert.equal(opsOf(first.ops, 'put').length, 0);
+  assert.equal(opsOf(first.ops, 'recipe').length + opsOf(first.ops, 'chunkData').length, 0);
   assert.equal(chunkBytes(first), 24 * MiB);
 
   // A copy (new path, new mtime) is assembled from the chunks the destination holds.
@@ -137,6 +136,21 @@ test('a destination that lost its chunk index rebuilds it from its files and sti
   assert.deepEqual(treeDifferences(l.src, l.dst), []);
   assert.deepEqual(kinds(copied.ops), ['recipe']);
   assert.equal(chunkBytes(copied), 0);
+});
+
+test('a file sharing chunks with one the destination holds travels as its missing chunks plus a recipe', async (t) => {
+  const l = lab(t);
+  const shared = seededBytes(4 * MiB, 8);
+  writeFileSync(join(l.src, 'a.bin'), shared);
+  await session(l, { dedup: true });
+
+  // Half old content, half new: chunk data for the new half only (small missing chunks ride inline).
+  writeFileSync(join(l.src, 'b.bin'), Buffer.concat([shared.subarray(0, 2 * MiB), seededBytes(2 * MiB, 9)]));
+  const mixed = await session(l, { dedup: true });
+  assert.deepEqual(treeDifferences(l.src, l.dst), []);
+  assert.equal(opsOf(mixed.ops, 'recipe').length, 1);
+  assert.ok(opsOf(mixed.ops, 'chunkData').length > 0);
+  assert.ok(chunkBytes(mixed) >= 2 * MiB && chunkBytes(mixed) <= 2 * MiB + 2 * MAX_CDC_CHUNK_BYTES, `sent ${chunkBytes(mixed)} bytes`);
 });
 
 test('a held chunk that changed after the query is never used: the recipe fails retryably, the next session completes', async (t) => {

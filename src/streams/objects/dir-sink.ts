@@ -24,9 +24,13 @@
 // then committed like any file (fsync, rename) and its chunks recorded. A
 // chunk that cannot be produced fails the op with a MissingChunksError
 // (retryable: the session restarts and the source asks again).
+// A file of at least DEDUP_MIN_FILE_BYTES that arrives as PutChunks in a
+// session whose source asks chunk queries (a file the destination held
+// nothing of) is chunked at its commit and recorded too, so its copies
+// and edits dedup later.
 
 import { createHash } from 'node:crypto';
-import { close, constants, fchmod, fsync, ftruncate, futimes, write } from 'node:fs';
+import { close, constants, fchmod, fsync, ftruncate, futimes, read, write } from 'node:fs';
 import { promisify } from 'node:util';
 import { native } from '../../../native-bindings/index.ts';
 import { manifestCodec, objectOpCodec } from '../../wire/messages.ts';
@@ -36,6 +40,9 @@ import { directoryChunkFiles } from './chunks/chunk-files.ts';
 import { ChunkIndex } from './chunks/chunk-index.ts';
 import { ChunkStage } from './chunks/chunk-stage.ts';
 import { assembleRecipe } from './chunks/recipe-assembly.ts';
+import { DEDUP_MIN_FILE_BYTES } from './chunks/recipe-plan.ts';
+import { readChunks, type RangeRead } from '../../encoding/hde/file-chunks.ts';
+import type { RecordedChunk } from './chunks/chunk-index.ts';
 import { SinkError } from '../stream.ts';
 import type { Sink, StreamKind } from '../stream.ts';
 import { BeneathRoot, DIR_FLAGS, closeEntryDir, isDirectory, isRegularFile, isSymlink, openPrivateDir } from './beneath-root.ts';
@@ -150,6 +157,8 @@ export class DirSink implements Sink {
   readonly #chunkDirs?: { indexDir: string; stageDir: string };
   /** The chunk index and staging directory, opened on first use. */
   #chunkStore?: Promise<ChunkStore>;
+  /** This session's source asked a chunk query (the link negotiated dedup@1): files arriving whole are indexed too. */
+  #dedupSession = false;
 
   constructor(options: DirSinkOptions) {
     if (!options.root) throw new Error('dir sink: root must be set');
@@ -170,6 +179,7 @@ export class DirSink implements Sink {
     const answer = { streamId: query.streamId, queryId: query.queryId };
     const store = await this.#chunks();
     if (!store) return { ...answer, count: 0, missing: Buffer.alloc(0), refusal: 'this sink keeps no chunk index' };
+    this.#dedupSession = true;
     const asked = queryHashes(query);
     const missing = new Set((await store.index.has(asked)).map((h) => h.toString('hex')));
     return { ...answer, count: asked.length, missing: missingBitmap(asked.map((h) => missing.has(h.toString('hex')))), refusal: '' };
@@ -223,6 +233,7 @@ export class DirSink implements Sink {
     await this.#closeArea();
     this.#partial = undefined;
     this.#dirtyDirs.clear();
+    this.#dedupSession = false;
     const area = await this.#open();
 
     // Keep the checkpointed partial if its temp file still holds that much.
@@ -333,7 +344,8 @@ export class DirSink implements Sink {
     const hash = checkChunkData(op, data.length);
     const store = await this.#chunks();
     if (!store) throw new SinkError('put chunk data refused: this sink keeps no chunk index (stage dedup@1 not set up)');
-    await store.stage.put(hash, data);
+    // Not fsynced: recover clears the stage, and the source asks again for what a recipe lacks.
+    await store.stage.put(hash, data, { durable: false });
   }
 
   // A file from its recipe: assembled into a temp file, every chunk checked, then committed and recorded.
@@ -413,6 +425,21 @@ export class DirSink implements Sink {
     await store.root.close();
   }
 
+  // The chunks of a file that arrived whole, when this session dedups and the file is large enough; else null.
+  async #chunksOf(version: FileVersion, read: RangeRead): Promise<RecordedChunk[] | null> {
+    if (!this.#dedupSession || version.size < DEDUP_MIN_FILE_BYTES || !this.#chunkDirs) return null;
+    const chunks: RecordedChunk[] = [];
+    for await (const c of readChunks(read)) chunks.push({ hash: c.hash, offset: c.offset, length: c.length });
+    return chunks;
+  }
+
+  // Record a committed file's chunks (null: not indexed).
+  async #recordChunks(path: string, version: FileVersion, chunks: RecordedChunk[] | null): Promise<void> {
+    if (chunks === null) return;
+    const store = await this.#chunks();
+    await store?.index.record(path, { size: version.size, mtimeUs: version.mtimeUs }, chunks);
+  }
+
   // A path renamed away or deleted: its chunks are no longer there (the index also checks versions on use).
   async #forgetChunks(path: string): Promise<void> {
     const store = this.#chunkStore ? await this.#chunks() : null;
@@ -423,9 +450,14 @@ export class DirSink implements Sink {
   async #commit(area: OpenArea, partial: PartialState, opened: EntryDir | undefined): Promise<void> {
     const fd = partial.fd!;
     partial.fd = undefined;
+    const chunks = await this.#chunksOf(partial.version, (into, at, length, position) => readAt(fd, into, at, length, position)).catch(async (err: unknown) => {
+      await closeFd(fd).catch(() => undefined);
+      throw err;
+    });
     await finishContent(fd, partial.version);
     await this.#rename(area, partial.path, partial.tempName, opened);
     this.#partial = undefined;
+    await this.#recordChunks(partial.path, partial.version, chunks);
   }
 
   // A whole file in one frame: checked and started here, in order; written,
@@ -458,6 +490,9 @@ export class DirSink implements Sink {
         const renamed = this.#renames.then(() => this.#rename(area, put.path, tempName, parent));
         this.#renames = renamed.catch(() => undefined);
         await renamed;
+        const bytes = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+        const chunks = await this.#chunksOf(put.version, async (into, at, length, position) => (position >= bytes.length ? 0 : bytes.copy(into, at, position, Math.min(position + length, bytes.length))));
+        await this.#recordChunks(put.path, put.version, chunks);
       } finally {
         await closeEntryDir(parent);
       }
@@ -749,6 +784,12 @@ async function writeFully(fd: number, data: Uint8Array, position: number): Promi
   while (done < data.length) {
     done += await writeAt(fd, data, done, data.length - done, position + done);
   }
+}
+
+function readAt(fd: number, into: Buffer, at: number, length: number, position: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    read(fd, into, at, length, position, (err, bytesRead) => (err ? reject(err) : resolve(bytesRead)));
+  });
 }
 
 function writeAt(fd: number, data: Uint8Array, offset: number, length: number, position: number): Promise<number> {

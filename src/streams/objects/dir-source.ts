@@ -11,7 +11,8 @@
 //      (when the link negotiated stage dedup@1, a file of at least
 //      DEDUP_MIN_FILE_BYTES is chunked and the destination asked which
 //      chunks it lacks: only those travel, as PutChunkData, then the file's
-//      PutRecipe; a refused or failed query sends the file as PutChunks);
+//      PutRecipe; a file the destination holds nothing of, and a refused or
+//      failed query, go as PutChunks);
 //   4. Delete for what is gone here: files, then directories deepest first.
 // Then it waits for the watch or the periodic scan, and diffs again.
 
@@ -24,7 +25,7 @@ import { readChunks } from '../../encoding/hde/file-chunks.ts';
 import { CHUNK_HASH_BYTES, MAX_QUERY_CHUNKS, checkChunkHave } from '../../wire/dedup-messages.ts';
 import { manifestCodec, objectOpCodec } from '../../wire/messages.ts';
 import type { ChunkHave, ChunkQuery, FileVersion, Manifest, ManifestEntry, ObjectOp, PartialFile } from '../../wire/messages.ts';
-import { chunkQueryFor, distinctHashes, planRecipe, type ChunkedFile, type RecipePlan } from './chunks/recipe-plan.ts';
+import { DEDUP_MIN_FILE_BYTES, chunkQueryFor, distinctHashes, planRecipe, type ChunkedFile, type RecipePlan } from './chunks/recipe-plan.ts';
 import type { ResumePoint, Source, SourceRecord, StreamKind } from '../stream.ts';
 import { ChangeTrigger } from './change-trigger.ts';
 import { MTIME_TOLERANCE_US, identicalVersion, sameVersion, versionOf } from './file-version.ts';
@@ -55,13 +56,6 @@ export const MAX_ONCE_PASSES = 10;
  * waiting on its own reads. Memory: this many chunks at most.
  */
 export const READ_AHEAD_FILES = 16;
-
-/**
- * Smallest file sent by recipe when the link negotiated dedup@1, bytes.
- * Below it a file is one or two cdc@1 chunks (16..256 KiB, mean 64 KiB):
- * a query's round trip would cost more than the bytes it might save.
- */
-export const DEDUP_MIN_FILE_BYTES = 64 * 1024;
 
 /** Options of a DirSource. */
 export interface DirSourceOptions {
@@ -452,6 +446,10 @@ export class DirSource implements Source {
           return WHOLE;
         }
         plan = planRecipe(file, have);
+        // Nothing of it is there: PutChunks carry the same bytes without
+        // staging them chunk by chunk at the destination (measured: a new
+        // 128 MiB file took 6.4 s of CPU by recipe, 1.0 s as PutChunks).
+        if (plan.heldBytes === 0) return WHOLE;
       } catch (err) {
         if (signal.aborted) return 'aborted';
         this.#logger?.warn({ streamId: this.streamId, path, err: (err as Error).message }, 'chunk query failed; sending the file whole');
