@@ -359,7 +359,8 @@ export class DirSink implements Sink {
     try {
       // As any first chunk: what was partial is abandoned; a repeated recipe finds its work done.
       await this.#dropPartial();
-      if (await isCompleteIn(parent, version)) return;
+      const staged = recipe.chunks.filter((c) => !c.inline).map((c) => c.hash);
+      if (await isCompleteIn(parent, version)) return await store.stage.remove(staged);
       const tempName = tempNameFor(recipe.path, version);
       const fd = await createFresh(area.tempFd, tempName);
       this.#dirtyDirs.add(this.#tempRel);
@@ -386,7 +387,7 @@ export class DirSink implements Sink {
       await finishContent(fd, version);
       await this.#rename(area, recipe.path, tempName, parent);
       await store.index.record(recipe.path, { size: version.size, mtimeUs: version.mtimeUs }, assembly.chunks);
-      await store.stage.remove(recipe.chunks.filter((c) => !c.inline).map((c) => c.hash));
+      await store.stage.remove(staged);
     } finally {
       await closeEntryDir(parent);
     }
