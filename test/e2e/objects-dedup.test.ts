@@ -2,7 +2,8 @@
 // both announce cdc@1 and dedup@1, so a copy of an 8 MiB file already at the
 // destination, and a 1 KiB insert at the start of it, cost a few chunks on
 // the wire instead of the file; the tree is identical and the audit shows
-// every sequence number applied exactly once.
+// every sequence number applied exactly once, also when either agent is
+// killed (kill -9) in the middle of a batch of delta transfers.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -10,7 +11,8 @@ import { copyFile, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { compareTrees } from '../../src/cli/tree-compare.ts';
 import { auditProblems, startFederation } from '../helpers/federation.ts';
-import { waitFor } from '../helpers/agent-process.ts';
+import { sleep, waitFor } from '../helpers/agent-process.ts';
+import { seededBytes } from '../helpers/seeded-bytes.ts';
 
 const MiB = 1024 * 1024;
 /** The sample tree's large file (src/cli/sample-tree.ts). */
@@ -50,6 +52,39 @@ test('a copied file and an insert at the start of a large file cross as a few ch
 
     assert.deepEqual(auditProblems(await fed.auditSeqs()), []);
     assert.equal(await fed.dest.metric('dwcp_verify_failures_total'), 0);
+  } finally {
+    await fed.cleanup();
+  }
+});
+
+test('kill -9 of either agent in the middle of delta transfers: completes identical, nothing applied twice', { timeout: 400_000 }, async (t) => {
+  const fed = await startFederation({ totalBytes: 40 * MiB, largestBytes: 8 * MiB });
+  try {
+    await fed.waitInSync(120_000);
+    const large = await readFile(join(fed.sourcePath, LARGE));
+    const arrivedCount = async (names: string[]): Promise<number> => {
+      let n = 0;
+      for (const name of names) if ((await stat(join(fed.destPath, name)).catch(() => null))?.size === large.length) n++;
+      return n;
+    };
+
+    // Batches of files half held (the large file's first half) and half new: chunk data plus a recipe each.
+    for (const [round, victim] of [[1, fed.dest], [2, fed.source]] as const) {
+      const names = Array.from({ length: 8 }, (_, i) => `delta-${round}-${i}.bin`);
+      for (const [i, name] of names.entries()) {
+        await writeFile(join(fed.sourcePath, name), Buffer.concat([large.subarray(0, large.length / 2), seededBytes(large.length / 2, 100 * round + i)]));
+      }
+      await waitFor(`round ${round}: some delta files arrive`, async () => (await arrivedCount(names)) >= 2, 120_000, 50);
+      t.diagnostic(`round ${round}: ${await arrivedCount(names)} of ${names.length} files there when the ${victim === fed.dest ? 'destination' : 'source'} is killed`);
+      await victim.kill9();
+      await sleep(500);
+      await victim.start();
+      await waitFor(`round ${round}: every delta file arrives`, async () => (await arrivedCount(names)) === names.length, 180_000, 250);
+      await fed.waitInSync(180_000);
+      const cmp = await compareTrees(fed.sourcePath, fed.destPath);
+      assert.deepEqual(cmp.differences, [], `round ${round}`);
+    }
+    assert.deepEqual(auditProblems(await fed.auditSeqs()), []);
   } finally {
     await fed.cleanup();
   }
