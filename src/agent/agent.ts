@@ -40,7 +40,7 @@ import { WalSink } from '../streams/pg-wal/wal-sink.ts';
 import { startWalsenderServer } from '../streams/pg-wal/walsender-server.ts';
 import type { ServedSpool } from '../streams/pg-wal/wal-file-server.ts';
 import { PgWalMetrics, type PgWalStreamStatus } from '../streams/pg-wal/wal-stream-metrics.ts';
-import type { Envelope, Hello, StreamOpen } from '../wire/messages.ts';
+import type { ChunkQuery, Envelope, Hello, StreamOpen } from '../wire/messages.ts';
 import { Metrics } from './metrics.ts';
 import { LOCAL_STAGES, stageCapabilities } from '../encoding/hde/stages.ts';
 import { StreamSender, type SenderStatus } from './stream-sender.ts';
@@ -506,7 +506,11 @@ export class Agent {
 
   private makeSink(stream: StreamConfig, part: SubStream, path: string): Sink {
     // Shards share the directory: each covers its own paths and has its own temp area.
-    if (stream.kind === 'objects') return new DirSink({ streamId: part.id, root: path, logger: this.logger, include: part.include, tempName: part.shards > 1 ? part.id : undefined });
+    if (stream.kind === 'objects') {
+      // Stage dedup@1: the chunk index and staged chunks live outside the tree, per sub-stream.
+      const chunks = { indexDir: join(this.config.dataDir, 'chunk-index', part.id), stageDir: join(this.config.dataDir, 'chunk-stage', part.id) };
+      return new DirSink({ streamId: part.id, root: path, logger: this.logger, include: part.include, tempName: part.shards > 1 ? part.id : undefined, chunks });
+    }
     return new WalSink({ streamId: stream.id, spoolDir: path });
   }
 
@@ -528,6 +532,7 @@ export class Agent {
       link.send({ pong: envelope.ping });
       return;
     }
+    if (envelope.chunkQuery) return this.onChunkQuery(link, envelope.chunkQuery);
     const receiver = streamId ? this.receivers.get(streamId) : undefined;
     if (!receiver) {
       // Retryable: a stream added live may reach the source region's config before this one's.
@@ -553,6 +558,14 @@ export class Agent {
     } else if (envelope.data) {
       receiver.onData(link, envelope.data);
     }
+  }
+
+  /** A dedup chunk query: answered by the stream's receiver, for its source region only. */
+  private onChunkQuery(link: InboundLink, query: ChunkQuery): void {
+    const receiver = this.receivers.get(query.streamId);
+    const refusal = receiver ? this.admission.regionRefusal(link, query.streamId, 'data') : `region ${this.config.region} is not a destination of stream "${query.streamId}"`;
+    if (refusal === null) return receiver!.onChunkQuery(link, query);
+    link.send({ chunkHave: { streamId: query.streamId, queryId: query.queryId, count: 0, missing: Buffer.alloc(0), refusal } });
   }
 
   /** Open once the source region's consensus confirms the epoch (when this agent can read it). */
@@ -689,7 +702,7 @@ export class Agent {
       onUp: (session) => sendersOf().forEach((s) => s.onLinkUp(session)),
       onDown: () => sendersOf().forEach((s) => s.onLinkDown()),
       onMessage: (envelope) => {
-        const streamId = envelope.streamState?.streamId ?? envelope.ack?.streamId ?? envelope.nack?.streamId ?? envelope.error?.streamId;
+        const streamId = envelope.streamState?.streamId ?? envelope.ack?.streamId ?? envelope.nack?.streamId ?? envelope.error?.streamId ?? envelope.chunkHave?.streamId;
         for (const s of sendersOf()) if (s.options.streamId === streamId) s.onMessage(envelope);
       },
     });

@@ -27,7 +27,8 @@ import type { HdePool, Decoded } from '../encoding/hde-pool.ts';
 import { GENESIS_CHAIN, chainNext } from '../encoding/digest.ts';
 import type { ConsensusStore, Watcher } from '../consensus/consensus-store.ts';
 import { FencedError, commitCheckpoint, loadCheckpoint, type Checkpoint } from '../consensus/checkpoints.ts';
-import { Encoding, type DataFrame, type Envelope, type StreamOpen } from '../wire/messages.ts';
+import { Encoding, type ChunkHave, type ChunkQuery, type DataFrame, type Envelope, type StreamOpen } from '../wire/messages.ts';
+import { checkChunkQuery } from '../wire/dedup-messages.ts';
 import type { InboundLink } from '../transport/inbound-link.ts';
 import type { Metrics } from './metrics.ts';
 import { STREAM_FAULT_CODE, errorMessage, faultCode, isRefusal } from './stream-fault.ts';
@@ -36,6 +37,8 @@ import { STREAM_FAULT_CODE, errorMessage, faultCode, isRefusal } from './stream-
 export const MAX_VERIFY_FAILURES = 3;
 /** Largest part of a resume state per StreamState message. */
 const STATE_PART_BYTES = 4 * 1024 * 1024;
+/** Chunk queries answered at once per stream; more are refused (the source then sends those files whole). */
+export const MAX_CHUNK_QUERIES_IN_FLIGHT = 4;
 /** Default bound of declared plaintext decoded ahead of the apply loop, bytes (one more frame may exceed it). */
 export const DECODE_AHEAD_BYTES = 64 * 1024 * 1024;
 
@@ -126,6 +129,8 @@ export class StreamReceiver {
   private serial: Promise<void> = Promise.resolve();
   private timer: NodeJS.Timeout;
   private checkpointWatch: Promise<Watcher> | null = null;
+  /** Chunk queries being answered now. */
+  private chunkQueries = 0;
 
   constructor(options: StreamReceiverOptions) {
     this.options = options;
@@ -154,6 +159,35 @@ export class StreamReceiver {
       // Whatever failed, the sender hears it now instead of waiting for a StreamState.
       this.refuseFault(link, 'open stream', err);
     });
+  }
+
+  /**
+   * A chunk query of stage dedup@1: answered from the sink's chunk index,
+   * beside the ordered path (it changes nothing). Only the current session's
+   * link is answered; any problem is answered as a refusal, and the source
+   * sends that file whole.
+   */
+  onChunkQuery(link: InboundLink, query: ChunkQuery): void {
+    const session = this.session;
+    const answer = (have: Omit<ChunkHave, 'streamId' | 'queryId'>): void => {
+      link.send({ chunkHave: { streamId: this.options.streamId, queryId: query.queryId, ...have } });
+    };
+    const refuse = (refusal: string): void => answer({ count: 0, missing: Buffer.alloc(0), refusal });
+    if (!session || session.ended || session.link !== link) return refuse('no open session of this stream on this link');
+    if (!this.options.sink.chunkHave) return refuse('this sink keeps no chunk index');
+    if (this.chunkQueries >= MAX_CHUNK_QUERIES_IN_FLIGHT) return refuse(`${MAX_CHUNK_QUERIES_IN_FLIGHT} chunk queries in flight already`);
+    this.chunkQueries++;
+    (async () => {
+      try {
+        const have = await this.options.sink.chunkHave!(checkChunkQuery(query));
+        answer({ count: have.count, missing: have.missing, refusal: have.refusal });
+      } catch (err) {
+        this.options.logger.warn({ stream: this.options.streamId, queryId: query.queryId, err: errorMessage(err) }, 'chunk query refused');
+        refuse(`chunk query: ${errorMessage(err)}`);
+      } finally {
+        this.chunkQueries--;
+      }
+    })();
   }
 
   /** A data frame arrived on some carrier of a link. */

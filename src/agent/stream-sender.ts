@@ -16,12 +16,14 @@ import type { Encoded, HdePool } from '../encoding/hde-pool.ts';
 import { chainNext } from '../encoding/digest.ts';
 import { LinkDownError, type OutboundLink } from '../transport/link.ts';
 import { frameDataFrame } from '../wire/data-frame-writer.ts';
-import type { Ack, Envelope, Nack, StreamState } from '../wire/messages.ts';
+import type { Ack, ChunkQuery, Envelope, Nack, StreamState } from '../wire/messages.ts';
 import type { Metrics } from './metrics.ts';
 import { compareChains, positionVerified, type ChainRecord } from '../acp/chain-check.ts';
 import { initialLevelState, levelOf, nextLevel, type LevelState } from '../encoding/level-chooser.ts';
 import { Backoff, type BackoffOptions } from '../util/backoff.ts';
 import { STREAM_FAULT_CODE, errorMessage, faultCode } from './stream-fault.ts';
+import { LOCAL_STAGES, negotiate, stageVersion } from '../encoding/hde/stages.ts';
+import { ChunkQueries } from './chunk-queries.ts';
 
 /**
  * Default wait for the destination's StreamState after a StreamOpen, ms.
@@ -107,6 +109,8 @@ interface Session {
   contextKey: string | null;
   /** The next streamed frame starts the context (the session's first). */
   resyncNext: boolean;
+  /** Chunk queries of this session (stage dedup@1), or null when the link did not negotiate it. */
+  queries: ChunkQueries | null;
 }
 
 /** Status of a sender, for /status and the demo. */
@@ -177,6 +181,7 @@ export class StreamSender {
     if (envelope.streamState) this.onStreamState(session, envelope.streamState);
     else if (envelope.ack) this.onAck(session, envelope.ack);
     else if (envelope.nack) this.onNack(envelope.nack);
+    else if (envelope.chunkHave) session.queries?.answer(envelope.chunkHave);
     else if (envelope.error) {
       this.options.logger.error({ stream: this.options.streamId, code: envelope.error.code, detail: envelope.error.detail }, 'destination reported an error');
       if (envelope.error.code === 'STREAM_HALTED') this.halt(`destination halted the stream: ${envelope.error.detail}`);
@@ -194,7 +199,7 @@ export class StreamSender {
   private startSession(sessionNumber: number): void {
     if (this.haltedReason || this.stopped) return;
     this.endSession();
-    const session: Session = { number: sessionNumber, abort: new AbortController(), stateParts: [], stateResolve: null, stateReject: null, unacked: [], durableSeq: 0, contextKey: null, resyncNext: true };
+    const session: Session = { number: sessionNumber, abort: new AbortController(), stateParts: [], stateResolve: null, stateReject: null, unacked: [], durableSeq: 0, contextKey: null, resyncNext: true, queries: null };
     this.session = session;
     this.run(session).catch((err: unknown) => {
       if (err instanceof LinkDownError || session.abort.signal.aborted) return;
@@ -237,6 +242,7 @@ export class StreamSender {
     this.session = null;
     session.abort.abort();
     session.stateReject?.(new LinkDownError('session ended'));
+    session.queries?.close(new LinkDownError('session ended'));
     if (session.contextKey) this.options.pool.release(session.contextKey);
   }
 
@@ -358,7 +364,13 @@ export class StreamSender {
       wake('sender');
       wake('producer');
     });
-    const records = this.options.source.records({ seq: state.durableSeq, state: state.state, verified }, session.abort.signal);
+    // Stage dedup@1 when both ends announced it: the source may ask which chunks the destination lacks.
+    if (stageVersion(negotiate(LOCAL_STAGES, link.peerCapabilities), 'dedup') === 1) {
+      session.queries = new ChunkQueries((query) => link.sendControl({ chunkQuery: query }));
+    }
+    const queries = session.queries;
+    const queryChunks = queries ? (query: ChunkQuery) => queries.ask(query) : undefined;
+    const records = this.options.source.records({ seq: state.durableSeq, state: state.state, verified, queryChunks }, session.abort.signal);
     try {
       for await (const record of records) {
         if (session.abort.signal.aborted) break;

@@ -3,6 +3,8 @@
 // Data flows one way: source -> encode -> link -> decode -> verify -> sink,
 // then the durable ack flows back and the source is told "done".
 
+import type { ChunkHave, ChunkQuery } from '../wire/messages.ts';
+
 /** One record a source hands to the link. */
 export interface SourceRecord {
   /** Kind-specific header (protobuf, see proto/dwcp.proto), opaque to the link. */
@@ -28,6 +30,13 @@ export interface ResumePoint {
    * Absent means verified.
    */
   verified?: boolean;
+  /**
+   * Present when this session's link negotiated stage dedup@1: asks the
+   * destination which chunks of a file it lacks (a side channel beside the
+   * ordered records). It rejects when the link goes down or the answer does
+   * not come in time; the source then sends the file whole.
+   */
+  queryChunks?: (query: ChunkQuery) => Promise<ChunkHave>;
 }
 
 /** The sending end of one stream. */
@@ -75,6 +84,12 @@ export interface Sink {
    * walsender) serves nothing past the last committed checkpoint.
    */
   committed?(seq: number, sinkState: Uint8Array): Promise<void>;
+  /**
+   * Optional (stage dedup@1): which of the query's chunks this sink lacks,
+   * answered from its chunk index off the ordered path; a sink without an
+   * index answers with a refusal, so the source sends everything.
+   */
+  chunkHave?(query: ChunkQuery): Promise<ChunkHave>;
   /** Release files and timers. */
   close(): Promise<void>;
 }

@@ -114,12 +114,16 @@ export class CarrierPool {
     this.slots = Array.from({ length: count }, () => this.emptySlot());
   }
 
+  /** What the peer announced in the HelloReply of the last carrier dialed (HDE stages are negotiated on it). */
+  peerCapabilities: readonly string[] = [];
+
   /** Dial slot `index` once through the current endpoint's transport. */
   async dial(index: number): Promise<Carrier> {
     const endpoint = this.endpoint;
     const transport = this.options.transports[endpoint.kind];
     if (!transport) throw new Error(`dial ${formatEndpoint(endpoint)}: no ${endpoint.kind} transport in this agent`);
-    const { carrier } = await transport.dial({ ...this.options.dialTemplate(), endpoint, linkId: this.linkId, index });
+    const { carrier, reply } = await transport.dial({ ...this.options.dialTemplate(), endpoint, linkId: this.linkId, index });
+    this.peerCapabilities = reply.capabilities;
     return carrier;
   }
 

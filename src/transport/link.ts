@@ -124,6 +124,11 @@ export class OutboundLink {
     return this.up ? this.sessionNo : 0;
   }
 
+  /** What the peer announced in its HelloReply (empty before the first carrier is up). */
+  get peerCapabilities(): readonly string[] {
+    return this.pool.peerCapabilities;
+  }
+
   /** Live carriers right now. */
   get liveCarriers(): number {
     return this.pool.live;

@@ -8,8 +8,8 @@
 import { createHash } from 'node:crypto';
 import { lstatSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { objectOpCodec } from '../../src/wire/messages.ts';
-import type { ObjectOp } from '../../src/wire/messages.ts';
+import { envelopeCodec, objectOpCodec } from '../../src/wire/messages.ts';
+import type { ChunkHave, ChunkQuery, ObjectOp } from '../../src/wire/messages.ts';
 import type { Sink, Source, SourceRecord } from '../../src/streams/stream.ts';
 
 /** What one pumped session did. */
@@ -36,6 +36,11 @@ export interface PumpOptions {
   stopAfter?: number;
   /** Ends the session (watch mode). */
   signal?: AbortSignal;
+  /**
+   * Stage dedup@1 negotiated: the source's chunk queries go to the sink's
+   * chunkHave, both ways through the Envelope codec, as over the link. Default false.
+   */
+  dedup?: boolean;
   /** Called after every checkpoint with what was applied so far. */
   onCheckpoint?: (result: PumpResult) => void;
 }
@@ -56,7 +61,14 @@ export async function pump(source: Source, sink: Sink, options: PumpOptions = {}
     unacked = [];
     options.onCheckpoint?.(result);
   };
-  for await (const record of source.records({ seq, state }, signal)) {
+  const queryChunks = options.dedup
+    ? async (query: ChunkQuery): Promise<ChunkHave> => {
+        const asked = envelopeCodec.decode(envelopeCodec.encode({ chunkQuery: query })).chunkQuery!;
+        const have = await sink.chunkHave!(asked);
+        return envelopeCodec.decode(envelopeCodec.encode({ chunkHave: have })).chunkHave!;
+      }
+    : undefined;
+  for await (const record of source.records({ seq, state, queryChunks }, signal)) {
     seq++;
     await sink.apply(seq, record.meta, record.data);
     result.ops.push(objectOpCodec.decode(record.meta));

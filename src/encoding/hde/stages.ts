@@ -47,13 +47,17 @@ export const STAGE_REQUIRES: Readonly<Record<StageName, ReadonlyArray<StageName>
 };
 
 /**
- * The stages this build announces. cdc@1 and dedup@1 (the wire formats of
- * src/encoding/hde/fastcdc.ts and the ChunkQuery/PutRecipe messages) exist
- * as building blocks but the objects stream does not use them yet, so they
- * are not announced: a peer must never be told a stage that nothing here
- * would answer. They join this list with the wiring (issue 10).
+ * The stages this build announces: cdc@1 (src/encoding/hde/fastcdc.ts) and
+ * dedup@1 (ChunkQuery/ChunkHave, PutChunkData/PutRecipe), which the objects
+ * stream answers (dir-source.ts sends by recipe, dir-sink.ts keeps the chunk
+ * index), and zstd@1. A peer must never be told a stage nothing here would
+ * answer.
  */
-export const LOCAL_STAGES: StageSet = [{ name: 'zstd', version: 1 }];
+export const LOCAL_STAGES: StageSet = [
+  { name: 'cdc', version: 1 },
+  { name: 'dedup', version: 1 },
+  { name: 'zstd', version: 1 },
+];
 
 /** The capability string of a stage: `hde:cdc@1`. */
 export function stageCapability(stage: Stage): string {

@@ -16,13 +16,33 @@
 // through their directory's fd. A symlink at the temp area is refused, never
 // followed or emptied. An op is checked whole (paths, shard, versions, what
 // a rename would do to its own source) before its first change.
+//
+// Stage dedup@1 (when given an index and a staging directory): chunks
+// received as PutChunkData wait in the staging directory; a PutRecipe is
+// assembled into a temp file from its inline bytes, staged chunks and chunks
+// of files already here (the chunk index), each checked against its hash,
+// then committed like any file (fsync, rename) and its chunks recorded. A
+// chunk that cannot be produced fails the op with a MissingChunksError
+// (retryable: the session restarts and the source asks again).
+// A file of at least DEDUP_MIN_FILE_BYTES that arrives as PutChunks in a
+// session whose source asks chunk queries (a file the destination held
+// nothing of) is chunked at its commit and recorded too, so its copies
+// and edits dedup later.
 
 import { createHash } from 'node:crypto';
-import { close, constants, fchmod, fsync, ftruncate, futimes, write } from 'node:fs';
+import { close, constants, fchmod, fsync, ftruncate, futimes, read, write } from 'node:fs';
 import { promisify } from 'node:util';
 import { native } from '../../../native-bindings/index.ts';
 import { manifestCodec, objectOpCodec } from '../../wire/messages.ts';
-import type { FileVersion, ObjectOp, PartialFile, PutChunk } from '../../wire/messages.ts';
+import type { ChunkHave, ChunkQuery, FileVersion, ObjectOp, PartialFile, PutChunk, PutRecipe } from '../../wire/messages.ts';
+import { DedupMessageError, checkChunkData, checkPutRecipe, missingBitmap, queryHashes } from '../../wire/dedup-messages.ts';
+import { directoryChunkFiles } from './chunks/chunk-files.ts';
+import { ChunkIndex } from './chunks/chunk-index.ts';
+import { ChunkStage } from './chunks/chunk-stage.ts';
+import { assembleRecipe } from './chunks/recipe-assembly.ts';
+import { DEDUP_MIN_FILE_BYTES } from './chunks/recipe-plan.ts';
+import { readChunks, type RangeRead } from '../../encoding/hde/file-chunks.ts';
+import type { RecordedChunk } from './chunks/chunk-index.ts';
 import { SinkError } from '../stream.ts';
 import type { Sink, StreamKind } from '../stream.ts';
 import { BeneathRoot, DIR_FLAGS, closeEntryDir, isDirectory, isRegularFile, isSymlink, openPrivateDir } from './beneath-root.ts';
@@ -50,6 +70,26 @@ export interface DirSinkOptions {
   include?: PathFilter;
   /** Name of this sink's own temp area, <root>/.dwcp-tmp/<tempName>/, when sinks share a root. Default .dwcp-tmp itself. */
   tempName?: string;
+  /**
+   * Stage dedup@1: the directory of this sink's chunk index and the one
+   * where received chunks wait for their recipe, both outside the tree.
+   * Without them the sink refuses chunk queries (the source sends files
+   * whole) and refuses recipes. Default none.
+   */
+  chunks?: { indexDir: string; stageDir: string };
+}
+
+/** A recipe named chunks that were neither sent nor held here (retryable: the source asks again). */
+export class MissingChunksError extends Error {
+  override name = 'MissingChunksError';
+}
+
+/** The open chunk index and staging directory of a sink (stage dedup@1). */
+interface ChunkStore {
+  /** Its own handle on the root: the index reads held chunks beneath it. */
+  root: BeneathRoot;
+  index: ChunkIndex;
+  stage: ChunkStage;
 }
 
 /** What a temp area name may look like: one plain path segment. */
@@ -114,6 +154,11 @@ export class DirSink implements Sink {
   #backgroundError: unknown = undefined;
   /** Serializes the renames of background files (they may create parent directories). */
   #renames: Promise<unknown> = Promise.resolve();
+  readonly #chunkDirs?: { indexDir: string; stageDir: string };
+  /** The chunk index and staging directory, opened on first use. */
+  #chunkStore?: Promise<ChunkStore>;
+  /** This session's source asked a chunk query (the link negotiated dedup@1): files arriving whole are indexed too. */
+  #dedupSession = false;
 
   constructor(options: DirSinkOptions) {
     if (!options.root) throw new Error('dir sink: root must be set');
@@ -126,6 +171,18 @@ export class DirSink implements Sink {
     this.#tempRel = options.tempName === undefined ? TEMP_DIR_NAME : `${TEMP_DIR_NAME}/${options.tempName}`;
     this.#logger = options.logger;
     this.#include = options.include;
+    this.#chunkDirs = options.chunks;
+  }
+
+  /** Which of the query's chunks this sink lacks (from its chunk index; a refusal when it keeps none). */
+  async chunkHave(query: ChunkQuery): Promise<ChunkHave> {
+    const answer = { streamId: query.streamId, queryId: query.queryId };
+    const store = await this.#chunks();
+    if (!store) return { ...answer, count: 0, missing: Buffer.alloc(0), refusal: 'this sink keeps no chunk index' };
+    this.#dedupSession = true;
+    const asked = queryHashes(query);
+    const missing = new Set((await store.index.has(asked)).map((h) => h.toString('hex')));
+    return { ...answer, count: asked.length, missing: missingBitmap(asked.map((h) => missing.has(h.toString('hex')))), refusal: '' };
   }
 
   /** Roll the temp area back to the checkpoint and return the destination manifest. */
@@ -149,6 +206,7 @@ export class DirSink implements Sink {
       await this.#settleBackground().catch(() => undefined);
       await this.#closeFile();
       await this.#closeArea();
+      await this.#closeChunks();
     });
   }
 
@@ -175,6 +233,7 @@ export class DirSink implements Sink {
     await this.#closeArea();
     this.#partial = undefined;
     this.#dirtyDirs.clear();
+    this.#dedupSession = false;
     const area = await this.#open();
 
     // Keep the checkpointed partial if its temp file still holds that much.
@@ -192,6 +251,10 @@ export class DirSink implements Sink {
         this.#logger?.warn({ streamId: this.streamId, seq, path: wanted.path }, 'checkpointed partial file is gone; it will be resent');
       }
     }
+
+    // Staged chunks serve recipes after the checkpoint only: the source asks again and resends them.
+    const store = await this.#chunks();
+    await store?.stage.clear();
 
     // Anything else in the temp area is from after the checkpoint: drop it (never through a link).
     await native().clearDirAt(area.tempFd, this.#partial?.tempName);
@@ -222,9 +285,12 @@ export class DirSink implements Sink {
       if (op.delete) return await this.#applyDelete(op.delete.path);
       if (op.rename) return await this.#applyRename(op.rename.from, op.rename.to, op.rename.version);
       if (op.mkdir) return await this.#applyMakeDir(op.mkdir.path, op.mkdir.mode);
+      if (op.chunkData) return await this.#applyChunkData(op.chunkData, data);
+      if (op.recipe) return await this.#applyRecipe(op.recipe, data);
     } catch (err) {
       // A refusal stands as it is; an I/O error gets the op as context.
-      if (err instanceof SinkError) throw err;
+      if (err instanceof SinkError || err instanceof MissingChunksError) throw err;
+      if (err instanceof DedupMessageError) throw new SinkError(`${describeOp(op)} at seq ${seq}: ${err.message}`);
       throw new Error(`apply ${describeOp(op)} at seq ${seq}: ${(err as Error).message}`, { cause: err });
     }
     throw new SinkError(`object op at seq ${seq} has no operation`);
@@ -273,13 +339,126 @@ export class DirSink implements Sink {
     }
   }
 
+  // A chunk of a recipe to come: kept (checked against its hash) in the staging directory.
+  async #applyChunkData(op: { hash: Uint8Array }, data: Uint8Array): Promise<void> {
+    const hash = checkChunkData(op, data.length);
+    const store = await this.#chunks();
+    if (!store) throw new SinkError('put chunk data refused: this sink keeps no chunk index (stage dedup@1 not set up)');
+    // Not fsynced: recover clears the stage, and the source asks again for what a recipe lacks.
+    await store.stage.put(hash, data, { durable: false });
+  }
+
+  // A file from its recipe: assembled into a temp file, every chunk checked, then committed and recorded.
+  async #applyRecipe(recipe: PutRecipe, data: Uint8Array): Promise<void> {
+    checkPutRecipe(recipe, data.length);
+    const store = await this.#chunks();
+    if (!store) throw new SinkError(`put recipe ${JSON.stringify(recipe.path)} refused: this sink keeps no chunk index (stage dedup@1 not set up)`);
+    const { version } = recipe;
+    const area = await this.#open();
+    const parent = await area.root.openParent(recipe.path);
+    try {
+      // As any first chunk: what was partial is abandoned; a repeated recipe finds its work done.
+      await this.#dropPartial();
+      const staged = recipe.chunks.filter((c) => !c.inline).map((c) => c.hash);
+      if (await isCompleteIn(parent, version)) return await store.stage.remove(staged);
+      const tempName = tempNameFor(recipe.path, version);
+      const fd = await createFresh(area.tempFd, tempName);
+      this.#dirtyDirs.add(this.#tempRel);
+
+      // Assemble; nothing is committed unless every chunk was produced and checked.
+      let assembly;
+      try {
+        const inline = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+        const sources = { staged: (h: Buffer) => store.stage.get(h), held: (h: Buffer) => store.index.locate(h) };
+        assembly = await assembleRecipe(recipe, inline, sources, (bytes, position) => writeFully(fd, bytes, position));
+      } catch (err) {
+        await closeFd(fd).catch(() => undefined);
+        await native().removeAt(area.tempFd, tempName).catch(() => undefined);
+        throw err;
+      }
+      if (assembly.missing.length > 0) {
+        await closeFd(fd).catch(() => undefined);
+        await native().removeAt(area.tempFd, tempName).catch(() => undefined);
+        const first = assembly.missing[0].toString('hex');
+        throw new MissingChunksError(`put recipe ${JSON.stringify(recipe.path)}: ${assembly.missing.length} chunks neither sent nor held here (first ${first}); the source asks again`);
+      }
+
+      // Commit like a whole file, then remember where its chunks are.
+      await finishContent(fd, version);
+      await this.#rename(area, recipe.path, tempName, parent);
+      await store.index.record(recipe.path, { size: version.size, mtimeUs: version.mtimeUs }, assembly.chunks);
+      await store.stage.remove(staged);
+    } finally {
+      await closeEntryDir(parent);
+    }
+  }
+
+  // The chunk index and staging directory, opened once (again after a failed open); null when not set up.
+  async #chunks(): Promise<ChunkStore | null> {
+    const dirs = this.#chunkDirs;
+    if (!dirs) return null;
+    this.#chunkStore ??= (async () => {
+      const root = await BeneathRoot.open(this.#rootPath);
+      try {
+        const stage = await ChunkStage.open(dirs.stageDir);
+        const index = await ChunkIndex.open(dirs.indexDir, directoryChunkFiles(root));
+        return { root, index, stage };
+      } catch (err) {
+        await root.close();
+        throw new Error(`open chunk index ${dirs.indexDir}: ${(err as Error).message}`, { cause: err });
+      }
+    })();
+    const opening = this.#chunkStore;
+    try {
+      return await opening;
+    } catch (err) {
+      if (this.#chunkStore === opening) this.#chunkStore = undefined;
+      throw err;
+    }
+  }
+
+  async #closeChunks(): Promise<void> {
+    const opening = this.#chunkStore;
+    this.#chunkStore = undefined;
+    const store = await opening?.catch(() => undefined);
+    if (!store) return;
+    await store.index.close();
+    await store.root.close();
+  }
+
+  // The chunks of a file that arrived whole, when this session dedups and the file is large enough; else null.
+  async #chunksOf(version: FileVersion, read: RangeRead): Promise<RecordedChunk[] | null> {
+    if (!this.#dedupSession || version.size < DEDUP_MIN_FILE_BYTES || !this.#chunkDirs) return null;
+    const chunks: RecordedChunk[] = [];
+    for await (const c of readChunks(read)) chunks.push({ hash: c.hash, offset: c.offset, length: c.length });
+    return chunks;
+  }
+
+  // Record a committed file's chunks (null: not indexed).
+  async #recordChunks(path: string, version: FileVersion, chunks: RecordedChunk[] | null): Promise<void> {
+    if (chunks === null) return;
+    const store = await this.#chunks();
+    await store?.index.record(path, { size: version.size, mtimeUs: version.mtimeUs }, chunks);
+  }
+
+  // A path renamed away or deleted: its chunks are no longer there (the index also checks versions on use).
+  async #forgetChunks(path: string): Promise<void> {
+    const store = this.#chunkStore ? await this.#chunks() : null;
+    await store?.index.forget(path);
+  }
+
   // Make the completed temp file the target: durable content and metadata first.
   async #commit(area: OpenArea, partial: PartialState, opened: EntryDir | undefined): Promise<void> {
     const fd = partial.fd!;
     partial.fd = undefined;
+    const chunks = await this.#chunksOf(partial.version, (into, at, length, position) => readAt(fd, into, at, length, position)).catch(async (err: unknown) => {
+      await closeFd(fd).catch(() => undefined);
+      throw err;
+    });
     await finishContent(fd, partial.version);
     await this.#rename(area, partial.path, partial.tempName, opened);
     this.#partial = undefined;
+    await this.#recordChunks(partial.path, partial.version, chunks);
   }
 
   // A whole file in one frame: checked and started here, in order; written,
@@ -312,6 +491,9 @@ export class DirSink implements Sink {
         const renamed = this.#renames.then(() => this.#rename(area, put.path, tempName, parent));
         this.#renames = renamed.catch(() => undefined);
         await renamed;
+        const bytes = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+        const chunks = await this.#chunksOf(put.version, async (into, at, length, position) => (position >= bytes.length ? 0 : bytes.copy(into, at, position, Math.min(position + length, bytes.length))));
+        await this.#recordChunks(put.path, put.version, chunks);
       } finally {
         await closeEntryDir(parent);
       }
@@ -362,6 +544,7 @@ export class DirSink implements Sink {
       if (parent.fd === undefined) return;
       await native().removeAt(parent.fd, parent.name);
       this.#dirtyDirs.add(parent.dirRel);
+      await this.#forgetChunks(path);
     } finally {
       await closeEntryDir(parent);
     }
@@ -393,6 +576,7 @@ export class DirSink implements Sink {
       if (target.fd === undefined) made = await root.makeParent(to, (dir) => this.#dirtyDirs.add(dir));
       const into = made ?? target;
       await renameReplacing(source.fd!, source.name, into);
+      await this.#forgetChunks(from);
       this.#dirtyDirs.add(source.dirRel);
       this.#dirtyDirs.add(into.dirRel);
     } finally {
@@ -511,6 +695,7 @@ function pathsOf(op: ObjectOp): string[] {
   if (op.delete) return [op.delete.path];
   if (op.rename) return [op.rename.from, op.rename.to];
   if (op.mkdir) return [op.mkdir.path];
+  if (op.recipe) return [op.recipe.path];
   return [];
 }
 
@@ -520,6 +705,8 @@ function describeOp(op: ObjectOp): string {
   if (op.delete) return `delete ${JSON.stringify(op.delete.path)}`;
   if (op.rename) return `rename ${JSON.stringify(op.rename.from)} -> ${JSON.stringify(op.rename.to)}`;
   if (op.mkdir) return `mkdir ${JSON.stringify(op.mkdir.path)}`;
+  if (op.recipe) return `put recipe ${JSON.stringify(op.recipe.path)}`;
+  if (op.chunkData) return 'put chunk data';
   return 'empty op';
 }
 
@@ -598,6 +785,12 @@ async function writeFully(fd: number, data: Uint8Array, position: number): Promi
   while (done < data.length) {
     done += await writeAt(fd, data, done, data.length - done, position + done);
   }
+}
+
+function readAt(fd: number, into: Buffer, at: number, length: number, position: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    read(fd, into, at, length, position, (err, bytesRead) => (err ? reject(err) : resolve(bytesRead)));
+  });
 }
 
 function writeAt(fd: number, data: Uint8Array, offset: number, length: number, position: number): Promise<number> {

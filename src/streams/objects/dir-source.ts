@@ -7,7 +7,12 @@
 //   2. Rename where a file vanished here and a file of the same version
 //      (size, mode, mtime to the microsecond) appeared elsewhere: a move
 //      costs one record, not a copy;
-//   3. PutChunks for new or changed files, read lazily as the link pulls;
+//   3. PutChunks for new or changed files, read lazily as the link pulls
+//      (when the link negotiated stage dedup@1, a file of at least
+//      DEDUP_MIN_FILE_BYTES is chunked and the destination asked which
+//      chunks it lacks: only those travel, as PutChunkData, then the file's
+//      PutRecipe; a file the destination holds nothing of, and a refused or
+//      failed query, go as PutChunks);
 //   4. Delete for what is gone here: files, then directories deepest first.
 // Then it waits for the watch or the periodic scan, and diffs again.
 
@@ -16,8 +21,11 @@ import type { BigIntStats } from 'node:fs';
 import { open } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
+import { readChunks } from '../../encoding/hde/file-chunks.ts';
+import { CHUNK_HASH_BYTES, MAX_QUERY_CHUNKS, checkChunkHave } from '../../wire/dedup-messages.ts';
 import { manifestCodec, objectOpCodec } from '../../wire/messages.ts';
-import type { FileVersion, Manifest, ManifestEntry, ObjectOp, PartialFile } from '../../wire/messages.ts';
+import type { ChunkHave, ChunkQuery, FileVersion, Manifest, ManifestEntry, ObjectOp, PartialFile } from '../../wire/messages.ts';
+import { DEDUP_MIN_FILE_BYTES, chunkQueryFor, distinctHashes, planRecipe, type ChunkedFile, type RecipePlan } from './chunks/recipe-plan.ts';
 import type { ResumePoint, Source, SourceRecord, StreamKind } from '../stream.ts';
 import { ChangeTrigger } from './change-trigger.ts';
 import { MTIME_TOLERANCE_US, identicalVersion, sameVersion, versionOf } from './file-version.ts';
@@ -94,6 +102,10 @@ class Session {
   /** Records yielded and not yet durable. */
   pending = 0;
   lastDiffEmpty = false;
+  /** Asks the destination which chunks it lacks (the link negotiated dedup@1), else undefined. */
+  queryChunks?: (query: ChunkQuery) => Promise<ChunkHave>;
+  /** A chunk query was refused this session (logged once). */
+  queryRefused = false;
 }
 
 /** What one pass did, deciding whether to diff again at once. */
@@ -107,6 +119,9 @@ interface PassOutcome {
 }
 
 type SendResult = 'sent' | 'changed' | 'gone' | 'unreadable' | 'aborted';
+
+/** A file #sendRecipe leaves to PutChunks (too small, too many chunks, the query refused or failed). */
+const WHOLE = 'whole';
 
 /** The destination as this session believes it is, by path. */
 type DestView = Map<string, ManifestEntry>;
@@ -128,6 +143,8 @@ export class DirSource implements Source {
   readonly #closed = new AbortController();
   #session = new Session();
   #waiters = new Set<() => void>();
+  /** Chunk query ids, unique across this source's sessions (answers are matched by them). */
+  #queryIds = 0;
 
   constructor(options: DirSourceOptions) {
     if (!options.root) throw new Error('dir source: root must be set');
@@ -206,6 +223,7 @@ export class DirSource implements Source {
 
   async *#run(resume: ResumePoint, signal: AbortSignal): AsyncGenerator<SourceRecord> {
     const session = new Session();
+    session.queryChunks = resume.queryChunks;
     this.#session = session;
     const manifest = decodeResume(resume.state);
     // Another shard's paths in the destination's manifest are none of this session's business.
@@ -312,9 +330,14 @@ export class DirSource implements Source {
       const prefetched = readAhead.get(i);
       readAhead.delete(i);
       const resumeFrom = partial?.path === job.path && job.restarts === 0 ? partial : undefined;
-      const result = prefetched
-        ? yield* this.#sendWhole(job.path, await prefetched, view, session, outcome, signal)
-        : yield* this.#sendFile(job.path, resumeFrom, view, session, outcome, signal);
+      let result: SendResult | typeof WHOLE = WHOLE;
+      if (prefetched) result = yield* this.#sendWhole(job.path, await prefetched, view, session, outcome, signal);
+      else {
+        // A destination's partial file resumes as PutChunks; other large files go by recipe when the link has dedup.
+        const size = scanned.get(job.path) ?? 0;
+        if (session.queryChunks && !resumeFrom && size >= DEDUP_MIN_FILE_BYTES) result = yield* this.#sendRecipe(job.path, view, session, outcome, signal);
+        if (result === WHOLE) result = yield* this.#sendFile(job.path, resumeFrom, view, session, outcome, signal);
+      }
       if (result === 'aborted') return;
       if (result === 'sent' || result === 'gone') outcome.again = true;
       if (result === 'unreadable') outcome.unsynced++;
@@ -390,6 +413,102 @@ export class DirSource implements Source {
     return 'sent';
   }
 
+  // Yield one file by recipe (stage dedup@1): chunk it, ask the destination,
+  // send the chunks it lacks (read back by offset, the file unchanged), then
+  // the recipe with the small missing chunks inline. WHOLE leaves the file to #sendFile.
+  async *#sendRecipe(path: string, view: DestView, session: Session, outcome: PassOutcome, signal: AbortSignal): AsyncGenerator<SourceRecord, SendResult | typeof WHOLE> {
+    const handle = await this.#openFile(path);
+    if (typeof handle === 'string') return handle;
+    try {
+      const before = await handle.stat({ bigint: true });
+      if (!before.isFile()) return 'gone';
+      const version = versionOf(before);
+      if (version.size < DEDUP_MIN_FILE_BYTES) return WHOLE;
+      const unchanged = async (): Promise<boolean> => sameStat(before, await handle.stat({ bigint: true }));
+
+      // Chunk the file (bounded memory: one read buffer) and ask which chunks the destination lacks.
+      const file: ChunkedFile = { path, version, chunks: [] };
+      const read = async (into: Buffer, at: number, length: number, position: number) => (await handle.read(into, at, length, position)).bytesRead;
+      for await (const c of readChunks(read)) {
+        if (signal.aborted) return 'aborted';
+        file.chunks.push({ offset: c.offset, length: c.length, hash: c.hash });
+      }
+      if (!(await unchanged())) return 'changed';
+      if (distinctHashes(file).length > MAX_QUERY_CHUNKS) return WHOLE;
+      let plan: RecipePlan;
+      try {
+        const query = chunkQueryFor(this.streamId, ++this.#queryIds, file);
+        const have = checkChunkHave(await session.queryChunks!(query), query.hashes.length / CHUNK_HASH_BYTES);
+        if (have.refusal) {
+          // Said once per session: a destination without an index refuses every query.
+          if (!session.queryRefused) this.#logger?.info({ streamId: this.streamId, path, refusal: have.refusal }, 'destination refused a chunk query; sending files whole');
+          session.queryRefused = true;
+          return WHOLE;
+        }
+        plan = planRecipe(file, have);
+        // Nothing of it is there: PutChunks carry the same bytes without
+        // staging them chunk by chunk at the destination (measured: a new
+        // 128 MiB file took 6.4 s of CPU by recipe, 1.0 s as PutChunks).
+        if (plan.heldBytes === 0) return WHOLE;
+      } catch (err) {
+        if (signal.aborted) return 'aborted';
+        this.#logger?.warn({ streamId: this.streamId, path, err: (err as Error).message }, 'chunk query failed; sending the file whole');
+        return WHOLE;
+      }
+
+      // From here the file counts as queued; take it back if it is not sent after all.
+      session.filesTotal++;
+      session.bytesTotal += version.size;
+      const abandon = (result: SendResult): SendResult => {
+        session.filesTotal--;
+        session.bytesTotal -= version.size;
+        this.#notify();
+        return result;
+      };
+
+      // The chunks the destination lacks, each once, read as the link pulls.
+      for (const c of plan.chunkData) {
+        if (signal.aborted) return abandon('aborted');
+        const data = Buffer.allocUnsafe(c.length);
+        if ((await readFully(handle, data, c.offset)) < c.length || !(await unchanged())) return abandon('changed');
+        outcome.yielded = true;
+        yield this.#record(session, objectOpCodec.encode({ chunkData: { hash: c.hash } }), data);
+      }
+
+      // The recipe, with the small missing chunks inline; it commits the file at the destination.
+      if (signal.aborted) return abandon('aborted');
+      const inline = Buffer.allocUnsafe(plan.inline.reduce((n, c) => n + c.length, 0));
+      let at = 0;
+      for (const c of plan.inline) {
+        if ((await readFully(handle, inline.subarray(at, at + c.length), c.offset)) < c.length) return abandon('changed');
+        at += c.length;
+      }
+      if (!(await unchanged())) return abandon('changed');
+      removeSubtree(view, path);
+      view.set(path, { path, version, directory: false });
+      outcome.yielded = true;
+      yield this.#record(session, objectOpCodec.encode({ recipe: plan.recipe }), inline, () => {
+        session.bytesDone += version.size;
+        session.filesDone++;
+        this.#onReplicated?.(path, version);
+      });
+      return 'sent';
+    } finally {
+      await handle.close();
+    }
+  }
+
+  // Open a file to send; gone (or turned into a symlink) since the scan, or unreadable, instead.
+  async #openFile(path: string): Promise<FileHandle | 'gone' | 'unreadable'> {
+    try {
+      return await open(join(this.#root, path), constants.O_RDONLY | constants.O_NOFOLLOW);
+    } catch (err) {
+      if (isMissing(err) || (err as NodeJS.ErrnoException).code === 'ELOOP') return 'gone';
+      this.#logger?.warn({ streamId: this.streamId, path, err: (err as Error).message }, 'cannot read file; skipped');
+      return 'unreadable';
+    }
+  }
+
   // Yield one file as PutChunks, read at yield time; stop if it changes underneath.
   async *#sendFile(
     path: string,
@@ -399,15 +518,9 @@ export class DirSource implements Source {
     outcome: PassOutcome,
     signal: AbortSignal,
   ): AsyncGenerator<SourceRecord, SendResult> {
-    let handle: FileHandle;
-    try {
-      handle = await open(join(this.#root, path), constants.O_RDONLY | constants.O_NOFOLLOW);
-    } catch (err) {
-      // Gone (or turned into a symlink) since the scan: the next pass sees it as it is.
-      if (isMissing(err) || (err as NodeJS.ErrnoException).code === 'ELOOP') return 'gone';
-      this.#logger?.warn({ streamId: this.streamId, path, err: (err as Error).message }, 'cannot read file; skipped');
-      return 'unreadable';
-    }
+    // Gone (or turned into a symlink) since the scan: the next pass sees it as it is.
+    const handle = await this.#openFile(path);
+    if (typeof handle === 'string') return handle;
     try {
       const before = await handle.stat({ bigint: true });
       if (!before.isFile()) return 'gone';

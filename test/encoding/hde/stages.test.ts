@@ -67,6 +67,6 @@ test('a peer of the build before stages (bare "zstd") keeps zstd and nothing els
 test('the agent announces its stages in the Hello capabilities', () => {
   for (const entry of stageCapabilities(LOCAL_STAGES)) assert.ok(CAPABILITIES.includes(entry), entry);
   assert.deepEqual(names(negotiate(LOCAL_STAGES, CAPABILITIES)), names(LOCAL_STAGES));
-  // cdc and dedup are announced only once the objects stream answers them (stages.ts LOCAL_STAGES).
-  assert.ok(!CAPABILITIES.includes('hde:cdc@1') && !CAPABILITIES.includes('hde:dedup@1'));
+  // The objects stream answers cdc and dedup (dir-source.ts, dir-sink.ts), so both are announced.
+  assert.ok(CAPABILITIES.includes('hde:cdc@1') && CAPABILITIES.includes('hde:dedup@1'));
 });

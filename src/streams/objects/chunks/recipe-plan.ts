@@ -10,6 +10,14 @@ import type { ChunkRef } from '../../../encoding/hde/fastcdc.ts';
 import { MAX_INLINE_CHUNK_BYTES, MAX_QUERY_CHUNKS, missingIndexes } from '../../../wire/dedup-messages.ts';
 import type { ChunkHave, ChunkQuery, FileVersion, PutRecipe } from '../../../wire/messages.ts';
 
+/**
+ * Smallest file sent by recipe when the link negotiated dedup@1, and
+ * recorded in the destination's chunk index when it arrives whole, bytes.
+ * Below it a file is one or two cdc@1 chunks (16..256 KiB, mean 64 KiB):
+ * a query's round trip would cost more than the bytes it might save.
+ */
+export const DEDUP_MIN_FILE_BYTES = 64 * 1024;
+
 /** Missing chunks up to this size travel inline in the recipe's payload, bytes (the rest as PutChunkData). */
 export const DEFAULT_INLINE_BYTES = 16 * 1024;
 
