@@ -9,12 +9,17 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { copyFileSync, mkdirSync, mkdtempSync, renameSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { open } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DirSink, type DirSinkOptions } from '../../src/streams/objects/dir-sink.ts';
 import { DirSource } from '../../src/streams/objects/dir-source.ts';
-import type { ObjectOp } from '../../src/wire/messages.ts';
+import type { FileVersion, ObjectOp } from '../../src/wire/messages.ts';
 import { seededBytes } from '../helpers/seeded-bytes.ts';
+import { generateSampleTree } from '../../src/cli/sample-tree.ts';
+import { scanTree } from '../../src/streams/objects/tree-scan.ts';
+import { sameVersion } from '../../src/streams/objects/file-version.ts';
+import { DEFAULT_MUTATION, mutateTree } from '../../netbench/tree-mutation.ts';
 import { opsOf, pump, treeDifferences, type PumpResult } from './link-harness.ts';
 
 const MiB = 1024 * 1024;
@@ -175,4 +180,41 @@ test('a held chunk that changed after the query is never used: the recipe fails 
   const retried = await session(l, { dedup: true });
   assert.deepEqual(treeDifferences(l.src, l.dst), []);
   assert.ok(chunkBytes(retried) >= 4 * MiB, `retry sent ${chunkBytes(retried)} bytes`);
+});
+
+test('a modified tree (10 % of files changed by 4 KiB, 1 % added, 1 % deleted) ends identical, its content bytes under the bound dedup promises', async (t) => {
+  const l = lab(t);
+  await generateSampleTree(l.src, { totalBytes: 24 * MiB, smallShare: 0.5, largeFiles: 2, seed: 7 });
+  await session(l, { dedup: true });
+  assert.deepEqual(treeDifferences(l.src, l.dst), []);
+  const files = async (): Promise<Map<string, FileVersion>> => new Map((await scanTree(l.src)).entries.filter((e) => !e.directory).map((e) => [e.path, e.version]));
+  const before = await files();
+
+  const mutation = await mutateTree(l.src, { ...DEFAULT_MUTATION, seed: 8 });
+  assert.ok(mutation.changed > 0 && mutation.added > 0 && mutation.deleted > 0, JSON.stringify(mutation));
+  // The largest file changes too (by 4 KiB in its middle), whatever the seed picked.
+  const [largest, largestVersion] = [...before].sort((a, b) => b[1].size - a[1].size)[0]!;
+  const handle = await open(join(l.src, largest), 'r+');
+  await handle.write(seededBytes(4096, 9), 0, 4096, Math.floor(largestVersion.size / 2));
+  await handle.close();
+  utimesSync(join(l.src, largest), 1_700_000_100, 1_700_000_100);
+  // What dedup promises: a changed file the destination held costs at most
+  // the chunks around its edit (one 4 KiB edit touches at most two
+  // content-defined chunks, each at most cdc@1's largest; a third for slack),
+  // or the whole file when that is smaller; a new file costs itself; an
+  // unchanged file nothing.
+  let bound = 0;
+  let largeChanged = 0;
+  for (const [path, version] of await files()) {
+    const old = before.get(path);
+    if (old === undefined) bound += version.size;
+    else if (!sameVersion(old, version)) {
+      bound += Math.min(version.size, 3 * MAX_CDC_CHUNK_BYTES);
+      if (version.size > 3 * MAX_CDC_CHUNK_BYTES) largeChanged++;
+    }
+  }
+  assert.ok(largeChanged > 0, 'the change set touched no file larger than three chunks: the bound would not test dedup');
+  const second = await session(l, { dedup: true });
+  assert.deepEqual(treeDifferences(l.src, l.dst), []);
+  assert.ok(second.bytes <= bound, `content bytes ${second.bytes} above the bound ${bound} (${JSON.stringify(mutation)})`);
 });
