@@ -1,5 +1,6 @@
 // amst.transport between two agents: auto keeps the first endpoint kind that
-// connects (a dead wss:// endpoint first, then TLS: the link ends on TLS);
+// connects (a dead wss:// endpoint first, or a quic:// one nothing answers as
+// when UDP is dropped, then TLS: the link ends on TLS);
 // one kind uses only that kind's endpoints (TLS listed first, ws chosen:
 // the link runs over WebSocket). Both replicate the tree; /status and
 // dwcp_link_transport say which kind carries the link.
@@ -44,6 +45,18 @@ test('transport ws: TLS listed first is skipped, the link runs over WebSocket an
   try {
     assert.equal((await fed.source.status()).links[0].transport, 'ws');
     assert.equal(await fed.source.metric('dwcp_link_transport', 'kind="ws"'), 1);
+  } finally {
+    await fed.cleanup();
+  }
+});
+
+test('auto: a quic:// endpoint that nothing answers (UDP lost) listed first, the link ends on TLS and replicates', { timeout: 300_000 }, async () => {
+  // A free UDP port with no listener stands for a path that drops UDP: the QUIC dial times out, the link moves on.
+  const fed = await replicate((p) => [`quic://127.0.0.1:${p.dead}`, `127.0.0.1:${p.tls}`], '  transport: auto');
+  try {
+    assert.equal((await fed.source.status()).links[0].transport, 'tls');
+    assert.equal(await fed.source.metric('dwcp_link_transport', 'kind="tls"'), 1);
+    assert.equal(await fed.source.metric('dwcp_link_transport', 'kind="quic"'), 0);
   } finally {
     await fed.cleanup();
   }
