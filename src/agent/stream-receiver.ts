@@ -570,7 +570,6 @@ export class StreamReceiver {
       if (err instanceof SinkError) return this.halt(session, `sink refused frame ${frame.seq}: ${err.message}`);
       return this.fault(session, `apply frame ${frame.seq}`, err);
     }
-    if (this.faultedReason !== null) this.clearFault();
     this.failures.delete(frame.seq);
     this.streamingFailures.delete(frame.seq);
     this.chain = chainNext(this.chain, frame.seq, decoded.digest);
@@ -618,6 +617,10 @@ export class StreamReceiver {
     this.durableSeq = seq;
     this.durableChain = chain;
     this.bytesSinceCheckpoint = 0;
+    // A fault is over once data is durable again, not when an apply returns:
+    // a sink may finish an apply in the background (the objects sink's small
+    // files), so only the flush before this checkpoint proves the disk works.
+    if (this.faultedReason !== null) this.clearFault();
     this.options.metrics.checkpoints.inc({ stream: this.options.streamId });
     // The sink learns what is committed (pg-wal serves WAL to its standby only up to here).
     try {
