@@ -367,13 +367,9 @@ export class DirSource implements Source {
 
   // Read a small file whole (read ahead of its turn): its bytes and the version they are.
   async #readWhole(path: string): Promise<WholeFile> {
-    let handle: FileHandle;
-    try {
-      handle = await open(join(this.#root, path), constants.O_RDONLY | constants.O_NOFOLLOW);
-    } catch (err) {
-      if (isMissing(err) || (err as NodeJS.ErrnoException).code === 'ELOOP') return { kind: 'gone' };
-      return { kind: 'unreadable', reason: (err as Error).message };
-    }
+    const handle = await this.#openFile(path); // logs an unreadable file itself
+    if (handle === 'gone') return { kind: 'gone' };
+    if (handle === 'unreadable') return { kind: 'unreadable' };
     try {
       const before = await handle.stat({ bigint: true });
       if (!before.isFile()) return { kind: 'gone' };
@@ -395,7 +391,7 @@ export class DirSource implements Source {
   async *#sendWhole(path: string, file: WholeFile, view: DestView, session: Session, outcome: PassOutcome, signal: AbortSignal): AsyncGenerator<SourceRecord, SendResult> {
     if (file.kind === 'gone' || file.kind === 'changed') return file.kind;
     if (file.kind === 'unreadable') {
-      this.#logger?.warn({ streamId: this.streamId, path, err: file.reason }, 'cannot read file; skipped');
+      if (file.reason !== undefined) this.#logger?.warn({ streamId: this.streamId, path, err: file.reason }, 'cannot read file; skipped');
       return 'unreadable';
     }
     if (signal.aborted) return 'aborted';
@@ -596,7 +592,7 @@ type WholeFile =
   | { kind: 'data'; version: FileVersion; data: Buffer }
   | { kind: 'gone' }
   | { kind: 'changed' }
-  | { kind: 'unreadable'; reason: string };
+  | { kind: 'unreadable'; reason?: string }; // no reason: already logged when opening
 
 /** The destination manifest from a ResumePoint's state (empty: empty destination). */
 function decodeResume(state: Uint8Array): Manifest {
