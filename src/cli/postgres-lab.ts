@@ -4,7 +4,7 @@
 // here is ended by its pid.
 
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { appendFileSync, chownSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -233,7 +233,12 @@ export async function startPostgres(opts: StartPostgresOptions = {}): Promise<Pg
       });
     },
     async kill(): Promise<void> {
+      // The backends outlive a SIGKILLed postmaster until they notice, and
+      // hold its shared memory meanwhile: a restart before they are gone
+      // fails ("pre-existing shared memory block is still in use").
+      const orphans = child?.pid === undefined ? [] : descendants(child.pid);
       await waitExit('SIGKILL');
+      await waitGone(orphans, STOP_TIMEOUT_MS);
     },
     async restart(): Promise<void> {
       await waitExit('SIGINT');
@@ -247,6 +252,55 @@ export async function startPostgres(opts: StartPostgresOptions = {}): Promise<Pg
       if (base) rmSync(base, { recursive: true, force: true });
     },
   };
+}
+
+/** Pids of every live descendant of pid, from /proc. */
+function descendants(pid: number): number[] {
+  const parentOf = new Map<number, number>();
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      // Field 4 of stat, after the parenthesised command (which may hold spaces).
+      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
+      parentOf.set(Number(name), Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]));
+    } catch {
+      // Exited while we looked.
+    }
+  }
+  const found: number[] = [];
+  const frontier = [pid];
+  while (frontier.length > 0) {
+    const p = frontier.pop()!;
+    for (const [c, pp] of parentOf) {
+      if (pp === p) {
+        found.push(c);
+        frontier.push(c);
+      }
+    }
+  }
+  return found;
+}
+
+/** Wait until none of pids is alive; SIGKILL those left after timeoutMs. */
+async function waitGone(pids: number[], timeoutMs: number): Promise<void> {
+  const alive = (): number[] => pids.filter((p) => existsSync(`/proc/${p}`) && !readFileSafe(`/proc/${p}/stat`).includes(') Z '));
+  const deadline = Date.now() + timeoutMs;
+  while (alive().length > 0) {
+    if (Date.now() > deadline) {
+      for (const p of alive()) process.kill(p, 'SIGKILL');
+      await sleep(200);
+      return;
+    }
+    await sleep(50);
+  }
+}
+
+function readFileSafe(path: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    return '';
+  }
 }
 
 async function canConnect(host: string, port: number): Promise<boolean> {
