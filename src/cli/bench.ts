@@ -14,6 +14,7 @@ import { generateSampleTree } from './sample-tree.ts';
 import { compareTrees } from './tree-compare.ts';
 import { replicateLocally } from './local-replication.ts';
 import { formatBytes } from './progress.ts';
+import type { ProcCpu } from '../util/proc-stat.ts';
 
 const run = promisify(execFile);
 
@@ -58,9 +59,9 @@ async function rsync(source: string, dest: string, extra: string[]): Promise<{ s
 
 /** Entry point of `dwcp bench`. */
 export async function benchCommand(args: string[]): Promise<number> {
-  const { values } = parseArgs({ args, options: { size: { type: 'string', default: '1GiB' }, 'small-share': { type: 'string', default: '0' }, carriers: { type: 'string', default: '4' }, level: { type: 'string', default: '1' }, keep: { type: 'boolean', default: false }, help: { type: 'boolean', short: 'h' } } });
+  const { values } = parseArgs({ args, options: { size: { type: 'string', default: '1GiB' }, 'small-share': { type: 'string', default: '0' }, carriers: { type: 'string', default: '4' }, level: { type: 'string', default: '1' }, keep: { type: 'boolean', default: false }, 'dwcp-only': { type: 'boolean', default: false }, help: { type: 'boolean', short: 'h' } } });
   if (values.help) {
-    process.stdout.write('Usage: dwcp bench [--size 1GiB] [--small-share 0] [--carriers 4] [--level 1] [--keep]\n\nReplicates one generated tree on loopback with DWCP and with rsync -a, in one run.\n--small-share S puts that share (0..1) of the mixed bytes in files of 1-64 KiB (netbench\'s objects workload uses 0.5: thousands of small files).\n');
+    process.stdout.write('Usage: dwcp bench [--size 1GiB] [--small-share 0] [--carriers 4] [--level 1] [--keep] [--dwcp-only]\n\nReplicates one generated tree on loopback with DWCP and with rsync -a, in one run.\n--small-share S puts that share (0..1) of the mixed bytes in files of 1-64 KiB (netbench\'s objects workload uses 0.5: thousands of small files).\n--dwcp-only skips the rsync rows (for profiling DWCP; the table then has no baseline).\n');
     return 0;
   }
   const out = process.stdout;
@@ -75,7 +76,8 @@ export async function benchCommand(args: string[]): Promise<number> {
     const rows: Row[] = [];
 
     // rsync first (warms the page cache for everyone alike), then DWCP.
-    for (const [tool, extra] of [['rsync -a', []], ['rsync -a --fsync', ['--fsync']]] as const) {
+    const baselines = values['dwcp-only'] ? [] : ([['rsync -a', []], ['rsync -a --fsync', ['--fsync']]] as const);
+    for (const [tool, extra] of baselines) {
       const dest = join(dir, tool.replace(/\W+/g, '-'));
       await mkdir(dest);
       out.write(`${tool} ...\n`);
@@ -89,15 +91,16 @@ export async function benchCommand(args: string[]): Promise<number> {
     const d = await replicateLocally({ dir, sourcePath: source, destPath: dest, carriers: Number(values.carriers), level: Number(values.level), out });
     rows.push({
       tool: `dwcp (up to ${d.maxCarriers} carriers, zstd ${values.level} -> ${d.finalLevel === 0 ? 'none' : d.finalLevel})`, seconds: d.seconds, wireBytes: d.wireBytes,
-      cpuSeconds: d.cpuSeconds.source + d.cpuSeconds.dest, peakRssBytes: Math.max(d.peakRssBytes.source, d.peakRssBytes.dest),
+      cpuSeconds: d.cpu.source.withChildrenSeconds + d.cpu.dest.withChildrenSeconds, peakRssBytes: Math.max(d.peakRssBytes.source, d.peakRssBytes.dest),
       identical: (await compareTrees(source, dest)).identical,
     });
-    out.write(`dwcp CPU: source agent ${d.cpuSeconds.source.toFixed(1)} s, destination agent ${d.cpuSeconds.dest.toFixed(1)} s (start-up included); peak RSS ${formatBytes(d.peakRssBytes.source)} / ${formatBytes(d.peakRssBytes.dest)}\n`);
+    const cpuLine = (c: ProcCpu): string => `${c.withChildrenSeconds.toFixed(1)} s (${c.systemSeconds.toFixed(1)} s of it in the kernel)`;
+    out.write(`dwcp CPU: source agent ${cpuLine(d.cpu.source)}, destination agent ${cpuLine(d.cpu.dest)} (start-up included); peak RSS ${formatBytes(d.peakRssBytes.source)} / ${formatBytes(d.peakRssBytes.dest)}\n`);
 
-    // One table, rsync -a as the baseline.
+    // One table, rsync -a as the baseline (DWCP itself with --dwcp-only).
     const base = rows[0];
     const gib = tree.bytes / 2 ** 30;
-    out.write(`\n| tool | time (s) | MB/s | bytes on wire | wire / data | time vs rsync -a | CPU s/GiB (both ends) | CPU vs rsync -a | peak RSS | identical |\n|---|---|---|---|---|---|---|---|---|---|\n`);
+    out.write(`\n| tool | time (s) | MB/s | bytes on wire | wire / data | time vs ${base.tool} | CPU s/GiB (both ends) | CPU vs ${base.tool} | peak RSS | identical |\n|---|---|---|---|---|---|---|---|---|---|\n`);
     for (const r of rows) {
       out.write(`| ${r.tool} | ${r.seconds.toFixed(1)} | ${(tree.bytes / r.seconds / 1e6).toFixed(0)} | ${formatBytes(r.wireBytes)} | ${(r.wireBytes / tree.bytes).toFixed(2)} | ${(r.seconds / base.seconds).toFixed(2)}x | ${(r.cpuSeconds / gib).toFixed(1)} | ${(r.cpuSeconds / base.cpuSeconds).toFixed(1)}x | ${r.peakRssBytes > 0 ? formatBytes(r.peakRssBytes) : '-'} | ${r.identical ? 'yes' : 'NO'} |\n`);
     }

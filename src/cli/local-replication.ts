@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { writeTwoRegion } from './two-region.ts';
 import { AgentProcess, sleep } from './agent-child.ts';
 import { formatBytes, formatRate, ProgressLine } from './progress.ts';
-import { cpuSeconds, peakRssBytes } from '../util/proc-stat.ts';
+import { procCpu, peakRssBytes, type ProcCpu } from '../util/proc-stat.ts';
 
 /** What to replicate and how. */
 export interface LocalReplicationOptions {
@@ -30,8 +30,8 @@ export interface LocalReplicationResult {
   maxCarriers: number;
   /** zstd level in use at the end (0 = no compression; the online choice may move it). */
   finalLevel: number;
-  /** CPU seconds of each agent process over its whole life (start-up included). */
-  cpuSeconds: { source: number; dest: number };
+  /** CPU of each agent process over its whole life (start-up included), with its kernel share. */
+  cpu: { source: ProcCpu; dest: ProcCpu };
   /** Peak resident set of each agent, bytes. */
   peakRssBytes: { source: number; dest: number };
 }
@@ -85,7 +85,7 @@ export async function replicateLocally(options: LocalReplicationOptions): Promis
       verifyFailures: await dest.metric('dwcp_verify_failures_total'),
       maxCarriers,
       finalLevel: await source.metric('dwcp_hde_level'),
-      cpuSeconds: { source: await cpuSeconds(source.pid), dest: await cpuSeconds(dest.pid) },
+      cpu: { source: await procCpu(source.pid), dest: await procCpu(dest.pid) },
       peakRssBytes: { source: await peakRssBytes(source.pid), dest: await peakRssBytes(dest.pid) },
     };
   } finally {

@@ -13,6 +13,8 @@ export interface ProcCpu {
   selfSeconds: number;
   /** Seconds of the process and of its children that exited and were waited for. */
   withChildrenSeconds: number;
+  /** Of withChildrenSeconds, the seconds in the kernel on its behalf (system calls: file i/o, fsync, sockets). */
+  systemSeconds: number;
 }
 
 /** Parse /proc/<pid>/stat text into CPU seconds; throws naming the pid on a malformed line. */
@@ -22,12 +24,21 @@ export function parseProcStat(text: string, pid: number): ProcCpu {
   // rest[0] is field 3 (state): utime, stime, cutime, cstime are fields 14..17.
   const [utime, stime, cutime, cstime] = rest.slice(11, 15).map(Number);
   if ([utime, stime, cutime, cstime].some((n) => !Number.isFinite(n))) throw new Error(`proc usage: malformed /proc/${pid}/stat`);
-  return { selfSeconds: (utime + stime) / CLOCK_TICKS_PER_S, withChildrenSeconds: (utime + stime + cutime + cstime) / CLOCK_TICKS_PER_S };
+  return {
+    selfSeconds: (utime + stime) / CLOCK_TICKS_PER_S,
+    withChildrenSeconds: (utime + stime + cutime + cstime) / CLOCK_TICKS_PER_S,
+    systemSeconds: (stime + cstime) / CLOCK_TICKS_PER_S,
+  };
+}
+
+/** CPU of a running process, children included (user and system); throws if it is gone. */
+export async function procCpu(pid: number): Promise<ProcCpu> {
+  return parseProcStat(await readFile(`/proc/${pid}/stat`, 'utf8'), pid);
 }
 
 /** CPU seconds of a running process, children included; throws if it is gone. */
 export async function cpuSeconds(pid: number): Promise<number> {
-  return parseProcStat(await readFile(`/proc/${pid}/stat`, 'utf8'), pid).withChildrenSeconds;
+  return (await procCpu(pid)).withChildrenSeconds;
 }
 
 /** Peak resident set (VmHWM) of a running process in bytes, or 0 when it is gone. */

@@ -18,6 +18,7 @@ test('parseProcStat reads utime+stime and the children times after a command nam
   const cpu = parseProcStat(line, 4242);
   assert.equal(cpu.selfSeconds, 3);
   assert.equal(cpu.withChildrenSeconds, 5);
+  assert.equal(cpu.systemSeconds, 1.5);
   assert.throws(() => parseProcStat('4242 (x) S 1', 4242), /malformed \/proc\/4242\/stat/);
 });
 
