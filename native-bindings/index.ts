@@ -101,6 +101,12 @@ export interface NativeBindings {
   clearDirAt(dirFd: number, keep?: string): Promise<void>;
   /** renameat2 between two directories' entries; noReplace fails with EEXIST instead of replacing. */
   renameAt(fromDirFd: number, fromName: string, toDirFd: number, toName: string, noReplace: boolean): Promise<void>;
+  /**
+   * syncfs(2) of the filesystem holding fd: everything written there reaches
+   * the disk (and a writeback error since the fd was opened is reported),
+   * one call for many files instead of an fsync each.
+   */
+  syncFs(fd: number): Promise<void>;
   /** The open flag O_PATH (fs.constants lacks it): an fd that names a directory for *at calls. */
   readonly O_PATH: number;
 }

@@ -57,6 +57,7 @@ enum op_kind {
   OP_REMOVE,
   OP_CLEAR,
   OP_RENAME,
+  OP_SYNCFS,
 };
 
 /* One call in flight: arguments in, results out, owned by the async work. */
@@ -222,6 +223,13 @@ static void execute(napi_env env, void *data) {
       op->err = clear_fd(fd, op->has_keep ? op->path : NULL, 0, &op->syscall);
       break;
     }
+    case OP_SYNCFS:
+      /* Since Linux 5.8 it also reports writeback errors of the filesystem. */
+      if (syncfs(op->dirfd) < 0) {
+        op->err = errno;
+        op->syscall = "syncfs";
+      }
+      break;
     case OP_RENAME:
       if (renameat2(op->dirfd, op->path, op->dirfd2, op->name2,
                     (unsigned)op->flags) < 0) {
@@ -455,6 +463,26 @@ static napi_value rename_at(napi_env env, napi_callback_info info) {
   return start(env, op);
 }
 
+/* syncFs(fd): syncfs(2) of the filesystem holding fd, one call for every
+   file written there (instead of an fsync per file). */
+static napi_value sync_fs(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  size_t argc = 1;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  fs_op *op = calloc(1, sizeof *op);
+  if (op == NULL) {
+    napi_throw_error(env, NULL, "beneath: out of memory");
+    return NULL;
+  }
+  op->kind = OP_SYNCFS;
+  if (!int_arg(env, argv, argc, 0, "fd", &op->dirfd)) {
+    free(op);
+    return NULL;
+  }
+  strcpy(op->path, "(filesystem)");
+  return start(env, op);
+}
+
 void beneath_register(napi_env env, napi_value exports) {
   napi_value o_path;
   napi_create_int32(env, O_PATH, &o_path);
@@ -466,6 +494,7 @@ void beneath_register(napi_env env, napi_value exports) {
       {"removeAt", NULL, remove_at, NULL, NULL, NULL, napi_enumerable, NULL},
       {"clearDirAt", NULL, clear_dir_at, NULL, NULL, NULL, napi_enumerable, NULL},
       {"renameAt", NULL, rename_at, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"syncFs", NULL, sync_fs, NULL, NULL, NULL, napi_enumerable, NULL},
       {"O_PATH", NULL, NULL, NULL, NULL, o_path, napi_enumerable, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);

@@ -1,8 +1,11 @@
-// Small whole files (one frame each) are written and fsynced by the objects
-// sink in the background, several at once (dir-sink.ts MAX_BACKGROUND_FILES).
-// What must hold: after flush every one is there, whole, with its mode and
-// mtime; later ops on the same path land after it; a refusal found in the
-// background is thrown by flush, never lost, and nothing escapes the root.
+// Small whole files (one frame each) are written by the objects sink in the
+// background, several at once (dir-sink.ts MAX_BACKGROUND_FILES), and made
+// durable together: one syncfs, then their renames, at flush or before an op
+// that must see them. What must hold: after flush every one is there, whole,
+// with its mode and mtime; none is under its name before its content is
+// synced (a recover without flush shows none of them); later ops on the same
+// path land after it; a refusal found in the background is thrown by flush,
+// never lost, and nothing escapes the root.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -45,6 +48,31 @@ test('many small files applied back to back are all there after flush, whole, wi
   }
   assert.deepEqual(readdirSync(join(root, '.dwcp-tmp')), [], 'temp files left behind');
   await sink.close();
+});
+
+test('written files take their names only at flush: a recover without one (a crash) finds none of them, the temp area cleared', async (t) => {
+  const { base, root } = sinkRootAndOutside('unsynced');
+  t.after(() => rmSync(base, { recursive: true, force: true }));
+  const sink = new DirSink({ streamId: 's', root });
+  await sink.recover(new Uint8Array(0), 0);
+  const data = Buffer.from('not yet durable');
+  for (let i = 0; i < MAX_BACKGROUND_FILES + 2; i++) await apply(sink, { put: { path: `f${i}`, version: version(data.length), offset: 0 } }, data);
+  // The same version twice before a flush: written once, renamed once.
+  await apply(sink, { put: { path: 'f0', version: version(data.length), offset: 0 } }, data);
+  assert.deepEqual(readdirSync(root).filter((n) => n !== '.dwcp-tmp'), [], 'a name appeared before its content was synced');
+  const recovered = new DirSink({ streamId: 's', root });
+  await sink.close();
+  await recovered.recover(new Uint8Array(0), 0);
+  assert.deepEqual(readdirSync(root).filter((n) => n !== '.dwcp-tmp'), []);
+  assert.deepEqual(readdirSync(join(root, '.dwcp-tmp')), [], 'unsynced temp files left behind');
+  // Sent again after the "crash", they land at the next flush.
+  for (let i = 0; i < 3; i++) await apply(recovered, { put: { path: `f${i}`, version: version(data.length), offset: 0 } }, data);
+  await apply(recovered, { put: { path: 'f0', version: version(data.length), offset: 0 } }, data);
+  await recovered.flush();
+  assert.deepEqual(readdirSync(root).filter((n) => n !== '.dwcp-tmp').sort(), ['f0', 'f1', 'f2']);
+  assert.equal(readFileSync(join(root, 'f2'), 'utf8'), 'not yet durable');
+  assert.deepEqual(readdirSync(join(root, '.dwcp-tmp')), []);
+  await recovered.close();
 });
 
 test('later ops on the same path land after the background file: a newer version, then a rename', async (t) => {

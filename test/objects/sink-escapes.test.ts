@@ -120,6 +120,7 @@ test('a hard link planted in the temp area under the name of the next temp file 
   const tempName = tempNameOf('f', v);
   linkSync(join(outside, 'victim'), join(root, '.dwcp-tmp', tempName));
   await apply(sink, { put: { path: 'f', version: v, offset: 0 } }, data);
+  await sink.flush();
   await sink.close();
 
   assert.equal(readFileSync(join(root, 'f'), 'utf8'), 'replicated content');

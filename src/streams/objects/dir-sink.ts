@@ -96,6 +96,15 @@ interface ChunkStore {
 const TEMP_NAME_PATTERN = /^[A-Za-z0-9_~-][A-Za-z0-9._~-]*$/;
 
 /** The file being received: its identity, how far it is written, its temp file. */
+/** A whole file written to the temp area, waiting for the sync that lets it be renamed into place. */
+interface UnsyncedFile {
+  path: string;
+  version: FileVersion;
+  tempName: string;
+  /** Its chunks for the index (null: not indexed), known once written. */
+  chunks: RecordedChunk[] | null;
+}
+
 interface PartialState {
   path: string;
   version: FileVersion;
@@ -132,6 +141,13 @@ const MICROS_PER_SECOND = 1e6;
  */
 export const MAX_BACKGROUND_FILES = 16;
 
+/**
+ * Whole files written and not yet made durable, at most: the next one waits
+ * for a sync of them all (one syncfs, then their renames). Each costs a
+ * short record (path, temp name, chunk names), not its data.
+ */
+export const MAX_UNSYNCED_FILES = 4096;
+
 /** A Sink writing an objects stream into a directory tree. */
 export class DirSink implements Sink {
   readonly streamId: string;
@@ -152,8 +168,13 @@ export class DirSink implements Sink {
   #background = new Map<string, Promise<void>>();
   /** The first failure of background work, thrown by the next apply or flush. */
   #backgroundError: unknown = undefined;
-  /** Serializes the renames of background files (they may create parent directories). */
-  #renames: Promise<unknown> = Promise.resolve();
+  /**
+   * Whole files written to the temp area and not yet synced, in op order:
+   * a checkpoint (or an op that must see them) syncs the filesystem once and
+   * renames them all (measured: an fsync per small file was ~40 % of a
+   * many-small-files run and ~3 CPU s per 5,000 files).
+   */
+  #unsynced: UnsyncedFile[] = [];
   readonly #chunkDirs?: { indexDir: string; stageDir: string };
   /** The chunk index and staging directory, opened on first use. */
   #chunkStore?: Promise<ChunkStore>;
@@ -203,7 +224,7 @@ export class DirSink implements Sink {
   /** Close the partial file and the root (the partial's content stays for recover). */
   close(): Promise<void> {
     return this.#serial(async () => {
-      await this.#settleBackground().catch(() => undefined);
+      await this.#abandonBackground();
       await this.#closeFile();
       await this.#closeArea();
       await this.#closeChunks();
@@ -226,8 +247,8 @@ export class DirSink implements Sink {
   }
 
   async #rollBack(sinkState: Uint8Array, seq: number): Promise<Uint8Array> {
-    // Background files finish first; their failures are rolled back with the rest.
-    await this.#settleBackground().catch(() => undefined);
+    // Background files finish first; they are rolled back with the rest.
+    await this.#abandonBackground();
     // Start from fresh fds: the root or temp area may have been replaced since.
     await this.#closeFile();
     await this.#closeArea();
@@ -461,42 +482,41 @@ export class DirSink implements Sink {
     await this.#recordChunks(partial.path, partial.version, chunks);
   }
 
-  // A whole file in one frame: checked and started here, in order; written,
-  // fsynced and renamed in the background (#settleBackground waits for it).
+  // A whole file in one frame: checked and started here, in order; written
+  // in the background, then synced and renamed with the others of its
+  // checkpoint (#settleBackground waits for the writes, #syncWritten does the rest).
   async #startWholeFile(put: PutChunk, data: Uint8Array): Promise<void> {
     if (this.#backgroundError !== undefined) await this.#settleBackground();
     const earlier = this.#background.get(put.path);
-    if (earlier) await earlier; // the same path again: the older version lands first
+    if (earlier) await earlier; // the same path again: the older version is written first
     while (this.#background.size >= MAX_BACKGROUND_FILES) await Promise.race(this.#background.values());
+    if (this.#unsynced.length >= MAX_UNSYNCED_FILES) await this.#settleBackground();
     const area = await this.#open();
     await this.#dropPartial(); // as any first chunk: what was partial is abandoned
     const parent = await area.root.openParent(put.path);
-    if (await isCompleteIn(parent, put.version)) {
+    try {
+      if (await isCompleteIn(parent, put.version)) return;
+    } finally {
       await closeEntryDir(parent);
-      return;
     }
     const tempName = tempNameFor(put.path, put.version);
+    // The same version already waits for its sync (sent twice): one copy is enough.
+    if (this.#unsynced.some((f) => f.tempName === tempName)) return;
     this.#dirtyDirs.add(this.#tempRel);
+    // Its place in op order is taken now; the rename happens after the sync.
+    const pending: UnsyncedFile = { path: put.path, version: put.version, tempName, chunks: null };
+    this.#unsynced.push(pending);
     const work = (async () => {
+      const fd = await createFresh(area.tempFd, tempName);
       try {
-        const fd = await createFresh(area.tempFd, tempName);
-        try {
-          await writeFully(fd, data, 0);
-        } catch (err) {
-          await closeFd(fd).catch(() => undefined);
-          throw err;
-        }
-        await finishContent(fd, put.version);
-        // Renames one at a time: a parent directory may have to be made.
-        const renamed = this.#renames.then(() => this.#rename(area, put.path, tempName, parent));
-        this.#renames = renamed.catch(() => undefined);
-        await renamed;
-        const bytes = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
-        const chunks = await this.#chunksOf(put.version, async (into, at, length, position) => (position >= bytes.length ? 0 : bytes.copy(into, at, position, Math.min(position + length, bytes.length))));
-        await this.#recordChunks(put.path, put.version, chunks);
-      } finally {
-        await closeEntryDir(parent);
+        await writeFully(fd, data, 0);
+      } catch (err) {
+        await closeFd(fd).catch(() => undefined);
+        throw err;
       }
+      await finishContent(fd, put.version, false);
+      const bytes = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+      pending.chunks = await this.#chunksOf(put.version, async (into, at, length, position) => (position >= bytes.length ? 0 : bytes.copy(into, at, position, Math.min(position + length, bytes.length))));
     })();
     const done: Promise<void> = work.then(
       () => undefined,
@@ -510,13 +530,39 @@ export class DirSink implements Sink {
     this.#background.set(put.path, done);
   }
 
-  // Wait for every background file; throw the first failure among them (once).
+  // Wait for every background file and put the written ones in place; throw
+  // the first failure among them (once). What follows sees them all.
   async #settleBackground(): Promise<void> {
     while (this.#background.size > 0) await Promise.all(this.#background.values());
     const err = this.#backgroundError;
-    if (err === undefined) return;
+    if (err !== undefined) {
+      this.#backgroundError = undefined;
+      this.#unsynced = []; // left in the temp area: recover clears it and the source resends
+      throw err;
+    }
+    await this.#syncWritten();
+  }
+
+  // Wait for background writes and drop them unsynced (recover, close): they
+  // stay in the temp area, which recover clears; the source resends them.
+  async #abandonBackground(): Promise<void> {
+    while (this.#background.size > 0) await Promise.all(this.#background.values());
     this.#backgroundError = undefined;
-    throw err;
+    this.#unsynced = [];
+  }
+
+  // One syncfs for every written file, then their renames in op order: no
+  // name ever points at content that is not on disk.
+  async #syncWritten(): Promise<void> {
+    if (this.#unsynced.length === 0) return;
+    const files = this.#unsynced;
+    this.#unsynced = [];
+    const area = await this.#open();
+    await native().syncFs(area.tempFd);
+    for (const file of files) {
+      await this.#rename(area, file.path, file.tempName, undefined);
+      await this.#recordChunks(file.path, file.version, file.chunks);
+    }
   }
 
   // Rename a finished temp file to path; its directory is fsynced with the next flush.
@@ -732,12 +778,13 @@ export function utimesSeconds(mtimeUs: number): number {
 
 /** True when the entry of dir is a regular file of this version. */
 // Give a written temp file its mode and mtime, make it durable, close it.
-async function finishContent(fd: number, version: FileVersion): Promise<void> {
+// Without sync, the caller makes it durable later (syncfs) before any rename.
+async function finishContent(fd: number, version: FileVersion, sync = true): Promise<void> {
   try {
     const seconds = utimesSeconds(version.mtimeUs);
     await fchmodFd(fd, version.mode & MODE_MASK);
     await futimesFd(fd, seconds, seconds);
-    await fsyncFd(fd);
+    if (sync) await fsyncFd(fd);
   } finally {
     await closeFd(fd);
   }
