@@ -43,6 +43,7 @@ import { PgWalMetrics, type PgWalStreamStatus } from '../streams/pg-wal/wal-stre
 import type { ChunkQuery, Envelope, Hello, StreamOpen } from '../wire/messages.ts';
 import { Metrics } from './metrics.ts';
 import { LOCAL_STAGES, stageCapabilities } from '../encoding/hde/stages.ts';
+import { RECORD_BATCH_CAPABILITY } from './record-batch.ts';
 import { StreamSender, type SenderStatus } from './stream-sender.ts';
 import { StreamReceiver, type ReceiverStatus } from './stream-receiver.ts';
 import { StreamAdmission, SourceConsensusUnavailableError } from './stream-admission.ts';
@@ -51,7 +52,7 @@ import { ReplicationSlo } from './replication-slo.ts';
 import { diffConfig, type ConfigDiff } from './reconcile.ts';
 
 /** Capabilities this build announces in the handshake: stream kinds, the chain digest and the HDE stages (hde:name@version). */
-export const CAPABILITIES = ['objects', 'pg-wal', 'zstd', 'sha256-chain', ...stageCapabilities(LOCAL_STAGES)];
+export const CAPABILITIES = ['objects', 'pg-wal', 'zstd', 'sha256-chain', RECORD_BATCH_CAPABILITY, ...stageCapabilities(LOCAL_STAGES)];
 
 /** Default grace period of a drain before STOPPED is forced. */
 export const DEFAULT_DRAIN_GRACE_MS = 20_000;
@@ -92,6 +93,8 @@ export interface AgentOptions {
   wrapSink?: (sink: Sink) => Sink;
   /** Tests: wrap each source, e.g. to see the resume points it is given. */
   wrapSource?: (source: Source) => Source;
+  /** Tests: announce these Hello capabilities instead of CAPABILITIES (an agent of an older version). */
+  capabilities?: string[];
 }
 
 /** Status of the whole agent, served at /status. */
@@ -444,7 +447,7 @@ export class Agent {
   }
 
   private identity(): Identity {
-    return { federation: this.config.federation, region: this.config.region, nodeId: this.config.nodeId, capabilities: CAPABILITIES };
+    return { federation: this.config.federation, region: this.config.region, nodeId: this.config.nodeId, capabilities: this.options.capabilities ?? CAPABILITIES };
   }
 
   // The Hello already matched the peer's certificate (tls-transport); here: is that region one of ours?

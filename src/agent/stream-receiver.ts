@@ -32,6 +32,7 @@ import { checkChunkQuery } from '../wire/dedup-messages.ts';
 import type { InboundLink } from '../transport/inbound-link.ts';
 import type { Metrics } from './metrics.ts';
 import { STREAM_FAULT_CODE, errorMessage, faultCode, isRefusal } from './stream-fault.ts';
+import { RecordBatchError, splitBatch } from './record-batch.ts';
 
 /** Verification failures of one sequence number before the stream halts. */
 export const MAX_VERIFY_FAILURES = 3;
@@ -565,9 +566,14 @@ export class StreamReceiver {
     }
     // Apply in order; a sink refusal halts the stream, any other sink error ends the session for a retry.
     try {
-      await this.options.sink.apply(frame.seq, frame.meta, decoded.data);
+      if ((frame.records ?? 0) > 1) {
+        // A batch (record-batch@1): its records in order, under this frame's seq.
+        for (const record of splitBatch(frame.records!, frame.meta, decoded.data)) await this.options.sink.apply(frame.seq, record.meta, record.data);
+      } else {
+        await this.options.sink.apply(frame.seq, frame.meta, decoded.data);
+      }
     } catch (err) {
-      if (err instanceof SinkError) return this.halt(session, `sink refused frame ${frame.seq}: ${err.message}`);
+      if (err instanceof SinkError || err instanceof RecordBatchError) return this.halt(session, `sink refused frame ${frame.seq}: ${err.message}`);
       return this.fault(session, `apply frame ${frame.seq}`, err);
     }
     this.failures.delete(frame.seq);

@@ -24,6 +24,7 @@ import { Backoff, type BackoffOptions } from '../util/backoff.ts';
 import { STREAM_FAULT_CODE, errorMessage, faultCode } from './stream-fault.ts';
 import { LOCAL_STAGES, negotiate, stageVersion } from '../encoding/hde/stages.ts';
 import { ChunkQueries } from './chunk-queries.ts';
+import { batchRecords, RECORD_BATCH_CAPABILITY, singleRecords, type FrameRecord } from './record-batch.ts';
 
 /**
  * Default wait for the destination's StreamState after a StreamOpen, ms.
@@ -370,7 +371,9 @@ export class StreamSender {
     }
     const queries = session.queries;
     const queryChunks = queries ? (query: ChunkQuery) => queries.ask(query) : undefined;
-    const records = this.options.source.records({ seq: state.durableSeq, state: state.state, verified, queryChunks }, session.abort.signal);
+    const sourced = this.options.source.records({ seq: state.durableSeq, state: state.state, verified, queryChunks }, session.abort.signal);
+    // Small records the source has ready go many to a frame when the peer reads batches.
+    const records = link.peerCapabilities.includes(RECORD_BATCH_CAPABILITY) ? batchRecords(sourced) : singleRecords(sourced);
     try {
       for await (const record of records) {
         if (session.abort.signal.aborted) break;
@@ -432,7 +435,7 @@ export class StreamSender {
     this.options.metrics.hdeLevel.set(this.labels, level ?? 0);
   }
 
-  private async encode(session: Session, seq: number, epoch: number, record: SourceRecord): Promise<{ framed: Buffer; digest: Buffer }> {
+  private async encode(session: Session, seq: number, epoch: number, record: FrameRecord): Promise<{ framed: Buffer; digest: Buffer }> {
     const rawLength = record.data.length;
     // Streamed frames go through the session's context; calls reach the pool
     // in sequence order (before the first await), which keeps that order.
@@ -461,6 +464,7 @@ export class StreamSender {
       payload: enc.payload,
       rawLength,
       resync: enc.resync,
+      records: record.records,
     });
     return { framed, digest: enc.digest };
   }

@@ -95,7 +95,7 @@ export async function benchCommand(args: string[]): Promise<number> {
       identical: (await compareTrees(source, dest)).identical,
     });
     const cpuLine = (c: ProcCpu): string => `${c.withChildrenSeconds.toFixed(1)} s (${c.systemSeconds.toFixed(1)} s of it in the kernel)`;
-    out.write(`dwcp CPU: source agent ${cpuLine(d.cpu.source)}, destination agent ${cpuLine(d.cpu.dest)} (start-up included); peak RSS ${formatBytes(d.peakRssBytes.source)} / ${formatBytes(d.peakRssBytes.dest)}\n`);
+    out.write(`dwcp CPU: source agent ${cpuLine(d.cpu.source)}, destination agent ${cpuLine(d.cpu.dest)} (start-up included); peak RSS ${formatBytes(d.peakRssBytes.source)} / ${formatBytes(d.peakRssBytes.dest)}; ${d.framesSent} data frames\n`);
 
     // One table, rsync -a as the baseline (DWCP itself with --dwcp-only).
     const base = rows[0];

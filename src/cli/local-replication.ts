@@ -26,6 +26,8 @@ export interface LocalReplicationResult {
   wireBytes: number;
   goodputBytes: number;
   verifyFailures: number;
+  /** Data frames sent (first transmissions; small records share frames when batched). */
+  framesSent: number;
   /** Most live carriers seen during the run (the AMST controller may change the count). */
   maxCarriers: number;
   /** zstd level in use at the end (0 = no compression; the online choice may move it). */
@@ -82,6 +84,7 @@ export async function replicateLocally(options: LocalReplicationOptions): Promis
       seconds,
       wireBytes: await source.metric('dwcp_wire_bytes_sent_total'),
       goodputBytes: await source.metric('dwcp_goodput_bytes_total'),
+      framesSent: await source.metric('dwcp_frames_sent_total'),
       verifyFailures: await dest.metric('dwcp_verify_failures_total'),
       maxCarriers,
       finalLevel: await source.metric('dwcp_hde_level'),

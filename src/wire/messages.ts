@@ -74,6 +74,8 @@ export interface DataFrame {
   payload: Uint8Array;
   rawLength: number;
   resync: boolean;
+  /** Records batched in the frame (0 or 1: one; 2 or more: meta is a RecordBatch), src/agent/record-batch.ts. */
+  records?: number;
 }
 
 export interface Ack {
@@ -257,6 +259,12 @@ function oneofCodec<T>(name: string): Codec<T> {
   };
 }
 
+/** The records of a batched DataFrame: each one's meta and data length. */
+export interface RecordBatch {
+  records: Array<{ meta: Uint8Array; length: number }>;
+}
+
+export const recordBatchCodec = codec<RecordBatch>('dwcp.v1.RecordBatch');
 export const objectOpCodec = oneofCodec<ObjectOp>('dwcp.v1.ObjectOp');
 export const manifestCodec = codec<Manifest>('dwcp.v1.Manifest');
 
