@@ -100,6 +100,8 @@ export class OutboundLink {
   private windowWaiters: Array<() => void> = [];
   private carrierCount: number;
   private ackedBytes = 0;
+  /** Bytes that reached the destination: at delivery, or at durability for frames never reported delivered. */
+  private reached = 0;
   /** Smoothed time from writing a frame to its delivery report, ms (0: none yet). */
   private deliveryTimeMs = 0;
   /** Write time of the newest-written frame reported delivered, ms. */
@@ -161,6 +163,11 @@ export class OutboundLink {
   /** Bytes acknowledged durable since the link was created (goodput, framed). */
   get acknowledgedBytes(): number {
     return this.ackedBytes;
+  }
+
+  /** Bytes that reached the destination since the link was created: delivered, or durable when never reported delivered (the AMST controller's goodput). */
+  get reachedBytes(): number {
+    return this.reached;
   }
 
   /** True once close() was called. */
@@ -261,6 +268,7 @@ export class OutboundLink {
     if (released.length === 0) return null;
     for (const entry of released) {
       if (acknowledged) this.ackedBytes += entry.bytes;
+      if (acknowledged && !entry.delivered) this.reached += entry.bytes;
       // A delivered frame left its carrier's count when its delivery was reported.
       if (!entry.delivered) this.releaseCarriers(entry, acknowledged);
     }
@@ -296,6 +304,7 @@ export class OutboundLink {
       }
     }
     if (frames === 0) return;
+    this.reached += bytes;
     const peer = { peer: this.options.peerRegion };
     this.options.metrics.linkDeliveredFrames.inc(peer, frames);
     this.options.metrics.linkDeliveredBytes.inc(peer, bytes);
