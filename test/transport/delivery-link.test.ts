@@ -54,7 +54,7 @@ interface Receiver {
   inbound(): InboundLink | null;
 }
 
-async function startReceiver(transport: TlsTransport, holdBytes: number, metrics: Metrics): Promise<Receiver> {
+async function startReceiver(transport: TlsTransport, holdBytes: number | null, metrics: Metrics): Promise<Receiver> {
   const received = new Map<number, number>();
   let inbound: InboundLink | null = null;
   const onData = (link: InboundLink, frame: DataFrame): void => {
@@ -64,10 +64,11 @@ async function startReceiver(transport: TlsTransport, holdBytes: number, metrics
     link.delivered(frame.streamId, frame.seq);
   };
   const server = await transport.listen({
-    host: '127.0.0.1', port: 0, tls: pki.material.server, identity: who('region-a', 'node-a', holdBytes),
+    host: '127.0.0.1', port: 0, tls: pki.material.server, identity: holdBytes === null ? { ...who('region-a', 'node-a', 0), capabilities: [] } : who('region-a', 'node-a', holdBytes),
     maxFrameBytes: TEST_MAX_FRAME_BYTES, handshakeTimeoutMs: TEST_HANDSHAKE_MS, admit: () => null,
     onCarrier(carrier, hello, peer) {
-      if (!inbound || inbound.linkId !== hello.linkId) inbound = new InboundLink(peer, hello.linkId, { onMessage: (l, env) => env.data && onData(l, env.data), onClosed: () => {} }, metrics, hello.capabilities);
+      // A receiver of an older build (holdBytes null) ignores the source's announcement and reports nothing.
+      if (!inbound || inbound.linkId !== hello.linkId) inbound = new InboundLink(peer, hello.linkId, { onMessage: (l, env) => env.data && onData(l, env.data), onClosed: () => {} }, metrics, holdBytes === null ? [] : hello.capabilities);
       inbound.add(carrier, hello.carrierIndex);
     },
     onRefused: (reason) => assert.fail(`refused: ${reason}`),
@@ -156,6 +157,41 @@ test('a stalled apply (nothing durable) stops the sender at the announced hold; 
     link.acknowledge(STREAM_ID, Math.floor(fit / 2));
     await waitFor('the sender goes on', async () => sent > fit, TEST_TIMEOUT_MS / 4, 20);
     assert.ok(link.bytesDeliveredNotDurable + link.bytesInFlight <= HOLD);
+  } finally {
+    stop = true;
+    link.close();
+    await sending;
+    receiver.inbound()?.close('done');
+    await receiver.server.close();
+  }
+});
+
+test('a peer without amst:delivered@1 works as before: no reports, only durable Acks free the window', { timeout: TEST_TIMEOUT_MS }, async () => {
+  const LINK_WINDOW = 1 * MiB;
+  const metrics = new Metrics({ processMetrics: false });
+  const receiver = await startReceiver(new TlsTransport(), null, metrics);
+  const link = startLink(receiver.server.port, 2, LINK_WINDOW, 4 * MiB, metrics);
+  const payload = randomBytes(FRAME_BYTES);
+  const framed = dataFrame(1, payload).length;
+  const session = await new Promise<number>((resolve) => link.start({ onUp: resolve, onDown: () => {}, onMessage: () => {} }));
+  let sent = 0;
+  let stop = false;
+  const sending = (async () => {
+    for (let seq = 1; seq <= 1000 && !stop; seq++) {
+      await link.sendData(session, STREAM_ID, seq, dataFrame(seq, payload));
+      sent = seq;
+    }
+  })().catch(() => {});
+  try {
+    const fit = Math.floor(LINK_WINDOW / framed);
+    await waitFor(`${fit} frames received`, async () => receiver.received.size >= fit, TEST_TIMEOUT_MS / 4, 20);
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal(sent, fit, 'the link window alone bounds the sender');
+    assert.equal(receiver.inbound()!.reportsDelivery, false);
+    assert.equal(link.bytesDeliveredNotDurable, 0);
+    assert.equal((await metrics.registry.getSingleMetric('dwcp_link_delivered_frames_total')!.get()).values[0]?.value ?? 0, 0);
+    link.acknowledge(STREAM_ID, fit);
+    await waitFor('the sender goes on after a durable Ack', async () => sent > fit, TEST_TIMEOUT_MS / 4, 20);
   } finally {
     stop = true;
     link.close();
