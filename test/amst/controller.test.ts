@@ -38,10 +38,15 @@ function perFlow(path: Path, cc: string): number {
   return Math.min(path.rateBytesPerS, mathisBytesPerS(path.rttMs * 1000, path.loss));
 }
 
-/** One interval of n flows on the path, with a deterministic +-3 % wobble. */
-function pathSample(path: Path, n: number, cc: string, i: number): IntervalSample {
+/** The default goodput wobble of interval i: a deterministic +-3 %. */
+function sineWobble(i: number): number {
+  return 0.03 * Math.sin(i * 1.7);
+}
+
+/** One interval of n flows on the path, with a wobble (relative; default +-3 %). */
+function pathSample(path: Path, n: number, cc: string, i: number, wobble = sineWobble(i)): IntervalSample {
   const demand = (n * perFlow(path, cc)) / path.rateBytesPerS;
-  const goodput = Math.min(path.rateBytesPerS, n * perFlow(path, cc)) * (1 + 0.03 * Math.sin(i * 1.7));
+  const goodput = Math.min(path.rateBytesPerS, n * perFlow(path, cc)) * (1 + wobble);
   const queueMs = demand > 1 ? Math.min(path.queueMs, (demand - 1) * path.rttMs * 0.5) : 0;
   const rttUs = (path.rttMs + queueMs) * 1000;
   const sent = goodput / Math.max(n, 1);
@@ -60,11 +65,11 @@ interface Trace {
 }
 
 /** Run the controller for `intervals` on a path (which may change over time). */
-function run(cfg: ControllerConfig, pathAt: (i: number) => Path, intervals: number, start?: ControllerState): Trace {
+function run(cfg: ControllerConfig, pathAt: (i: number) => Path, intervals: number, start?: ControllerState, wobble: (i: number) => number = sineWobble): Trace {
   let state = start ?? initialState(cfg);
   const trace: Trace = { decisions: [], goodputs: [], rttsMs: [], state };
   for (let i = 0; i < intervals; i++) {
-    const sample = pathSample(pathAt(i), state.carriers, state.congestionControl, i);
+    const sample = pathSample(pathAt(i), state.carriers, state.congestionControl, i, wobble(i));
     trace.goodputs.push(sample.goodputBytesPerS);
     trace.rttsMs.push(sample.carriers[0].rttUs / 1000);
     const { decision, state: next } = decide(cfg, sample, state);
@@ -247,20 +252,7 @@ function seeded(seed: number): () => number {
 /** Run on a path with +-`noise` seeded random goodput wobble (instead of the sine). */
 function runNoisy(cfg: ControllerConfig, pathAt: (i: number) => Path, intervals: number, noise: number, seed = 7): Trace {
   const random = seeded(seed);
-  let state = initialState(cfg);
-  const trace: Trace = { decisions: [], goodputs: [], rttsMs: [], state };
-  for (let i = 0; i < intervals; i++) {
-    const path = pathAt(i);
-    const sample = pathSample(path, state.carriers, state.congestionControl, 0);
-    sample.goodputBytesPerS = Math.min(path.rateBytesPerS, state.carriers * perFlow(path, state.congestionControl)) * (1 + noise * (2 * random() - 1));
-    trace.goodputs.push(sample.goodputBytesPerS);
-    trace.rttsMs.push(sample.carriers[0].rttUs / 1000);
-    const { decision, state: next } = decide(cfg, sample, state);
-    trace.decisions.push(decision);
-    state = next;
-  }
-  trace.state = state;
-  return trace;
+  return run(cfg, pathAt, intervals, undefined, () => noise * (2 * random() - 1));
 }
 
 /** Held counts (reason hold) and the number of times the count left the held one, from interval `from` on. */

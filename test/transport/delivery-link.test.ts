@@ -89,6 +89,27 @@ function startLink(port: number, carriers: number, linkWindowBytes: number, hold
   });
 }
 
+/** Send frames 1, 2, ... in the background until stopped (or 1000 are sent); `sent` is the last one queued. */
+function keepSending(link: OutboundLink, session: number, payload: Buffer): { readonly sent: number; stop(): Promise<void> } {
+  let sent = 0;
+  let stopped = false;
+  const done = (async () => {
+    for (let seq = 1; seq <= 1000 && !stopped; seq++) {
+      await link.sendData(session, STREAM_ID, seq, dataFrame(seq, payload));
+      sent = seq;
+    }
+  })().catch(() => {});
+  return {
+    get sent() {
+      return sent;
+    },
+    stop: async () => {
+      stopped = true;
+      await done;
+    },
+  };
+}
+
 test('one slow carrier does not hold the link window: every frame delivered, stuck ones hedged, late copies dropped as duplicates', { timeout: TEST_TIMEOUT_MS }, async () => {
   const FRAMES = 400;
   const LINK_WINDOW = 4 * MiB;
@@ -134,33 +155,25 @@ test('a stalled apply (nothing durable) stops the sender at the announced hold; 
   const payload = randomBytes(FRAME_BYTES);
   const framed = dataFrame(1, payload).length;
   const session = await new Promise<number>((resolve) => link.start({ onUp: resolve, onDown: () => {}, onMessage: () => {} }));
-  let sent = 0;
-  let stop = false;
-  const sending = (async () => {
-    for (let seq = 1; seq <= 1000 && !stop; seq++) {
-      await link.sendData(session, STREAM_ID, seq, dataFrame(seq, payload));
-      sent = seq;
-    }
-  })().catch(() => {});
+  const sender = keepSending(link, session, payload);
   try {
     // Delivery frees the 1 MiB window; the 4 MiB hold is what stops the sender.
     const fit = Math.floor(HOLD / framed);
-    await waitFor(`${fit} frames sent`, async () => sent >= fit, TEST_TIMEOUT_MS / 4, 20);
+    await waitFor(`${fit} frames sent`, async () => sender.sent >= fit, TEST_TIMEOUT_MS / 4, 20);
     await waitFor('all delivered', async () => link.bytesInFlight === 0, TEST_TIMEOUT_MS / 4, 20);
     await new Promise((r) => setTimeout(r, 300));
-    assert.equal(sent, fit, `the sender stopped at the hold (${sent} frames of ${framed} bytes)`);
-    assert.ok(sent * framed > LINK_WINDOW, 'delivery let more than the link window in');
+    assert.equal(sender.sent, fit, `the sender stopped at the hold (${sender.sent} frames of ${framed} bytes)`);
+    assert.ok(sender.sent * framed > LINK_WINDOW, 'delivery let more than the link window in');
     assert.ok(link.bytesDeliveredNotDurable <= HOLD, `delivered-not-durable ${link.bytesDeliveredNotDurable}`);
     const gauge = (await metrics.registry.getSingleMetric('dwcp_link_delivered_not_durable_bytes')!.get()).values[0]?.value ?? 0;
     assert.equal(gauge, link.bytesDeliveredNotDurable);
     // The destination makes the first half durable: the sender goes on.
     link.acknowledge(STREAM_ID, Math.floor(fit / 2));
-    await waitFor('the sender goes on', async () => sent > fit, TEST_TIMEOUT_MS / 4, 20);
+    await waitFor('the sender goes on', async () => sender.sent > fit, TEST_TIMEOUT_MS / 4, 20);
     assert.ok(link.bytesDeliveredNotDurable + link.bytesInFlight <= HOLD);
   } finally {
-    stop = true;
     link.close();
-    await sending;
+    await sender.stop();
     receiver.inbound()?.close('done');
     await receiver.server.close();
   }
@@ -174,28 +187,20 @@ test('a peer without amst:delivered@1 works as before: no reports, only durable 
   const payload = randomBytes(FRAME_BYTES);
   const framed = dataFrame(1, payload).length;
   const session = await new Promise<number>((resolve) => link.start({ onUp: resolve, onDown: () => {}, onMessage: () => {} }));
-  let sent = 0;
-  let stop = false;
-  const sending = (async () => {
-    for (let seq = 1; seq <= 1000 && !stop; seq++) {
-      await link.sendData(session, STREAM_ID, seq, dataFrame(seq, payload));
-      sent = seq;
-    }
-  })().catch(() => {});
+  const sender = keepSending(link, session, payload);
   try {
     const fit = Math.floor(LINK_WINDOW / framed);
     await waitFor(`${fit} frames received`, async () => receiver.received.size >= fit, TEST_TIMEOUT_MS / 4, 20);
     await new Promise((r) => setTimeout(r, 300));
-    assert.equal(sent, fit, 'the link window alone bounds the sender');
+    assert.equal(sender.sent, fit, 'the link window alone bounds the sender');
     assert.equal(receiver.inbound()!.reportsDelivery, false);
     assert.equal(link.bytesDeliveredNotDurable, 0);
     assert.equal((await metrics.registry.getSingleMetric('dwcp_link_delivered_frames_total')!.get()).values[0]?.value ?? 0, 0);
     link.acknowledge(STREAM_ID, fit);
-    await waitFor('the sender goes on after a durable Ack', async () => sent > fit, TEST_TIMEOUT_MS / 4, 20);
+    await waitFor('the sender goes on after a durable Ack', async () => sender.sent > fit, TEST_TIMEOUT_MS / 4, 20);
   } finally {
-    stop = true;
     link.close();
-    await sending;
+    await sender.stop();
     receiver.inbound()?.close('done');
     await receiver.server.close();
   }
