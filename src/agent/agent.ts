@@ -25,6 +25,7 @@ import { HdePool } from '../encoding/hde-pool.ts';
 import { Backoff, sleepMs } from '../util/backoff.ts';
 import { OutboundLink } from '../transport/link.ts';
 import { InboundLink } from '../transport/inbound-link.ts';
+import { deliveryCapability } from '../transport/delivery-acks.ts';
 import { HANDSHAKE_TIMEOUT_MS, TlsTransport } from '../transport/tls-transport.ts';
 import { WsTransport } from '../transport/ws-transport.ts';
 import type { CarrierServer, Identity, ListenOptions, TlsMaterial, Transports } from '../transport/transport.ts';
@@ -53,6 +54,14 @@ import { diffConfig, type ConfigDiff } from './reconcile.ts';
 
 /** Capabilities this build announces in the handshake: stream kinds, the chain digest and the HDE stages (hde:name@version). */
 export const CAPABILITIES = ['objects', 'pg-wal', 'zstd', 'sha256-chain', RECORD_BATCH_CAPABILITY, ...stageCapabilities(LOCAL_STAGES)];
+
+/** Link windows of one stream's unapplied frames a receiver holds before it cuts the peer off. */
+const RECEIVER_HOLD_WINDOWS = 2;
+
+/** Bytes of one stream's unapplied frames a receiver holds (announced to senders with amst:delivered@1). */
+function receiverHoldBytes(config: Config): number {
+  return config.amst.linkWindowBytes * RECEIVER_HOLD_WINDOWS;
+}
 
 /** Default grace period of a drain before STOPPED is forced. */
 export const DEFAULT_DRAIN_GRACE_MS = 20_000;
@@ -300,7 +309,7 @@ export class Agent {
       maxFrameBytes: config.amst.maxFrameBytes,
       handshakeTimeoutMs: HANDSHAKE_TIMEOUT_MS,
       admit: (hello, peer) => this.admit(hello, peer),
-      onCarrier: (carrier, hello, peer) => this.inboundLink(hello.linkId, peer).add(carrier, hello.carrierIndex),
+      onCarrier: (carrier, hello, peer) => this.inboundLink(hello.linkId, peer, hello.capabilities).add(carrier, hello.carrierIndex),
       onRefused: (reason, remote, identity) => {
         this.metrics.protocolErrors.inc({ reason: 'handshake' });
         if (identity) this.metrics.peerIdentityRefusals.inc({ problem: identity });
@@ -447,7 +456,8 @@ export class Agent {
   }
 
   private identity(): Identity {
-    return { federation: this.config.federation, region: this.config.region, nodeId: this.config.nodeId, capabilities: this.options.capabilities ?? CAPABILITIES };
+    // Delivery acknowledgements, with the hold a sender may keep delivered-not-durable here.
+    return { federation: this.config.federation, region: this.config.region, nodeId: this.config.nodeId, capabilities: this.options.capabilities ?? [...CAPABILITIES, deliveryCapability(receiverHoldBytes(this.config))] };
   }
 
   // The Hello already matched the peer's certificate (tls-transport); here: is that region one of ours?
@@ -499,7 +509,7 @@ export class Agent {
       // Synchronous pg-wal: a commit on the primary waits for this checkpoint.
       checkpointIntervalMs: stream.kind === 'pg-wal' && stream.source.synchronous ? SYNC_CHECKPOINT_INTERVAL_MS : config.checkpoint.intervalMs,
       checkpointBytes: config.checkpoint.bytes,
-      maxPendingBytes: config.amst.linkWindowBytes * 2,
+      maxPendingBytes: receiverHoldBytes(config),
       maxFrameBytes: config.amst.maxFrameBytes,
       auditPath: this.options.audit ? join(config.dataDir, 'audit', `${part.id}.log`) : undefined,
       logger: this.logger,
@@ -517,14 +527,14 @@ export class Agent {
     return new WalSink({ streamId: stream.id, spoolDir: path });
   }
 
-  private inboundLink(linkId: string, peer: AgentName): InboundLink {
+  private inboundLink(linkId: string, peer: AgentName, capabilities: readonly string[]): InboundLink {
     // One session per certified peer node: a new link id replaces the old
     // session (only a holder of that node's certificate can do that).
     const key = `${peer.region}/${peer.node}`;
     const existing = this.inbound.get(key);
     if (existing && existing.linkId === linkId && !existing.closed) return existing;
     existing?.close('replaced by a new session');
-    const link = new InboundLink(peer, linkId, { onMessage: (l, env) => this.onInbound(l, env), onClosed: (l) => this.onInboundClosed(key, l) }, this.metrics);
+    const link = new InboundLink(peer, linkId, { onMessage: (l, env) => this.onInbound(l, env), onClosed: (l) => this.onInboundClosed(key, l) }, this.metrics, capabilities);
     this.inbound.set(key, link);
     return link;
   }

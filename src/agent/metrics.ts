@@ -14,7 +14,7 @@ export class Metrics {
   readonly wireBytesSent = new Counter({ name: 'dwcp_wire_bytes_sent_total', help: 'Bytes written to carriers, framed and encoded', labelNames: ['peer'], registers: [this.registry] });
   readonly wireBytesReceived = new Counter({ name: 'dwcp_wire_bytes_received_total', help: 'Bytes read from carriers, framed and encoded', labelNames: ['peer'], registers: [this.registry] });
   readonly framesSent = new Counter({ name: 'dwcp_frames_sent_total', help: 'Data frames sent (first transmission)', labelNames: ['stream'], registers: [this.registry] });
-  readonly framesResent = new Counter({ name: 'dwcp_frames_resent_total', help: 'Data frames sent again, by reason (carrier_lost, nack)', labelNames: ['stream', 'reason'], registers: [this.registry] });
+  readonly framesResent = new Counter({ name: 'dwcp_frames_resent_total', help: 'Data frames sent again, by reason (carrier_lost, nack, hedge)', labelNames: ['stream', 'reason'], registers: [this.registry] });
   readonly framesApplied = new Counter({ name: 'dwcp_frames_applied_total', help: 'Data frames verified and applied to a sink', labelNames: ['stream'], registers: [this.registry] });
   readonly framesDuplicate = new Counter({ name: 'dwcp_frames_duplicate_total', help: 'Data frames dropped because their sequence number was already received', labelNames: ['stream'], registers: [this.registry] });
   readonly framesFenced = new Counter({ name: 'dwcp_frames_fenced_total', help: 'Data frames or sessions refused because of an old leadership epoch', labelNames: ['stream'], registers: [this.registry] });
@@ -33,7 +33,10 @@ export class Metrics {
   /** 1 while a stream waits to retry after a fault whose cause may pass. */
   readonly streamRetrying = new Gauge({ name: 'dwcp_stream_retrying', help: '1 while a stream is stopped by a fault that may pass (ENOSPC, EIO, ...) and retries with backoff', labelNames: ['stream', 'side'], registers: [this.registry] });
   readonly carriers = new Gauge({ name: 'dwcp_carriers', help: 'Live carriers per link', labelNames: ['peer', 'direction'], registers: [this.registry] });
-  readonly linkInflightBytes = new Gauge({ name: 'dwcp_link_inflight_bytes', help: 'Bytes sent and not yet acknowledged durable', labelNames: ['peer'], registers: [this.registry] });
+  readonly linkInflightBytes = new Gauge({ name: 'dwcp_link_inflight_bytes', help: 'Bytes sent and not yet acknowledged delivered (or durable, by a peer without delivery acknowledgements)', labelNames: ['peer'], registers: [this.registry] });
+  readonly linkDeliveredFrames = new Counter({ name: 'dwcp_link_delivered_frames_total', help: 'Data frames the peer reported delivered (held, not yet durable)', labelNames: ['peer'], registers: [this.registry] });
+  readonly linkDeliveredBytes = new Counter({ name: 'dwcp_link_delivered_bytes_total', help: 'Framed bytes of data frames the peer reported delivered', labelNames: ['peer'], registers: [this.registry] });
+  readonly linkDeliveredNotDurableBytes = new Gauge({ name: 'dwcp_link_delivered_not_durable_bytes', help: 'Bytes delivered to the peer and not yet acknowledged durable (bounded by the hold the peer announced)', labelNames: ['peer'], registers: [this.registry] });
   /** Consensus watches that broke and were resumed (reason: disconnected, canceled by etcd e.g. after compaction). */
   readonly consensusWatchRestarts = new Counter({ name: 'dwcp_consensus_watch_restarts_total', help: 'Consensus store watches that broke and were resumed, by reason (disconnected, canceled)', labelNames: ['reason'], registers: [this.registry] });
   readonly linkTransport = new Gauge({ name: 'dwcp_link_transport', help: 'Carrier kind of each outbound link\'s session (1 for the kind in use, 0 for the others)', labelNames: ['peer', 'kind'], registers: [this.registry] });

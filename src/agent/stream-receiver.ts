@@ -3,7 +3,10 @@
 // on any carrier, are decoded and verified on the HDE workers, reordered by
 // sequence number, applied in order, and periodically made durable: sink
 // flush, then checkpoint CAS in the region consensus, then Ack. Nothing is
-// acknowledged before it is durable, and nothing unverified is applied.
+// acknowledged durable before it is durable, and nothing unverified is
+// applied. A frame accepted into the bounded pending queue is reported
+// delivered at once (coalesced, to a sender that reads amst:delivered@1):
+// that frees the sender's link window, not the source.
 // Streaming frames (Encoding ZSTD_STREAM, pg-wal) share one zstd context per
 // session: they decode in sequence order, and one that fails verification
 // ends the session (a resend could not be decoded without the history the
@@ -207,7 +210,10 @@ export class StreamReceiver {
       return;
     }
     if (frame.seq <= this.appliedSeq || session.pending.has(frame.seq)) {
+      // Held already (a hedge's second copy, or a resend after a carrier
+      // died with our delivery report): dropped, and reported again.
       metrics.framesDuplicate.inc({ stream: streamId });
+      link.delivered(streamId, frame.seq);
       return;
     }
     if (frame.rawLength > this.options.maxFrameBytes) {
@@ -227,6 +233,8 @@ export class StreamReceiver {
     frame.digest = Buffer.from(frame.digest);
     session.pending.set(frame.seq, { frame, decoded: null, bytes, rawBytes });
     session.pendingBytes += bytes;
+    // Held within maxPendingBytes: delivered (a digest failure at apply Nacks it, and the sender resends).
+    link.delivered(streamId, frame.seq);
     this.dispatchInOrder(session);
     if (frame.seq === this.appliedSeq + 1) this.kick();
   }

@@ -14,6 +14,12 @@ export const AMST_INTERVAL_MS = 1_000;
 export interface ControlledLink {
   readonly closed: boolean;
   readonly acknowledgedBytes: number;
+  /**
+   * Bytes that reached the destination: at delivery where the peer reports
+   * it (amst:delivered@1), else at durability. Smoother than durable acks,
+   * which come in checkpoint bursts; goodput uses it when the link has it.
+   */
+  readonly reachedBytes?: number;
   readonly liveCarriers: number;
   /** Path counters of the live carriers, cumulative (read through their transports). */
   carrierPaths(): CarrierPath[];
@@ -74,7 +80,7 @@ export class AmstLoop {
   start(): void {
     this.link.setCongestionControl(this.state.congestionControl);
     this.startedAt = this.lastAt = performance.now();
-    this.lastAcked = this.link.acknowledgedBytes;
+    this.lastAcked = this.link.reachedBytes ?? this.link.acknowledgedBytes;
     this.timer = setInterval(() => this.tick(), this.options.controller.intervalMs);
     this.timer.unref();
   }
@@ -91,10 +97,10 @@ export class AmstLoop {
       this.stop();
       return null;
     }
-    // Goodput: acknowledged bytes over the measured elapsed time.
+    // Goodput: bytes that reached the destination over the measured elapsed time.
     const now = performance.now();
     const seconds = Math.max((now - this.lastAt) / 1000, 1e-3);
-    const acked = this.link.acknowledgedBytes;
+    const acked = this.link.reachedBytes ?? this.link.acknowledgedBytes;
     const goodput = (acked - this.lastAcked) / seconds;
     this.lastAcked = acked;
     this.lastAt = now;

@@ -20,8 +20,18 @@
 // 4. Shedding: in hold, probe one step down every REPROBE_INTERVALS (or at
 //    once when the model now asks for fewer carriers, i.e. the path
 //    improved); keep the smaller count if goodput stays within
-//    GAIN_THRESHOLD. A standing queue (mean RTT > QUEUE_RTT_FACTOR x base
-//    RTT) sheds one step at once.
+//    GAIN_THRESHOLD of the shed reference: the goodput before the first
+//    shed since the path last changed or a growth paid (never of the step
+//    before, nor of a count a shed reached: small losses must not add up
+//    to a collapse). A standing queue
+//    (mean RTT > QUEUE_RTT_FACTOR x base RTT) sheds one step at once.
+// 4b. Settling (issue 9 item 4: carriers flapped 4..20 on a constant
+//    link): a step counts only when its gain beats the measured noise of
+//    goodput too (NOISE_GAIN_FACTOR x its mean deviation), and each probe
+//    that came back to the held count doubles the wait before the next
+//    (up to MAX_REPROBE_INTERVALS), so a steady path keeps one count. A
+//    path change (held goodput moving by more than CHANGE_THRESHOLD and
+//    CHANGE_NOISE_FACTOR x the noise) probes at once and starts over.
 // 5. Limits: never above maxStreams, never below minStreams, never grow
 //    while goodput is at or above the bandwidth cap, shed while above it.
 // 6. Fairness guard: a standing queue on the bottleneck means we (or others)
@@ -115,6 +125,14 @@ export interface ControllerState {
   relaxLeft: number;
   /** Intervals seen. */
   intervals: number;
+  /** Probes in a row that came back to the held count (each doubles the wait before the next). */
+  probesConfirmed: number;
+  /** Mean relative deviation of goodput samples in hold from the held goodput (0 = none measured). */
+  noise: number;
+  /** Held goodput this hold is compared with for a path change, bytes/s (null: none yet). */
+  holdGoodput: number | null;
+  /** What a shed is judged against: the held point before the first shed since the path changed or a growth paid; null: none yet. */
+  shedReference: Point | null;
 }
 
 /** Goodput must rise by more than this fraction for a step to count. */
@@ -133,6 +151,16 @@ export const MODEL_SETTLE_INTERVALS = 5;
 export const BISECT_RATIO = 4;
 /** Intervals in hold before probing again. */
 export const REPROBE_INTERVALS = 20;
+/** Longest wait between probes once probes keep confirming the count, intervals. */
+export const MAX_REPROBE_INTERVALS = 640;
+/** A step must gain more than this many times the goodput noise (mean relative deviation) to count. */
+export const NOISE_GAIN_FACTOR = 2;
+/** Held goodput moving by more than this fraction (and CHANGE_NOISE_FACTOR x noise) is a path change. */
+export const CHANGE_THRESHOLD = 0.2;
+/** ...and by more than this many times the noise. */
+export const CHANGE_NOISE_FACTOR = 4;
+/** Weight of a new sample in the noise average. */
+const NOISE_EWMA_WEIGHT = 0.1;
 /** Intervals before the fairness ceiling is lifted by one step. */
 export const CEILING_RELAX_INTERVALS = 60;
 /** Growth per step as a fraction of the count (at least one carrier). */
@@ -176,6 +204,7 @@ export function initialState(config: ControllerConfig, initial = config.minStrea
     carriers: count, congestionControl: chooseCongestion(config), phase: 'start', settleLeft: -1, window: [], rttWindow: [],
     previous: null, baseRttUs: 0, retransBytes: 0, sentBytes: 0, ceiling: config.maxStreams,
     holdLeft: REPROBE_INTERVALS, relaxLeft: CEILING_RELAX_INTERVALS, intervals: 0,
+    probesConfirmed: 0, noise: 0, holdGoodput: null, shedReference: null,
   };
 }
 
@@ -233,6 +262,8 @@ export function decide(config: ControllerConfig, sample: IntervalSample, prev: C
     return move(s, config, s.carriers - step(s.carriers), 'hold', null, rttUs, out, 'cap');
   }
   if (queued && s.carriers > config.minStreams) {
+    // A probe up that only built a queue confirmed the count it came from.
+    if (s.phase === 'climb' && s.previous !== null) s.probesConfirmed++;
     const fewer = s.carriers - step(s.carriers);
     s.ceiling = Math.max(config.minStreams, fewer);
     s.relaxLeft = CEILING_RELAX_INTERVALS;
@@ -240,9 +271,15 @@ export function decide(config: ControllerConfig, sample: IntervalSample, prev: C
   }
   const mayGrow = !queued && (cap === null || here.goodput < cap) && s.carriers < Math.min(s.ceiling, config.maxStreams);
 
-  // Climbing: keep going while each step pays; undo the one that did not.
+  // Climbing: keep going while each step pays (beyond the noise); undo the one that did not.
+  const gain = Math.max(GAIN_THRESHOLD, NOISE_GAIN_FACTOR * s.noise);
   if (s.phase === 'climb') {
-    if (s.previous === null || here.goodput > s.previous.goodput * (1 + GAIN_THRESHOLD)) {
+    if (s.previous === null || here.goodput > s.previous.goodput * (1 + gain)) {
+      // A probe that paid: the path is not settled, and sheds are judged from here on.
+      if (s.previous !== null) {
+        s.probesConfirmed = 0;
+        s.shedReference = null;
+      }
       if (mayGrow) return move(s, config, s.carriers + step(s.carriers), 'climb', here, rttUs, out, 'grow');
       return hold(s, here, out, 'limit');
     }
@@ -253,30 +290,63 @@ export function decide(config: ControllerConfig, sample: IntervalSample, prev: C
       const middle = Math.round(Math.sqrt(back.carriers * s.carriers));
       return move(s, config, middle, 'climb', back, rttUs, out, 'no-gain');
     }
+    // Back to the count that held: one more probe confirmed it.
+    s.probesConfirmed++;
     return move(s, config, back.carriers, 'hold', null, rttUs, out, 'no-gain');
   }
 
-  // Descending: fewer carriers that lose nothing are kept; a loss is undone.
+  // Descending: fewer carriers that lose nothing (against where the descent
+  // started, so small losses cannot add up) are kept; a loss is undone.
   if (s.phase === 'descend' && s.previous !== null) {
-    if (here.goodput >= s.previous.goodput * (1 - GAIN_THRESHOLD)) {
+    const from = s.shedReference ?? s.previous;
+    if (here.goodput >= from.goodput * (1 - GAIN_THRESHOLD)) {
+      s.probesConfirmed = 0;
       if (s.carriers > config.minStreams) return move(s, config, s.carriers - step(s.carriers), 'descend', here, rttUs, out, 'shed');
       return hold(s, here, out, 'shed');
     }
     const back = s.previous;
+    s.probesConfirmed++;
     return move(s, config, back.carriers, 'hold', null, rttUs, out, 'shed-undo');
   }
 
-  // Holding: probe down when the path improved or the timer ran out; up on alternate probes.
+  // Holding: learn the noise of goodput at this count, and watch for a path change.
   s.window = s.window.slice(-MEASURE_INTERVALS);
   s.rttWindow = s.rttWindow.slice(-MEASURE_INTERVALS);
+  let changed: 'fell' | 'rose' | null = null;
+  if (s.holdGoodput === null || s.holdGoodput <= 0) s.holdGoodput = here.goodput;
+  else {
+    const deviation = Math.abs(sample.goodputBytesPerS - s.holdGoodput) / s.holdGoodput;
+    const moved = (here.goodput - s.holdGoodput) / s.holdGoodput;
+    if (Math.abs(moved) > CHANGE_THRESHOLD && Math.abs(moved) > CHANGE_NOISE_FACTOR * s.noise) changed = moved < 0 ? 'fell' : 'rose';
+    else s.noise = s.noise === 0 ? deviation : s.noise * (1 - NOISE_EWMA_WEIGHT) + deviation * NOISE_EWMA_WEIGHT;
+  }
+  // Held goodput well above the shed reference: the path got better, judge sheds afresh.
+  if (s.shedReference !== null && here.goodput > s.shedReference.goodput * (1 + gain)) s.shedReference = null;
+  if (changed) {
+    // The path changed: what the probes confirmed no longer holds.
+    s.probesConfirmed = 0;
+    s.holdGoodput = here.goodput;
+    s.shedReference = null;
+    s.holdLeft = 0;
+  }
+  // Probe down when the path improved (unless a probe since confirmed the
+  // count) or the timer ran out; up on alternate probes (or when goodput fell).
   const model = modelCarriers(config, s.congestionControl, rttUs, loss);
-  if (--s.holdLeft <= 0 || model < s.carriers / 2) {
-    s.holdLeft = REPROBE_INTERVALS;
-    const probeUp = s.intervals % (2 * REPROBE_INTERVALS) < REPROBE_INTERVALS && mayGrow;
+  if (--s.holdLeft <= 0 || (model < s.carriers / 2 && s.probesConfirmed === 0)) {
+    s.holdLeft = reprobeIntervals(s.probesConfirmed);
+    const probeUp = (changed === 'fell' || (changed === null && s.intervals % (2 * REPROBE_INTERVALS) < REPROBE_INTERVALS)) && mayGrow;
     if (probeUp) return move(s, config, s.carriers + step(s.carriers), 'climb', here, rttUs, out, 'grow');
-    if (s.carriers > config.minStreams) return move(s, config, s.carriers - step(s.carriers), 'descend', here, rttUs, out, 'shed');
+    if (s.carriers > config.minStreams) {
+      s.shedReference ??= here;
+      return move(s, config, s.carriers - step(s.carriers), 'descend', here, rttUs, out, 'shed');
+    }
   }
   return out('hold');
+}
+
+/** Intervals in hold before the next probe, after `confirmed` probes in a row came back (doubling, bounded). */
+export function reprobeIntervals(confirmed: number): number {
+  return Math.min(MAX_REPROBE_INTERVALS, REPROBE_INTERVALS * 2 ** Math.min(confirmed, 16));
 }
 
 /** Change the count, remember where we came from, and start settling. */
@@ -285,12 +355,16 @@ function move(s: ControllerState, config: ControllerConfig, target: number, phas
   s.carriers = Math.min(clamp(config, target), Math.max(config.minStreams, s.ceiling));
   s.phase = phase;
   s.previous = from;
+  // Limits and the model move on other grounds than goodput: sheds after them are judged afresh.
+  if (reason === 'queue' || reason === 'cap' || reason === 'model') s.shedReference = null;
+  // A new count is held against its own goodput.
+  s.holdGoodput = null;
   s.window = [];
   s.rttWindow = [];
   s.retransBytes = 0;
   s.sentBytes = 0;
   s.settleLeft = settleIntervals(config, rttUs);
-  if (phase === 'hold') s.holdLeft = REPROBE_INTERVALS;
+  if (phase === 'hold') s.holdLeft = reprobeIntervals(s.probesConfirmed);
   return out(reason);
 }
 
@@ -298,7 +372,7 @@ function move(s: ControllerState, config: ControllerConfig, target: number, phas
 function hold(s: ControllerState, here: Point, out: (r: DecisionReason) => { decision: Decision; state: ControllerState }, reason: DecisionReason): { decision: Decision; state: ControllerState } {
   s.phase = 'hold';
   s.previous = here;
-  s.holdLeft = REPROBE_INTERVALS;
+  s.holdLeft = reprobeIntervals(s.probesConfirmed);
   return out(reason);
 }
 

@@ -2,7 +2,9 @@
 // It hands every message to its owner and sends replies (StreamState, Ack,
 // Nack) on whichever carrier has the least queued. When its last carrier
 // closes, the session is over. Its peer region and node are what the
-// peer's certificate names (checked against the Hello at accept).
+// peer's certificate names (checked against the Hello at accept). To a peer
+// whose Hello announced amst:delivered@1 it reports held data frames,
+// coalesced (delivery-acks.ts).
 
 import type { Carrier } from './carrier.ts';
 import type { Envelope } from '../wire/messages.ts';
@@ -10,6 +12,7 @@ import type { AgentName } from './peer-identity.ts';
 import { frameEnvelope } from './envelope-framing.ts';
 import { leastQueued } from './link.ts';
 import type { LinkMetrics } from './link-metrics.ts';
+import { DeliveryAcker, peerHoldBytes } from './delivery-acks.ts';
 
 /** What the owner of an inbound link hears. */
 export interface InboundHandlers {
@@ -28,14 +31,31 @@ export class InboundLink {
   private readonly handlers: InboundHandlers;
   private readonly metrics: LinkMetrics;
   private closedReason: string | null = null;
+  /** Coalesces delivery reports; null when the peer did not announce amst:delivered@1. */
+  private readonly acker: DeliveryAcker | null;
 
-  /** A session of a certified peer (never a Hello's claim) with the link id its Hello chose. */
-  constructor(peer: AgentName, linkId: string, handlers: InboundHandlers, metrics: LinkMetrics) {
+  /**
+   * A session of a certified peer (never a Hello's claim) with the link id
+   * its Hello chose; `peerCapabilities` are its Hello's (delivery reports
+   * only go to a peer that reads them).
+   */
+  constructor(peer: AgentName, linkId: string, handlers: InboundHandlers, metrics: LinkMetrics, peerCapabilities: readonly string[] = []) {
     this.peerRegion = peer.region;
     this.peerNode = peer.node;
     this.linkId = linkId;
     this.handlers = handlers;
     this.metrics = metrics;
+    this.acker = peerHoldBytes(peerCapabilities) !== null ? new DeliveryAcker((delivered) => this.send({ delivered })) : null;
+  }
+
+  /** True when the peer reads delivery reports. */
+  get reportsDelivery(): boolean {
+    return this.acker !== null;
+  }
+
+  /** A data frame of a stream is held (queued to apply, or applied): report it soon, coalesced. No-op for a peer without amst:delivered@1. */
+  delivered(streamId: string, seq: number): void {
+    if (!this.closedReason) this.acker?.add(streamId, seq);
   }
 
   /** True once every carrier closed or close() was called. */
@@ -81,6 +101,7 @@ export class InboundLink {
   private finish(reason: string): void {
     if (this.closedReason) return;
     this.closedReason = reason;
+    this.acker?.stop();
     this.handlers.onClosed(this, reason);
   }
 }

@@ -6,12 +6,16 @@
 // Two acknowledgements can free a frame:
 // - durable (cumulative, per stream): the destination committed everything
 //   up to a sequence number; those frames leave the window for good.
-// - delivered (per frame): the destination holds the frame but has not made
-//   it durable yet. Its bytes stop counting against the window (the
-//   destination bounds them now) and it is no longer resent when its carrier
-//   dies; it stays listed until durable, for lag. Nothing sends delivery
-//   acknowledgements yet (issue 9 item 3 will); until then every frame in
-//   flight counts.
+// - delivered (per frame, Delivered ranges of amst:delivered@1,
+//   delivery-acks.ts): the destination holds the frame but has not made it
+//   durable yet. Its bytes stop counting against the window and it is no
+//   longer resent when its carrier dies; it stays listed (and its bytes
+//   kept, for a Nack's resend) until durable. So that a stalled apply still
+//   backpressures the source, all frames not yet durable, delivered or not,
+//   are bounded too: by the hold the destination announced (its bound on a
+//   stream's unapplied frames), or by the window's limit when it announced
+//   none. A peer that sends no Delivered frees everything by durability, as
+//   before.
 
 /** One data frame in flight. */
 export interface InflightEntry<F, H> {
@@ -25,6 +29,12 @@ export interface InflightEntry<F, H> {
   readonly sentAt: number;
   /** The carrier now holding it (set by the caller when it writes the frame); null before the first send. */
   holder: H | null;
+  /** When it was last written to a carrier (caller's clock, ms; hedge.ts reads it). */
+  writtenAt: number;
+  /** A second copy sent by a hedge (hedge.ts), on this carrier; null when none is in flight. */
+  hedgeHolder: H | null;
+  /** True once a hedge sent it again (at most one hedge per frame). */
+  hedged: boolean;
   /** True once the destination reported delivery (not yet durability). */
   delivered: boolean;
 }
@@ -33,13 +43,25 @@ export interface InflightEntry<F, H> {
 export class InflightWindow<F, H> {
   /** Largest sum of undelivered frame bytes, bytes. */
   readonly limitBytes: number;
+  /** Largest sum of all frame bytes not yet durable (delivered or not), bytes. */
+  private holdLimitBytes: number;
   private readonly streams = new Map<string, Map<number, InflightEntry<F, H>>>();
   private undeliveredBytes = 0;
+  private allBytes = 0;
 
   /** A window of limitBytes (a single frame above it is still let in alone, so it cannot block forever). */
   constructor(limitBytes: number) {
     if (!(limitBytes > 0)) throw new Error(`inflight window: limit must be positive, got ${limitBytes}`);
     this.limitBytes = limitBytes;
+    this.holdLimitBytes = limitBytes;
+  }
+
+  /**
+   * Bound all frames not yet durable by the destination's announced hold,
+   * bytes (null: by limitBytes, as for a peer that sends no Delivered).
+   */
+  setHoldLimit(holdBytes: number | null): void {
+    this.holdLimitBytes = holdBytes !== null && holdBytes > 0 ? holdBytes : this.limitBytes;
   }
 
   /** Bytes in flight and not yet delivered: what the window bounds. */
@@ -47,9 +69,15 @@ export class InflightWindow<F, H> {
     return this.undeliveredBytes;
   }
 
+  /** Bytes delivered and not yet durable (the destination holds them). */
+  get deliveredBytes(): number {
+    return this.allBytes - this.undeliveredBytes;
+  }
+
   /** True when a frame of this size may enter now (always when the window is empty). */
   fits(bytes: number): boolean {
-    return this.undeliveredBytes === 0 || this.undeliveredBytes + bytes <= this.limitBytes;
+    if (this.allBytes === 0) return true;
+    return this.undeliveredBytes + bytes <= this.limitBytes && this.allBytes + bytes <= this.holdLimitBytes;
   }
 
   /** Put a sent frame in flight; its seq must be above the stream's frames already in flight. */
@@ -59,9 +87,10 @@ export class InflightWindow<F, H> {
       frames = new Map();
       this.streams.set(streamId, frames);
     }
-    const entry: InflightEntry<F, H> = { streamId, seq, frame, bytes, sentAt, holder: null, delivered: false };
+    const entry: InflightEntry<F, H> = { streamId, seq, frame, bytes, sentAt, holder: null, writtenAt: sentAt, hedgeHolder: null, hedged: false, delivered: false };
     frames.set(seq, entry);
     this.undeliveredBytes += bytes;
+    this.allBytes += bytes;
     return entry;
   }
 
@@ -93,6 +122,7 @@ export class InflightWindow<F, H> {
       if (seq > upToSeq) break;
       frames.delete(seq);
       if (!entry.delivered) this.undeliveredBytes -= entry.bytes;
+      this.allBytes -= entry.bytes;
       released.push(entry);
     }
     if (frames.size === 0) this.streams.delete(streamId);
@@ -113,18 +143,53 @@ export class InflightWindow<F, H> {
     return entry;
   }
 
-  /** Undelivered frames held by a carrier (to send again when it dies), in stream and sequence order. */
+  /**
+   * Delivery of a range first..last inclusive: the entries for which it was
+   * news. Walks the shorter of the range and the stream's frames, so a
+   * peer's huge range costs no more than the frames in flight.
+   */
+  deliveredRange(streamId: string, first: number, last: number): Array<InflightEntry<F, H>> {
+    const frames = this.streams.get(streamId);
+    if (!frames || last < first) return [];
+    const news: Array<InflightEntry<F, H>> = [];
+    const take = (entry: InflightEntry<F, H> | undefined): void => {
+      if (!entry || entry.delivered) return;
+      entry.delivered = true;
+      this.undeliveredBytes -= entry.bytes;
+      news.push(entry);
+    };
+    if (last - first < frames.size) for (let seq = first; seq <= last; seq++) take(frames.get(seq));
+    else for (const [seq, entry] of frames) if (seq >= first && seq <= last) take(entry);
+    return news;
+  }
+
+  /** The destination could not verify a delivered frame (Nack): it counts as undelivered again, to be resent. */
+  undeliver(entry: InflightEntry<F, H>): void {
+    if (!entry.delivered || this.streams.get(entry.streamId)?.get(entry.seq) !== entry) return;
+    entry.delivered = false;
+    this.undeliveredBytes += entry.bytes;
+  }
+
+  /** Undelivered frames with a copy on a carrier (holder or hedge), to act on when it dies; in stream and sequence order. */
   heldBy(holder: H): Array<InflightEntry<F, H>> {
     const held: Array<InflightEntry<F, H>> = [];
     for (const frames of this.streams.values()) {
-      for (const entry of frames.values()) if (entry.holder === holder && !entry.delivered) held.push(entry);
+      for (const entry of frames.values()) if ((entry.holder === holder || entry.hedgeHolder === holder) && !entry.delivered) held.push(entry);
     }
     return held;
+  }
+
+  /** Undelivered frames, in stream and sequence order (what a hedge looks at). */
+  undelivered(): Array<InflightEntry<F, H>> {
+    const out: Array<InflightEntry<F, H>> = [];
+    for (const frames of this.streams.values()) for (const entry of frames.values()) if (!entry.delivered) out.push(entry);
+    return out;
   }
 
   /** Drop everything (the session ended: the next resumes from the destination's durable position). */
   clear(): void {
     this.streams.clear();
     this.undeliveredBytes = 0;
+    this.allBytes = 0;
   }
 }

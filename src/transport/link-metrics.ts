@@ -22,4 +22,9 @@ export interface LinkMetrics {
   framesResent: LabeledCounter<'stream' | 'reason'>;
   linkReconnects: LabeledCounter<'peer'>;
   linkTransport: LabeledGauge<'peer' | 'kind'>;
+  /** Data frames and bytes the peer reported delivered (amst:delivered@1). */
+  linkDeliveredFrames: LabeledCounter<'peer'>;
+  linkDeliveredBytes: LabeledCounter<'peer'>;
+  /** Bytes delivered and not yet durable (the peer holds them; bounded by its announced hold). */
+  linkDeliveredNotDurableBytes: LabeledGauge<'peer'>;
 }

@@ -3,9 +3,12 @@
 // carriers dialed through injected transports), keeps the frames in flight
 // in a bounded window (inflight-window.ts; that bound is the backpressure
 // that reaches the source), puts each frame on the carrier the scheduler
-// picks (scheduler.ts), resends a dead carrier's unacknowledged frames on
-// the others, and reconnects with backoff; every (re)connect is a new
-// session and streams resume from the destination's durable position.
+// picks (scheduler.ts), resends a dead carrier's undelivered frames on the
+// others, and reconnects with backoff; every (re)connect is a new session
+// and streams resume from the destination's durable position. A peer that
+// speaks amst:delivered@1 reports frames it holds (delivery-acks.ts): that
+// frees their carrier and link window bytes and feeds the carriers' rates,
+// before durability; a frame stuck on a slow carrier is hedged (hedge.ts).
 
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
@@ -14,8 +17,10 @@ import { CarrierPool, type CarrierPath } from './carrier-pool.ts';
 import { frameEnvelope } from './envelope-framing.ts';
 import { InflightWindow, type InflightEntry } from './inflight-window.ts';
 import { pickCarrier } from './scheduler.ts';
+import { deliveredRanges, peerHoldBytes } from './delivery-acks.ts';
+import { HEDGE_WINDOW_FRACTION, nextDeliveryTime, pickHedges } from './hedge.ts';
 import type { Endpoint, Identity, TlsMaterial, TransportKind, Transports } from './transport.ts';
-import type { Envelope } from '../wire/messages.ts';
+import type { Delivered, Envelope } from '../wire/messages.ts';
 import type { LinkMetrics } from './link-metrics.ts';
 import { Backoff } from '../util/backoff.ts';
 
@@ -95,6 +100,12 @@ export class OutboundLink {
   private windowWaiters: Array<() => void> = [];
   private carrierCount: number;
   private ackedBytes = 0;
+  /** Bytes that reached the destination: at delivery, or at durability for frames never reported delivered. */
+  private reached = 0;
+  /** Smoothed time from writing a frame to its delivery report, ms (0: none yet). */
+  private deliveryTimeMs = 0;
+  /** Write time of the newest-written frame reported delivered, ms. */
+  private newestDeliveredWrittenAt = Number.NEGATIVE_INFINITY;
   private rateLimit: number | null = null;
   private paceNextAt = 0;
 
@@ -134,9 +145,14 @@ export class OutboundLink {
     return this.pool.live;
   }
 
-  /** Bytes sent and not yet acknowledged. */
+  /** Bytes sent and not yet delivered (or durable): what the link window bounds. */
   get bytesInFlight(): number {
     return this.window.bytes;
+  }
+
+  /** Bytes the destination reported delivered and not yet durable. */
+  get bytesDeliveredNotDurable(): number {
+    return this.window.deliveredBytes;
   }
 
   /** Path counters of the live carriers (TCP_INFO, QUIC stats), read through their transports. */
@@ -147,6 +163,11 @@ export class OutboundLink {
   /** Bytes acknowledged durable since the link was created (goodput, framed). */
   get acknowledgedBytes(): number {
     return this.ackedBytes;
+  }
+
+  /** Bytes that reached the destination since the link was created: delivered, or durable when never reported delivered (the AMST controller's goodput). */
+  get reachedBytes(): number {
+    return this.reached;
   }
 
   /** True once close() was called. */
@@ -177,7 +198,10 @@ export class OutboundLink {
   /** Start connecting; handlers hear about sessions and messages. */
   start(handlers: LinkHandlers): void {
     this.handlers = handlers;
-    this.rateTimer = setInterval(() => this.pool.sampleRates(RATE_SAMPLE_MS / 1000), RATE_SAMPLE_MS);
+    this.rateTimer = setInterval(() => {
+      this.pool.sampleRates(RATE_SAMPLE_MS / 1000);
+      this.hedge();
+    }, RATE_SAMPLE_MS);
     this.rateTimer.unref();
     void this.connect();
   }
@@ -218,7 +242,7 @@ export class OutboundLink {
     await this.reserve(framed.length, session);
     if (signal?.aborted) throw new LinkDownError(`stream ${streamId}: its session ended while the frame waited for the window`);
     const entry = this.window.add(streamId, seq, framed, framed.length, performance.now());
-    this.options.metrics.linkInflightBytes.set({ peer: this.options.peerRegion }, this.window.bytes);
+    this.windowGauges();
     await this.schedule(entry, null);
   }
 
@@ -244,11 +268,82 @@ export class OutboundLink {
     if (released.length === 0) return null;
     for (const entry of released) {
       if (acknowledged) this.ackedBytes += entry.bytes;
-      this.pool.release(entry.holder, entry.bytes, acknowledged);
+      if (acknowledged && !entry.delivered) this.reached += entry.bytes;
+      // A delivered frame left its carrier's count when its delivery was reported.
+      if (!entry.delivered) this.releaseCarriers(entry, acknowledged);
     }
-    this.options.metrics.linkInflightBytes.set({ peer: this.options.peerRegion }, this.window.bytes);
+    this.windowGauges();
     this.wakeWindowWaiters();
     return released[0].sentAt;
+  }
+
+  /** Take a frame's bytes off the carriers holding its copies; the copy that counts as delivered is the hedge's when there is one. */
+  private releaseCarriers(entry: Inflight, acknowledged: boolean): void {
+    if (entry.hedgeHolder) {
+      this.pool.release(entry.holder, entry.bytes, false);
+      this.pool.release(entry.hedgeHolder, entry.bytes, acknowledged);
+      entry.hedgeHolder = null;
+    } else {
+      this.pool.release(entry.holder, entry.bytes, acknowledged);
+    }
+  }
+
+  /** The destination holds these frames (amst:delivered@1): free their windows, stop their resends, feed the rates. */
+  private onDelivered(delivered: Delivered): void {
+    const now = performance.now();
+    let frames = 0;
+    let bytes = 0;
+    for (const range of deliveredRanges(delivered)) {
+      for (const entry of this.window.deliveredRange(range.streamId, range.first, range.last)) {
+        frames++;
+        bytes += entry.bytes;
+        // Delivery time of a frame sent once is what a carrier takes; a hedged one's is ambiguous.
+        if (!entry.hedged) this.deliveryTimeMs = nextDeliveryTime(this.deliveryTimeMs, now - entry.writtenAt);
+        if (entry.writtenAt > this.newestDeliveredWrittenAt) this.newestDeliveredWrittenAt = entry.writtenAt;
+        this.releaseCarriers(entry, true);
+      }
+    }
+    if (frames === 0) return;
+    this.reached += bytes;
+    const peer = { peer: this.options.peerRegion };
+    this.options.metrics.linkDeliveredFrames.inc(peer, frames);
+    this.options.metrics.linkDeliveredBytes.inc(peer, bytes);
+    this.windowGauges();
+    this.wakeWindowWaiters();
+  }
+
+  /** Send once more, on a faster carrier, the frames a slow carrier has held too long (hedge.ts). */
+  private hedge(): void {
+    if (!this.up || this.deliveryTimeMs <= 0) return;
+    const undelivered = this.window.undelivered().filter((e) => e.holder !== null);
+    const candidates = undelivered.map((e) => ({ bytes: e.bytes, writtenAt: e.writtenAt, hedged: e.hedged, hedgeInFlight: e.hedgeHolder !== null }));
+    const picked = pickHedges(candidates, {
+      now: performance.now(),
+      deliveryTimeMs: this.deliveryTimeMs,
+      newestDeliveredWrittenAt: this.newestDeliveredWrittenAt,
+      budgetBytes: this.options.linkWindowBytes * HEDGE_WINDOW_FRACTION,
+    });
+    for (const i of picked) {
+      const entry = undelivered[i];
+      const holder = entry.holder!;
+      const avoid = this.pool.carrierAt(holder.index) === holder ? holder.index : -1;
+      const chosen = pickCarrier(this.pool.loads(), entry.bytes, avoid, this.options.carrierWindowBytes);
+      const carrier = chosen >= 0 && chosen !== avoid ? this.pool.carrierAt(chosen) : null;
+      if (!carrier) continue;
+      // The copy goes on another carrier; the original stays where it is (whichever arrives first counts).
+      entry.hedged = true;
+      entry.hedgeHolder = carrier;
+      this.pool.charge(null, carrier, entry.bytes);
+      carrier.write(entry.frame);
+      this.options.metrics.wireBytesSent.inc({ peer: this.options.peerRegion }, entry.bytes);
+      this.options.metrics.framesResent.inc({ stream: entry.streamId, reason: 'hedge' });
+    }
+  }
+
+  private windowGauges(): void {
+    const peer = { peer: this.options.peerRegion };
+    this.options.metrics.linkInflightBytes.set(peer, this.window.bytes);
+    this.options.metrics.linkDeliveredNotDurableBytes.set(peer, this.window.deliveredBytes);
   }
 
   /** Frames of a stream in flight (sent, not yet durable). */
@@ -261,11 +356,18 @@ export class OutboundLink {
     return this.window.oldestSentAt(streamId);
   }
 
-  /** The destination could not verify a frame: send it again on another carrier. */
+  /** The destination could not verify a frame: send it again on another carrier (a delivered one counts as undelivered again). */
   resend(streamId: string, seq: number): boolean {
     const entry = this.window.get(streamId, seq);
     if (!entry) return false;
-    void this.schedule(entry, entry.holder);
+    const avoid = entry.holder;
+    if (entry.delivered) {
+      // Its carriers were released at delivery: the resend is charged afresh.
+      this.window.undeliver(entry);
+      entry.holder = null;
+      this.windowGauges();
+    }
+    void this.schedule(entry, avoid);
     return true;
   }
 
@@ -279,7 +381,9 @@ export class OutboundLink {
     this.pool.reset(linkId, count, {
       onMessage: (envelope, wireBytes) => {
         this.options.metrics.wireBytesReceived.inc({ peer: this.options.peerRegion }, wireBytes);
-        if (this.up) this.handlers?.onMessage(envelope);
+        if (!this.up) return;
+        if (envelope.delivered) this.onDelivered(envelope.delivered);
+        else this.handlers?.onMessage(envelope);
       },
       onCarrierAdopted: () => this.options.metrics.carriers.set({ peer: this.options.peerRegion, direction: 'out' }, this.pool.live),
       onCarrierClosed: (index, carrier, info) => this.onCarrierClosed(index, carrier, info),
@@ -298,9 +402,13 @@ export class OutboundLink {
       this.options.logger.warn({ peer: this.options.peerRegion, err: reason.message, retryInMs }, 'link connect failed');
       return;
     }
-    // Session is up: adopt carriers, redial the ones that failed.
+    // Session is up: adopt carriers, redial the ones that failed; what the
+    // peer holds delivered-not-durable is bounded by the hold it announced.
     this.sessionNo++;
     this.up = true;
+    this.window.setHoldLimit(peerHoldBytes(this.pool.peerCapabilities));
+    this.deliveryTimeMs = 0;
+    this.newestDeliveredWrittenAt = Number.NEGATIVE_INFINITY;
     this.sessionStartedAt = performance.now();
     if (this.sessionNo > 1) this.options.metrics.linkReconnects.inc({ peer: this.options.peerRegion });
     for (const kind of ['tls', 'ws', 'quic'] as const) this.options.metrics.linkTransport.set({ peer: this.options.peerRegion, kind }, kind === this.pool.endpoint.kind ? 1 : 0);
@@ -323,9 +431,20 @@ export class OutboundLink {
       return;
     }
     const current = index < this.carrierCount;
-    if (current) this.options.logger.warn({ peer: this.options.peerRegion, carrier: index, reason: info.reason }, 'carrier lost; resending its frames');
-    // Its unacknowledged frames go out on the others.
+    if (current) this.options.logger.warn({ peer: this.options.peerRegion, carrier: index, reason: info.reason }, 'carrier lost; resending its undelivered frames');
+    // Its undelivered frames go out on the others, unless a hedge copy is
+    // still in flight elsewhere (that copy now stands for the frame).
     for (const entry of this.window.heldBy(carrier)) {
+      if (entry.hedgeHolder === carrier) {
+        entry.hedgeHolder = null;
+        continue;
+      }
+      const hedge = entry.hedgeHolder;
+      entry.hedgeHolder = null;
+      if (hedge && this.pool.carrierAt(hedge.index) === hedge) {
+        entry.holder = hedge;
+        continue;
+      }
       this.options.metrics.framesResent.inc({ stream: entry.streamId, reason: 'carrier_lost' });
       void this.schedule(entry, carrier);
     }
@@ -338,7 +457,7 @@ export class OutboundLink {
     const session = this.sessionNo;
     // Drop in-flight frames: the next session resumes from the destination's durable position.
     this.window.clear();
-    this.options.metrics.linkInflightBytes.set({ peer: this.options.peerRegion }, 0);
+    this.windowGauges();
     this.options.metrics.carriers.set({ peer: this.options.peerRegion, direction: 'out' }, 0);
     this.pool.closeAll(reason);
     this.wakeWindowWaiters();
@@ -400,6 +519,7 @@ export class OutboundLink {
         // Move the frame's bytes to the carrier now holding it.
         this.pool.charge(entry.holder, carrier, entry.bytes);
         entry.holder = carrier;
+        entry.writtenAt = performance.now();
         carrier.write(entry.frame);
         this.options.metrics.wireBytesSent.inc({ peer: this.options.peerRegion }, entry.bytes);
         return;

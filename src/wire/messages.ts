@@ -84,6 +84,18 @@ export interface Ack {
   chain: Uint8Array;
 }
 
+/** Delivered sequence numbers of one stream: inclusive ranges first[i]..last[i]. */
+export interface StreamRanges {
+  streamId: string;
+  first: number[];
+  last: number[];
+}
+
+/** Destination -> source (capability amst:delivered@1): frames held, not yet durable. */
+export interface Delivered {
+  streams: StreamRanges[];
+}
+
 export interface Nack {
   streamId: string;
   seq: number;
@@ -134,6 +146,8 @@ export interface Envelope {
   /** Stage dedup@1: see src/wire/dedup-messages.ts. */
   chunkQuery?: ChunkQuery;
   chunkHave?: ChunkHave;
+  /** Capability amst:delivered@1: see src/transport/delivery-acks.ts. */
+  delivered?: Delivered;
 }
 
 /** Source -> destination: which of these chunks (SHA-256, 32 bytes each, concatenated) are missing? */

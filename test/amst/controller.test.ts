@@ -38,10 +38,15 @@ function perFlow(path: Path, cc: string): number {
   return Math.min(path.rateBytesPerS, mathisBytesPerS(path.rttMs * 1000, path.loss));
 }
 
-/** One interval of n flows on the path, with a deterministic +-3 % wobble. */
-function pathSample(path: Path, n: number, cc: string, i: number): IntervalSample {
+/** The default goodput wobble of interval i: a deterministic +-3 %. */
+function sineWobble(i: number): number {
+  return 0.03 * Math.sin(i * 1.7);
+}
+
+/** One interval of n flows on the path, with a wobble (relative; default +-3 %). */
+function pathSample(path: Path, n: number, cc: string, i: number, wobble = sineWobble(i)): IntervalSample {
   const demand = (n * perFlow(path, cc)) / path.rateBytesPerS;
-  const goodput = Math.min(path.rateBytesPerS, n * perFlow(path, cc)) * (1 + 0.03 * Math.sin(i * 1.7));
+  const goodput = Math.min(path.rateBytesPerS, n * perFlow(path, cc)) * (1 + wobble);
   const queueMs = demand > 1 ? Math.min(path.queueMs, (demand - 1) * path.rttMs * 0.5) : 0;
   const rttUs = (path.rttMs + queueMs) * 1000;
   const sent = goodput / Math.max(n, 1);
@@ -60,11 +65,11 @@ interface Trace {
 }
 
 /** Run the controller for `intervals` on a path (which may change over time). */
-function run(cfg: ControllerConfig, pathAt: (i: number) => Path, intervals: number, start?: ControllerState): Trace {
+function run(cfg: ControllerConfig, pathAt: (i: number) => Path, intervals: number, start?: ControllerState, wobble: (i: number) => number = sineWobble): Trace {
   let state = start ?? initialState(cfg);
   const trace: Trace = { decisions: [], goodputs: [], rttsMs: [], state };
   for (let i = 0; i < intervals; i++) {
-    const sample = pathSample(pathAt(i), state.carriers, state.congestionControl, i);
+    const sample = pathSample(pathAt(i), state.carriers, state.congestionControl, i, wobble(i));
     trace.goodputs.push(sample.goodputBytesPerS);
     trace.rttsMs.push(sample.carriers[0].rttUs / 1000);
     const { decision, state: next } = decide(cfg, sample, state);
@@ -231,4 +236,94 @@ test('a model jump is given time to ramp, and one that did not pay is bisected, 
     counts.push(state.carriers);
   }
   assert.ok(Math.max(...counts.slice(-10)) >= 64, `cubic carriers after a slow ramp: ${counts.join(',')}`);
+});
+
+// ---- stable control (issue 9 item 4) ----
+
+/** A seeded generator in [0, 1) (noise that is not a neat sine). */
+function seeded(seed: number): () => number {
+  let x = seed;
+  return () => {
+    x = (x * 1103515245 + 12345) % 2147483648;
+    return x / 2147483648;
+  };
+}
+
+/** Run on a path with +-`noise` seeded random goodput wobble (instead of the sine). */
+function runNoisy(cfg: ControllerConfig, pathAt: (i: number) => Path, intervals: number, noise: number, seed = 7): Trace {
+  const random = seeded(seed);
+  return run(cfg, pathAt, intervals, undefined, () => noise * (2 * random() - 1));
+}
+
+/** Held counts (reason hold) and the number of times the count left the held one, from interval `from` on. */
+function heldAndExcursions(trace: Trace, from: number): { held: Set<number>; excursions: number } {
+  const held = new Set(trace.decisions.slice(from).filter((d) => d.reason === 'hold').map((d) => d.carriers));
+  let excursions = 0;
+  for (let i = Math.max(1, from); i < trace.decisions.length; i++) {
+    if (trace.decisions[i].carriers !== trace.decisions[i - 1].carriers && trace.decisions[i - 1].reason === 'hold') excursions++;
+  }
+  return { held, excursions };
+}
+
+test('a steady path keeps one count after settling: the held count never changes and probes back off (bbr and cubic, 10 % noise)', () => {
+  for (const available of [['cubic', 'bbr'], ['cubic']]) {
+    const trace = runNoisy(config({ availableCongestion: available }), () => INTERCONTINENTAL, 1000, 0.1);
+    const { held, excursions } = heldAndExcursions(trace, 100);
+    assert.equal(held.size, 1, `${available}: held counts after settling ${[...held]}`);
+    // A probe every REPROBE_INTERVALS would leave the count ~45 times in 900 intervals; backed off, a handful.
+    assert.ok(excursions <= 4, `${available}: the count left the held one ${excursions} times in 900 intervals`);
+    const count = [...held][0];
+    if (available.includes('bbr')) assert.ok(count <= 4, `bbr: the fewest carriers that fill the path, held ${count}`);
+    else assert.ok(count >= 100, `cubic: as many as pay, held ${count}`);
+  }
+});
+
+test('a step change re-settles: loss rising from 0.1 % to 0.4 % (cubic) grows the count and holds the new one', () => {
+  const before: Path = { ...INTERCONTINENTAL, loss: 0.001 };
+  const after: Path = { ...INTERCONTINENTAL, loss: 0.004 };
+  const cfg = config({ availableCongestion: ['cubic'] });
+  const trace = runNoisy(cfg, (i) => (i < 400 ? before : after), 1000, 0.05);
+  const early = heldAndExcursions({ ...trace, decisions: trace.decisions.slice(0, 400) }, 100);
+  assert.equal(early.held.size, 1, `held before the change: ${[...early.held]}`);
+  const late = heldAndExcursions(trace, 600);
+  assert.equal(late.held.size, 1, `held after re-settling: ${[...late.held]}`);
+  const [countBefore] = early.held;
+  const [countAfter] = late.held;
+  assert.ok(countAfter > countBefore, `the worse path needs more carriers: ${countBefore} -> ${countAfter}`);
+  const reachable = Math.min(after.rateBytesPerS, 512 * perFlow(after, 'cubic'));
+  const tail = trace.goodputs.slice(-50);
+  assert.ok(tail.reduce((a, g) => a + g, 0) / tail.length >= 0.85 * reachable, `goodput after re-settling ${tail.at(-1)} of ${reachable}`);
+});
+
+test('shedding never collapses goodput: small losses per step do not add up (judged against where the descent started)', () => {
+  // FAKE PATH: goodput grows slowly with the count, (n/64)^0.15 of 100 MB/s,
+  // so each 25 % shed loses ~4 %: under GAIN_THRESHOLD one step at a time.
+  const cfg = config({ availableCongestion: ['cubic'], minStreams: 1, maxStreams: 64 });
+  let state = initialState(cfg, 64);
+  const goodputs: number[] = [];
+  const best = 100e6;
+  for (let i = 0; i < 600; i++) {
+    const n = state.carriers;
+    const goodput = best * Math.pow(n / 64, 0.15) * (1 + 0.01 * Math.sin(i * 1.7));
+    const sample: IntervalSample = {
+      goodputBytesPerS: goodput, carrierCount: n,
+      carriers: Array.from({ length: n }, () => ({ rttUs: 100_000, minRttUs: 100_000, sentBytes: goodput / n, retransBytes: 0, deliveryRateBytesPerS: goodput / n })),
+    };
+    goodputs.push(goodput);
+    state = decide(cfg, sample, state).state;
+  }
+  // After the first measurements, goodput stays within one step's loss of the best, whatever the probes.
+  const worst = Math.min(...goodputs.slice(20));
+  assert.ok(worst >= 0.85 * best, `goodput fell to ${(worst / best).toFixed(2)} of the best (carriers now ${state.carriers})`);
+  assert.ok(state.carriers >= 32, `shed to ${state.carriers} carriers`);
+});
+
+test('cubic shedding after the path improves keeps goodput near the link the whole way (no collapse)', () => {
+  const cfg = config({ availableCongestion: ['cubic'] });
+  const better: Path = { ...INTERCONTINENTAL, loss: 0.0001 };
+  const trace = runNoisy(cfg, (i) => (i < 60 ? INTERCONTINENTAL : better), 400, 0.03);
+  const afterChange = trace.goodputs.slice(70);
+  const worst = Math.min(...afterChange);
+  assert.ok(worst >= 0.7 * better.rateBytesPerS, `goodput fell to ${(worst / better.rateBytesPerS).toFixed(2)} of the link while shedding`);
+  assert.ok(trace.decisions.at(-1)!.carriers < trace.decisions[59].carriers, 'it shed');
 });

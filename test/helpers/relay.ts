@@ -1,5 +1,7 @@
 // Test relays that sit between two agents. The TCP relay forwards bytes
-// and can destroy one connection on demand (a carrier dying mid-transfer).
+// and can destroy one connection on demand (a carrier dying mid-transfer),
+// or slow one down (a carrier on a slow path: its client-to-target bytes
+// pass at a set rate, the other direction at full speed).
 // The TLS relay is a peer that lies: it holds certificates of the right
 // regions (the destination's to answer the source, the source's to dial the
 // destination), so every identity check passes; it terminates TLS on both
@@ -18,6 +20,8 @@ export interface Relay {
   connections(): number;
   /** Destroy one open connection; returns false when none. */
   destroyOne(): boolean;
+  /** Pass the oldest open connection's client-to-target bytes at bytesPerS (null: full speed again); false when none (or not supported). */
+  throttleOne(bytesPerS: number | null): boolean;
   /** Bytes flipped so far (TLS relay). */
   flips(): number;
   close(): Promise<void>;
@@ -25,6 +29,52 @@ export interface Relay {
 
 function listen(server: net.Server): Promise<number> {
   return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve((server.address() as net.AddressInfo).port)));
+}
+
+/** How often a throttled connection passes its next share of bytes, ms. */
+const THROTTLE_TICK_MS = 20;
+/** A throttled connection stops reading its client beyond this many held bytes. */
+const THROTTLE_HOLD_BYTES = 256 * 1024;
+/** Throttles in force, by client socket (to change or lift one). */
+const throttles = new WeakMap<net.Socket, { rate: number | null; timer: NodeJS.Timeout }>();
+
+/** Forward client -> upstream at bytesPerS from now on (null: pipe at full speed again, after what is held). */
+function throttle(client: net.Socket, upstream: net.Socket, bytesPerS: number | null): void {
+  const existing = throttles.get(client);
+  if (existing) {
+    existing.rate = bytesPerS;
+    return;
+  }
+  if (bytesPerS === null) return;
+  client.unpipe(upstream);
+  const held: Buffer[] = [];
+  let heldBytes = 0;
+  client.on('data', (chunk: Buffer) => {
+    held.push(chunk);
+    heldBytes += chunk.length;
+    if (heldBytes > THROTTLE_HOLD_BYTES) client.pause();
+  });
+  const state = {
+    rate: bytesPerS as number | null,
+    timer: setInterval(() => {
+      // Pass this tick's share (everything once the throttle is lifted).
+      let budget = state.rate === null ? Infinity : (state.rate * THROTTLE_TICK_MS) / 1000;
+      while (budget > 0 && held.length > 0) {
+        const chunk = held[0];
+        const n = Math.min(chunk.length, budget);
+        if (!upstream.destroyed) upstream.write(chunk.subarray(0, n));
+        if (n === chunk.length) held.shift();
+        else held[0] = chunk.subarray(n);
+        heldBytes -= n;
+        budget -= n;
+      }
+      if (heldBytes <= THROTTLE_HOLD_BYTES && client.isPaused()) client.resume();
+      if (client.destroyed) clearInterval(state.timer);
+    }, THROTTLE_TICK_MS),
+  };
+  state.timer.unref();
+  throttles.set(client, state);
+  client.resume();
 }
 
 /** Plain TCP forwarder to 127.0.0.1:targetPort. */
@@ -56,6 +106,12 @@ export async function startTcpRelay(targetPort: number): Promise<Relay> {
       if (!pair) return false;
       pair[0].destroy();
       pair[1].destroy();
+      return true;
+    },
+    throttleOne: (bytesPerS) => {
+      const pair = pairs[0];
+      if (!pair) return false;
+      throttle(pair[0], pair[1], bytesPerS);
       return true;
     },
     flips: () => 0,
@@ -113,6 +169,7 @@ export async function startFlippingRelay(targetPort: number, serverCert: DevCert
     port,
     connections: () => open.filter((s) => !s.destroyed).length / 2,
     destroyOne: () => false,
+    throttleOne: () => false,
     flips: () => flipped,
     close: () => {
       for (const s of open) s.destroy();

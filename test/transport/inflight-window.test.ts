@@ -43,6 +43,8 @@ test('fits: the limit bounds undelivered bytes; an empty window lets one oversiz
 
 test('delivery acknowledgements free window bytes, keep the frame listed until durable, and stop its resend', () => {
   const w = new InflightWindow<string, Holder>(1000);
+  // The destination announced it holds 2000 bytes delivered-not-durable.
+  w.setHoldLimit(2000);
   const e1 = w.add('s', 1, 'f1', 400, 0);
   const e2 = w.add('s', 2, 'f2', 400, 0);
   e1.holder = 'a';
@@ -127,4 +129,62 @@ test('a seeded random trace keeps the byte count equal to the undelivered frames
     assert.equal(w.bytes, undelivered, `step ${step}`);
     assert.ok(w.bytes <= limit || [...model.values()].filter((m) => !m.delivered).length === 1, `step ${step}: ${w.bytes} bytes over the limit`);
   }
+});
+
+test('the hold bounds delivered-but-not-durable bytes: a stalled apply still stops the sender', () => {
+  const w = new InflightWindow<null, Holder>(1000);
+  w.setHoldLimit(2500);
+  // The destination delivers every frame but never makes anything durable (its apply is stalled).
+  let seq = 0;
+  while (w.fits(500)) {
+    w.add('s', ++seq, null, 500, 0);
+    w.delivered('s', seq);
+  }
+  assert.equal(seq, 5, 'five 500-byte frames fill the 2500-byte hold');
+  assert.equal(w.bytes, 0, 'nothing undelivered');
+  assert.equal(w.deliveredBytes, 2500);
+  // Durability frees the hold.
+  w.durable('s', 2);
+  assert.equal(w.deliveredBytes, 1500);
+  assert.equal(w.fits(1000), true);
+  assert.equal(w.fits(1001), false);
+  // Without an announced hold (a peer without Delivered), everything counts against the limit.
+  w.setHoldLimit(null);
+  assert.equal(w.fits(1), false);
+});
+
+test('deliveredRange marks each frame once, walks only frames in flight, and a Nack (undeliver) charges it again', () => {
+  const w = new InflightWindow<string, Holder>(10_000);
+  w.setHoldLimit(20_000);
+  for (let seq = 1; seq <= 6; seq++) w.add('s', seq, `f${seq}`, 100, seq).holder = 'a';
+  assert.deepEqual(w.deliveredRange('s', 2, 4).map((e) => e.seq), [2, 3, 4]);
+  assert.deepEqual(w.deliveredRange('s', 3, 5).map((e) => e.seq), [5], 'only news');
+  assert.deepEqual(w.deliveredRange('s', 5, 2), [], 'first > last');
+  assert.deepEqual(w.deliveredRange('x', 1, 9), [], 'unknown stream');
+  // A peer's huge range costs the frames in flight, not the range.
+  assert.deepEqual(w.deliveredRange('s', 0, Number.MAX_SAFE_INTEGER).map((e) => e.seq), [1, 6]);
+  assert.equal(w.bytes, 0);
+  assert.equal(w.deliveredBytes, 600);
+  const e3 = w.get('s', 3)!;
+  w.undeliver(e3);
+  assert.equal(w.bytes, 100);
+  assert.equal(w.deliveredBytes, 500);
+  assert.deepEqual(w.undelivered().map((e) => e.seq), [3]);
+  w.undeliver(e3);
+  assert.equal(w.bytes, 100, 'undeliver twice is a no-op');
+  assert.equal(w.durable('s', 6).length, 6);
+  assert.equal(w.bytes, 0);
+  assert.equal(w.deliveredBytes, 0);
+});
+
+test('heldBy lists frames whose hedge copy is on the carrier too', () => {
+  const w = new InflightWindow<string, Holder>(10_000);
+  const e1 = w.add('s', 1, 'f1', 100, 0);
+  const e2 = w.add('s', 2, 'f2', 100, 0);
+  e1.holder = 'a';
+  e2.holder = 'b';
+  e1.hedgeHolder = 'b';
+  assert.deepEqual(w.heldBy('b').map((e) => e.seq), [1, 2]);
+  w.delivered('s', 1);
+  assert.deepEqual(w.heldBy('b').map((e) => e.seq), [2]);
 });

@@ -1,0 +1,70 @@
+// Hedged resend (issue 9 item 3): a data frame that sits undelivered on a
+// slow carrier while frames written after it, on other carriers, were
+// already delivered is sent once more on a faster carrier; the destination
+// drops whichever copy comes second by its sequence number
+// (dwcp_frames_duplicate_total). Pure (no I/O, no clock): the link passes
+// the frames, the time and its delivery-time estimate, tested on traces.
+//
+// Bounds: at most one hedge per frame, and hedge copies in flight at most
+// HEDGE_WINDOW_FRACTION of the link window, so a path that is slow on every
+// carrier is not sent twice.
+
+/** A frame is hedged only after this many smoothed delivery times undelivered. */
+export const HEDGE_SRTT_FACTOR = 4;
+/** ...and never before this long, ms (below it, ordinary queueing and ack coalescing). */
+export const HEDGE_MIN_MS = 50;
+/** Hedge copies in flight at most this fraction of the link window. */
+export const HEDGE_WINDOW_FRACTION = 0.25;
+/** Weight of a new sample in the smoothed delivery time (TCP's 1/8). */
+export const DELIVERY_TIME_EWMA_WEIGHT = 0.125;
+
+/** What a hedge decision reads of one undelivered frame. */
+export interface HedgeCandidate {
+  readonly bytes: number;
+  /** When it was last written to a carrier, ms. */
+  readonly writtenAt: number;
+  /** True once hedged (never twice). */
+  readonly hedged: boolean;
+  /** A hedge copy is still in flight (counts against the budget). */
+  readonly hedgeInFlight: boolean;
+}
+
+/** The link's delivery picture when it looks for frames to hedge. */
+export interface HedgeView {
+  /** Now, ms (same clock as writtenAt). */
+  now: number;
+  /** Smoothed time from write to delivery report, ms; 0 when nothing was delivered yet. */
+  deliveryTimeMs: number;
+  /** Write time of the most recently written frame that was delivered, ms (-Infinity when none). */
+  newestDeliveredWrittenAt: number;
+  /** Most bytes of hedge copies in flight at once. */
+  budgetBytes: number;
+}
+
+/** Indices of the frames to send once more now, oldest first, within the budget. */
+export function pickHedges(frames: readonly HedgeCandidate[], view: HedgeView): number[] {
+  if (view.deliveryTimeMs <= 0) return [];
+  const overdueMs = Math.max(HEDGE_MIN_MS, HEDGE_SRTT_FACTOR * view.deliveryTimeMs);
+  let inFlight = 0;
+  for (const f of frames) if (f.hedgeInFlight) inFlight += f.bytes;
+  const picked: number[] = [];
+  // Oldest writes first: they hold the destination's reordering longest.
+  const order = frames.map((_, i) => i).sort((a, b) => frames[a].writtenAt - frames[b].writtenAt);
+  for (const i of order) {
+    const f = frames[i];
+    if (f.hedged) continue;
+    // Overdue, and a frame written after it already arrived: its carrier, not the path, is slow.
+    if (view.now - f.writtenAt < overdueMs) break;
+    if (view.newestDeliveredWrittenAt <= f.writtenAt) continue;
+    if (inFlight + f.bytes > view.budgetBytes) break;
+    inFlight += f.bytes;
+    picked.push(i);
+  }
+  return picked;
+}
+
+/** The smoothed delivery time after one more sample, ms. */
+export function nextDeliveryTime(currentMs: number, sampleMs: number): number {
+  if (currentMs <= 0) return Math.max(sampleMs, Number.MIN_VALUE);
+  return currentMs * (1 - DELIVERY_TIME_EWMA_WEIGHT) + sampleMs * DELIVERY_TIME_EWMA_WEIGHT;
+}
