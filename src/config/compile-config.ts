@@ -83,6 +83,8 @@ export function buildConfig(input: ConfigInput, context: CompileContext, issues:
       maxBackoffMs: ms(amst.maxBackoff ?? DEFAULTS.amst.maxBackoff, 'amst.maxBackoff'),
       congestionControl: amst.congestionControl ?? DEFAULTS.amst.congestionControl,
       transport: amst.transport ?? DEFAULTS.amst.transport,
+      probeIntervalMs: ms(amst.probeInterval ?? DEFAULTS.amst.probeInterval, 'amst.probeInterval'),
+      probeBytes: bytes(amst.probeBytes ?? DEFAULTS.amst.probeBytes, 'amst.probeBytes'),
       adaptive: amst.adaptive ?? DEFAULTS.amst.adaptive,
       minStreams: amst.minStreams ?? DEFAULTS.amst.minStreams,
       maxStreams: amst.maxStreams ?? DEFAULTS.amst.maxStreams,
