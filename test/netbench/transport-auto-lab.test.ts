@@ -41,6 +41,8 @@ const SYNC_TIMEOUT_MS = 240_000;
 /** Time allowed for the auto choice (dials that time out on dropped paths, then one probe per kind), ms. */
 const CHOICE_TIMEOUT_MS = 120_000;
 const POLL_MS = 500;
+/** Bytes per second the throttled TLS port lets through, KiB (QUIC on the same path runs at several MB/s). */
+const THROTTLE_KBYTES_PER_S = 200;
 
 /** One running two-agent setup in a lab. */
 interface LabFederation {
@@ -85,6 +87,12 @@ function iptables(lab: Lab, ns: string, rule: string[]): void {
 async function replicate(f: LabFederation): Promise<void> {
   f.dest = await LabAgent.start(f.lab, f.lab.nsB, f.fed.destConfig, f.fed.ports.destHttp);
   f.source = await LabAgent.start(f.lab, f.lab.nsA, f.fed.sourceConfig, f.fed.ports.sourceHttp);
+  await waitInSync(f);
+}
+
+/** Wait until the source says in sync and the trees are identical. */
+async function waitInSync(f: LabFederation): Promise<void> {
+  if (!f.source) throw new Error('source agent not started');
   const deadline = Date.now() + SYNC_TIMEOUT_MS;
   for (;;) {
     const inSync = await f.source.status().then((s) => s.senders[0]?.progress?.inSync === true, () => false);
@@ -159,6 +167,26 @@ test('auto, only an HTTP proxy reachable: TLS and QUIC dropped, the link ends on
     assert.ok((byKind.ws.goodputBytesPerS ?? 0) > 0, 'the WebSocket probe measured something');
     const upgrades = (await f.proxy.accessLog()).filter((l) => l.includes(`"GET ${WS_PATH} HTTP/1.1" 101`));
     assert.ok(upgrades.length >= 1, 'the carriers came through nginx');
+  } finally {
+    await tearDown(f);
+  }
+});
+
+test('auto, TLS throttled on the path (iptables hashlimit), QUIC listed second: the link measures, moves to QUIC and replicates', { timeout: SYNC_TIMEOUT_MS + CHOICE_TIMEOUT_MS + 60_000 }, async (t) => {
+  let f: LabFederation | undefined;
+  try {
+    f = await setUp(METRO, (addr, tls) => [`tls://${addr}:${tls}`, `quic://${addr}:${QUIC_PORT}`], 'auto');
+    // TCP bytes to the agent above THROTTLE_KBYTES_PER_S are dropped (counted in bytes: the receive path may merge segments): TLS connects, but measures a small fraction of QUIC.
+    const port = String(f.fed.ports.dest);
+    iptables(f.lab, f.lab.nsB, ['-p', 'tcp', '--dport', port, '-m', 'hashlimit', '--hashlimit-name', 'dwcp-tls', '--hashlimit-mode', 'dstport',
+      '--hashlimit-above', `${THROTTLE_KBYTES_PER_S}kb/s`, '--hashlimit-burst', `${THROTTLE_KBYTES_PER_S}kb`, '-j', 'DROP']);
+    f.dest = await LabAgent.start(f.lab, f.lab.nsB, f.fed.destConfig, f.fed.ports.destHttp);
+    f.source = await LabAgent.start(f.lab, f.lab.nsA, f.fed.sourceConfig, f.fed.ports.sourceHttp);
+    const link = await decidedLink(f);
+    t.diagnostic(`transportChoice: ${JSON.stringify(link.transportChoice)}`);
+    assert.equal(link.transport, 'quic');
+    assert.equal(link.transportChoice.reason, 'measured_best');
+    await waitInSync(f);
   } finally {
     await tearDown(f);
   }
