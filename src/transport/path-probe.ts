@@ -37,6 +37,8 @@ export interface ProbeRequest {
   budgetBytes: number;
   /** Time allowed for the whole probe after the dial, ms. */
   timeoutMs: number;
+  /** Aborted when the link closes: the probe stops and closes its carrier. */
+  signal?: AbortSignal;
   /** Register a listener for Pongs that come back on the session's other carriers (the peer answers on its least queued one); returns the unregister function. */
   listenPongs(onPong: (pong: Ping) => void): () => void;
 }
@@ -53,6 +55,7 @@ export async function probeKind(request: ProbeRequest): Promise<KindMeasurement>
     return { kind, goodputBytesPerS: null, rttUs: 0, error: `probe ${formatEndpoint(endpoint)}: ${(err as Error).message}` };
   }
   try {
+    if (request.signal?.aborted) throw new Error('link closed');
     const goodput = await measure(carrier, request);
     return { kind, goodputBytesPerS: goodput, rttUs: transport.pathStats(carrier)?.rttUs ?? 0, error: null };
   } catch (err) {
@@ -90,16 +93,22 @@ async function measure(carrier: Carrier, request: ProbeRequest): Promise<number>
   const startedAt = performance.now();
   const deadline = startedAt + request.timeoutMs;
   const allAnswered = new Promise<void>((resolve) => { wake = resolve; });
+  const onAbort = (): void => {
+    closedWith = 'link closed';
+    wake?.();
+  };
+  request.signal?.addEventListener('abort', onAbort, { once: true });
   try {
     // Send the run, never more than PROBE_QUEUE_BYTES queued, within the time limit.
     for (let i = 0; i < count && closedWith === null && performance.now() < deadline; i++) {
       carrier.write(frameEnvelope({ ping: { nonce: base + i, sentUnixMicros: Math.round(Date.now() * 1000), padding } }));
-      if (carrier.queuedBytes > PROBE_QUEUE_BYTES) await Promise.race([carrier.drained(), sleep(deadline - performance.now())]);
+      if (carrier.queuedBytes > PROBE_QUEUE_BYTES) await Promise.race([carrier.drained(), allAnswered, sleep(deadline - performance.now())]);
     }
     // Wait for the answers until the time limit.
     if (answered < count && closedWith === null) await Promise.race([allAnswered, sleep(deadline - performance.now())]);
   } finally {
     unlisten();
+    request.signal?.removeEventListener('abort', onAbort);
   }
   if (answered === 0) throw new Error(closedWith !== null ? `probe carrier closed: ${closedWith}` : `no answer within ${request.timeoutMs} ms`);
   return (answered * PROBE_CHUNK_BYTES) / Math.max((lastPongAt - startedAt) / 1000, 1e-3);

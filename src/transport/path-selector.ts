@@ -103,6 +103,8 @@ export class PathSelector {
   private baseline: { rttUs: number; loss: number | null } | null = null;
   private current: TransportChoiceStatus = { kind: null, reason: 'first_connected', probedAt: null, probeReason: null, measurements: [] };
   private published: { kind: string; reason: string } | null = null;
+  /** Aborts a probe under way when the link closes. */
+  private readonly closing = new AbortController();
 
   constructor(link: SelectableLink, options: PathSelectorOptions) {
     this.link = link;
@@ -122,10 +124,11 @@ export class PathSelector {
     this.timer.unref();
   }
 
-  /** Stop checking (a probe under way finishes and is dropped). */
+  /** Stop checking; a probe under way closes its carrier and is dropped. */
   stop(): void {
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
+    this.closing.abort();
   }
 
   /** A session came up: publish what runs, and probe when due (first session, or the chosen kind failed). */
@@ -182,6 +185,7 @@ export class PathSelector {
           dial: { ...this.link.dialTemplate(), linkId },
           budgetBytes: this.options.probeBytes,
           timeoutMs: this.options.probeTimeoutMs ?? PROBE_TIMEOUT_MS,
+          signal: this.closing.signal,
           listenPongs: (onPong) => this.link.listenPongs(onPong),
         });
         measurements.push(m);
