@@ -268,9 +268,13 @@ async function source(o: SourceOptions): Promise<void> {
       await link.sendData(session, STREAM_ID, seq, framed);
     } catch (err) {
       if (!(err instanceof LinkDownError)) throw err;
+      // A ref'd timer: while the link waits to reconnect nothing else holds the process open (its timers are unref'd).
       const next = nextSession();
-      const timeout = new Promise<'timeout'>((resolve) => setTimeout(() => resolve('timeout'), Math.max(0, deadline - performance.now())).unref());
-      if ((await Promise.race([next, timeout])) === 'timeout') break;
+      let timer: NodeJS.Timeout | undefined;
+      const timeout = new Promise<'timeout'>((resolve) => { timer = setTimeout(() => resolve('timeout'), Math.max(0, deadline - performance.now())); });
+      const outcome = await Promise.race([next, timeout]);
+      clearTimeout(timer);
+      if (outcome === 'timeout') break;
       sessions++;
       seq = acked;
     }

@@ -106,6 +106,8 @@ export class OutboundLink {
   private rateLimit: number | null = null;
   private paceNextAt = 0;
   private linkId = '';
+  /** The owner heard onUp for the current session (not yet while auto's first probe runs). */
+  private announced = false;
   /** amst.transport auto with several kinds offered: measures them and picks (null otherwise). */
   private readonly selector: PathSelector | null;
   private readonly pongListeners = new Set<(pong: Ping) => void>();
@@ -130,9 +132,9 @@ export class OutboundLink {
       : null;
   }
 
-  /** Current session number (0 before the first). */
+  /** Current session number, once announced to the owner (0 before, and while auto's first probe runs). */
   get session(): number {
-    return this.up ? this.sessionNo : 0;
+    return this.up && this.announced ? this.sessionNo : 0;
   }
 
   /** What the peer announced in its HelloReply (empty before the first carrier is up). */
@@ -323,7 +325,7 @@ export class OutboundLink {
       onMessage: (envelope, wireBytes) => {
         this.options.metrics.wireBytesReceived.inc({ peer: this.options.peerRegion }, wireBytes);
         if (envelope.pong) for (const listener of this.pongListeners) listener(envelope.pong);
-        else if (this.up) this.handlers?.onMessage(envelope);
+        else if (this.up && this.announced) this.handlers?.onMessage(envelope);
       },
       onCarrierAdopted: () => this.options.metrics.carriers.set({ peer: this.options.peerRegion, direction: 'out' }, this.pool.live),
       onCarrierClosed: (index, carrier, info) => this.onCarrierClosed(index, carrier, info),
@@ -355,8 +357,20 @@ export class OutboundLink {
     });
     this.pool.setCount(this.carrierCount);
     this.options.logger.info({ peer: this.options.peerRegion, session: this.sessionNo, carriers: connected, linkId, endpoint: this.pool.endpoint.kind }, 'link up');
+    // auto: the first probe runs before streams start, on idle carriers, so it
+    // measures the path alone and a switch resends nothing (netbench: probes
+    // beside a full session measured the kinds out of order).
+    if (this.selector) {
+      const session = this.sessionNo;
+      const first = this.selector.firstProbeDue();
+      const checked = this.selector.sessionUp();
+      if (first) {
+        await checked;
+        if (!this.up || this.sessionNo !== session || this.stopped) return;
+      }
+    }
+    this.announced = true;
     this.handlers?.onUp(this.sessionNo);
-    this.selector?.sessionUp();
   }
 
   private onCarrierClosed(index: number, carrier: Carrier, info: CloseInfo): void {
@@ -382,6 +396,8 @@ export class OutboundLink {
   private endSession(reason: string): void {
     if (!this.up) return;
     this.up = false;
+    const announced = this.announced;
+    this.announced = false;
     const session = this.sessionNo;
     // Drop in-flight frames: the next session resumes from the destination's durable position.
     this.window.clear();
@@ -392,7 +408,7 @@ export class OutboundLink {
     if (performance.now() - this.sessionStartedAt > STABLE_SESSION_MS) this.reconnect.reset();
     if (this.stopped) this.options.logger.info({ peer: this.options.peerRegion, session }, 'link closed');
     else this.options.logger.warn({ peer: this.options.peerRegion, session, reason }, 'link down');
-    this.handlers?.onDown(session, reason);
+    if (announced) this.handlers?.onDown(session, reason);
   }
 
   /** Reconnect after the next backoff delay; returns that delay, ms (0 when none was scheduled). */

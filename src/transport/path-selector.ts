@@ -17,6 +17,8 @@ import type { Ping } from '../wire/messages.ts';
 
 /** How often the selector checks whether a re-probe is due, ms. */
 const CHECK_INTERVAL_MS = 5_000;
+/** Time a probe carrier's dial may take at most, ms (below amst.connectTimeout's default: a kind that does not answer must not hold the first session's streams long; a satellite path's WebSocket dial, ~5 RTTs of 600 ms, fits). */
+export const PROBE_DIAL_TIMEOUT_MS = 5_000;
 /** Time one kind's probe may take after its dial, ms. */
 export const PROBE_TIMEOUT_MS = 5_000;
 /** Bytes the carriers must have sent before their retransmitted share counts as a loss figure. */
@@ -131,11 +133,16 @@ export class PathSelector {
     this.closing.abort();
   }
 
-  /** A session came up: publish what runs, and probe when due (first session, or the chosen kind failed). */
-  sessionUp(): void {
+  /** True until the first probe ran (the link holds its first session's streams back until it has). */
+  firstProbeDue(): boolean {
+    return this.lastProbeAt === null && !this.probing;
+  }
+
+  /** A session came up: publish what runs, and probe when due (first session, or the chosen kind failed); resolves when that check is done. */
+  sessionUp(): Promise<void> {
     this.baseline = null;
     this.publish();
-    void this.check();
+    return this.check();
   }
 
   /** A session could not connect on its kind, or went down: the next check probes again. */
@@ -179,10 +186,11 @@ export class PathSelector {
         const linkId = this.link.sessionLinkId();
         if (linkId === null || this.timer === null) return; // down or stopped: the next session probes
         const endpoint = this.options.endpoints.find((e) => e.kind === kind)!;
+        const template = this.link.dialTemplate();
         const m = await probeKind({
           endpoint,
           transport: this.options.transports[kind],
-          dial: { ...this.link.dialTemplate(), linkId },
+          dial: { ...template, timeoutMs: Math.min(template.timeoutMs, PROBE_DIAL_TIMEOUT_MS), linkId },
           budgetBytes: this.options.probeBytes,
           timeoutMs: this.options.probeTimeoutMs ?? PROBE_TIMEOUT_MS,
           signal: this.closing.signal,
