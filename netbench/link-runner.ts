@@ -60,6 +60,8 @@ const STREAM_ID = 'netbench';
 export const WS_PORT_OFFSET = 1;
 /** HTTP path of the sink's WebSocket listener. */
 const WS_PATH = '/dwcp';
+/** Time the first session may take (dials of kinds that do not answer, auto's first probe), ms. */
+const FIRST_SESSION_TIMEOUT_MS = 60_000;
 /** auto in the runner: probe padding per kind (the agent's default is 8 MiB; rows are short). */
 const RUNNER_PROBE_BYTES = 8 * 1024 * 1024;
 /** auto in the runner: re-probe interval, ms (longer than any row: one choice per row, plus path-change probes). */
@@ -243,7 +245,7 @@ async function source(o: SourceOptions): Promise<void> {
   });
   const loop = new AmstLoop(link, { controller, initialCarriers: o.carriers, onTick });
   link.setRateLimit(o.cap);
-  await up;
+  if (!(await within(up, FIRST_SESSION_TIMEOUT_MS))) throw new Error(`no session within ${FIRST_SESSION_TIMEOUT_MS} ms`);
   const startedAt = performance.now();
   const cpuAtStart = cpuSeconds();
   if (o.adaptive) loop.start();
@@ -268,13 +270,7 @@ async function source(o: SourceOptions): Promise<void> {
       await link.sendData(session, STREAM_ID, seq, framed);
     } catch (err) {
       if (!(err instanceof LinkDownError)) throw err;
-      // A ref'd timer: while the link waits to reconnect nothing else holds the process open (its timers are unref'd).
-      const next = nextSession();
-      let timer: NodeJS.Timeout | undefined;
-      const timeout = new Promise<'timeout'>((resolve) => { timer = setTimeout(() => resolve('timeout'), Math.max(0, deadline - performance.now())); });
-      const outcome = await Promise.race([next, timeout]);
-      clearTimeout(timer);
-      if (outcome === 'timeout') break;
+      if (!(await within(nextSession(), deadline - performance.now()))) break;
       sessions++;
       seq = acked;
     }
@@ -295,6 +291,19 @@ async function source(o: SourceOptions): Promise<void> {
   });
   link.close();
   process.exit(0);
+}
+
+/**
+ * Wait for a session, at most ms; false on timeout. The timer is ref'd on
+ * purpose: while a link waits to (re)connect nothing else holds the process
+ * open (the link's timers are unref'd), and it would exit silently.
+ */
+async function within(session: Promise<void>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<false>((resolve) => { timer = setTimeout(() => resolve(false), Math.max(0, ms)); });
+  const outcome = await Promise.race([session.then(() => true), timeout]);
+  clearTimeout(timer);
+  return outcome;
 }
 
 /** A link's measurements with its knobs disconnected (fixed-count rows only measure). */
