@@ -16,6 +16,9 @@ export const RTT_SHIFT_FACTOR = 2;
 /** Re-probe early when the retransmitted share of bytes moved by more than this (absolute, 0..1) since the choice. */
 export const LOSS_SHIFT = 0.02;
 
+/** Fewest ms between two probes that a path change (not the first session) asks for: bounds probe traffic on a flapping path; also the shortest amst.probeInterval. */
+export const MIN_REPROBE_GAP_MS = 30_000;
+
 /** What the probe of one kind found. */
 export interface KindMeasurement {
   kind: TransportKind;

@@ -10,7 +10,7 @@ import type { Logger } from 'pino';
 import type { CarrierPath } from './carrier-pool.ts';
 import { formatEndpoint } from './endpoint.ts';
 import type { LabeledCounter, LabeledGauge } from './link-metrics.ts';
-import { choosePath, reprobeReason, type ChoiceReason, type KindMeasurement, type ReprobeReason } from './path-choice.ts';
+import { choosePath, MIN_REPROBE_GAP_MS, reprobeReason, type ChoiceReason, type KindMeasurement, type ReprobeReason } from './path-choice.ts';
 import { probeKind } from './path-probe.ts';
 import type { DialRequest, Endpoint, TransportKind, Transports } from './transport.ts';
 import type { Ping } from '../wire/messages.ts';
@@ -23,8 +23,6 @@ export const PROBE_DIAL_TIMEOUT_MS = 5_000;
 export const PROBE_TIMEOUT_MS = 5_000;
 /** Bytes the carriers must have sent before their retransmitted share counts as a loss figure. */
 const LOSS_MIN_SENT_BYTES = 4 * 1024 * 1024;
-/** Fewest ms between two probes that a path change (not the first session) asks for: bounds probe traffic on a flapping path. */
-export const MIN_REPROBE_GAP_MS = 30_000;
 
 /** A gauge whose label sets can be dropped (an info metric: one series for the current value). */
 export interface InfoGauge<L extends string> extends LabeledGauge<L> {
