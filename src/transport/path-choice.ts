@@ -71,7 +71,7 @@ export function choosePath(measurements: readonly KindMeasurement[], current: Tr
 }
 
 /** Why the link measures again (the `reason` label of dwcp_link_transport_probes_total). */
-export type ReprobeReason = 'first' | 'schedule' | 'kind_failed' | 'rtt_shift' | 'loss_shift';
+export type ReprobeReason = 'first' | 'schedule' | 'confirm' | 'kind_failed' | 'rtt_shift' | 'loss_shift';
 
 /** What the link knows when it asks whether to probe again. */
 export interface ReprobeInput {
@@ -82,6 +82,8 @@ export interface ReprobeInput {
   intervalMs: number;
   /** After a probe, none for a failed kind or a shifted path sooner than this, ms (bounds probe traffic on a flapping path). */
   minGapMs: number;
+  /** The last probe (beside a running session) found another kind better: a second must agree before the link switches. */
+  confirmPending: boolean;
   /** The session on the chosen kind failed to connect or went down. */
   kindFailed: boolean;
   /** Mean smoothed RTT of the link's carriers at the choice and now, microseconds (0: unknown). */
@@ -98,6 +100,7 @@ export function reprobeReason(input: ReprobeInput): ReprobeReason | null {
   const since = input.nowMs - input.lastProbeAtMs;
   if (since >= input.intervalMs) return 'schedule';
   if (since < input.minGapMs) return null;
+  if (input.confirmPending) return 'confirm';
   if (input.kindFailed) return 'kind_failed';
   // The path changed under the choice: RTT moved by a factor, or loss by a margin.
   const { rttAtChoiceUs: before, rttNowUs: now } = input;

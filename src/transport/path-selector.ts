@@ -42,9 +42,11 @@ export interface PathMetrics {
 /**
  * Why the link runs the kind it runs, for /status and metrics: the reasons of
  * choosePath, plus first_connected (auto, no probe has decided yet: the
- * first endpoint in list order that connected).
+ * first endpoint in list order that connected) and confirming (a probe beside
+ * the running session found another kind better; the link switches only if
+ * the next probe, MIN_REPROBE_GAP_MS later, agrees).
  */
-export type TransportReason = ChoiceReason | 'first_connected';
+export type TransportReason = ChoiceReason | 'first_connected' | 'confirming';
 
 /** The choice as /status shows it. */
 export interface TransportChoiceStatus {
@@ -99,6 +101,8 @@ export class PathSelector {
   private timer: NodeJS.Timeout | null = null;
   private probing = false;
   private kindFailed = false;
+  /** The kind the last probe found better than the one in use, waiting for a second probe to agree. */
+  private pendingSwitch: TransportKind | null = null;
   private lastProbeAt: number | null = null;
   private baseline: { rttUs: number; loss: number | null } | null = null;
   private current: TransportChoiceStatus = { kind: null, reason: 'first_connected', probedAt: null, probeReason: null, measurements: [] };
@@ -164,6 +168,7 @@ export class PathSelector {
       lastProbeAtMs: this.lastProbeAt,
       intervalMs: this.options.reprobeIntervalMs,
       minGapMs: MIN_REPROBE_GAP_MS,
+      confirmPending: this.pendingSwitch !== null,
       kindFailed: this.kindFailed,
       rttAtChoiceUs: this.baseline?.rttUs ?? 0,
       rttNowUs: path.rttUs,
@@ -205,16 +210,24 @@ export class PathSelector {
       this.lastProbeAt = performance.now();
       this.kindFailed = false;
       this.baseline = null;
+      // The first probe ran on idle carriers, and a kind in use that no longer
+      // answers must go: those switch at once. Any other probe shared the path
+      // with the session's traffic (netbench: such probes can rank kinds out of
+      // order), so a switch waits for a second probe that agrees.
+      const wantsSwitch = choice.kind !== null && inUse !== null && choice.kind !== inUse;
+      const inUseAnswered = measurements.some((m) => m.kind === inUse && m.goodputBytesPerS !== null);
+      const confirmed = !wantsSwitch || reason === 'first' || !inUseAnswered || this.pendingSwitch === choice.kind;
+      this.pendingSwitch = wantsSwitch && !confirmed ? choice.kind : null;
       this.current = {
-        kind: choice.kind ?? inUse,
-        reason: choice.reason,
+        kind: confirmed ? (choice.kind ?? inUse) : inUse,
+        reason: confirmed ? choice.reason : 'confirming',
         probedAt: new Date().toISOString(),
         probeReason: reason,
         measurements: measurements.map((m) => ({ kind: m.kind, goodputBytesPerS: m.goodputBytesPerS === null ? null : Math.round(m.goodputBytesPerS), rttMs: m.rttUs / 1000, error: m.error })),
       };
       this.publish();
       logger.info({ peer: peerRegion, probe: reason, chosen: choice.kind, reason: choice.reason, inUse }, 'transport chosen');
-      if (choice.kind !== null && inUse !== null && choice.kind !== inUse) this.link.switchTo(choice.kind, `transport auto: ${choice.kind} measured best (${choice.reason})`);
+      if (wantsSwitch && confirmed) this.link.switchTo(choice.kind!, `transport auto: ${choice.kind} measured best (${choice.reason})`);
     } finally {
       this.probing = false;
     }

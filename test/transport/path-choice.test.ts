@@ -78,13 +78,14 @@ test('an exact tie goes to the kind listed first', () => {
   assert.equal(choosePath(tie, null, ['quic', 'ws']).kind, 'quic');
 });
 
-const base: ReprobeInput = { nowMs: 100_000, lastProbeAtMs: 0, intervalMs: 600_000, minGapMs: 30_000, kindFailed: false, rttAtChoiceUs: 100_000, rttNowUs: 100_000, lossAtChoice: 0.01, lossNow: 0.01 };
+const base: ReprobeInput = { nowMs: 100_000, lastProbeAtMs: 0, intervalMs: 600_000, minGapMs: 30_000, confirmPending: false, kindFailed: false, rttAtChoiceUs: 100_000, rttNowUs: 100_000, lossAtChoice: 0.01, lossNow: 0.01 };
 
-test('re-probe: first, on schedule, when the kind failed, when RTT or loss shift; never sooner than the gap', () => {
+test('re-probe: first, on schedule, to confirm a switch, when the kind failed, when RTT or loss shift; never sooner than the gap', () => {
   assert.equal(reprobeReason({ ...base, lastProbeAtMs: null }), 'first');
   assert.equal(reprobeReason(base), null);
   assert.equal(reprobeReason({ ...base, nowMs: 600_000 }), 'schedule');
   assert.equal(reprobeReason({ ...base, kindFailed: true }), 'kind_failed');
+  assert.equal(reprobeReason({ ...base, confirmPending: true, kindFailed: true }), 'confirm', 'a pending switch is confirmed first');
   assert.equal(reprobeReason({ ...base, rttNowUs: base.rttAtChoiceUs * RTT_SHIFT_FACTOR }), 'rtt_shift');
   assert.equal(reprobeReason({ ...base, rttNowUs: base.rttAtChoiceUs / RTT_SHIFT_FACTOR }), 'rtt_shift');
   assert.equal(reprobeReason({ ...base, rttNowUs: base.rttAtChoiceUs * 1.5 }), null);
@@ -94,4 +95,5 @@ test('re-probe: first, on schedule, when the kind failed, when RTT or loss shift
   // Within the gap after a probe, even a failed kind waits (a flapping path does not probe without end).
   assert.equal(reprobeReason({ ...base, nowMs: 10_000, kindFailed: true }), null);
   assert.equal(reprobeReason({ ...base, nowMs: 10_000, rttNowUs: 1_000_000 }), null);
+  assert.equal(reprobeReason({ ...base, nowMs: 10_000, confirmPending: true }), null);
 });
