@@ -1,16 +1,23 @@
 // A DWCP link moving synthetic incompressible data, for netbench and its
 // tests. Run as a script inside a lab namespace; one JSON object per line.
-//   node link-runner.ts sink --port P --pki DIR
+//   node link-runner.ts sink --port P --pki DIR [--transport KINDS]
 //     Carrier server: verifies each frame's SHA-256, applies frames in
 //     sequence order, acknowledges the contiguous prefix (as a stream
-//     receiver does after its durable write), and on SIGTERM prints
+//     receiver does after its durable write), answers Pings (auto's
+//     probes), and on SIGTERM prints
 //     {"event":"summary", bytes, frames, mismatches, chain, rssMaxBytes, cpuSeconds}.
+//     It listens for TLS on P/tcp, WebSocket on P+WS_PORT_OFFSET/tcp and
+//     QUIC on P/udp (KINDS: a comma list, default tls,ws,quic).
 //   node link-runner.ts source --host H --port P --pki DIR --seconds S
 //        [--carriers N] [--adaptive] [--cc auto|bbr|cubic|reno]
 //        [--min-streams N] [--max-streams N] [--cap BYTES_PER_S] [--bytes N]
+//        [--transport tls|ws|quic|auto]
 //     OutboundLink (+ AmstLoop when --adaptive) sending frames as fast as
 //     the link window allows, for S seconds or N bytes; prints a
 //     {"event":"tick"} line per second and a final {"event":"summary"}.
+//     auto offers all three kinds (TLS first) and lets the link measure
+//     and choose; a switch of kind starts a new session, and the source
+//     resumes after the sink's acknowledged prefix as a stream would.
 // Why a runner and not two agents: it measures the transport (link,
 // scheduler, carriers, controller) without the objects stream's disk and
 // consensus work, so the number is AMST's; test/e2e covers the agents.
@@ -24,7 +31,13 @@ import { OutboundLink, LinkDownError } from '../src/transport/link.ts';
 import { frameDataFrame } from '../src/wire/data-frame-writer.ts';
 import { InboundLink } from '../src/transport/inbound-link.ts';
 import { TlsTransport, HANDSHAKE_TIMEOUT_MS, type TlsMaterial } from '../src/transport/tls-transport.ts';
+import { WsTransport } from '../src/transport/ws-transport.ts';
+import type { Carrier } from '../src/transport/carrier.ts';
+import type { Hello } from '../src/wire/messages.ts';
+import type { CarrierServer, Endpoint, TransportKind, Transports } from '../src/transport/transport.ts';
+import type { AgentName } from '../src/transport/peer-identity.ts';
 import { RUNNER_CERTS } from './runner-certs.ts';
+import { BENCH_TRANSPORTS } from './report.ts';
 import { AmstLoop, type AmstTick, type ControlledLink } from '../src/amst/amst-loop.ts';
 import { availableCongestion } from '../native-bindings/index.ts';
 import { NATIVE_SOCKET_CONTROL } from '../src/amst/link-control.ts';
@@ -43,6 +56,28 @@ const RUNNER_CARRIER_WINDOW_BYTES = 1024 * 1024;
 const TICK_MS = 1_000;
 /** The stream id of the synthetic stream. */
 const STREAM_ID = 'netbench';
+/** The sink's WebSocket listener is on the TLS port plus this (QUIC shares the TLS port number, on UDP). */
+export const WS_PORT_OFFSET = 1;
+/** HTTP path of the sink's WebSocket listener. */
+const WS_PATH = '/dwcp';
+/** Time the first session may take (dials of kinds that do not answer, auto's first probe), ms. */
+const FIRST_SESSION_TIMEOUT_MS = 60_000;
+/** auto in the runner: probe padding per kind (the agent's default is 8 MiB; rows are short). */
+const RUNNER_PROBE_BYTES = 8 * 1024 * 1024;
+/** auto in the runner: re-probe interval, ms (longer than any row: one choice per row, plus path-change probes). */
+const RUNNER_REPROBE_MS = 10 * 60_000;
+
+/** Transports of the given kinds (QUIC loaded only when asked for). */
+async function transportsFor(kinds: readonly TransportKind[]): Promise<Transports> {
+  const out: Transports = {};
+  if (kinds.includes('tls')) out.tls = new TlsTransport(NATIVE_SOCKET_CONTROL);
+  if (kinds.includes('ws')) out.ws = new WsTransport(NATIVE_SOCKET_CONTROL);
+  if (kinds.includes('quic')) {
+    const { QuicTransport } = await import('../src/transport/quic/quic-transport.ts');
+    out.quic = new QuicTransport();
+  }
+  return out;
+}
 
 /** Certificates from a dev PKI directory made by createDevPki(dir, RUNNER_CERTS). */
 async function loadPki(dir: string, name: string): Promise<TlsMaterial> {
@@ -68,7 +103,7 @@ function print(obj: object): void {
 }
 
 /** The receiving end: verify, order, acknowledge. */
-async function sink(port: number, pki: string): Promise<void> {
+async function sink(port: number, pki: string, kinds: readonly TransportKind[]): Promise<void> {
   const metrics = new Metrics({ processMetrics: false });
   const tls = await loadPki(pki, 'b');
   const chain = createHash('sha256');
@@ -101,22 +136,34 @@ async function sink(port: number, pki: string): Promise<void> {
     if (next !== before) link.send({ ack: { streamId: STREAM_ID, durableSeq: next - 1, chain: Buffer.alloc(0) } });
   };
 
-  const server = await new TlsTransport(NATIVE_SOCKET_CONTROL).listen({
-    host: '0.0.0.0', port, tls, identity, maxFrameBytes: 4 * RUNNER_FRAME_BYTES, handshakeTimeoutMs: HANDSHAKE_TIMEOUT_MS,
-    admit: () => null,
-    onCarrier: (carrier, hello, peer) => {
-      if (!current || current.linkId !== hello.linkId || current.closed) {
-        current?.close('new session');
-        current = new InboundLink(peer, hello.linkId, { onMessage: (l, env) => env.data && onData(l, env.data), onClosed: () => {} }, metrics);
-      }
-      current.add(carrier, hello.carrierIndex);
-    },
-    onRefused: (reason, remote) => process.stderr.write(`link-runner sink: refused ${remote}: ${reason}\n`),
-  });
-  print({ event: 'listening', port });
+  // One session at a time, whatever kind its carriers are; Pings (auto's probes) answered without their padding.
+  const onCarrier = (carrier: Carrier, hello: Hello, peer: AgentName): void => {
+    if (!current || current.linkId !== hello.linkId || current.closed) {
+      current?.close('new session');
+      current = new InboundLink(peer, hello.linkId, {
+        onMessage: (l, env) => {
+          if (env.data) onData(l, env.data);
+          else if (env.ping) l.send({ pong: { nonce: env.ping.nonce, sentUnixMicros: env.ping.sentUnixMicros } });
+        },
+        onClosed: () => {},
+      }, metrics);
+    }
+    current.add(carrier, hello.carrierIndex);
+  };
+  const transports = await transportsFor(kinds);
+  const servers: CarrierServer[] = [];
+  for (const kind of kinds) {
+    servers.push(await transports[kind]!.listen({
+      host: '0.0.0.0', port: kind === 'ws' ? port + WS_PORT_OFFSET : port, path: WS_PATH, tls, identity,
+      maxFrameBytes: 4 * RUNNER_FRAME_BYTES, handshakeTimeoutMs: HANDSHAKE_TIMEOUT_MS,
+      admit: () => null, onCarrier,
+      onRefused: (reason, remote) => process.stderr.write(`link-runner sink: refused ${kind} ${remote}: ${reason}\n`),
+    }));
+  }
+  print({ event: 'listening', port, kinds });
   const finish = (): void => {
     print({ event: 'summary', bytes, frames, mismatches, pendingFrames: pending.size, chain: chain.copy().digest('hex'), rssMaxBytes: rssMaxBytes(), cpuSeconds: cpuSeconds() });
-    server.close();
+    for (const server of servers) void server.close();
     current?.close('done');
     process.exit(0);
   };
@@ -137,6 +184,7 @@ interface SourceOptions {
   minStreams: number;
   maxStreams: number;
   cap: number | null;
+  transport: (typeof BENCH_TRANSPORTS)[number];
 }
 
 /** The sending end: frames as fast as the link takes them, for a bounded time. */
@@ -147,16 +195,32 @@ async function source(o: SourceOptions): Promise<void> {
   const pool = Array.from({ length: PAYLOAD_POOL }, () => randomBytes(RUNNER_FRAME_BYTES));
   const digests = pool.map((p) => createHash('sha256').update(p).digest());
   const chain = createHash('sha256');
+  // Endpoints of the kind asked for; auto offers all three, TLS first (the link connects there, then measures).
+  const all: Endpoint[] = [
+    { kind: 'tls', host: o.host, port: o.port },
+    { kind: 'ws', host: o.host, port: o.port + WS_PORT_OFFSET, path: WS_PATH },
+    { kind: 'quic', host: o.host, port: o.port },
+  ];
+  const endpoints = o.transport === 'auto' ? all : all.filter((e) => e.kind === o.transport);
   const link = new OutboundLink({
-    peerRegion: RUNNER_CERTS.b.region, endpoints: [{ kind: 'tls', host: o.host, port: o.port }], transports: { tls: new TlsTransport(NATIVE_SOCKET_CONTROL) },
+    peerRegion: RUNNER_CERTS.b.region, endpoints, transports: await transportsFor(endpoints.map((e) => e.kind)),
+    autoTransport: o.transport === 'auto' ? { reprobeIntervalMs: RUNNER_REPROBE_MS, probeBytes: RUNNER_PROBE_BYTES } : undefined,
     carriers: o.carriers, tls: () => tls,
     identity: { federation: RUNNER_CERTS.a.federation, region: RUNNER_CERTS.a.region, nodeId: RUNNER_CERTS.a.node, capabilities: [] },
     maxFrameBytes: 4 * RUNNER_FRAME_BYTES, carrierWindowBytes: RUNNER_CARRIER_WINDOW_BYTES, linkWindowBytes: RUNNER_LINK_WINDOW_BYTES,
     connectTimeoutMs: 30_000, initialBackoffMs: 200, maxBackoffMs: 2_000, logger, metrics,
   });
   let acked = 0;
-  const up = new Promise<number>((resolve) => link.start({
-    onUp: resolve,
+  // Sessions: the first, and any later one (auto switching kinds, a reconnect).
+  let session = 0;
+  let onSession: (() => void) | null = null;
+  const nextSession = (): Promise<void> => new Promise((resolve) => { onSession = resolve; });
+  const up = nextSession();
+  link.start({
+    onUp: (s) => {
+      session = s;
+      onSession?.();
+    },
     onDown: (_s, reason) => process.stderr.write(`link-runner source: link down: ${reason}\n`),
     onMessage: (env) => {
       if (env.ack) {
@@ -165,7 +229,7 @@ async function source(o: SourceOptions): Promise<void> {
       }
       if (env.nack) link.resend(env.nack.streamId, env.nack.seq);
     },
-  }));
+  });
 
   // Controller (adaptive) or a fixed count with the chosen congestion control.
   const available = availableCongestion();
@@ -181,7 +245,7 @@ async function source(o: SourceOptions): Promise<void> {
   });
   const loop = new AmstLoop(link, { controller, initialCarriers: o.carriers, onTick });
   link.setRateLimit(o.cap);
-  const session = await up;
+  if (!(await within(up, FIRST_SESSION_TIMEOUT_MS))) throw new Error(`no session within ${FIRST_SESSION_TIMEOUT_MS} ms`);
   const startedAt = performance.now();
   const cpuAtStart = cpuSeconds();
   if (o.adaptive) loop.start();
@@ -194,34 +258,52 @@ async function source(o: SourceOptions): Promise<void> {
   }
 
   // Send until the time or byte budget is spent; backpressure comes from sendData.
+  // A session that ends (auto moving to another kind) resumes after the acknowledged prefix, as a stream does.
   const deadline = startedAt + o.seconds * 1000;
   let seq = 0;
-  let sentBytes = 0;
-  try {
-    while (performance.now() < deadline && sentBytes < o.maxBytes) {
+  let sessions = 1;
+  while (performance.now() < deadline && seq * RUNNER_FRAME_BYTES < o.maxBytes) {
+    try {
       seq++;
       const i = seq % PAYLOAD_POOL;
-      chain.update(pool[i]);
       const framed = frameDataFrame({ streamId: STREAM_ID, seq, epoch: 1, encoding: Encoding.RAW, digest: digests[i], meta: Buffer.alloc(0), payload: pool[i], rawLength: RUNNER_FRAME_BYTES, resync: false });
       await link.sendData(session, STREAM_ID, seq, framed);
-      sentBytes += RUNNER_FRAME_BYTES;
+    } catch (err) {
+      if (!(err instanceof LinkDownError)) throw err;
+      if (!(await within(nextSession(), deadline - performance.now()))) break;
+      sessions++;
+      seq = acked;
     }
-    // Byte budget: wait for the last acknowledgement (bounded by the deadline + grace).
-    const drainUntil = performance.now() + 60_000;
-    while (o.maxBytes !== Infinity && acked < seq && performance.now() < drainUntil) await new Promise((r) => setTimeout(r, 50));
-  } catch (err) {
-    if (!(err instanceof LinkDownError)) throw err;
-    process.stderr.write(`link-runner source: ${err.message}\n`);
   }
+  // Byte budget: wait for the last acknowledgement (bounded by a grace).
+  const drainUntil = performance.now() + 60_000;
+  while (o.maxBytes !== Infinity && acked < seq && performance.now() < drainUntil) await new Promise((r) => setTimeout(r, 50));
   const seconds = (performance.now() - startedAt) / 1000;
+  const cpu = cpuSeconds() - cpuAtStart;
   loop.stop();
+  // All sent frames acknowledged: their chain (frame s carries payload s % PAYLOAD_POOL), which the sink's must match.
+  if (acked === seq) for (let s = 1; s <= acked; s++) chain.update(pool[s % PAYLOAD_POOL]);
   print({
     event: 'summary', seconds, sentFrames: seq, ackedFrames: acked, ackedBytes: acked * RUNNER_FRAME_BYTES,
     goodputBytesPerS: (acked * RUNNER_FRAME_BYTES) / seconds, chainOfAcked: acked === seq ? chain.digest('hex') : null,
-    carriers: link.liveCarriers, rssMaxBytes: rssMaxBytes(), cpuSeconds: cpuSeconds() - cpuAtStart,
+    carriers: link.liveCarriers, rssMaxBytes: rssMaxBytes(), cpuSeconds: cpu,
+    transport: link.transport, transportChoice: link.transportChoice, sessions,
   });
   link.close();
   process.exit(0);
+}
+
+/**
+ * Wait for a session, at most ms; false on timeout. The timer is ref'd on
+ * purpose: while a link waits to (re)connect nothing else holds the process
+ * open (the link's timers are unref'd), and it would exit silently.
+ */
+async function within(session: Promise<void>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<false>((resolve) => { timer = setTimeout(() => resolve(false), Math.max(0, ms)); });
+  const outcome = await Promise.race([session.then(() => true), timeout]);
+  clearTimeout(timer);
+  return outcome;
 }
 
 /** A link's measurements with its knobs disconnected (fixed-count rows only measure). */
@@ -244,19 +326,27 @@ async function main(argv: string[]): Promise<void> {
       host: { type: 'string' }, port: { type: 'string' }, pki: { type: 'string' }, seconds: { type: 'string', default: '20' },
       bytes: { type: 'string' }, carriers: { type: 'string', default: '1' }, adaptive: { type: 'boolean', default: false },
       cc: { type: 'string', default: 'auto' }, 'min-streams': { type: 'string', default: '1' }, 'max-streams': { type: 'string', default: '512' },
-      cap: { type: 'string' },
+      cap: { type: 'string' }, transport: { type: 'string' },
     },
   });
   if (!values.port || !values.pki) throw new Error('link-runner: --port and --pki are required');
-  if (mode === 'sink') return sink(Number(values.port), values.pki);
+  if (mode === 'sink') {
+    const kinds = (values.transport ?? 'tls,ws,quic').split(',') as TransportKind[];
+    const bad = kinds.find((k) => !['tls', 'ws', 'quic'].includes(k));
+    if (bad !== undefined) throw new Error(`link-runner sink: --transport must list tls, ws or quic, got "${bad}"`);
+    return sink(Number(values.port), values.pki, kinds);
+  }
   if (mode !== 'source') throw new Error(`link-runner: unknown mode '${mode}' (sink|source)`);
   if (!values.host) throw new Error('link-runner source: --host is required');
   const cc = values.cc as SourceOptions['cc'];
   if (!['auto', 'bbr', 'cubic', 'reno'].includes(cc)) throw new Error(`link-runner: --cc must be auto|bbr|cubic|reno, got ${cc}`);
+  const transport = (values.transport ?? 'tls') as SourceOptions['transport'];
+  if (!BENCH_TRANSPORTS.includes(transport)) throw new Error(`link-runner: --transport must be ${BENCH_TRANSPORTS.join('|')}, got ${transport}`);
   await source({
     host: values.host, port: Number(values.port), pki: values.pki, seconds: Number(values.seconds),
     maxBytes: values.bytes ? Number(values.bytes) : Infinity, carriers: Number(values.carriers), adaptive: values.adaptive, cc,
     minStreams: Number(values['min-streams']), maxStreams: Number(values['max-streams']), cap: values.cap ? Number(values.cap) : null,
+    transport,
   });
 }
 

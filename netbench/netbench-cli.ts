@@ -5,6 +5,7 @@ import { parseArgs } from 'node:util';
 import { spawn } from 'node:child_process';
 import { PROFILES, type LinkProfile } from './lab.ts';
 import { runNetbench } from './netbench.ts';
+import { BENCH_TRANSPORTS } from './report.ts';
 import { runObjectsWorkload, WORKLOAD_CCS } from './objects-workload.ts';
 import { objectsMarkdown } from './workload-report.ts';
 import { runWalWorkload } from './wal-workload.ts';
@@ -15,7 +16,9 @@ const USAGE = `Usage:
   dwcp netbench lab --profile metro|continental|intercontinental|satellite
                     [--rtt-ms N --loss F --rate-mbit N]  (custom link; overrides the profile)
                     [--duration S] [--adaptive-duration S] [--sweep 1,2,4,...] [--sweep-cc bbr,cubic]
-                    [--max-streams N] [--out DIR]
+                    [--max-streams N] [--transport tls,ws,quic,auto] [--out DIR]
+      (DWCP rows per carrier kind: TLS, WebSocket, QUIC, and auto, which measures and chooses;
+       default all four)
   dwcp netbench lab --workload objects [--profile NAME] [--cc bbr|cubic] [--size 1GiB] [--largest SIZE]
                     [--out DIR] [--keep]
       (a generated tree: rsync -a, rsync -az and DWCP agents, initial sync then 10 % changed,
@@ -50,7 +53,7 @@ async function lab(args: string[]): Promise<number> {
     options: {
       profile: { type: 'string', default: 'intercontinental' }, duration: { type: 'string', default: '20' },
       'adaptive-duration': { type: 'string' }, sweep: { type: 'string' }, 'sweep-cc': { type: 'string', default: 'bbr,cubic' },
-      'max-streams': { type: 'string', default: '512' }, out: { type: 'string' },
+      'max-streams': { type: 'string', default: '512' }, out: { type: 'string' }, transport: { type: 'string', default: BENCH_TRANSPORTS.join(',') },
       'rtt-ms': { type: 'string' }, loss: { type: 'string' }, 'rate-mbit': { type: 'string' }, help: { type: 'boolean', short: 'h' },
       workload: { type: 'string' }, cc: { type: 'string', default: 'bbr' }, size: { type: 'string', default: '1GiB' },
       largest: { type: 'string' }, keep: { type: 'boolean', default: false },
@@ -77,9 +80,13 @@ async function lab(args: string[]): Promise<number> {
   const counts = values.sweep?.split(',').map(Number);
   if (counts?.some((n) => !Number.isInteger(n) || n < 1)) throw new Error(`netbench: --sweep must be positive integers, got "${values.sweep}"`);
   const sweep = ccs.map((cc) => ({ cc, flows: counts ?? DEFAULT_SWEEP[cc] ?? [1] }));
+  const transports = values.transport.split(',').filter(Boolean) as Array<(typeof BENCH_TRANSPORTS)[number]>;
+  const badKind = transports.find((k) => !BENCH_TRANSPORTS.includes(k));
+  if (badKind !== undefined || transports.length === 0) throw new Error(`netbench: --transport must list ${BENCH_TRANSPORTS.join(', ')}, got "${values.transport}"`);
   const out = values.out ?? `./bench-out/netbench-${name}/`;
   const started = performance.now();
   const result = await runNetbench({
+    transports,
     name, profile, seconds: Number(values.duration),
     adaptiveSeconds: Number(values['adaptive-duration'] ?? ADAPTIVE_SECONDS[values.profile] ?? 40),
     sweep, maxStreams: Number(values['max-streams']), out,

@@ -1,6 +1,7 @@
 // netbench lab: over one emulated WAN (lab.ts) and in one run, measure one
 // TCP flow (cubic, bbr), fixed N flows (a sweep), DWCP with the AMST
-// controller (free congestion control, and cubic only), and iperf3 as an
+// controller (free congestion control, and cubic only) on each carrier kind
+// (TLS, WebSocket, QUIC) and with amst.transport auto, and iperf3 as an
 // outside reference; write a markdown table, JSON and an SVG chart.
 
 import { existsSync } from 'node:fs';
@@ -12,7 +13,7 @@ import type { ChildProcess } from 'node:child_process';
 import { createLab, type Lab, type LinkProfile } from './lab.ts';
 import { RUNNER_CERTS } from './runner-certs.ts';
 import { createDevPki } from '../src/cli/dev-pki.ts';
-import { markdownTable, svgChart, type BenchRow, type TickPoint } from './report.ts';
+import { BENCH_TRANSPORTS, markdownTable, svgChart, type BenchRow, type TickPoint } from './report.ts';
 
 const RUNNER = new URL('./link-runner.ts', import.meta.url).pathname;
 const FLOWS = new URL('./tcp-flows.ts', import.meta.url).pathname;
@@ -34,6 +35,8 @@ export interface NetbenchOptions {
   /** Flow counts of the fixed-N rows, per congestion control. */
   sweep: { cc: string; flows: number[] }[];
   maxStreams: number;
+  /** Carrier kinds of the DWCP rows (auto: the link measures and chooses); default all of BENCH_TRANSPORTS. */
+  transports?: Array<(typeof BENCH_TRANSPORTS)[number]>;
   out: string;
   progress: (line: string) => void;
 }
@@ -79,9 +82,14 @@ export async function runNetbench(o: NetbenchOptions): Promise<NetbenchResult> {
     for (const { cc, flows } of o.sweep) {
       for (const n of flows) await attempt(`tcp ${n} x ${cc}`, () => tcpRow(lab, cc, n, o));
     }
-    for (const [label, cc] of [['dwcp amst adaptive', 'auto'], ['dwcp amst adaptive, cubic only', 'cubic']] as const) {
+    // DWCP: the TLS carrier (free congestion control, then cubic only), then each other kind and auto.
+    const kinds = o.transports ?? [...BENCH_TRANSPORTS];
+    const dwcpRows: Array<[string, string, (typeof BENCH_TRANSPORTS)[number]]> = [];
+    if (kinds.includes('tls')) dwcpRows.push(['dwcp amst adaptive', 'auto', 'tls'], ['dwcp amst adaptive, cubic only', 'cubic', 'tls']);
+    for (const kind of kinds) if (kind !== 'tls') dwcpRows.push([`dwcp amst adaptive, ${kind}`, 'auto', kind]);
+    for (const [label, cc, transport] of dwcpRows) {
       await attempt(label, async () => {
-        const { row, ticks } = await dwcpRow(lab, label, cc, pki, o);
+        const { row, ticks } = await dwcpRow(lab, label, cc, transport, pki, o);
         series[label] = ticks;
         return row;
       });
@@ -186,13 +194,14 @@ async function iperf3Row(lab: Lab, cc: string, o: NetbenchOptions): Promise<Benc
 }
 
 /** DWCP link with the AMST controller. */
-async function dwcpRow(lab: Lab, label: string, cc: string, pki: string, o: NetbenchOptions): Promise<{ row: BenchRow; ticks: TickPoint[] }> {
+async function dwcpRow(lab: Lab, label: string, cc: string, transport: string, pki: string, o: NetbenchOptions): Promise<{ row: BenchRow; ticks: TickPoint[] }> {
   o.progress(`${label} (${o.adaptiveSeconds} s)`);
+  // The sink accepts every kind (TLS and QUIC on PORT + 2, WebSocket on the port after): auto finds them all.
   const sinkChild = lab.exec(lab.nsB, process.execPath, [RUNNER, 'sink', '--port', String(PORT + 2), '--pki', pki], { stdio: ['ignore', 'pipe', 'pipe'] });
   const sinkOut = jsonLines(sinkChild);
   await sinkOut.next('listening', LISTEN_TIMEOUT_MS);
   const src = lab.exec(lab.nsA, process.execPath, [RUNNER, 'source', '--host', lab.addrB, '--port', String(PORT + 2), '--pki', pki,
-    '--seconds', String(o.adaptiveSeconds), '--adaptive', '--cc', cc, '--max-streams', String(o.maxStreams)], { stdio: ['ignore', 'pipe', 'pipe'] });
+    '--seconds', String(o.adaptiveSeconds), '--adaptive', '--cc', cc, '--max-streams', String(o.maxStreams), '--transport', transport], { stdio: ['ignore', 'pipe', 'pipe'] });
   const srcOut = jsonLines(src);
   // Progress: one line per tick.
   let shown = 0;
@@ -225,7 +234,11 @@ async function dwcpRow(lab: Lab, label: string, cc: string, pki: string, o: Netb
     cpuSecondsPerGB: perGB((summary.cpuSeconds as number) + (sinkSummary.cpuSeconds as number), bytes),
     steadyGoodputBytesPerS: steady(tickLines.map((t) => t.goodputBytesPerS as number)),
     rssMaxBytes: Math.max(summary.rssMaxBytes as number, sinkSummary.rssMaxBytes as number),
+    transport,
   };
+  // auto: the kind it ended on and why (the probe's figures are in the JSON).
+  const choice = summary.transportChoice as { kind: string | null; reason: string; measurements: unknown[] } | undefined;
+  if (transport === 'auto' && choice) row.autoChoice = { kind: String(summary.transport ?? choice.kind), reason: choice.reason, measurements: choice.measurements };
   return { row, ticks };
 }
 

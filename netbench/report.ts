@@ -3,6 +3,9 @@
 
 import type { LinkProfile } from './link-profile.ts';
 
+/** Carrier kinds of DWCP rows (link-runner --transport), and auto: the link measures and chooses. */
+export const BENCH_TRANSPORTS = ['tls', 'ws', 'quic', 'auto'] as const;
+
 /** One measured row. */
 export interface BenchRow {
   label: string;
@@ -23,6 +26,10 @@ export interface BenchRow {
   steadyGoodputBytesPerS?: number;
   /** DWCP: peak RSS of the larger endpoint. */
   rssMaxBytes?: number;
+  /** DWCP: carrier kind of the row (tls, ws, quic, or auto). */
+  transport?: string;
+  /** DWCP auto: the kind the link ended on, why, and what each kind's probe measured. */
+  autoChoice?: { kind: string; reason: string; measurements: unknown[] };
   /** Set when the row failed (the other fields are then zero). */
   error?: string;
 }
@@ -40,8 +47,12 @@ const mbit = (bytesPerS: number): string => ((bytesPerS * 8) / 1e6).toFixed(1);
 /** The markdown table of one run. */
 export function markdownTable(name: string, p: LinkProfile, rows: BenchRow[]): string {
   const head = `### ${name}: ${2 * p.delayMs} ms RTT, ${(p.loss * 100).toFixed(2)} % loss, ${p.rateMbit} Mbit/s\n\n`;
-  const cols = '| row | goodput Mbit/s | % of link | steady Mbit/s | mean RTT ms | retransmits | CPU s/GB | carriers |\n|---|---:|---:|---:|---:|---:|---:|---:|\n';
-  const lines = rows.map((r) => r.error ? `| ${r.label} | failed: ${r.error.replace(/\|/g, '/')} | | | | | | |` : `| ${r.label} | ${mbit(r.goodputBytesPerS)} | ${r.percentOfLink.toFixed(1)} | ${r.steadyGoodputBytesPerS !== undefined ? mbit(r.steadyGoodputBytesPerS) : ''} | ${r.meanRttMs.toFixed(1)} | ${r.retransmits} | ${r.cpuSecondsPerGB.toFixed(1)} | ${r.carriers} |`);
+  const cols = '| row | carrier | goodput Mbit/s | % of link | x TLS carrier | steady Mbit/s | mean RTT ms | retransmits | CPU s/GB | carriers |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n';
+  // DWCP rows also as a ratio to the TLS carrier's row (the first DWCP row on TLS).
+  const tls = rows.find((r) => r.kind === 'dwcp' && r.transport === 'tls' && !r.error && r.goodputBytesPerS > 0);
+  const carrier = (r: BenchRow): string => r.transport === 'auto' && r.autoChoice ? `auto: ${r.autoChoice.kind} (${r.autoChoice.reason})` : (r.transport ?? '');
+  const ratio = (r: BenchRow): string => r.kind === 'dwcp' && tls ? (r.goodputBytesPerS / tls.goodputBytesPerS).toFixed(2) : '';
+  const lines = rows.map((r) => r.error ? `| ${r.label} | ${r.transport ?? ''} | failed: ${r.error.replace(/\|/g, '/')} | | | | | | | |` : `| ${r.label} | ${carrier(r)} | ${mbit(r.goodputBytesPerS)} | ${r.percentOfLink.toFixed(1)} | ${ratio(r)} | ${r.steadyGoodputBytesPerS !== undefined ? mbit(r.steadyGoodputBytesPerS) : ''} | ${r.meanRttMs.toFixed(1)} | ${r.retransmits} | ${r.cpuSecondsPerGB.toFixed(1)} | ${r.carriers} |`);
   return head + cols + lines.join('\n') + '\n';
 }
 

@@ -31,6 +31,7 @@ import { WsTransport } from '../transport/ws-transport.ts';
 import type { CarrierServer, Identity, ListenOptions, TlsMaterial, Transports } from '../transport/transport.ts';
 import { ownIdentityProblem, pemIdentity, type AgentName } from '../transport/peer-identity.ts';
 import { CertificateReloader } from '../transport/certificate-reloader.ts';
+import type { TransportChoiceStatus } from '../transport/path-selector.ts';
 import { amstLinkOptions, NATIVE_SOCKET_CONTROL, startAmst } from '../amst/link-control.ts';
 import { DirSource } from '../streams/objects/dir-source.ts';
 import { DirSink } from '../streams/objects/dir-sink.ts';
@@ -114,7 +115,7 @@ export interface AgentStatus {
   /** Each elected sender; sourceError: a pg-wal source's last PostgreSQL error (null while it streams). */
   senders: Array<SenderStatus & { stream: string; shard: number; lagSeconds: number; sloAttainment: number | null; progress?: ReturnType<DirSource['progress']>; sourceError?: WalSourceFailure | null }>;
   receivers: ReceiverStatus[];
-  links: Array<{ peer: string; carriers: number; inflightBytes: number; session: number; transport: string | null }>;
+  links: Array<{ peer: string; carriers: number; inflightBytes: number; session: number; transport: string | null; transportChoice: TransportChoiceStatus }>;
   /** pg-wal positions and lag per stream (sent, durable-remote, replayed LSN). */
   pgWal: PgWalStreamStatus[];
 }
@@ -232,7 +233,7 @@ export class Agent {
         return [{ ...s.sender.status(), stream: s.stream.id, shard: s.part.shard, lagSeconds, sloAttainment: s.slo.attainment(), progress: source instanceof DirSource ? source.progress() : undefined, ...sourceError }];
       }),
       receivers: [...this.receivers.values()].map((r) => r.status()),
-      links: [...this.links.entries()].map(([peer, l]) => ({ peer, carriers: l.liveCarriers, inflightBytes: l.bytesInFlight, session: l.session, transport: l.transport })),
+      links: [...this.links.entries()].map(([peer, l]) => ({ peer, carriers: l.liveCarriers, inflightBytes: l.bytesInFlight, session: l.session, transport: l.transport, transportChoice: l.transportChoice })),
       pgWal: this.pgWalMetrics.snapshot(),
     };
   }
@@ -542,7 +543,8 @@ export class Agent {
   private onInbound(link: InboundLink, envelope: Envelope): void {
     const streamId = envelope.streamOpen?.streamId ?? envelope.data?.streamId ?? envelope.error?.streamId;
     if (envelope.ping) {
-      link.send({ pong: envelope.ping });
+      // Answer without a probe's padding: the probe measures one direction (path-probe.ts).
+      link.send({ pong: { nonce: envelope.ping.nonce, sentUnixMicros: envelope.ping.sentUnixMicros } });
       return;
     }
     if (envelope.chunkQuery) return this.onChunkQuery(link, envelope.chunkQuery);
@@ -707,6 +709,7 @@ export class Agent {
       maxBackoffMs: config.amst.maxBackoffMs,
       logger: this.logger,
       metrics: this.metrics,
+      autoTransport: config.amst.transport === 'auto' ? { reprobeIntervalMs: config.amst.probeIntervalMs, probeBytes: config.amst.probeBytes } : undefined,
     });
     this.links.set(region, link);
     startAmst(link, config.amst, this.metrics, this.logger);

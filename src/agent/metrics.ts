@@ -40,6 +40,10 @@ export class Metrics {
   /** Consensus watches that broke and were resumed (reason: disconnected, canceled by etcd e.g. after compaction). */
   readonly consensusWatchRestarts = new Counter({ name: 'dwcp_consensus_watch_restarts_total', help: 'Consensus store watches that broke and were resumed, by reason (disconnected, canceled)', labelNames: ['reason'], registers: [this.registry] });
   readonly linkTransport = new Gauge({ name: 'dwcp_link_transport', help: 'Carrier kind of each outbound link\'s session (1 for the kind in use, 0 for the others)', labelNames: ['peer', 'kind'], registers: [this.registry] });
+  /** amst.transport auto: the kind each link runs and why (path-choice.ts reasons, first_connected before a probe decided). */
+  readonly linkTransportInfo = new Gauge({ name: 'dwcp_link_transport_info', help: 'Carrier kind of each outbound link and why it was chosen (1 for the current kind and reason)', labelNames: ['peer', 'kind', 'reason'], registers: [this.registry] });
+  readonly linkProbeGoodput = new Gauge({ name: 'dwcp_link_probe_goodput_bytes_per_second', help: 'Goodput the last transport probe measured per carrier kind (0: the kind did not answer)', labelNames: ['peer', 'kind'], registers: [this.registry] });
+  readonly linkProbes = new Counter({ name: 'dwcp_link_transport_probes_total', help: 'Transport probes run by amst.transport auto, by reason (first, schedule, confirm, kind_failed, rtt_shift, loss_shift)', labelNames: ['peer', 'reason'], registers: [this.registry] });
   readonly linkReconnects = new Counter({ name: 'dwcp_link_reconnects_total', help: 'Link sessions started after the first', labelNames: ['peer'], registers: [this.registry] });
   readonly streamLagFrames = new Gauge({ name: 'dwcp_stream_lag_frames', help: 'Frames sent but not yet acknowledged durable', labelNames: ['stream', 'destination'], registers: [this.registry] });
   readonly streamLagSeconds = new Gauge({ name: 'dwcp_stream_lag_seconds', help: 'Age of the oldest frame not yet acknowledged durable', labelNames: ['stream', 'destination'], registers: [this.registry] });

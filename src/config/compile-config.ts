@@ -11,6 +11,7 @@ import type {
 import { DEFAULTS, type ConfigInput } from './schema.ts';
 import { parseDuration, parseSize, UnitError } from './units.ts';
 import { parseEndpoint } from '../transport/endpoint.ts';
+import { MIN_REPROBE_GAP_MS } from '../transport/path-choice.ts';
 import type { Endpoint } from '../transport/transport.ts';
 
 /** What the compiler needs from outside the file. */
@@ -44,6 +45,11 @@ export function buildConfig(input: ConfigInput, context: CompileContext, issues:
   const amst = input.amst ?? {};
   if ((amst.minStreams ?? DEFAULTS.amst.minStreams) > (amst.maxStreams ?? DEFAULTS.amst.maxStreams)) {
     issues.push({ path: 'amst.minStreams', message: `must not exceed amst.maxStreams (${amst.maxStreams ?? DEFAULTS.amst.maxStreams})`, value: amst.minStreams });
+  }
+  const issuesBefore = issues.length;
+  const probeIntervalMs = ms(amst.probeInterval ?? DEFAULTS.amst.probeInterval, 'amst.probeInterval');
+  if (issues.length === issuesBefore && probeIntervalMs < MIN_REPROBE_GAP_MS) {
+    issues.push({ path: 'amst.probeInterval', message: `must be at least ${MIN_REPROBE_GAP_MS / 1000}s (each probe sends amst.probeBytes per kind)`, value: amst.probeInterval });
   }
   const hde = input.hde ?? {};
   const acp = input.acp ?? {};
@@ -83,6 +89,8 @@ export function buildConfig(input: ConfigInput, context: CompileContext, issues:
       maxBackoffMs: ms(amst.maxBackoff ?? DEFAULTS.amst.maxBackoff, 'amst.maxBackoff'),
       congestionControl: amst.congestionControl ?? DEFAULTS.amst.congestionControl,
       transport: amst.transport ?? DEFAULTS.amst.transport,
+      probeIntervalMs,
+      probeBytes: bytes(amst.probeBytes ?? DEFAULTS.amst.probeBytes, 'amst.probeBytes'),
       adaptive: amst.adaptive ?? DEFAULTS.amst.adaptive,
       minStreams: amst.minStreams ?? DEFAULTS.amst.minStreams,
       maxStreams: amst.maxStreams ?? DEFAULTS.amst.maxStreams,

@@ -44,8 +44,12 @@ export interface AmstConfig {
   initialBackoffMs: number;
   maxBackoffMs: number;
   congestionControl: 'auto' | 'bbr' | 'cubic' | 'reno';
-  /** Carrier kind of links; auto: the first endpoint kind that connects, in the order written. */
+  /** Carrier kind of links; auto: the kind that measures best among those the peer's endpoints offer (path-selector.ts). */
   transport: 'auto' | TransportKind;
+  /** auto: measure the kinds again at least this often, ms. */
+  probeIntervalMs: number;
+  /** auto: probe padding sent per kind, bytes (each probe also stops after PROBE_TIMEOUT_MS). */
+  probeBytes: number;
   /** True: the AMST controller picks the carrier count; false: `carriers` fixed. */
   adaptive: boolean;
   /** Carrier range of the controller (minStreams <= maxStreams). */

@@ -27,6 +27,8 @@ export const DEFAULTS = {
     maxBackoff: '10s',
     congestionControl: 'auto',
     transport: 'auto',
+    probeInterval: '10m',
+    probeBytes: '8MiB',
     adaptive: true,
     minStreams: 1,
     maxStreams: 512,
@@ -61,7 +63,7 @@ export const SHARDS_MAX = 4096;
 export const STREAM_KINDS = ['objects', 'pg-wal'] as const;
 /** Congestion control choices per carrier; auto prefers bbr when the kernel has it. */
 export const CONGESTION_CONTROLS = ['auto', 'bbr', 'cubic', 'reno'] as const;
-/** Carrier kinds a link may use (amst.transport); auto: the first endpoint kind that connects. */
+/** Carrier kinds a link may use (amst.transport); auto: the kind that measures best on the path. */
 export const LINK_TRANSPORTS = ['auto', 'tls', 'ws', 'quic'] as const;
 /** TLS modes of the pg-wal source's connection to PostgreSQL (libpq's sslmode words). */
 export const PG_SSL_MODES = ['disable', 'require', 'verify-ca', 'verify-full'] as const;
@@ -292,7 +294,9 @@ export const AmstSchema = Type.Object(
     initialBackoff: Type.Optional(Duration('First retry delay of link reconnects, carrier redials and stream sessions stopped by a fault that may pass (ENOSPC, EIO, an open timeout); doubles up to maxBackoff, jittered.', DEFAULTS.amst.initialBackoff)),
     maxBackoff: Type.Optional(Duration('Longest retry delay (before jitter, which takes up to half of it away).', DEFAULTS.amst.maxBackoff)),
     congestionControl: Type.Optional(OneOf(CONGESTION_CONTROLS, 'TCP congestion control per carrier; auto picks bbr when the kernel offers it.', DEFAULTS.amst.congestionControl)),
-    transport: Type.Optional(OneOf(LINK_TRANSPORTS, 'Carrier kind of links: tls, ws or quic uses only the peer region\'s endpoints of that kind (each destination region must list one); auto tries the endpoints in the order written and keeps the first kind that connects (no measurement yet: order the list by preference).', DEFAULTS.amst.transport)),
+    transport: Type.Optional(OneOf(LINK_TRANSPORTS, 'Carrier kind of links: tls, ws or quic uses only the peer region\'s endpoints of that kind (each destination region must list one); auto connects to the first endpoint that answers, then, before its streams start, measures the goodput of every kind the peer\'s endpoints offer (one probe carrier per kind, in turn, bounded by probeBytes and 5 s) and moves the link to the best (a kind unreachable on the path, e.g. QUIC where UDP is dropped, is left out); it measures again every probeInterval and when the kind fails or the path\'s RTT or loss shifts (a switch then needs two probes that agree).', DEFAULTS.amst.transport)),
+    probeInterval: Type.Optional(Duration('transport auto: measure the offered kinds again at least this often (at least 30s).', DEFAULTS.amst.probeInterval)),
+    probeBytes: Type.Optional(Size('transport auto: padding bytes one probe sends per kind at most (it also stops after 5 s).', DEFAULTS.amst.probeBytes)),
     adaptive: Type.Optional(Type.Boolean({ default: DEFAULTS.amst.adaptive, description: `Let the AMST controller choose the carrier count between minStreams and maxStreams (false: fixed \`carriers\`). Default ${DEFAULTS.amst.adaptive}.` })),
     minStreams: Type.Optional(Type.Integer({ minimum: CARRIERS_MIN, maximum: CARRIERS_MAX, default: DEFAULTS.amst.minStreams, description: `Fewest carriers the controller runs. Default ${DEFAULTS.amst.minStreams}.` })),
     maxStreams: Type.Optional(Type.Integer({ minimum: CARRIERS_MIN, maximum: CARRIERS_MAX, default: DEFAULTS.amst.maxStreams, description: `Most carriers the controller runs. Default ${DEFAULTS.amst.maxStreams}.` })),

@@ -99,6 +99,14 @@ export class CarrierPool {
     return this.slots.map((s) => s.carrier);
   }
 
+  /** Dial the first endpoint of this kind from now on; false when none is of that kind. */
+  selectKind(kind: Endpoint['kind']): boolean {
+    const index = this.options.endpoints.findIndex((e) => e.kind === kind);
+    if (index < 0) return false;
+    this.endpointIndex = index;
+    return true;
+  }
+
   /** Move on to the next endpoint (after a session's connect failed). */
   nextEndpoint(): void {
     this.endpointIndex++;

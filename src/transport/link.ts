@@ -19,9 +19,11 @@ import { InflightWindow, type InflightEntry } from './inflight-window.ts';
 import { pickCarrier } from './scheduler.ts';
 import { deliveredRanges, peerHoldBytes } from './delivery-acks.ts';
 import { HEDGE_WINDOW_FRACTION, nextDeliveryTime, pickHedges } from './hedge.ts';
-import type { Endpoint, Identity, TlsMaterial, TransportKind, Transports } from './transport.ts';
+import type { DialRequest, Endpoint, Identity, TlsMaterial, TransportKind, Transports } from './transport.ts';
 import type { Delivered, Envelope } from '../wire/messages.ts';
 import type { LinkMetrics } from './link-metrics.ts';
+import { PathSelector, type PathMetrics, type TransportChoiceStatus } from './path-selector.ts';
+import type { Ping } from '../wire/messages.ts';
 import { Backoff } from '../util/backoff.ts';
 
 export { frameEnvelope };
@@ -67,7 +69,13 @@ export interface OutboundLinkOptions {
   initialBackoffMs: number;
   maxBackoffMs: number;
   logger: Logger;
-  metrics: LinkMetrics;
+  metrics: LinkMetrics & PathMetrics;
+  /**
+   * amst.transport auto: measure the kinds the endpoints offer and keep the
+   * best (path-selector.ts); absent, or endpoints of one kind: the first
+   * endpoint that connects, in order.
+   */
+  autoTransport?: { reprobeIntervalMs: number; probeBytes: number; probeTimeoutMs?: number };
 }
 
 /** What the owner of a link hears. */
@@ -108,6 +116,12 @@ export class OutboundLink {
   private newestDeliveredWrittenAt = Number.NEGATIVE_INFINITY;
   private rateLimit: number | null = null;
   private paceNextAt = 0;
+  private linkId = '';
+  /** The owner heard onUp for the current session (not yet while auto's first probe runs). */
+  private announced = false;
+  /** amst.transport auto with several kinds offered: measures them and picks (null otherwise). */
+  private readonly selector: PathSelector | null;
+  private readonly pongListeners = new Set<(pong: Ping) => void>();
 
   constructor(options: OutboundLinkOptions) {
     this.options = options;
@@ -119,20 +133,19 @@ export class OutboundLink {
       transports: options.transports,
       initialBackoffMs: options.initialBackoffMs,
       maxBackoffMs: options.maxBackoffMs,
-      dialTemplate: () => ({
-        tls: options.tls(),
-        identity: options.identity,
-        peerRegion: options.peerRegion,
-        maxFrameBytes: options.maxFrameBytes,
-        timeoutMs: options.connectTimeoutMs,
-      }),
+      dialTemplate: () => this.dialTemplate(),
       onCongestionError: (congestion, err) => options.logger.warn({ peer: options.peerRegion, congestion, err: err.message }, 'set congestion control failed'),
     });
+    const auto = options.autoTransport;
+    const kinds = new Set(options.endpoints.map((e) => e.kind));
+    this.selector = auto && kinds.size > 1
+      ? new PathSelector(this, { peerRegion: options.peerRegion, endpoints: options.endpoints, transports: options.transports, ...auto, metrics: options.metrics, logger: options.logger })
+      : null;
   }
 
-  /** Current session number (0 before the first). */
+  /** Current session number, once announced to the owner (0 before, and while auto's first probe runs). */
   get session(): number {
-    return this.up ? this.sessionNo : 0;
+    return this.up && this.announced ? this.sessionNo : 0;
   }
 
   /** What the peer announced in its HelloReply (empty before the first carrier is up). */
@@ -180,6 +193,35 @@ export class OutboundLink {
     return this.up ? this.pool.endpoint.kind : null;
   }
 
+  /** Why the link runs its kind: the auto choice and its last probe, or single_kind (one kind offered or configured). */
+  get transportChoice(): TransportChoiceStatus {
+    return this.selector?.status() ?? { kind: this.transport, reason: 'single_kind', probedAt: null, probeReason: null, measurements: [] };
+  }
+
+  /** The running session's link id (probe carriers join it), null while down. */
+  sessionLinkId(): string | null {
+    return this.up ? this.linkId : null;
+  }
+
+  /** What every dial of this link sends, endpoint, link id and slot excepted. */
+  dialTemplate(): Omit<DialRequest, 'endpoint' | 'linkId' | 'index'> {
+    const o = this.options;
+    return { tls: o.tls(), identity: o.identity, peerRegion: o.peerRegion, maxFrameBytes: o.maxFrameBytes, timeoutMs: o.connectTimeoutMs };
+  }
+
+  /** Hear Pongs from the peer (a probe's answers); returns the unregister function. */
+  listenPongs(onPong: (pong: Ping) => void): () => void {
+    this.pongListeners.add(onPong);
+    return () => this.pongListeners.delete(onPong);
+  }
+
+  /** End the session and reconnect on the first endpoint of this kind (the auto choice). */
+  switchTo(kind: TransportKind, why: string): void {
+    if (this.stopped || !this.pool.selectKind(kind)) return;
+    this.endSession(why);
+    this.scheduleReconnect();
+  }
+
   /** Carriers the link aims for (live or being dialed). */
   get targetCarriers(): number {
     return this.carrierCount;
@@ -203,6 +245,7 @@ export class OutboundLink {
       this.hedge();
     }, RATE_SAMPLE_MS);
     this.rateTimer.unref();
+    this.selector?.start();
     void this.connect();
   }
 
@@ -215,6 +258,7 @@ export class OutboundLink {
   /** Stop the link: close carriers, stop reconnecting. */
   close(): void {
     this.stopped = true;
+    this.selector?.stop();
     if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
     if (this.rateTimer) clearInterval(this.rateTimer);
     this.endSession('link closed');
@@ -377,13 +421,18 @@ export class OutboundLink {
     if (this.stopped) return;
     // Dial all carriers of a new session; at least one must succeed.
     const linkId = randomUUID();
+    this.linkId = linkId;
     const count = this.carrierCount;
     this.pool.reset(linkId, count, {
       onMessage: (envelope, wireBytes) => {
         this.options.metrics.wireBytesReceived.inc({ peer: this.options.peerRegion }, wireBytes);
+        if (envelope.pong) {
+          for (const listener of this.pongListeners) listener(envelope.pong);
+          return;
+        }
         if (!this.up) return;
         if (envelope.delivered) this.onDelivered(envelope.delivered);
-        else this.handlers?.onMessage(envelope);
+        else if (this.announced) this.handlers?.onMessage(envelope);
       },
       onCarrierAdopted: () => this.options.metrics.carriers.set({ peer: this.options.peerRegion, direction: 'out' }, this.pool.live),
       onCarrierClosed: (index, carrier, info) => this.onCarrierClosed(index, carrier, info),
@@ -398,6 +447,7 @@ export class OutboundLink {
     if (connected === 0) {
       const reason = (results[0] as PromiseRejectedResult).reason as Error;
       this.pool.nextEndpoint();
+      this.selector?.kindFailure();
       const retryInMs = this.scheduleReconnect();
       this.options.logger.warn({ peer: this.options.peerRegion, err: reason.message, retryInMs }, 'link connect failed');
       return;
@@ -418,6 +468,19 @@ export class OutboundLink {
     });
     this.pool.setCount(this.carrierCount);
     this.options.logger.info({ peer: this.options.peerRegion, session: this.sessionNo, carriers: connected, linkId, endpoint: this.pool.endpoint.kind }, 'link up');
+    // auto: the first probe runs before streams start, on idle carriers, so it
+    // measures the path alone and a switch resends nothing (netbench: probes
+    // beside a full session measured the kinds out of order).
+    if (this.selector) {
+      const session = this.sessionNo;
+      const first = this.selector.firstProbeDue();
+      const checked = this.selector.sessionUp();
+      if (first) {
+        await checked;
+        if (!this.up || this.sessionNo !== session || this.stopped) return;
+      }
+    }
+    this.announced = true;
     this.handlers?.onUp(this.sessionNo);
   }
 
@@ -426,6 +489,7 @@ export class OutboundLink {
     if (info.protocolError) this.options.metrics.protocolErrors.inc({ reason: 'carrier' });
     this.options.metrics.carriers.set({ peer: this.options.peerRegion, direction: 'out' }, this.pool.live);
     if (this.pool.live === 0) {
+      this.selector?.kindFailure();
       this.endSession(`all carriers closed (last: ${info.reason})`);
       this.scheduleReconnect();
       return;
@@ -454,6 +518,8 @@ export class OutboundLink {
   private endSession(reason: string): void {
     if (!this.up) return;
     this.up = false;
+    const announced = this.announced;
+    this.announced = false;
     const session = this.sessionNo;
     // Drop in-flight frames: the next session resumes from the destination's durable position.
     this.window.clear();
@@ -464,7 +530,7 @@ export class OutboundLink {
     if (performance.now() - this.sessionStartedAt > STABLE_SESSION_MS) this.reconnect.reset();
     if (this.stopped) this.options.logger.info({ peer: this.options.peerRegion, session }, 'link closed');
     else this.options.logger.warn({ peer: this.options.peerRegion, session, reason }, 'link down');
-    this.handlers?.onDown(session, reason);
+    if (announced) this.handlers?.onDown(session, reason);
   }
 
   /** Reconnect after the next backoff delay; returns that delay, ms (0 when none was scheduled). */

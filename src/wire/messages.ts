@@ -129,6 +129,8 @@ export interface ErrorMessage {
 export interface Ping {
   nonce: number;
   sentUnixMicros: number;
+  /** Filler of a goodput probe (path-probe.ts); a Pong never echoes it. */
+  padding?: Uint8Array;
 }
 
 /** The one message type on a carrier: exactly one field is set. */

@@ -91,3 +91,11 @@ test('amst.transport of one kind needs an endpoint of that kind in each region t
   // A region nothing is sent to needs none.
   assert.equal(parseConfig(file(['a:1'], 'amst: { transport: quic }'), 'dwcp.yaml', HOST).amst.transport, 'quic');
 });
+
+test('amst.probeInterval below 30s is refused naming the field (every probe sends amst.probeBytes per kind)', () => {
+  const lines = errorLines(file(['a:1'], 'amst: { probeInterval: 5s }'));
+  assert.ok(lines.some((l) => l.startsWith('dwcp.yaml: amst.probeInterval: must be at least 30s')), lines.join('\n'));
+  assert.equal(parseConfig(file(['a:1'], 'amst: { probeInterval: 30s, probeBytes: 1MiB }'), 'dwcp.yaml', HOST).amst.probeIntervalMs, 30_000);
+  // An unparseable value is one issue, not two.
+  assert.equal(errorLines(file(['a:1'], 'amst: { probeInterval: soon }')).filter((l) => l.includes('amst.probeInterval')).length, 1);
+});

@@ -74,6 +74,8 @@ test('a minimal file compiles with every default filled in', () => {
     maxBackoffMs: 10_000,
     congestionControl: 'auto',
     transport: 'auto',
+    probeIntervalMs: 600_000,
+    probeBytes: 8 * 1024 * 1024,
     adaptive: true,
     minStreams: 1,
     maxStreams: 512,
@@ -134,6 +136,8 @@ amst:
   initialBackoff: 50
   maxBackoff: 1m
   congestionControl: bbr
+  probeInterval: 2m
+  probeBytes: 1MB
   adaptive: false
   minStreams: 2
   maxStreams: 1000
@@ -165,7 +169,7 @@ streams:
   assert.deepEqual(config.http, { host: '0.0.0.0', port: 0 });
   assert.deepEqual(config.amst, {
     carriers: 1024, carrierWindowBytes: 1024 * 1024, linkWindowBytes: 100_000_000, maxFrameBytes: 16 * 1024 * 1024,
-    connectTimeoutMs: 90_000, streamOpenTimeoutMs: 45_000, initialBackoffMs: 50, maxBackoffMs: 60_000, congestionControl: 'bbr', transport: 'auto',
+    connectTimeoutMs: 90_000, streamOpenTimeoutMs: 45_000, initialBackoffMs: 50, maxBackoffMs: 60_000, congestionControl: 'bbr', transport: 'auto', probeIntervalMs: 120_000, probeBytes: 1_000_000,
     adaptive: false, minStreams: 2, maxStreams: 1000, bandwidthCapBytesPerS: 50_000_000,
   });
   assert.deepEqual(config.hde, { level: -7, adaptiveLevel: false, workers: 3, chunkBytes: 64 * 1024 });

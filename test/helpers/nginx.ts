@@ -5,7 +5,7 @@
 // runs as root), with its config, pid, logs and temp paths in its own
 // directory, listening on loopback.
 
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import { chown, copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -34,6 +34,13 @@ export interface NginxProxyOptions {
   backendCaFile: string;
   /** Name nginx checks the backend certificate for (its CN: agents are named by a URI SAN, not DNS). */
   backendName: string;
+  /** Address nginx listens on (default 127.0.0.1). */
+  listenHost?: string;
+  /**
+   * Spawn nginx elsewhere (a lab namespace: `(cmd, args, o) => lab.exec(ns, cmd, args, o)`);
+   * it then drops to the unprivileged user with setpriv, and readiness is its pid file.
+   */
+  spawnIn?: (cmd: string, args: string[], options: SpawnOptions) => ChildProcess;
 }
 
 /** A running nginx. */
@@ -66,13 +73,19 @@ export async function startNginxProxy(options: NginxProxyOptions): Promise<Nginx
   let stderr = '';
   const start = async (): Promise<void> => {
     stderr = '';
-    const proc = spawn(NGINX, ['-p', dir, '-c', join(dir, 'nginx.conf'), '-e', join(dir, 'logs', 'error.log')], { stdio: ['ignore', 'ignore', 'pipe'], ...(ids ?? {}) });
+    const args = ['-p', dir, '-c', join(dir, 'nginx.conf'), '-e', join(dir, 'logs', 'error.log')];
+    const pidFile = join(dir, 'nginx.pid');
+    await rm(pidFile, { force: true });
+    const proc = options.spawnIn
+      ? options.spawnIn(ids ? 'setpriv' : NGINX, ids ? ['--reuid', String(ids.uid), '--regid', String(ids.gid), '--clear-groups', NGINX, ...args] : args, { stdio: ['ignore', 'ignore', 'pipe'] })
+      : spawn(NGINX, args, { stdio: ['ignore', 'ignore', 'pipe'], ...(ids ?? {}) });
     proc.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
     child = proc;
     try {
       await waitFor('nginx listening', async () => {
         if (proc.exitCode !== null) throw new Error(`nginx exited with ${proc.exitCode}: ${stderr}${await readFile(join(dir, 'logs', 'error.log'), 'utf8').catch(() => '')}`);
-        return listening(options.port);
+        // In another namespace the port cannot be tried from here: nginx writes its pid file once it listens.
+        return options.spawnIn ? existsSync(pidFile) : listening(options.port);
       }, START_TIMEOUT_MS, 50);
     } catch (err) {
       proc.kill('SIGKILL');
@@ -117,7 +130,7 @@ http {
   uwsgi_temp_path ${tmp}/uwsgi;
   scgi_temp_path ${tmp}/scgi;
   server {
-    listen 127.0.0.1:${o.port} ssl;
+    listen ${o.listenHost ?? '127.0.0.1'}:${o.port} ssl;
     ssl_certificate ${join(dir, 'proxy.crt')};
     ssl_certificate_key ${join(dir, 'proxy.key')};
     location ${o.path} {

@@ -1,6 +1,7 @@
-// amst.transport between two agents: auto keeps the first endpoint kind that
-// connects (a dead wss:// endpoint first, or a quic:// one nothing answers as
-// when UDP is dropped, then TLS: the link ends on TLS);
+// amst.transport between two agents: auto connects to the first endpoint
+// kind that answers and its probe finds nothing else (a dead wss://
+// endpoint first, or a quic:// one nothing answers as when UDP is dropped,
+// then TLS: the link ends on TLS);
 // one kind uses only that kind's endpoints (TLS listed first, ws chosen:
 // the link runs over WebSocket). Both replicate the tree; /status and
 // dwcp_link_transport say which kind carries the link.
