@@ -35,6 +35,9 @@ const fchmodFd = promisify(fchmod);
 const fsyncFd = promisify(fsync);
 const ftruncateFd = promisify(ftruncate);
 
+/** Paths below the temp area start with this. */
+const TEMP_AREA_PREFIX = `${TEMP_DIR_NAME}/`;
+
 /** What a temp area name may look like: one plain path segment. */
 const TEMP_NAME_PATTERN = /^[A-Za-z0-9_~-][A-Za-z0-9._~-]*$/;
 
@@ -87,6 +90,7 @@ export class DirStore implements ObjectStore {
 
   /** Open a file by path (O_NOFOLLOW); null when it is gone, a symlink or not a regular file. */
   async openRead(path: string): Promise<ObjectReader | null> {
+    confine(path);
     let handle: FileHandle;
     try {
       handle = await open(join(this.root, path), constants.O_RDONLY | constants.O_NOFOLLOW);
@@ -125,6 +129,7 @@ export class DirStore implements ObjectStore {
 
   /** True when path is a regular file of version. */
   async holds(path: string, version: FileVersion): Promise<boolean> {
+    confine(path);
     const { root } = await this.#open();
     const parent = await root.openParent(path);
     try {
@@ -136,6 +141,7 @@ export class DirStore implements ObjectStore {
 
   /** A temp-file upload; its target's directory is resolved now (a symlink on the way refuses). */
   async beginUpload(path: string, version: FileVersion): Promise<ObjectUpload | null> {
+    confine(path);
     const { root } = await this.#open();
     const parent = await root.openParent(path);
     try {
@@ -153,6 +159,7 @@ export class DirStore implements ObjectStore {
 
   /** The temp file of (path, version) if it still holds length bytes, cut to them. */
   async resumeUpload(path: string, version: FileVersion, length: number): Promise<ObjectUpload | null> {
+    confine(path);
     const area = await this.#open();
     const tempName = tempNameFor(path, version);
     const st = await native().statAt(area.tempFd, tempName);
@@ -177,6 +184,7 @@ export class DirStore implements ObjectStore {
 
   /** rm -r of path beneath the root, never through a symlink. */
   async remove(path: string): Promise<void> {
+    confine(path);
     const { root } = await this.#open();
     const parent = await root.openParent(path);
     try {
@@ -190,6 +198,8 @@ export class DirStore implements ObjectStore {
 
   /** renameat2 of a regular file of version, both ends resolved beneath the root. */
   async rename(from: string, to: string, version: FileVersion): Promise<void> {
+    confine(from);
+    confine(to);
     const what = `rename ${JSON.stringify(from)} -> ${JSON.stringify(to)}`;
     const { root } = await this.#open();
     const source = await root.openParent(from);
@@ -222,6 +232,7 @@ export class DirStore implements ObjectStore {
 
   /** mkdir -p, confined; a file or symlink in the way is replaced, never chmodded through. */
   async makeDir(path: string, mode: number): Promise<void> {
+    confine(path);
     const { root } = await this.#open();
     const parent = await root.makeParent(path, (dir) => this.#dirtyDirs.add(dir));
     try {
@@ -324,6 +335,25 @@ export class DirStore implements ObjectStore {
       throw err;
     }
   }
+}
+
+/**
+ * Refuse, with a SinkError naming it, a path that is not a relative path
+ * inside the tree: absolute, empty, with a NUL or a '..' segment, or in the
+ * temp area. (Callers check the full rules, validateRelativePath; this
+ * cheap check, without allocations, keeps the store confined by itself.
+ * Symlinks on the way are the kernel's to refuse, beneath-root.ts.)
+ */
+function confine(path: string): void {
+  const why = escapeReason(path);
+  if (why !== undefined) throw new SinkError(`path ${JSON.stringify(path)} refused: ${why}`);
+}
+
+function escapeReason(path: string): string | undefined {
+  if (path === '' || path.startsWith('/') || path.includes('\0')) return 'not a relative path in the store';
+  if (path === '..' || path.startsWith('../') || path.endsWith('/..') || path.includes('/../')) return 'it escapes the store root';
+  if (path === TEMP_DIR_NAME || path.startsWith(TEMP_AREA_PREFIX)) return `inside the reserved ${TEMP_DIR_NAME}/ area`;
+  return undefined;
 }
 
 /** Same file, untouched: inode, size, mtime, ctime and mode all equal. */
