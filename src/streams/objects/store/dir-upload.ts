@@ -31,7 +31,7 @@ const TEMP_FILE_MODE = 0o600;
 /** What an upload needs of its directory store. */
 export interface UploadArea {
   /** The fd of the temp area as the store has it open now (opened again after a close). */
-  tempFd(): Promise<number>;
+  tempFd(): number | Promise<number>;
   /** Rename the finished temp file to path (in `opened` when given); the store fsyncs the directory on its next sync. */
   renameInto(path: string, tempName: string, opened: EntryDir | undefined): Promise<void>;
 }
@@ -62,9 +62,9 @@ export class DirUpload implements ObjectUpload {
 
   /** Write data at position (a short write continues where it stopped). */
   async write(data: Uint8Array, position: number): Promise<void> {
-    const fd = await this.#open();
+    const fd = this.#fd ?? (await this.#open());
     // A file not done by this write commits later: its directory is resolved again then.
-    if (position + data.length !== this.version.size) await this.#releaseParent();
+    if (position + data.length !== this.version.size && this.#parent !== undefined) await this.#releaseParent();
     let done = 0;
     while (done < data.length) {
       done += await writeAt(fd, data, done, data.length - done, position + done);
@@ -73,7 +73,7 @@ export class DirUpload implements ObjectUpload {
 
   /** Read back written bytes. */
   async read(into: Buffer, at: number, length: number, position: number): Promise<number> {
-    return readAt(await this.#open(), into, at, length, position);
+    return readAt(this.#fd ?? (await this.#open()), into, at, length, position);
   }
 
   /** fsync the temp file. */
@@ -83,7 +83,7 @@ export class DirUpload implements ObjectUpload {
 
   /** Mode, mtime, fsync, close, rename over the target. */
   async commit(): Promise<void> {
-    const fd = await this.#open();
+    const fd = this.#fd ?? (await this.#open());
     this.#fd = undefined;
     try {
       try {
@@ -96,7 +96,9 @@ export class DirUpload implements ObjectUpload {
       }
       await this.#area.renameInto(this.path, this.tempName, this.#parent);
     } finally {
-      await this.#releaseParent();
+      const parent = this.#parent;
+      this.#parent = undefined;
+      await closeEntryDir(parent);
     }
   }
 
