@@ -20,7 +20,7 @@
 //
 // Stage dedup@1 (when given an index and a staging directory): chunks
 // received as PutChunkData wait in the staging directory; a PutRecipe is
-// assembled into a temp file from its inline bytes, staged chunks and chunks
+// assembled into an upload from its inline bytes, staged chunks and chunks
 // of files already here (the chunk index), each checked against its hash,
 // then committed like any file (fsync, rename) and its chunks recorded. A
 // chunk that cannot be produced fails the op with a MissingChunksError
@@ -124,6 +124,7 @@ export class DirSink implements Sink {
 
   constructor(options: DirSinkOptions) {
     if (!options.root === !options.store) throw new Error('dir sink: exactly one of root and store must be set');
+    if (options.store && options.tempName !== undefined) throw new Error('dir sink: tempName belongs to a root; give it to the store instead');
     this.streamId = options.streamId;
     this.#store = options.store ?? sinkDirStore(options.root!, options.tempName);
     this.#logger = options.logger;
