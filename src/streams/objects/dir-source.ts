@@ -487,13 +487,15 @@ export class DirSource implements Source {
   }
 
   // Open a file to send; gone (or turned into a symlink or not a file) since the scan, or unreadable, instead.
-  async #openFile(path: string): Promise<ObjectReader | 'gone' | 'unreadable'> {
-    try {
-      return (await this.#store.openRead(path)) ?? 'gone';
-    } catch (err) {
-      this.#logger?.warn({ streamId: this.streamId, path, err: (err as Error).message }, 'cannot read file; skipped');
-      return 'unreadable';
-    }
+  #openFile(path: string): Promise<ObjectReader | 'gone' | 'unreadable'> {
+    // A promise chain, not an async function: one allocation less per file (measured).
+    return this.#store.openRead(path).then(
+      (reader) => reader ?? 'gone',
+      (err: unknown) => {
+        this.#logger?.warn({ streamId: this.streamId, path, err: (err as Error).message }, 'cannot read file; skipped');
+        return 'unreadable' as const;
+      },
+    );
   }
 
   // Yield one file as PutChunks, read at yield time; stop if it changes underneath.

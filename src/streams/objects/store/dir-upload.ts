@@ -118,13 +118,18 @@ export class DirUpload implements ObjectUpload {
   }
 
   // The temp file's fd: created at the first write, reopened after a close.
-  async #open(): Promise<number> {
-    if (this.#fd !== undefined) return this.#fd;
-    const tempFd = await this.#area.tempFd();
+  #open(): Promise<number> {
+    if (this.#fd !== undefined) return Promise.resolve(this.#fd);
+    const tempFd = this.#area.tempFd();
+    return typeof tempFd === 'number' ? this.#openIn(tempFd) : tempFd.then((fd) => this.#openIn(fd));
+  }
+
+  async #openIn(tempFd: number): Promise<number> {
     this.#fd = this.#created ? await native().openBeneath(tempFd, this.tempName, constants.O_RDWR, 0) : await createFresh(tempFd, this.tempName);
     this.#created = true;
     return this.#fd;
   }
+
 
   async #releaseParent(): Promise<void> {
     const parent = this.#parent;
