@@ -1,13 +1,12 @@
-// When to look at a source tree again: on a (debounced) file system event
-// under the root, or when the periodic scan interval runs out, whichever
+// When to look at a source tree again: on a (debounced) event of the
+// store's watch (fs.watch under a directory's root), or when the periodic scan interval runs out, whichever
 // comes first. The watch is only a hint that makes changes arrive sooner;
 // the periodic scan is what guarantees they arrive (inotify can overflow,
 // and some file systems never report events).
 
-import { watch } from 'node:fs';
-import type { FSWatcher } from 'node:fs';
 import { TEMP_DIR_NAME } from './object-paths.ts';
 import type { ObjectsLogger } from './objects-logger.ts';
+import type { ObjectStore, StoreWatcher } from './store/object-store.ts';
 
 /** Quiet time after the last event before a rescan, in ms (editors write in bursts). */
 export const WATCH_DEBOUNCE_MS = 200;
@@ -17,8 +16,9 @@ export const WATCH_MAX_DELAY_MS = 2000;
 
 /** Options of a ChangeTrigger. */
 export interface ChangeTriggerOptions {
-  root: string;
-  /** Watch the tree with fs.watch (recursive); false leaves only the periodic scan. */
+  /** The store whose watch (if it has one) wakes the scan sooner. */
+  store: Pick<ObjectStore, 'description' | 'watch'>;
+  /** Use the store's watch; false (or a store that cannot watch) leaves only the periodic scan. */
   watch: boolean;
   /** Longest wait between scans, in ms. */
   intervalMs: number;
@@ -29,7 +29,7 @@ export interface ChangeTriggerOptions {
 export class ChangeTrigger {
   readonly #intervalMs: number;
   readonly #logger?: ObjectsLogger;
-  #watcher?: FSWatcher;
+  #watcher?: StoreWatcher;
   /** An event arrived (and its debounce ran out) since the last clear(). */
   #changed = false;
   #debounce?: NodeJS.Timeout;
@@ -40,17 +40,15 @@ export class ChangeTrigger {
     this.#intervalMs = options.intervalMs;
     this.#logger = options.logger;
     if (!options.watch) return;
-    try {
-      this.#watcher = watch(options.root, { recursive: true }, (_event, name) => this.#onEvent(name));
-    } catch (err) {
-      throw new Error(`watch ${options.root}: ${(err as Error).message}`, { cause: err });
-    }
     // A failed watch falls back to the periodic scan alone.
-    this.#watcher.on('error', (err) => {
-      this.#logger?.warn({ root: options.root, err: err.message }, 'file watch failed; relying on periodic scans');
-      this.#watcher?.close();
-      this.#watcher = undefined;
-    });
+    this.#watcher = options.store.watch?.(
+      (rel) => this.#onEvent(rel),
+      (err) => {
+        this.#logger?.warn({ store: options.store.description, err: err.message }, 'file watch failed; relying on periodic scans');
+        this.#watcher?.close();
+        this.#watcher = undefined;
+      },
+    );
   }
 
   /** Forget changes seen so far: call right before a scan, which will see them. */
@@ -84,8 +82,7 @@ export class ChangeTrigger {
   }
 
   // Debounce events: fire after a quiet spell, or at the latest WATCH_MAX_DELAY_MS into a burst.
-  #onEvent(name: string | Buffer | null): void {
-    const rel = name?.toString() ?? '';
+  #onEvent(rel: string): void {
     if (rel === TEMP_DIR_NAME || rel.startsWith(`${TEMP_DIR_NAME}/`)) return;
     const now = Date.now();
     if (this.#debounce === undefined) this.#burstStartedAt = now;

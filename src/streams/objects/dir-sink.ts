@@ -1,25 +1,30 @@
-// The destination end of an objects stream: applies ObjectOps to a directory.
-// A file arrives as PutChunks into one temp file under <root>/.dwcp-tmp/ and
-// becomes visible only whole: mode, mtime, fsync, rename over the target;
-// its directory is fsynced with the next flush, before the checkpoint. At most one file is partial at a time; the
-// checkpointed sink state names it and how far it is durable, so a restart
-// resumes mid-file instead of from zero.
+// The destination end of an objects stream: applies ObjectOps to an object
+// store (store/object-store.ts; a directory by default, store/dir-store.ts).
+// A file arrives as PutChunks into one upload (a temp file under
+// <root>/.dwcp-tmp/ for a directory) and becomes visible only whole: mode,
+// mtime, fsync, rename over the target; the store syncs its names with the
+// next flush, before the checkpoint. A small file whole in one frame is
+// written in the background instead and sealed without an fsync; the next
+// flush (or an op that must see it) syncs every sealed file's content at
+// once (syncfs for a directory) and only then publishes them at their
+// paths, in op order. At most one file is partial at a time;
+// the checkpointed sink state names it and how far it is durable, so a
+// restart resumes mid-file instead of from zero.
 //
 // Several sinks may share one root, one per shard of a sharded stream: each
 // is given the filter of its shard (its manifest covers only those paths,
 // and it refuses ops on any other) and its own temp area under .dwcp-tmp/,
 // so one shard's recover never drops another shard's partial file.
 //
-// No path is checked first and used by name afterwards: the root and the
-// temp area are held open, every path below the root is resolved by the
-// kernel without following a symlink (beneath-root.ts), and entries change
-// through their directory's fd. A symlink at the temp area is refused, never
-// followed or emptied. An op is checked whole (paths, shard, versions, what
-// a rename would do to its own source) before its first change.
+// Every path is checked (object-paths.ts) before it reaches the store, and
+// the store resolves it confined to its root (for a directory: by the
+// kernel, never following a symlink, see dir-store.ts). An op is checked
+// whole (paths, shard, versions, what a rename would do to its own source)
+// before its first change.
 //
 // Stage dedup@1 (when given an index and a staging directory): chunks
 // received as PutChunkData wait in the staging directory; a PutRecipe is
-// assembled into a temp file from its inline bytes, staged chunks and chunks
+// assembled into an upload from its inline bytes, staged chunks and chunks
 // of files already here (the chunk index), each checked against its hash,
 // then committed like any file (fsync, rename) and its chunks recorded. A
 // chunk that cannot be produced fails the op with a MissingChunksError
@@ -29,14 +34,10 @@
 // nothing of) is chunked at its commit and recorded too, so its copies
 // and edits dedup later.
 
-import { createHash } from 'node:crypto';
-import { close, constants, fchmod, fsync, ftruncate, futimes, read, write } from 'node:fs';
-import { promisify } from 'node:util';
-import { native } from '../../../native-bindings/index.ts';
 import { manifestCodec, objectOpCodec } from '../../wire/messages.ts';
 import type { ChunkHave, ChunkQuery, FileVersion, ObjectOp, PartialFile, PutChunk, PutRecipe } from '../../wire/messages.ts';
 import { DedupMessageError, checkChunkData, checkPutRecipe, missingBitmap, queryHashes } from '../../wire/dedup-messages.ts';
-import { directoryChunkFiles } from './chunks/chunk-files.ts';
+import type { ChunkFiles } from './chunks/chunk-files.ts';
 import { ChunkIndex } from './chunks/chunk-index.ts';
 import { ChunkStage } from './chunks/chunk-stage.ts';
 import { assembleRecipe } from './chunks/recipe-assembly.ts';
@@ -45,30 +46,25 @@ import { readChunks, type RangeRead } from '../../encoding/hde/file-chunks.ts';
 import type { RecordedChunk } from './chunks/chunk-index.ts';
 import { SinkError } from '../stream.ts';
 import type { Sink, StreamKind } from '../stream.ts';
-import { BeneathRoot, DIR_FLAGS, closeEntryDir, isDirectory, isRegularFile, isSymlink, openPrivateDir } from './beneath-root.ts';
-import type { EntryDir } from './beneath-root.ts';
-import { MODE_MASK, identicalVersion, sameVersion, versionOf } from './file-version.ts';
-import { TEMP_DIR_NAME, validateRelativePath } from './object-paths.ts';
+import { identicalVersion, sameVersion } from './file-version.ts';
+import { validateRelativePath } from './object-paths.ts';
 import type { ObjectsLogger } from './objects-logger.ts';
 import type { PathFilter } from './path-filter.ts';
-import { scanTree } from './tree-scan.ts';
-
-const closeFd = promisify(close);
-const fchmodFd = promisify(fchmod);
-const fsyncFd = promisify(fsync);
-const ftruncateFd = promisify(ftruncate);
-const futimesFd = promisify(futimes);
+import { DirStore } from './store/dir-store.ts';
+import type { ObjectStore, ObjectUpload } from './store/object-store.ts';
 
 /** Options of a DirSink. */
 export interface DirSinkOptions {
   streamId: string;
-  /** Directory that receives the tree; must exist. */
-  root: string;
+  /** Directory that receives the tree; must exist. Give either root or store. */
+  root?: string;
+  /** The store that receives the tree instead of a directory at root. */
+  store?: ObjectStore;
   /** Where refusals and recoveries are reported. Default: silent. */
   logger?: ObjectsLogger;
   /** Only these paths are this sink's (one shard of a shared root): the manifest lists only them, ops on others are refused. Default all. */
   include?: PathFilter;
-  /** Name of this sink's own temp area, <root>/.dwcp-tmp/<tempName>/, when sinks share a root. Default .dwcp-tmp itself. */
+  /** With root: name of this sink's own temp area, <root>/.dwcp-tmp/<tempName>/, when sinks share a root. Default .dwcp-tmp itself. */
   tempName?: string;
   /**
    * Stage dedup@1: the directory of this sink's chunk index and the one
@@ -86,51 +82,20 @@ export class MissingChunksError extends Error {
 
 /** The open chunk index and staging directory of a sink (stage dedup@1). */
 interface ChunkStore {
-  /** Its own handle on the root: the index reads held chunks beneath it. */
-  root: BeneathRoot;
+  /** The store's files as the index reads held chunks from them. */
+  files: ChunkFiles & { close(): Promise<void> };
   index: ChunkIndex;
   stage: ChunkStage;
 }
 
-/** What a temp area name may look like: one plain path segment. */
-const TEMP_NAME_PATTERN = /^[A-Za-z0-9_~-][A-Za-z0-9._~-]*$/;
-
-/** The file being received: its identity, how far it is written, its temp file. */
-/** A whole file written to the temp area, waiting for the sync that lets it be renamed into place. */
-interface UnsyncedFile {
-  path: string;
-  version: FileVersion;
-  tempName: string;
-  /** Its chunks for the index (null: not indexed), known once written. */
-  chunks: RecordedChunk[] | null;
-}
-
+/** The file being received: its identity, how far it is written, its upload. */
 interface PartialState {
   path: string;
   version: FileVersion;
-  /** Bytes written to the temp file so far (all of them applied, not all durable). */
+  /** Bytes written to the upload so far (all of them applied, not all durable). */
   offset: number;
-  /** Name of the temp file in the temp area. */
-  tempName: string;
-  /** Open fd, or undefined after recover (reopened on the next chunk). */
-  fd?: number;
+  upload: ObjectUpload;
 }
-
-/** The open root and temp area: every file operation starts from one of these fds. */
-interface OpenArea {
-  root: BeneathRoot;
-  /** This sink's temp area. */
-  tempFd: number;
-  /** <root>/.dwcp-tmp when the temp area is a directory inside it (shared root), else undefined. */
-  sharedFd?: number;
-}
-
-/** Open flags of a temp file started by a first chunk: always a new file of ours, never one found there. */
-const TEMP_CREATE_FLAGS = constants.O_RDWR | constants.O_CREAT | constants.O_EXCL;
-/** Mode of a temp file until its commit sets the file's own. */
-const TEMP_FILE_MODE = 0o600;
-
-const MICROS_PER_SECOND = 1e6;
 
 /**
  * Whole files (one frame each) written and fsynced at once, at most. A small
@@ -142,26 +107,29 @@ const MICROS_PER_SECOND = 1e6;
 export const MAX_BACKGROUND_FILES = 16;
 
 /**
- * Whole files written and not yet made durable, at most: the next one waits
+ * Whole files sealed and not yet made durable, at most: the next one waits
  * for a sync of them all (one syncfs, then their renames). Each costs a
- * short record (path, temp name, chunk names), not its data.
+ * short record (its upload, chunk names), not its data.
  */
 export const MAX_UNSYNCED_FILES = 4096;
 
-/** A Sink writing an objects stream into a directory tree. */
+/** A whole file written and sealed, waiting for the sync that lets it be published at its path. */
+interface UnsyncedFile {
+  upload: ObjectUpload;
+  /** Its chunks for the index (null: not indexed), known once written. */
+  chunks: RecordedChunk[] | null;
+  /** False until its bytes are written and sealed. */
+  sealed: boolean;
+}
+
+/** A Sink writing an objects stream into an object store (a directory tree by default). */
 export class DirSink implements Sink {
   readonly streamId: string;
   readonly kind: StreamKind = 'objects';
-  readonly #rootPath: string;
-  /** The temp area relative to the root: .dwcp-tmp or .dwcp-tmp/<tempName>. */
-  readonly #tempRel: string;
-  readonly #tempName?: string;
+  readonly #store: ObjectStore;
   readonly #logger?: ObjectsLogger;
   readonly #include?: PathFilter;
-  #area?: OpenArea;
   #partial?: PartialState;
-  /** Directories (relative to the root) whose entries changed since the last flush (fsynced by flush). */
-  #dirtyDirs = new Set<string>();
   /** Serializes apply, flush, recover and close: each sees the others whole. */
   #queue: Promise<unknown> = Promise.resolve();
   /** Whole files being written in the background, by path; each resolves once its rename is done. */
@@ -169,10 +137,10 @@ export class DirSink implements Sink {
   /** The first failure of background work, thrown by the next apply or flush. */
   #backgroundError: unknown = undefined;
   /**
-   * Whole files written to the temp area and not yet synced, in op order:
-   * a checkpoint (or an op that must see them) syncs the filesystem once and
-   * renames them all (measured: an fsync per small file was ~40 % of a
-   * many-small-files run and ~3 CPU s per 5,000 files).
+   * Whole files sealed and not yet synced, in op order: a flush (or an op
+   * that must see them) syncs their content once and publishes them all
+   * (measured: an fsync per small file was ~40 % of a many-small-files run
+   * and ~3 CPU s per 5,000 files).
    */
   #unsynced: UnsyncedFile[] = [];
   readonly #chunkDirs?: { indexDir: string; stageDir: string };
@@ -182,14 +150,10 @@ export class DirSink implements Sink {
   #dedupSession = false;
 
   constructor(options: DirSinkOptions) {
-    if (!options.root) throw new Error('dir sink: root must be set');
-    if (options.tempName !== undefined && !TEMP_NAME_PATTERN.test(options.tempName)) {
-      throw new Error(`dir sink: tempName must be one plain path segment, got ${JSON.stringify(options.tempName)}`);
-    }
+    if (!options.root === !options.store) throw new Error('dir sink: exactly one of root and store must be set');
+    if (options.store && options.tempName !== undefined) throw new Error('dir sink: tempName belongs to a root; give it to the store instead');
     this.streamId = options.streamId;
-    this.#rootPath = options.root;
-    this.#tempName = options.tempName;
-    this.#tempRel = options.tempName === undefined ? TEMP_DIR_NAME : `${TEMP_DIR_NAME}/${options.tempName}`;
+    this.#store = options.store ?? sinkDirStore(options.root!, options.tempName);
     this.#logger = options.logger;
     this.#include = options.include;
     this.#chunkDirs = options.chunks;
@@ -225,8 +189,8 @@ export class DirSink implements Sink {
   close(): Promise<void> {
     return this.#serial(async () => {
       await this.#abandonBackground();
-      await this.#closeFile();
-      await this.#closeArea();
+      await this.#partial?.upload.close();
+      await this.#store.close();
       await this.#closeChunks();
     });
   }
@@ -249,25 +213,20 @@ export class DirSink implements Sink {
   async #rollBack(sinkState: Uint8Array, seq: number): Promise<Uint8Array> {
     // Background files finish first; they are rolled back with the rest.
     await this.#abandonBackground();
-    // Start from fresh fds: the root or temp area may have been replaced since.
-    await this.#closeFile();
-    await this.#closeArea();
+    // Start from fresh handles: the root or temp area may have been replaced since.
+    await this.#partial?.upload.close();
+    await this.#store.close();
     this.#partial = undefined;
-    this.#dirtyDirs.clear();
     this.#dedupSession = false;
-    const area = await this.#open();
 
-    // Keep the checkpointed partial if its temp file still holds that much.
+    // Keep the checkpointed partial if its upload still holds that much.
     const wanted = decodeSinkState(sinkState);
     if (wanted) {
       validateRelativePath(wanted.path);
       this.#checkIncluded(wanted.path, `checkpoint at seq ${seq}`);
-      const tempName = tempNameFor(wanted.path, wanted.version);
-      const st = await native().statAt(area.tempFd, tempName);
-      if (st !== undefined && isRegularFile(st) && Number(st.size) >= wanted.offset) {
-        const fd = await native().openBeneath(area.tempFd, tempName, constants.O_RDWR, 0);
-        this.#partial = { path: wanted.path, version: wanted.version, offset: wanted.offset, tempName, fd };
-        await ftruncateFd(fd, wanted.offset);
+      const upload = await this.#store.resumeUpload(wanted.path, wanted.version, wanted.offset);
+      if (upload) {
+        this.#partial = { path: wanted.path, version: wanted.version, offset: wanted.offset, upload };
       } else {
         this.#logger?.warn({ streamId: this.streamId, seq, path: wanted.path }, 'checkpointed partial file is gone; it will be resent');
       }
@@ -277,13 +236,11 @@ export class DirSink implements Sink {
     const store = await this.#chunks();
     await store?.stage.clear();
 
-    // Anything else in the temp area is from after the checkpoint: drop it (never through a link).
-    await native().clearDirAt(area.tempFd, this.#partial?.tempName);
-    await fsyncFd(area.tempFd);
-    if (area.sharedFd !== undefined) await fsyncFd(area.sharedFd);
+    // Any other upload is from after the checkpoint: drop it.
+    await this.#store.clearUploads(this.#partial?.upload);
 
     // The tree itself (this sink's part of it) is the truth about what is here.
-    const scan = await scanTree(this.#rootPath, { include: this.#include });
+    const scan = await this.#store.list(this.#include);
     return manifestCodec.encode({ entries: scan.entries, partial: this.#partialState() });
   }
 
@@ -322,44 +279,32 @@ export class DirSink implements Sink {
     if (offset + data.length > version.size) {
       throw new SinkError(`chunk of ${put.path} at offset ${offset} (+${data.length}) runs past its size ${version.size}`);
     }
-    const area = await this.#open();
 
-    // The target's directory is resolved when a file starts and when a chunk
-    // does not continue the partial; middle chunks only write to the open
-    // temp file. A file done in this chunk commits into the same directory fd.
-    let parent: EntryDir | undefined;
-    try {
-      if (offset === 0) {
-        // A first chunk always starts over: whatever was partial is abandoned.
-        parent = await area.root.openParent(put.path);
-        await this.#dropPartial();
-        if (await isCompleteIn(parent, version)) return;
-        const tempName = tempNameFor(put.path, version);
-        const fd = await createFresh(area.tempFd, tempName);
-        this.#partial = { path: put.path, version, offset: 0, tempName, fd };
-        this.#dirtyDirs.add(this.#tempRel);
-      } else {
-        // A later chunk continues the partial exactly, or repeats a committed file.
-        const p = this.#partial;
-        const continues = p !== undefined && p.path === put.path && identicalVersion(p.version, version) && p.offset === offset;
-        if (!continues) {
-          parent = await area.root.openParent(put.path);
-          if (p === undefined && (await isCompleteIn(parent, version))) return;
-          const have = p ? `partial ${JSON.stringify(p.path)} at ${p.offset}` : 'no partial file';
-          throw new SinkError(`chunk of ${JSON.stringify(put.path)} at offset ${offset} does not continue the partial (${have})`);
-        }
+    // The target is resolved when a file starts and when a chunk does not
+    // continue the partial; middle chunks only write to the open upload.
+    if (offset === 0) {
+      // A first chunk always starts over: whatever was partial is abandoned.
+      await this.#dropPartial();
+      const upload = await this.#store.beginUpload(put.path, version);
+      if (upload === null) return;
+      this.#partial = { path: put.path, version, offset: 0, upload };
+    } else {
+      // A later chunk continues the partial exactly, or repeats a committed file.
+      const p = this.#partial;
+      const continues = p !== undefined && p.path === put.path && identicalVersion(p.version, version) && p.offset === offset;
+      if (!continues) {
+        const held = await this.#store.holds(put.path, version);
+        if (p === undefined && held) return;
+        const have = p ? `partial ${JSON.stringify(p.path)} at ${p.offset}` : 'no partial file';
+        throw new SinkError(`chunk of ${JSON.stringify(put.path)} at offset ${offset} does not continue the partial (${have})`);
       }
-
-      const partial = this.#partial!;
-      partial.fd ??= await native().openBeneath(area.tempFd, partial.tempName, constants.O_RDWR, 0);
-      await writeFully(partial.fd, data, offset);
-      partial.offset = offset + data.length;
-      if (partial.offset === version.size) await this.#commit(area, partial, parent);
-    } finally {
-      await closeEntryDir(parent);
     }
-  }
 
+    const partial = this.#partial!;
+    await partial.upload.write(data, offset);
+    partial.offset = offset + data.length;
+    if (partial.offset === version.size) await this.#commit(partial);
+  }
   // A chunk of a recipe to come: kept (checked against its hash) in the staging directory.
   async #applyChunkData(op: { hash: Uint8Array }, data: Uint8Array): Promise<void> {
     const hash = checkChunkData(op, data.length);
@@ -375,57 +320,46 @@ export class DirSink implements Sink {
     const store = await this.#chunks();
     if (!store) throw new SinkError(`put recipe ${JSON.stringify(recipe.path)} refused: this sink keeps no chunk index (stage dedup@1 not set up)`);
     const { version } = recipe;
-    const area = await this.#open();
-    const parent = await area.root.openParent(recipe.path);
+
+    // As any first chunk: what was partial is abandoned; a repeated recipe finds its work done.
+    await this.#dropPartial();
+    const staged = recipe.chunks.filter((c) => !c.inline).map((c) => c.hash);
+    const upload = await this.#store.beginUpload(recipe.path, version);
+    if (upload === null) return await store.stage.remove(staged);
+
+    // Assemble; nothing is committed unless every chunk was produced and checked.
+    let assembly;
     try {
-      // As any first chunk: what was partial is abandoned; a repeated recipe finds its work done.
-      await this.#dropPartial();
-      const staged = recipe.chunks.filter((c) => !c.inline).map((c) => c.hash);
-      if (await isCompleteIn(parent, version)) return await store.stage.remove(staged);
-      const tempName = tempNameFor(recipe.path, version);
-      const fd = await createFresh(area.tempFd, tempName);
-      this.#dirtyDirs.add(this.#tempRel);
-
-      // Assemble; nothing is committed unless every chunk was produced and checked.
-      let assembly;
-      try {
-        const inline = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
-        const sources = { staged: (h: Buffer) => store.stage.get(h), held: (h: Buffer) => store.index.locate(h) };
-        assembly = await assembleRecipe(recipe, inline, sources, (bytes, position) => writeFully(fd, bytes, position));
-      } catch (err) {
-        await closeFd(fd).catch(() => undefined);
-        await native().removeAt(area.tempFd, tempName).catch(() => undefined);
-        throw err;
-      }
-      if (assembly.missing.length > 0) {
-        await closeFd(fd).catch(() => undefined);
-        await native().removeAt(area.tempFd, tempName).catch(() => undefined);
-        const first = assembly.missing[0].toString('hex');
-        throw new MissingChunksError(`put recipe ${JSON.stringify(recipe.path)}: ${assembly.missing.length} chunks neither sent nor held here (first ${first}); the source asks again`);
-      }
-
-      // Commit like a whole file, then remember where its chunks are.
-      await finishContent(fd, version);
-      await this.#rename(area, recipe.path, tempName, parent);
-      await store.index.record(recipe.path, { size: version.size, mtimeUs: version.mtimeUs }, assembly.chunks);
-      await store.stage.remove(staged);
-    } finally {
-      await closeEntryDir(parent);
+      const inline = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+      const sources = { staged: (h: Buffer) => store.stage.get(h), held: (h: Buffer) => store.index.locate(h) };
+      assembly = await assembleRecipe(recipe, inline, sources, (bytes, position) => upload.write(bytes, position));
+    } catch (err) {
+      await upload.abort().catch(() => undefined);
+      throw err;
     }
-  }
+    if (assembly.missing.length > 0) {
+      await upload.abort().catch(() => undefined);
+      const first = assembly.missing[0].toString('hex');
+      throw new MissingChunksError(`put recipe ${JSON.stringify(recipe.path)}: ${assembly.missing.length} chunks neither sent nor held here (first ${first}); the source asks again`);
+    }
 
+    // Commit like a whole file, then remember where its chunks are.
+    await upload.commit();
+    await store.index.record(recipe.path, { size: version.size, mtimeUs: version.mtimeUs }, assembly.chunks);
+    await store.stage.remove(staged);
+  }
   // The chunk index and staging directory, opened once (again after a failed open); null when not set up.
   async #chunks(): Promise<ChunkStore | null> {
     const dirs = this.#chunkDirs;
     if (!dirs) return null;
     this.#chunkStore ??= (async () => {
-      const root = await BeneathRoot.open(this.#rootPath);
+      const files = await this.#store.openChunkFiles();
       try {
         const stage = await ChunkStage.open(dirs.stageDir);
-        const index = await ChunkIndex.open(dirs.indexDir, directoryChunkFiles(root));
-        return { root, index, stage };
+        const index = await ChunkIndex.open(dirs.indexDir, files);
+        return { files, index, stage };
       } catch (err) {
-        await root.close();
+        await files.close();
         throw new Error(`open chunk index ${dirs.indexDir}: ${(err as Error).message}`, { cause: err });
       }
     })();
@@ -437,14 +371,13 @@ export class DirSink implements Sink {
       throw err;
     }
   }
-
   async #closeChunks(): Promise<void> {
     const opening = this.#chunkStore;
     this.#chunkStore = undefined;
     const store = await opening?.catch(() => undefined);
     if (!store) return;
     await store.index.close();
-    await store.root.close();
+    await store.files.close();
   }
 
   // The chunks of a file that arrived whole, when this session dedups and the file is large enough; else null.
@@ -468,53 +401,41 @@ export class DirSink implements Sink {
     await store?.index.forget(path);
   }
 
-  // Make the completed temp file the target: durable content and metadata first.
-  async #commit(area: OpenArea, partial: PartialState, opened: EntryDir | undefined): Promise<void> {
-    const fd = partial.fd!;
-    partial.fd = undefined;
-    const chunks = await this.#chunksOf(partial.version, (into, at, length, position) => readAt(fd, into, at, length, position)).catch(async (err: unknown) => {
-      await closeFd(fd).catch(() => undefined);
-      throw err;
-    });
-    await finishContent(fd, partial.version);
-    await this.#rename(area, partial.path, partial.tempName, opened);
+  // Make the completed upload the target: durable content and metadata first.
+  async #commit(partial: PartialState): Promise<void> {
+    const { upload } = partial;
+    const chunks = await this.#chunksOf(partial.version, (into, at, length, position) => upload.read(into, at, length, position));
+    await upload.commit();
     this.#partial = undefined;
     await this.#recordChunks(partial.path, partial.version, chunks);
   }
 
   // A whole file in one frame: checked and started here, in order; written
-  // in the background, then synced and renamed with the others of its
-  // checkpoint (#settleBackground waits for the writes, #syncWritten does the rest).
+  // and sealed in the background, then synced and published with the others
+  // of its checkpoint (#settleBackground waits for the writes and does that).
   async #startWholeFile(put: PutChunk, data: Uint8Array): Promise<void> {
     if (this.#backgroundError !== undefined) await this.#settleBackground();
     const earlier = this.#background.get(put.path);
     if (earlier) await earlier; // the same path again: the older version is written first
     while (this.#background.size >= MAX_BACKGROUND_FILES) await Promise.race(this.#background.values());
     if (this.#unsynced.length >= MAX_UNSYNCED_FILES) await this.#settleBackground();
-    const area = await this.#open();
     await this.#dropPartial(); // as any first chunk: what was partial is abandoned
-    const parent = await area.root.openParent(put.path);
-    try {
-      if (await isCompleteIn(parent, put.version)) return;
-    } finally {
-      await closeEntryDir(parent);
-    }
-    const tempName = tempNameFor(put.path, put.version);
     // The same version already waits for its sync (sent twice): one copy is enough.
-    if (this.#unsynced.some((f) => f.tempName === tempName)) return;
-    this.#dirtyDirs.add(this.#tempRel);
-    // Its place in op order is taken now; the rename happens after the sync.
-    const pending: UnsyncedFile = { path: put.path, version: put.version, tempName, chunks: null };
+    if (this.#unsynced.some((f) => f.upload.path === put.path && sameVersion(f.upload.version, put.version))) return;
+    const upload = await this.#store.beginUpload(put.path, put.version);
+    if (upload === null) return;
+    // Its place in op order is taken now; it is published after the sync.
+    const pending: UnsyncedFile = { upload, chunks: null, sealed: false };
     this.#unsynced.push(pending);
     const work = (async () => {
-      const fd = await createFresh(area.tempFd, tempName);
       try {
-        await writeFully(fd, data, 0);
+        await upload.write(data, 0);
+        await upload.seal();
       } catch (err) {
-        await closeFd(fd).catch(() => undefined);
+        await upload.close().catch(() => undefined);
         throw err;
       }
-      await finishContent(fd, put.version, false);
+      pending.sealed = true;
       const bytes = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
       pending.chunks = await this.#chunksOf(put.version, async (into, at, length, position) => (position >= bytes.length ? 0 : bytes.copy(into, at, position, Math.min(position + length, bytes.length))));
     })();
@@ -530,70 +451,44 @@ export class DirSink implements Sink {
     this.#background.set(put.path, done);
   }
 
-  // Wait for every background file and put the written ones in place; throw
-  // the first failure among them (once). What follows sees them all.
+  // Wait for every background file and publish the sealed ones; throw the
+  // first failure among them (once). What follows sees them all.
   async #settleBackground(): Promise<void> {
     while (this.#background.size > 0) await Promise.all(this.#background.values());
     const err = this.#backgroundError;
     if (err !== undefined) {
       this.#backgroundError = undefined;
-      this.#unsynced = []; // left in the temp area: recover clears it and the source resends
+      this.#unsynced = []; // left as unfinished uploads: recover clears them and the source resends
       throw err;
     }
-    await this.#syncWritten();
+    await this.#publishSealed();
   }
 
-  // Wait for background writes and drop them unsynced (recover, close): they
-  // stay in the temp area, which recover clears; the source resends them.
+  // Wait for background writes and drop them unpublished (recover, close):
+  // they stay as unfinished uploads, which recover clears; the source resends them.
   async #abandonBackground(): Promise<void> {
     while (this.#background.size > 0) await Promise.all(this.#background.values());
     this.#backgroundError = undefined;
     this.#unsynced = [];
   }
 
-  // One syncfs for every written file, then their renames in op order: no
-  // name ever points at content that is not on disk.
-  async #syncWritten(): Promise<void> {
+  // One sync of every sealed file's content, then each published at its path
+  // in op order: no name ever points at content that is not on disk.
+  async #publishSealed(): Promise<void> {
     if (this.#unsynced.length === 0) return;
     const files = this.#unsynced;
     this.#unsynced = [];
-    const area = await this.#open();
-    await native().syncFs(area.tempFd);
+    await this.#store.syncSealed();
     for (const file of files) {
-      await this.#rename(area, file.path, file.tempName, undefined);
-      await this.#recordChunks(file.path, file.version, file.chunks);
-    }
-  }
-
-  // Rename a finished temp file to path; its directory is fsynced with the next flush.
-  async #rename(area: OpenArea, path: string, tempName: string, opened: EntryDir | undefined): Promise<void> {
-    // The directory it goes in: the one opened for it, or made now.
-    const made = opened?.fd === undefined ? await area.root.makeParent(path, (dir) => this.#dirtyDirs.add(dir)) : undefined;
-    const parent = made ?? opened!;
-    try {
-      // The name is made durable with the next flush (one fsync per directory
-      // per checkpoint, not per file); the checkpoint that counts this file
-      // applied is written only after that flush. A crash before it may lose
-      // the rename, never the content behind a name: the file was fsynced
-      // before the rename, and the op is resent from the checkpoint.
-      await renameReplacing(area.tempFd, tempName, parent);
-      this.#dirtyDirs.add(parent.dirRel);
-    } finally {
-      await closeEntryDir(made);
+      if (!file.sealed) throw new Error(`publish ${JSON.stringify(file.upload.path)}: its upload was never sealed`);
+      await file.upload.publish();
+      await this.#recordChunks(file.upload.path, file.upload.version, file.chunks);
     }
   }
 
   async #applyDelete(path: string): Promise<void> {
-    const { root } = await this.#open();
-    const parent = await root.openParent(path);
-    try {
-      if (parent.fd === undefined) return;
-      await native().removeAt(parent.fd, parent.name);
-      this.#dirtyDirs.add(parent.dirRel);
-      await this.#forgetChunks(path);
-    } finally {
-      await closeEntryDir(parent);
-    }
+    await this.#store.remove(path);
+    await this.#forgetChunks(path);
   }
 
   async #applyRename(from: string, to: string, version: FileVersion): Promise<void> {
@@ -602,108 +497,21 @@ export class DirSink implements Sink {
     if (from === to) throw new SinkError(`${what} refused: source and target are the same path`);
     if (to.startsWith(`${from}/`)) throw new SinkError(`${what} refused: target is inside the source`);
     if (from.startsWith(`${to}/`)) throw new SinkError(`${what} refused: target is a parent of the source`);
-    const { root } = await this.#open();
-    const source = await root.openParent(from);
-    let target: EntryDir | undefined;
-    let made: EntryDir | undefined;
-    try {
-      // Both ends resolve beneath the root (a symlink on the way refuses), then the source must be this version.
-      target = await root.openParent(to);
-      const st = source.fd === undefined ? undefined : await native().statAt(source.fd, source.name);
-      if (st !== undefined && isSymlink(st)) throw new SinkError(`${what} refused: source is a symlink`);
-      if (st === undefined || !isRegularFile(st)) {
-        // A repeated rename finds its work done; a diverged tree is refused.
-        if (await isCompleteIn(target, version)) return;
-        throw new SinkError(`${what}: source is ${st === undefined ? 'missing' : 'not a regular file'}`);
-      }
-      if (!sameVersion(versionOf(st), version)) throw new SinkError(`${what}: source has another version`);
-
-      // Checks passed: make the target's parents, then rename.
-      if (target.fd === undefined) made = await root.makeParent(to, (dir) => this.#dirtyDirs.add(dir));
-      const into = made ?? target;
-      await renameReplacing(source.fd!, source.name, into);
-      await this.#forgetChunks(from);
-      this.#dirtyDirs.add(source.dirRel);
-      this.#dirtyDirs.add(into.dirRel);
-    } finally {
-      await closeEntryDir(source);
-      await closeEntryDir(target);
-      await closeEntryDir(made);
-    }
+    await this.#store.rename(from, to, version);
+    await this.#forgetChunks(from);
   }
 
   async #applyMakeDir(path: string, mode: number): Promise<void> {
-    const { root } = await this.#open();
-    const parent = await root.makeParent(path, (dir) => this.#dirtyDirs.add(dir));
-    try {
-      // Replace a file or symlink in the way; never chmod through a symlink.
-      const fd = parent.fd!;
-      const existing = await native().statAt(fd, parent.name);
-      if (existing === undefined || !isDirectory(existing)) {
-        if (existing !== undefined) await native().unlinkAt(fd, parent.name);
-        await native().mkdirAt(fd, parent.name, mode & MODE_MASK & 0o777);
-        this.#dirtyDirs.add(parent.dirRel);
-      }
-      const dirFd = await native().openBeneath(fd, parent.name, DIR_FLAGS, 0).catch(async (err: unknown) => {
-        throw await root.refusal(path, err, 'open the new directory');
-      });
-      try {
-        await fchmodFd(dirFd, mode & MODE_MASK);
-      } finally {
-        await closeFd(dirFd);
-      }
-    } finally {
-      await closeEntryDir(parent);
-    }
+    await this.#store.makeDir(path, mode);
   }
 
   async #flush(): Promise<Uint8Array> {
     await this.#settleBackground();
-    const fd = this.#partial?.fd;
-    if (fd !== undefined) await fsyncFd(fd);
-    if (this.#dirtyDirs.size > 0) {
-      // The temp area through the fd its files went through, the rest by path beneath the root.
-      const area = await this.#open();
-      for (const dir of this.#dirtyDirs) {
-        if (dir === this.#tempRel) await fsyncFd(area.tempFd);
-        else await area.root.fsyncDir(dir);
-      }
-    }
-    this.#dirtyDirs.clear();
+    await this.#partial?.upload.sync();
+    await this.#store.sync();
     const partial = this.#partialState();
     return partial ? manifestCodec.encode({ entries: [], partial }) : new Uint8Array(0);
   }
-
-  // The root and temp area, opened on first use after recover or close.
-  async #open(): Promise<OpenArea> {
-    if (this.#area) return this.#area;
-    const root = await BeneathRoot.open(this.#rootPath);
-    let sharedFd: number | undefined;
-    try {
-      const topFd = await openPrivateDir(root.fd, TEMP_DIR_NAME, TEMP_DIR_NAME);
-      if (this.#tempName === undefined) {
-        this.#area = { root, tempFd: topFd };
-      } else {
-        sharedFd = topFd;
-        this.#area = { root, tempFd: await openPrivateDir(topFd, this.#tempName, this.#tempRel), sharedFd };
-      }
-      return this.#area;
-    } catch (err) {
-      if (sharedFd !== undefined) await closeFd(sharedFd);
-      await root.close();
-      throw err;
-    }
-  }
-
-  async #closeArea(): Promise<void> {
-    const area = this.#area;
-    if (!area) return;
-    this.#area = undefined;
-    await closeFd(area.tempFd);
-    if (area.sharedFd !== undefined) await closeFd(area.sharedFd);
-    await area.root.close();
-  }
-
   // A path outside this sink's shard is refused before anything is touched.
   #checkIncluded(path: string, what: string): void {
     if (this.#include !== undefined && !this.#include(path)) {
@@ -719,22 +527,19 @@ export class DirSink implements Sink {
   async #dropPartial(): Promise<void> {
     const p = this.#partial;
     if (!p) return;
-    await this.#closeFile();
-    const area = await this.#open();
-    await native().removeAt(area.tempFd, p.tempName);
+    await p.upload.abort();
     this.#partial = undefined;
-  }
-
-  async #closeFile(): Promise<void> {
-    const p = this.#partial;
-    if (p?.fd !== undefined) {
-      const fd = p.fd;
-      p.fd = undefined;
-      await closeFd(fd);
-    }
   }
 }
 
+/** The directory store of a sink at root (its own temp area when sinks share the root). */
+function sinkDirStore(root: string, tempName: string | undefined): DirStore {
+  try {
+    return new DirStore({ root, tempName });
+  } catch (err) {
+    throw new Error(`dir sink: ${(err as Error).message.replace(/^dir store: /, '')}`, { cause: err });
+  }
+}
 /** Every path an op touches. */
 function pathsOf(op: ObjectOp): string[] {
   if (op.put) return [op.put.path];
@@ -766,82 +571,3 @@ function decodeSinkState(sinkState: Uint8Array): PartialFile | undefined {
   }
 }
 
-/**
- * Seconds for utimes that land on exactly mtimeUs: libuv truncates the
- * double to whole microseconds and the double itself is off by up to
- * ~0.12 us near today's dates, so aim at the middle of the microsecond.
- * (Node turns a negative time into "now": mtimes before 1970 are not kept.)
- */
-export function utimesSeconds(mtimeUs: number): number {
-  return (mtimeUs + 0.5) / MICROS_PER_SECOND;
-}
-
-/** True when the entry of dir is a regular file of this version. */
-// Give a written temp file its mode and mtime, make it durable, close it.
-// Without sync, the caller makes it durable later (syncfs) before any rename.
-async function finishContent(fd: number, version: FileVersion, sync = true): Promise<void> {
-  try {
-    const seconds = utimesSeconds(version.mtimeUs);
-    await fchmodFd(fd, version.mode & MODE_MASK);
-    await futimesFd(fd, seconds, seconds);
-    if (sync) await fsyncFd(fd);
-  } finally {
-    await closeFd(fd);
-  }
-}
-
-async function isCompleteIn(dir: EntryDir, version: FileVersion): Promise<boolean> {
-  if (dir.fd === undefined) return false;
-  const st = await native().statAt(dir.fd, dir.name);
-  return st !== undefined && isRegularFile(st) && sameVersion(versionOf(st), version);
-}
-
-// Create name in dirFd as a new file; whatever had that name (a stale temp
-// file, or a link someone planted) is removed first, never opened.
-async function createFresh(dirFd: number, name: string): Promise<number> {
-  try {
-    return await native().openBeneath(dirFd, name, TEMP_CREATE_FLAGS, TEMP_FILE_MODE);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-    await native().removeAt(dirFd, name);
-    return native().openBeneath(dirFd, name, TEMP_CREATE_FLAGS, TEMP_FILE_MODE);
-  }
-}
-
-// Rename a file to dir's entry, replacing what is there: a file or symlink
-// by the rename itself, a directory (EISDIR, the rare case) removed first.
-async function renameReplacing(fromDirFd: number, fromName: string, dir: EntryDir): Promise<void> {
-  try {
-    await native().renameAt(fromDirFd, fromName, dir.fd!, dir.name, false);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'EISDIR') throw err;
-    await native().removeAt(dir.fd!, dir.name);
-    await native().renameAt(fromDirFd, fromName, dir.fd!, dir.name, false);
-  }
-}
-
-// One temp name per (path, version): a checkpoint never names another file's bytes.
-function tempNameFor(path: string, version: FileVersion): string {
-  const key = `${path}\0${version.size}\0${version.mtimeUs}\0${version.mode}`;
-  return `${createHash('sha256').update(key).digest('hex').slice(0, 32)}.part`;
-}
-
-// Write all of data at position (a short write continues where it stopped).
-async function writeFully(fd: number, data: Uint8Array, position: number): Promise<void> {
-  let done = 0;
-  while (done < data.length) {
-    done += await writeAt(fd, data, done, data.length - done, position + done);
-  }
-}
-
-function readAt(fd: number, into: Buffer, at: number, length: number, position: number): Promise<number> {
-  return new Promise((resolve, reject) => {
-    read(fd, into, at, length, position, (err, bytesRead) => (err ? reject(err) : resolve(bytesRead)));
-  });
-}
-
-function writeAt(fd: number, data: Uint8Array, offset: number, length: number, position: number): Promise<number> {
-  return new Promise((resolve, reject) => {
-    write(fd, data, offset, length, position, (err, written) => (err ? reject(err) : resolve(written)));
-  });
-}

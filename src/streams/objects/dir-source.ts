@@ -1,5 +1,5 @@
-// The sending end of an objects stream: a directory tree. Each pass scans
-// the tree, diffs it against a view of the destination (first the manifest
+// The sending end of an objects stream: an object store (store/
+// object-store.ts; a directory tree by default). Each pass lists the store, diffs it against a view of the destination (first the manifest
 // the destination sent at session start, then that view as updated by every
 // op this session yielded) and yields the ops that close the gap, in an
 // order the sink can apply one by one:
@@ -16,11 +16,6 @@
 //   4. Delete for what is gone here: files, then directories deepest first.
 // Then it waits for the watch or the periodic scan, and diffs again.
 
-import { constants } from 'node:fs';
-import type { BigIntStats } from 'node:fs';
-import { open } from 'node:fs/promises';
-import type { FileHandle } from 'node:fs/promises';
-import { join } from 'node:path';
 import { readChunks } from '../../encoding/hde/file-chunks.ts';
 import { CHUNK_HASH_BYTES, MAX_QUERY_CHUNKS, checkChunkHave } from '../../wire/dedup-messages.ts';
 import { manifestCodec, objectOpCodec } from '../../wire/messages.ts';
@@ -28,11 +23,12 @@ import type { ChunkHave, ChunkQuery, FileVersion, Manifest, ManifestEntry, Objec
 import { DEDUP_MIN_FILE_BYTES, chunkQueryFor, distinctHashes, planRecipe, type ChunkedFile, type RecipePlan } from './chunks/recipe-plan.ts';
 import type { ResumePoint, Source, SourceRecord, StreamKind } from '../stream.ts';
 import { ChangeTrigger } from './change-trigger.ts';
-import { MTIME_TOLERANCE_US, identicalVersion, sameVersion, versionOf } from './file-version.ts';
-import { isMissing } from './object-paths.ts';
+import { MTIME_TOLERANCE_US, identicalVersion, sameVersion } from './file-version.ts';
 import type { ObjectsLogger } from './objects-logger.ts';
 import type { PathFilter } from './path-filter.ts';
-import { comparePaths, scanTree } from './tree-scan.ts';
+import { DirStore } from './store/dir-store.ts';
+import type { ObjectReader, ObjectStore } from './store/object-store.ts';
+import { comparePaths } from './tree-scan.ts';
 
 /** Default PutChunk payload size in bytes. */
 export const DEFAULT_CHUNK_BYTES = 256 * 1024;
@@ -60,13 +56,15 @@ export const READ_AHEAD_FILES = 16;
 /** Options of a DirSource. */
 export interface DirSourceOptions {
   streamId: string;
-  /** Directory to replicate; must exist. */
-  root: string;
+  /** Directory to replicate; must exist. Give either root or store. */
+  root?: string;
+  /** The store to replicate instead of a directory at root. */
+  store?: ObjectStore;
   /** Bytes per PutChunk. Default DEFAULT_CHUNK_BYTES (256 KiB). */
   chunkBytes?: number;
   /** Longest time between full scans, in ms. Default 30000. */
   scanIntervalMs?: number;
-  /** Watch the tree (fs.watch, recursive) to notice changes sooner. Default true. */
+  /** Watch the tree (fs.watch, recursive; where the store can watch) to notice changes sooner. Default true. */
   watch?: boolean;
   /** End records() once the tree is in sync instead of waiting for changes. Default false. */
   once?: boolean;
@@ -132,7 +130,7 @@ const EMPTY = new Uint8Array(0);
 export class DirSource implements Source {
   readonly streamId: string;
   readonly kind: StreamKind = 'objects';
-  readonly #root: string;
+  readonly #store: ObjectStore;
   readonly #chunkBytes: number;
   readonly #scanIntervalMs: number;
   readonly #watch: boolean;
@@ -147,7 +145,7 @@ export class DirSource implements Source {
   #queryIds = 0;
 
   constructor(options: DirSourceOptions) {
-    if (!options.root) throw new Error('dir source: root must be set');
+    if (!options.root === !options.store) throw new Error('dir source: exactly one of root and store must be set');
     const chunkBytes = options.chunkBytes ?? DEFAULT_CHUNK_BYTES;
     if (!Number.isInteger(chunkBytes) || chunkBytes < 1 || chunkBytes > MAX_CHUNK_BYTES) {
       throw new Error(`dir source: chunkBytes must be an integer in 1..${MAX_CHUNK_BYTES}, got ${chunkBytes}`);
@@ -157,7 +155,7 @@ export class DirSource implements Source {
       throw new Error(`dir source: scanIntervalMs must be a positive number, got ${scanIntervalMs}`);
     }
     this.streamId = options.streamId;
-    this.#root = options.root;
+    this.#store = options.store ?? new DirStore({ root: options.root! });
     this.#chunkBytes = chunkBytes;
     this.#scanIntervalMs = scanIntervalMs;
     this.#watch = options.watch ?? true;
@@ -232,14 +230,14 @@ export class DirSource implements Source {
     let partial = manifest.partial && include(manifest.partial.path) ? manifest.partial : undefined;
 
     // Watch before the first scan, so a change during the scan is not missed.
-    const trigger = new ChangeTrigger({ root: this.#root, watch: this.#watch && !this.#once, intervalMs: this.#scanIntervalMs, logger: this.#logger });
+    const trigger = new ChangeTrigger({ store: this.#store, watch: this.#watch && !this.#once, intervalMs: this.#scanIntervalMs, logger: this.#logger });
     // Release the watch on abort even while suspended at a yield nobody resumes.
     const release = () => trigger.close();
     signal.addEventListener('abort', release, { once: true });
     try {
       for (let pass = 1; !signal.aborted; pass++) {
         trigger.clear();
-        const scan = await scanTree(this.#root, { include: this.#include });
+        const scan = await this.#store.list(this.#include);
         const outcome: PassOutcome = { again: false, yielded: false, unsynced: 0 };
         yield* this.#syncPass(scan.entries, view, partial, session, outcome, signal);
         partial = undefined;
@@ -367,23 +365,20 @@ export class DirSource implements Source {
 
   // Read a small file whole (read ahead of its turn): its bytes and the version they are.
   async #readWhole(path: string): Promise<WholeFile> {
-    const handle = await this.#openFile(path); // logs an unreadable file itself
-    if (handle === 'gone') return { kind: 'gone' };
-    if (handle === 'unreadable') return { kind: 'unreadable' };
+    const reader = await this.#openFile(path); // logs an unreadable file itself
+    if (reader === 'gone') return { kind: 'gone' };
+    if (reader === 'unreadable') return { kind: 'unreadable' };
     try {
-      const before = await handle.stat({ bigint: true });
-      if (!before.isFile()) return { kind: 'gone' };
-      const version = versionOf(before);
+      const { version } = reader;
       if (version.size > this.#chunkBytes) return { kind: 'changed' }; // grew since the scan: sent the usual way
       const data = Buffer.allocUnsafe(version.size);
-      const read = await readFully(handle, data, 0);
-      const after = await handle.stat({ bigint: true });
-      if (read < version.size || !sameStat(before, after)) return { kind: 'changed' };
+      const read = await readFully(reader, data, 0);
+      if (read < version.size || !(await reader.unchanged())) return { kind: 'changed' };
       return { kind: 'data', version, data };
     } catch (err) {
       return { kind: 'unreadable', reason: (err as Error).message };
     } finally {
-      await handle.close();
+      await reader.close();
     }
   }
 
@@ -413,19 +408,16 @@ export class DirSource implements Source {
   // send the chunks it lacks (read back by offset, the file unchanged), then
   // the recipe with the small missing chunks inline. WHOLE leaves the file to #sendFile.
   async *#sendRecipe(path: string, view: DestView, session: Session, outcome: PassOutcome, signal: AbortSignal): AsyncGenerator<SourceRecord, SendResult | typeof WHOLE> {
-    const handle = await this.#openFile(path);
-    if (typeof handle === 'string') return handle;
+    const reader = await this.#openFile(path);
+    if (typeof reader === 'string') return reader;
     try {
-      const before = await handle.stat({ bigint: true });
-      if (!before.isFile()) return 'gone';
-      const version = versionOf(before);
+      const { version } = reader;
       if (version.size < DEDUP_MIN_FILE_BYTES) return WHOLE;
-      const unchanged = async (): Promise<boolean> => sameStat(before, await handle.stat({ bigint: true }));
+      const unchanged = (): Promise<boolean> => reader.unchanged();
 
       // Chunk the file (bounded memory: one read buffer) and ask which chunks the destination lacks.
       const file: ChunkedFile = { path, version, chunks: [] };
-      const read = async (into: Buffer, at: number, length: number, position: number) => (await handle.read(into, at, length, position)).bytesRead;
-      for await (const c of readChunks(read)) {
+      for await (const c of readChunks((into, at, length, position) => reader.read(into, at, length, position))) {
         if (signal.aborted) return 'aborted';
         file.chunks.push({ offset: c.offset, length: c.length, hash: c.hash });
       }
@@ -466,7 +458,7 @@ export class DirSource implements Source {
       for (const c of plan.chunkData) {
         if (signal.aborted) return abandon('aborted');
         const data = Buffer.allocUnsafe(c.length);
-        if ((await readFully(handle, data, c.offset)) < c.length || !(await unchanged())) return abandon('changed');
+        if ((await readFully(reader, data, c.offset)) < c.length || !(await unchanged())) return abandon('changed');
         outcome.yielded = true;
         yield this.#record(session, objectOpCodec.encode({ chunkData: { hash: c.hash } }), data);
       }
@@ -476,7 +468,7 @@ export class DirSource implements Source {
       const inline = Buffer.allocUnsafe(plan.inline.reduce((n, c) => n + c.length, 0));
       let at = 0;
       for (const c of plan.inline) {
-        if ((await readFully(handle, inline.subarray(at, at + c.length), c.offset)) < c.length) return abandon('changed');
+        if ((await readFully(reader, inline.subarray(at, at + c.length), c.offset)) < c.length) return abandon('changed');
         at += c.length;
       }
       if (!(await unchanged())) return abandon('changed');
@@ -490,19 +482,20 @@ export class DirSource implements Source {
       });
       return 'sent';
     } finally {
-      await handle.close();
+      await reader.close();
     }
   }
 
-  // Open a file to send; gone (or turned into a symlink) since the scan, or unreadable, instead.
-  async #openFile(path: string): Promise<FileHandle | 'gone' | 'unreadable'> {
-    try {
-      return await open(join(this.#root, path), constants.O_RDONLY | constants.O_NOFOLLOW);
-    } catch (err) {
-      if (isMissing(err) || (err as NodeJS.ErrnoException).code === 'ELOOP') return 'gone';
-      this.#logger?.warn({ streamId: this.streamId, path, err: (err as Error).message }, 'cannot read file; skipped');
-      return 'unreadable';
-    }
+  // Open a file to send; gone (or turned into a symlink or not a file) since the scan, or unreadable, instead.
+  #openFile(path: string): Promise<ObjectReader | 'gone' | 'unreadable'> {
+    // A promise chain, not an async function: one allocation less per file (measured).
+    return this.#store.openRead(path).then(
+      (reader) => reader ?? 'gone',
+      (err: unknown) => {
+        this.#logger?.warn({ streamId: this.streamId, path, err: (err as Error).message }, 'cannot read file; skipped');
+        return 'unreadable' as const;
+      },
+    );
   }
 
   // Yield one file as PutChunks, read at yield time; stop if it changes underneath.
@@ -515,12 +508,10 @@ export class DirSource implements Source {
     signal: AbortSignal,
   ): AsyncGenerator<SourceRecord, SendResult> {
     // Gone (or turned into a symlink) since the scan: the next pass sees it as it is.
-    const handle = await this.#openFile(path);
-    if (typeof handle === 'string') return handle;
+    const reader = await this.#openFile(path);
+    if (typeof reader === 'string') return reader;
     try {
-      const before = await handle.stat({ bigint: true });
-      if (!before.isFile()) return 'gone';
-      const version = versionOf(before);
+      const { version } = reader;
 
       // Resume where the destination's durable partial copy ends, if it is this very version.
       let offset = 0;
@@ -542,9 +533,8 @@ export class DirSource implements Source {
         if (signal.aborted) return abandon('aborted');
         const len = Math.min(this.#chunkBytes, version.size - offset);
         const data = Buffer.allocUnsafe(len);
-        const read = await readFully(handle, data, offset);
-        const after = await handle.stat({ bigint: true });
-        if (read < len || !sameStat(before, after)) return abandon('changed');
+        const read = await readFully(reader, data, offset);
+        if (read < len || !(await reader.unchanged())) return abandon('changed');
 
         // The last chunk commits the file at the destination; the view follows.
         const last = offset + len === version.size;
@@ -564,7 +554,7 @@ export class DirSource implements Source {
       } while (offset < version.size);
       return 'sent';
     } finally {
-      await handle.close();
+      await reader.close();
     }
   }
 
@@ -625,11 +615,6 @@ function takeVanished(vanished: Map<string, string[]>, v: FileVersion): string |
   return undefined;
 }
 
-/** Same file, untouched: inode, size, mtime, ctime and mode all equal. */
-function sameStat(a: BigIntStats, b: BigIntStats): boolean {
-  return a.ino === b.ino && a.size === b.size && a.mtimeNs === b.mtimeNs && a.ctimeNs === b.ctimeNs && a.mode === b.mode;
-}
-
 function hasAncestorIn(path: string, dirs: Set<string>): boolean {
   for (let cut = path.lastIndexOf('/'); cut > 0; cut = path.lastIndexOf('/', cut - 1)) {
     if (dirs.has(path.slice(0, cut))) return true;
@@ -646,10 +631,10 @@ function removeSubtree(view: DestView, path: string): void {
   for (const key of view.keys()) if (key.startsWith(prefix)) view.delete(key);
 }
 
-async function readFully(handle: FileHandle, buffer: Buffer, position: number): Promise<number> {
+async function readFully(reader: ObjectReader, buffer: Buffer, position: number): Promise<number> {
   let done = 0;
   while (done < buffer.length) {
-    const { bytesRead } = await handle.read(buffer, done, buffer.length - done, position + done);
+    const bytesRead = await reader.read(buffer, done, buffer.length - done, position + done);
     if (bytesRead === 0) break;
     done += bytesRead;
   }
