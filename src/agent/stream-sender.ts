@@ -365,12 +365,15 @@ export class StreamSender {
       wake('producer');
     });
     // Stage dedup@1 when both ends announced it: the source may ask which chunks the destination lacks.
-    if (stageVersion(negotiate(LOCAL_STAGES, link.peerCapabilities), 'dedup') === 1) {
+    const stages = negotiate(LOCAL_STAGES, link.peerCapabilities);
+    if (stageVersion(stages, 'dedup') === 1) {
       session.queries = new ChunkQueries((query) => link.sendControl({ chunkQuery: query }));
     }
     const queries = session.queries;
     const queryChunks = queries ? (query: ChunkQuery) => queries.ask(query) : undefined;
-    const records = this.options.source.records({ seq: state.durableSeq, state: state.state, verified, queryChunks }, session.abort.signal);
+    // Stage delta@1 on top: queries ask for delta bases.
+    const deltaBases = stageVersion(stages, 'delta') === 1;
+    const records = this.options.source.records({ seq: state.durableSeq, state: state.state, verified, queryChunks, deltaBases }, session.abort.signal);
     try {
       for await (const record of records) {
         if (session.abort.signal.aborted) break;

@@ -37,6 +37,8 @@ export interface ResumePoint {
    * not come in time; the source then sends the file whole.
    */
   queryChunks?: (query: ChunkQuery) => Promise<ChunkHave>;
+  /** Stage delta@1 negotiated too: chunk queries may ask for delta bases, and PutChunkDelta may be sent. */
+  deltaBases?: boolean;
 }
 
 /** The sending end of one stream. */

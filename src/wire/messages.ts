@@ -140,6 +140,9 @@ export interface ChunkQuery {
   queryId: number;
   path: string;
   hashes: Uint8Array;
+  /** Stage delta@1: per hash, its first offset and length in the file (asks for DeltaBases); empty otherwise. */
+  offsets?: number[];
+  lengths?: number[];
 }
 
 /** Destination -> source: bit i of missing set when hash i of the query is missing; refusal: treat all as missing. */
@@ -149,6 +152,29 @@ export interface ChunkHave {
   count: number;
   missing: Uint8Array;
   refusal: string;
+  /** Stage delta@1: bases for some missing hashes (see proto DeltaBase). */
+  bases?: DeltaBase[];
+}
+
+/** Stage delta@1: a range of the destination's file at the query's path, as block signatures. */
+export interface DeltaBase {
+  index: number;
+  offset: number;
+  length: number;
+  hash: Uint8Array;
+  blockBytes: number;
+  signatures: Uint8Array;
+}
+
+/** Stage delta@1: a chunk as a delta (the payload) against a range of the destination's file at basePath. */
+export interface PutChunkDelta {
+  hash: Uint8Array;
+  length: number;
+  basePath: string;
+  baseOffset: number;
+  baseLength: number;
+  baseHash: Uint8Array;
+  blockBytes: number;
 }
 
 const envelopeType = root.lookupType('dwcp.v1.Envelope');
@@ -205,6 +231,8 @@ export interface ObjectOp {
   recipe?: PutRecipe;
   /** Stage dedup@1: one chunk's bytes (the payload), named by its SHA-256. */
   chunkData?: { hash: Uint8Array };
+  /** Stage delta@1: one chunk as a delta against a base the destination holds. */
+  chunkDelta?: PutChunkDelta;
 }
 
 /** One chunk of a recipe, in file order. */

@@ -34,7 +34,9 @@ import { close, constants, fchmod, fsync, ftruncate, futimes, read, write } from
 import { promisify } from 'node:util';
 import { native } from '../../../native-bindings/index.ts';
 import { manifestCodec, objectOpCodec } from '../../wire/messages.ts';
-import type { ChunkHave, ChunkQuery, FileVersion, ObjectOp, PartialFile, PutChunk, PutRecipe } from '../../wire/messages.ts';
+import type { ChunkHave, ChunkQuery, DeltaBase, FileVersion, ObjectOp, PartialFile, PutChunk, PutChunkDelta, PutRecipe } from '../../wire/messages.ts';
+import { checkChunkDelta, deltaQueryRanges } from '../../wire/delta-messages.ts';
+import { deltaBasesFor, rebuildDeltaChunk } from './chunks/delta-bases.ts';
 import { DedupMessageError, checkChunkData, checkPutRecipe, missingBitmap, queryHashes } from '../../wire/dedup-messages.ts';
 import { directoryChunkFiles } from './chunks/chunk-files.ts';
 import { ChunkIndex } from './chunks/chunk-index.ts';
@@ -182,7 +184,8 @@ export class DirSink implements Sink {
     this.#dedupSession = true;
     const asked = queryHashes(query);
     const missing = new Set((await store.index.has(asked)).map((h) => h.toString('hex')));
-    return { ...answer, count: asked.length, missing: missingBitmap(asked.map((h) => missing.has(h.toString('hex')))), refusal: '' };
+    const flags = asked.map((h) => missing.has(h.toString('hex')));
+    return { ...answer, count: asked.length, missing: missingBitmap(flags), refusal: '', bases: await this.#deltaBases(store, query, flags) };
   }
 
   /** Roll the temp area back to the checkpoint and return the destination manifest. */
@@ -287,6 +290,7 @@ export class DirSink implements Sink {
       if (op.mkdir) return await this.#applyMakeDir(op.mkdir.path, op.mkdir.mode);
       if (op.chunkData) return await this.#applyChunkData(op.chunkData, data);
       if (op.recipe) return await this.#applyRecipe(op.recipe, data);
+      if (op.chunkDelta) return await this.#applyChunkDelta(op.chunkDelta, data);
     } catch (err) {
       // A refusal stands as it is; an I/O error gets the op as context.
       if (err instanceof SinkError || err instanceof MissingChunksError) throw err;
@@ -337,6 +341,27 @@ export class DirSink implements Sink {
     } finally {
       await closeEntryDir(parent);
     }
+  }
+
+  // Stage delta@1: bases for the missing chunks a query asked them for, from the file at its path (none outside this shard).
+  async #deltaBases(store: ChunkStore, query: ChunkQuery, missing: boolean[]): Promise<DeltaBase[]> {
+    const ranges = deltaQueryRanges(query);
+    if (!ranges || !isValidRelativePath(query.path) || (this.#include !== undefined && !this.#include(query.path))) return [];
+    const wanted = missing.flatMap((m, index) => (m ? [{ index, offset: ranges.offsets[index], length: ranges.lengths[index] }] : []));
+    return wanted.length === 0 ? [] : deltaBasesFor(directoryChunkFiles(store.root), query.path, wanted);
+  }
+
+  // Stage delta@1: a chunk rebuilt from a base here and staged like chunk data; a base changed since is left to the recipe's retry.
+  async #applyChunkDelta(op: PutChunkDelta, data: Uint8Array): Promise<void> {
+    checkChunkDelta(op, data.length);
+    const store = await this.#chunks();
+    if (!store) throw new SinkError('put chunk delta refused: this sink keeps no chunk index (stage dedup@1 not set up)');
+    const chunk = await rebuildDeltaChunk(directoryChunkFiles(store.root), op, data);
+    if (!chunk) {
+      this.#logger?.info({ streamId: this.streamId, path: op.basePath }, 'delta base changed since the chunk query; the recipe will ask again');
+      return;
+    }
+    await store.stage.put(Buffer.from(op.hash), chunk, { durable: false });
   }
 
   // A chunk of a recipe to come: kept (checked against its hash) in the staging directory.
@@ -689,6 +714,16 @@ export class DirSink implements Sink {
   }
 }
 
+/** Whether a peer's path is one the sink would accept (validateRelativePath without the throw). */
+function isValidRelativePath(path: string): boolean {
+  try {
+    validateRelativePath(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** Every path an op touches. */
 function pathsOf(op: ObjectOp): string[] {
   if (op.put) return [op.put.path];
@@ -696,6 +731,7 @@ function pathsOf(op: ObjectOp): string[] {
   if (op.rename) return [op.rename.from, op.rename.to];
   if (op.mkdir) return [op.mkdir.path];
   if (op.recipe) return [op.recipe.path];
+  if (op.chunkDelta) return [op.chunkDelta.basePath];
   return [];
 }
 
@@ -707,6 +743,7 @@ function describeOp(op: ObjectOp): string {
   if (op.mkdir) return `mkdir ${JSON.stringify(op.mkdir.path)}`;
   if (op.recipe) return `put recipe ${JSON.stringify(op.recipe.path)}`;
   if (op.chunkData) return 'put chunk data';
+  if (op.chunkDelta) return `put chunk delta against ${JSON.stringify(op.chunkDelta.basePath)}`;
   return 'empty op';
 }
 
