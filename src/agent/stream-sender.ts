@@ -373,7 +373,9 @@ export class StreamSender {
     const queryChunks = queries ? (query: ChunkQuery) => queries.ask(query) : undefined;
     // Stage delta@1 on top: queries ask for delta bases.
     const deltaBases = stageVersion(stages, 'delta') === 1;
-    const records = this.options.source.records({ seq: state.durableSeq, state: state.state, verified, queryChunks, deltaBases }, session.abort.signal);
+    // Stage dict@1: small objects may go with the stream's shared dictionary.
+    const dictionary = stageVersion(stages, 'dict') === 1;
+    const records = this.options.source.records({ seq: state.durableSeq, state: state.state, verified, queryChunks, deltaBases, dictionary }, session.abort.signal);
     try {
       for await (const record of records) {
         if (session.abort.signal.aborted) break;

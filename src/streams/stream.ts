@@ -39,6 +39,8 @@ export interface ResumePoint {
   queryChunks?: (query: ChunkQuery) => Promise<ChunkHave>;
   /** Stage delta@1 negotiated too: chunk queries may ask for delta bases, and PutChunkDelta may be sent. */
   deltaBases?: boolean;
+  /** Stage dict@1 negotiated: small objects may travel with the stream's shared dictionary. */
+  dictionary?: boolean;
 }
 
 /** The sending end of one stream. */

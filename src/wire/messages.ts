@@ -233,6 +233,10 @@ export interface ObjectOp {
   chunkData?: { hash: Uint8Array };
   /** Stage delta@1: one chunk as a delta against a base the destination holds. */
   chunkDelta?: PutChunkDelta;
+  /** Stage dict@1: a dictionary (its bytes are the payload), stored by the destination in its consensus store. */
+  dictionary?: { id: string };
+  /** Stage dict@1: a whole small file, the payload a zstd frame made with dictionary dictionaryId. */
+  dictFile?: { path: string; version: FileVersion; dictionaryId: string };
 }
 
 /** One chunk of a recipe, in file order. */
@@ -265,6 +269,8 @@ export interface PartialFile {
 export interface Manifest {
   entries: ManifestEntry[];
   partial?: PartialFile;
+  /** Stage dict@1: ids of the dictionaries the destination region holds. */
+  dictionaries?: string[];
 }
 
 /** A oneof message decoded to only the field that was set. */

@@ -34,6 +34,11 @@ export class UnknownDictionaryError extends Error {
   }
 }
 
+/** A dictionary or id that is malformed: a size no store may hold, an id of the wrong form, bytes that are not the id. */
+export class InvalidDictionaryError extends Error {
+  override name = 'InvalidDictionaryError';
+}
+
 /** Key of a dictionary by id. */
 export function dictionaryKey(federation: string, id: string): string {
   return `/dwcp/${keySegment('federation', federation)}/dictionaries/${checkId(id)}`;
@@ -72,7 +77,7 @@ export class DictionaryStore {
   async accept(id: string, dictionary: Uint8Array): Promise<{ created: boolean }> {
     checkId(id);
     const actual = dictionaryId(dictionary);
-    if (actual !== id) throw new Error(`shipped dictionary ${id}: its ${dictionary.length} bytes are dictionary ${actual}`);
+    if (actual !== id) throw new InvalidDictionaryError(`shipped dictionary ${id}: its ${dictionary.length} bytes are dictionary ${actual}`);
     return { created: (await this.put(dictionary)).created };
   }
 
@@ -100,6 +105,12 @@ export class DictionaryStore {
     return (await this.codec(id)).decompress(payload, rawLength);
   }
 
+  /** Ids of the dictionaries stored here. */
+  async ids(): Promise<string[]> {
+    const prefix = `/dwcp/${keySegment('federation', this.#federation)}/dictionaries/`;
+    return (await this.#store.list(prefix)).map((kv) => kv.key.slice(prefix.length)).filter((id) => ID_PATTERN.test(id));
+  }
+
   /** The id of the dictionary streamId uses, or null when it has none yet. */
   async streamDictionary(streamId: string): Promise<string | null> {
     const kv = await this.#store.get(streamDictionaryKey(this.#federation, streamId));
@@ -118,12 +129,12 @@ export class DictionaryStore {
 
 function checkSize(bytes: number): void {
   if (bytes < MIN_DICTIONARY_BYTES || bytes > MAX_DICTIONARY_BYTES) {
-    throw new Error(`dictionary of ${bytes} bytes: want ${MIN_DICTIONARY_BYTES}..${MAX_DICTIONARY_BYTES} (etcd's request limit is 1.5 MiB)`);
+    throw new InvalidDictionaryError(`dictionary of ${bytes} bytes: want ${MIN_DICTIONARY_BYTES}..${MAX_DICTIONARY_BYTES} (etcd's request limit is 1.5 MiB)`);
   }
 }
 
 function checkId(id: string): string {
-  if (!ID_PATTERN.test(id)) throw new Error(`dictionary id ${JSON.stringify(id)}: want 16 lowercase hex digits`);
+  if (!ID_PATTERN.test(id)) throw new InvalidDictionaryError(`dictionary id ${JSON.stringify(id)}: want 16 lowercase hex digits`);
   return id;
 }
 

@@ -52,13 +52,15 @@ export const STAGE_REQUIRES: Readonly<Record<StageName, ReadonlyArray<StageName>
  * dedup@1 (ChunkQuery/ChunkHave, PutChunkData/PutRecipe) and delta@1
  * (DeltaBase, PutChunkDelta: src/encoding/hde/block-delta.ts), which the
  * objects stream answers (dir-source.ts sends by recipe, dir-sink.ts keeps
- * the chunk index and offers bases), and zstd@1. A peer must never be told a stage nothing here would
+ * the chunk index and offers bases), dict@1 (PutDictionary, PutDictFile:
+ * dictionary-store.ts) and zstd@1. A peer must never be told a stage nothing here would
  * answer.
  */
 export const LOCAL_STAGES: StageSet = [
   { name: 'cdc', version: 1 },
   { name: 'dedup', version: 1 },
   { name: 'delta', version: 1 },
+  { name: 'dict', version: 1 },
   { name: 'zstd', version: 1 },
 ];
 

@@ -26,6 +26,8 @@ import { CHUNK_HASH_BYTES, MAX_QUERY_CHUNKS, checkChunkHave } from '../../wire/d
 import { manifestCodec, objectOpCodec } from '../../wire/messages.ts';
 import type { ChunkHave, ChunkQuery, FileVersion, Manifest, ManifestEntry, ObjectOp, PartialFile } from '../../wire/messages.ts';
 import { DELTA_MIN_FILE_BYTES, chunkOpFor } from './chunks/delta-plan.ts';
+import { StreamDictionary, samplePaths } from './chunks/small-file-dictionary.ts';
+import type { DictionaryStore } from '../../encoding/hde/dictionary-store.ts';
 import { DEDUP_MIN_FILE_BYTES, chunkQueryFor, distinctHashes, planRecipe, type ChunkedFile, type RecipePlan } from './chunks/recipe-plan.ts';
 import type { ResumePoint, Source, SourceRecord, StreamKind } from '../stream.ts';
 import { ChangeTrigger } from './change-trigger.ts';
@@ -80,6 +82,8 @@ export interface DirSourceOptions {
   onReplicated?: (path: string, version: FileVersion) => void;
   /** Where skipped files and resumes are reported. Default: silent. */
   logger?: ObjectsLogger;
+  /** Stage dict@1: the source region's dictionaries (the stream's is trained and stored there once). Default none: no dictionary. */
+  dictionaries?: DictionaryStore;
 }
 
 /** Where a DirSource stands in its current session. */
@@ -109,6 +113,10 @@ class Session {
   queryRefused = false;
   /** Stage delta@1: queries ask for delta bases, and a changed file from DELTA_MIN_FILE_BYTES goes by recipe. */
   deltaBases = false;
+  /** Stage dict@1 negotiated and a dictionary store given: small files may go as PutDictFile. */
+  useDictionary = false;
+  /** Dictionary ids the destination holds (its manifest, then what this session shipped). */
+  heldDictionaries = new Set<string>();
 }
 
 /** What one pass did, deciding whether to diff again at once. */
@@ -148,6 +156,9 @@ export class DirSource implements Source {
   #waiters = new Set<() => void>();
   /** Chunk query ids, unique across this source's sessions (answers are matched by them). */
   #queryIds = 0;
+  readonly #dictionaries?: DictionaryStore;
+  /** The stream's dictionary once opened (stage dict@1); null when there is none to train. */
+  #dictionary?: StreamDictionary | null;
 
   constructor(options: DirSourceOptions) {
     if (!options.root) throw new Error('dir source: root must be set');
@@ -168,6 +179,7 @@ export class DirSource implements Source {
     this.#include = options.include;
     this.#onReplicated = options.onReplicated;
     this.#logger = options.logger;
+    this.#dictionaries = options.dictionaries;
   }
 
   /**
@@ -228,8 +240,10 @@ export class DirSource implements Source {
     const session = new Session();
     session.queryChunks = resume.queryChunks;
     session.deltaBases = resume.queryChunks !== undefined && resume.deltaBases === true;
+    session.useDictionary = resume.dictionary === true && this.#dictionaries !== undefined;
     this.#session = session;
     const manifest = decodeResume(resume.state);
+    session.heldDictionaries = new Set(manifest.dictionaries ?? []);
     // Another shard's paths in the destination's manifest are none of this session's business.
     const include = this.#include ?? (() => true);
     const view: DestView = new Map(manifest.entries.filter((e) => include(e.path)).map((e) => [e.path, e]));
@@ -323,6 +337,10 @@ export class DirSource implements Source {
     if (resumeAt > 0) queue.unshift(...queue.splice(resumeAt, 1));
     // Small files (by the scan) are read ahead, in queue order, a few at a time.
     const scanned = new Map(entries.map((e) => [e.path, e.version.size]));
+    // Stage dict@1: the stream's dictionary, trained from this tree's small files the first time.
+    if (session.useDictionary && this.#dictionary === undefined && queue.some((job) => (scanned.get(job.path) ?? 0) <= this.#chunkBytes)) {
+      this.#dictionary = await this.#openDictionary(entries);
+    }
     const readAhead = new Map<number, Promise<WholeFile>>();
     // Stage delta@1: a changed file the destination holds an older version of goes by recipe, with bases.
     const byDelta = (path: string): boolean => session.deltaBases && view.get(path)?.directory === false && (scanned.get(path) ?? 0) >= DELTA_MIN_FILE_BYTES;
@@ -407,7 +425,17 @@ export class DirSource implements Source {
     removeSubtree(view, path);
     view.set(path, { path, version, directory: false });
     outcome.yielded = true;
-    yield this.#record(session, objectOpCodec.encode({ put: { path, version, offset: 0 } }), data, () => {
+    // Stage dict@1: with the stream's dictionary when it pays, shipped first if the destination lacks it.
+    const dictionary = session.useDictionary ? this.#dictionary : null;
+    const packed = dictionary?.compress(data) ?? null;
+    if (dictionary && packed) {
+      if (!session.heldDictionaries.has(dictionary.id)) {
+        session.heldDictionaries.add(dictionary.id);
+        yield this.#record(session, objectOpCodec.encode({ dictionary: { id: dictionary.id } }), dictionary.bytes);
+      }
+    }
+    const meta = dictionary && packed ? { dictFile: { path, version, dictionaryId: dictionary.id } } : { put: { path, version, offset: 0 } };
+    yield this.#record(session, objectOpCodec.encode(meta), packed ?? data, () => {
       session.bytesDone += version.size;
       session.filesDone++;
       this.#onReplicated?.(path, version);
@@ -507,6 +535,26 @@ export class DirSource implements Source {
       return 'sent';
     } finally {
       await handle.close();
+    }
+  }
+
+  // The stream's dictionary (stage dict@1), trained from a sample of entries' small files when it has none; null when it cannot be had (logged).
+  async #openDictionary(entries: ManifestEntry[]): Promise<StreamDictionary | null> {
+    const samples = async (): Promise<Buffer[]> => {
+      const out: Buffer[] = [];
+      for (const path of samplePaths(entries.filter((e) => !e.directory).map((e) => ({ path: e.path, size: e.version.size })))) {
+        const file = await this.#readWhole(path);
+        if (file.kind === 'data') out.push(file.data);
+      }
+      return out;
+    };
+    try {
+      const dictionary = await StreamDictionary.open(this.#dictionaries!, this.streamId, samples);
+      if (dictionary) this.#logger?.info({ streamId: this.streamId, dictionary: dictionary.id, bytes: dictionary.bytes.length }, 'small files go with the stream dictionary');
+      return dictionary;
+    } catch (err) {
+      this.#logger?.warn({ streamId: this.streamId, err: (err as Error).message }, 'stream dictionary unavailable; small files go without it');
+      return null;
     }
   }
 
