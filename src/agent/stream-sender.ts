@@ -385,7 +385,7 @@ export class StreamSender {
         const readAt = performance.now();
         seq++;
         // Lengths first: encoding may move record.data to a worker.
-        pipeline.push({ seq, record, rawBytes: record.meta.length + record.data.length, readAt, encoded: this.encode(session, seq, epoch, record) });
+        pipeline.push({ seq, record, rawBytes: record.meta.length + (record.contentBytes ?? record.data.length), readAt, encoded: this.encode(session, seq, epoch, record) });
         wake('sender');
       }
     } finally {

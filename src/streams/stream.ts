@@ -11,6 +11,12 @@ export interface SourceRecord {
   meta: Uint8Array;
   /** Plaintext payload; may be empty. */
   data: Uint8Array;
+  /**
+   * Bytes of content the payload stands for when a stage encoded it already
+   * (dict@1: the file's size); goodput counts these instead of data.length.
+   * Default data.length.
+   */
+  contentBytes?: number;
   /** Called once the destination acknowledged this record durable. */
   onDurable?: () => void;
 }

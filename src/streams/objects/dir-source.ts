@@ -435,11 +435,13 @@ export class DirSource implements Source {
       }
     }
     const meta = dictionary && packed ? { dictFile: { path, version, dictionaryId: dictionary.id } } : { put: { path, version, offset: 0 } };
-    yield this.#record(session, objectOpCodec.encode(meta), packed ?? data, () => {
+    const record = this.#record(session, objectOpCodec.encode(meta), packed ?? data, () => {
       session.bytesDone += version.size;
       session.filesDone++;
       this.#onReplicated?.(path, version);
     });
+    if (packed) record.contentBytes = version.size;
+    yield record;
     return 'sent';
   }
 
