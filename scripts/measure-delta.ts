@@ -8,6 +8,9 @@
 // content bytes in payloads, bytes as on the wire (each frame's payload as an
 // independent zstd-3 frame when that is smaller, plus op headers and the
 // chunk query and answer envelopes), and CPU seconds (both ends, this process).
+// Then stage dict@1: a tree of 3,000 small JSON and log files replicated
+// without and with the stream's dictionary (each region its own embedded
+// consensus store), printed the same way.
 // Run: node scripts/measure-delta.ts [treeMiB]   (about a minute; not part of the tests)
 
 import { cpSync, mkdirSync, mkdtempSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
@@ -20,10 +23,15 @@ import { DirSource } from '../src/streams/objects/dir-source.ts';
 import { envelopeCodec, objectOpCodec, type ChunkHave, type ChunkQuery } from '../src/wire/messages.ts';
 import { zstd } from '../src/encoding/zstd-binding.ts';
 import { DEFAULT_MUTATION, mutateTree } from '../netbench/tree-mutation.ts';
+import { EmbeddedStore } from '../src/consensus/embedded-store.ts';
+import { DictionaryStore } from '../src/encoding/hde/dictionary-store.ts';
+import { writeSmallTree } from '../test/helpers/small-text-tree.ts';
 
 const MiB = 1024 * 1024;
 const ZSTD_LEVEL = 3;
 const treeMiB = Number(process.argv[2] ?? 64);
+/** Files of the dict@1 tree. */
+const SMALL_FILES = 3000;
 
 interface Run {
   contentBytes: number;
@@ -40,6 +48,13 @@ function bytesOf(seed: number, n: number): Buffer {
   return b;
 }
 
+function report(what: string, r: Run): void {
+  console.log(
+    `${what}: content ${(r.contentBytes / MiB).toFixed(2)} MiB, wire ~${(r.wireBytes / MiB).toFixed(2)} MiB ` +
+      `(control ${(r.controlBytes / 1024).toFixed(1)} KiB), CPU ${r.cpuSeconds.toFixed(2)} s, ops ${JSON.stringify(r.ops)}`,
+  );
+}
+
 function zstdSize(data: Uint8Array): number {
   if (data.length === 0) return 0;
   const cctx = new zstd.CCtx();
@@ -48,10 +63,10 @@ function zstdSize(data: Uint8Array): number {
 }
 
 /** One session src -> dst through the real source and sink; what crossed. */
-async function replicate(src: string, dst: string, chunks: { indexDir: string; stageDir: string }, delta: boolean): Promise<Run> {
+async function replicate(src: string, dst: string, chunks: { indexDir: string; stageDir: string }, delta: boolean, dict?: { source: DictionaryStore; dest: DictionaryStore }): Promise<Run> {
   const run: Run = { contentBytes: 0, wireBytes: 0, controlBytes: 0, ops: {}, cpuSeconds: 0 };
-  const source = new DirSource({ streamId: 's', root: src, watch: false, once: true });
-  const sink = new DirSink({ streamId: 's', root: dst, chunks });
+  const source = new DirSource({ streamId: 's', root: src, watch: false, once: true, dictionaries: dict?.source });
+  const sink = new DirSink({ streamId: 's', root: dst, chunks, dictionaries: dict?.dest });
   const cpu0 = process.cpuUsage();
   const state = await sink.recover(new Uint8Array(0), 0);
   const queryChunks = async (query: ChunkQuery): Promise<ChunkHave> => {
@@ -62,7 +77,7 @@ async function replicate(src: string, dst: string, chunks: { indexDir: string; s
     return envelopeCodec.decode(h).chunkHave!;
   };
   let seq = 0;
-  for await (const record of source.records({ seq: 0, state, queryChunks, deltaBases: delta }, new AbortController().signal)) {
+  for await (const record of source.records({ seq: 0, state, queryChunks, deltaBases: delta, dictionary: dict !== undefined }, new AbortController().signal)) {
     await sink.apply(++seq, record.meta, record.data);
     const op = objectOpCodec.decode(record.meta);
     const kind = Object.keys(op).find((k) => op[k as keyof typeof op] !== undefined)!;
@@ -108,12 +123,21 @@ try {
   utimesSync(join(src, 'huge.bin'), 1_700_000_000, 1_700_000_000);
   console.log(`mutation: ${JSON.stringify(mutation)}, huge.bin: 4 KiB at 100 MiB`);
 
-  for (const d of dests) {
-    const r = await replicate(src, d.dst, d.chunks, d.name === 'delta');
-    console.log(
-      `${d.name === 'delta' ? 'dedup+delta' : 'dedup alone'}: content ${(r.contentBytes / MiB).toFixed(2)} MiB, wire ~${(r.wireBytes / MiB).toFixed(2)} MiB ` +
-        `(control ${(r.controlBytes / 1024).toFixed(1)} KiB), CPU ${r.cpuSeconds.toFixed(2)} s, ops ${JSON.stringify(r.ops)}`,
-    );
+  for (const d of dests) report(d.name === 'delta' ? 'dedup+delta' : 'dedup alone', await replicate(src, d.dst, d.chunks, d.name === 'delta'));
+
+  // dict@1 on many small JSON/text files: without, then with the stream's dictionary.
+  const small = join(base, 'small-src');
+  writeSmallTree(small, SMALL_FILES, 1);
+  const stores = await Promise.all(['source', 'dest'].map((r) => EmbeddedStore.open(join(base, `${r}-region.db`))));
+  try {
+    for (const withDict of [false, true]) {
+      const dst = join(base, withDict ? 'small-dict' : 'small-plain');
+      mkdirSync(dst);
+      const dict = withDict ? { source: new DictionaryStore(stores[0], 'fed'), dest: new DictionaryStore(stores[1], 'fed') } : undefined;
+      report(`${SMALL_FILES} small JSON/log files, ${withDict ? 'with dict@1' : 'no dictionary'}`, await replicate(small, dst, { indexDir: `${dst}-index`, stageDir: `${dst}-stage` }, false, dict));
+    }
+  } finally {
+    await Promise.all(stores.map((s) => s.close()));
   }
 } finally {
   rmSync(base, { recursive: true, force: true });
