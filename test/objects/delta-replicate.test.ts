@@ -172,3 +172,36 @@ test('a base that changed after the query is never used: the recipe fails retrya
   await session(l, { dedup: true, delta: true });
   assert.deepEqual(treeDifferences(l.src, l.dst), []);
 });
+
+test('small changed files ask their chunk queries ahead of their turn: the round trips overlap', async (t) => {
+  const l = lab(t);
+  for (let i = 0; i < 20; i++) writeFileSync(join(l.src, `f-${i}.txt`), seededBytes(12 * KiB, 100 + i));
+  await session(l, { dedup: true, delta: true });
+  for (let i = 0; i < 20; i++) await edit(join(l.src, `f-${i}.txt`), 4 * KiB, 500, 200 + i);
+
+  // A source asking a sink whose answers take a while (a long path): count the questions open at once.
+  const source = new DirSource({ streamId: 's', root: l.src, watch: false, once: true });
+  const sink = new DirSink({ streamId: 's', root: l.dst, chunks: l.chunks });
+  const state = await sink.recover(new Uint8Array(0), 0);
+  let open = 0;
+  let mostOpen = 0;
+  const queryChunks = async (query: Parameters<NonNullable<Parameters<DirSource['records']>[0]['queryChunks']>>[0]) => {
+    open++;
+    mostOpen = Math.max(mostOpen, open);
+    const have = await sink.chunkHave!(query);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    open--;
+    return have;
+  };
+  let seq = 0;
+  for await (const record of source.records({ seq: 0, state, queryChunks, deltaBases: true }, new AbortController().signal)) {
+    await sink.apply(++seq, record.meta, record.data);
+    record.onDurable?.();
+  }
+  await sink.flush();
+  await source.close();
+  await sink.close();
+  assert.deepEqual(treeDifferences(l.src, l.dst), []);
+  t.diagnostic(`at most ${mostOpen} chunk queries open at once`);
+  assert.ok(mostOpen > 1, `${mostOpen} chunk query open at once: one round trip per file`);
+});

@@ -134,6 +134,15 @@ type SendResult = 'sent' | 'changed' | 'gone' | 'unreadable' | 'aborted';
 /** A file #sendRecipe leaves to PutChunks (too small, too many chunks, the query refused or failed). */
 const WHOLE = 'whole';
 
+/** A file chunked, asked about and planned (stage dedup@1), ready to send by recipe; its handle stays open until sent. */
+interface PreparedRecipe {
+  handle: FileHandle;
+  /** Its stat when chunked: the send checks the file is still that. */
+  before: BigIntStats;
+  version: FileVersion;
+  plan: RecipePlan;
+}
+
 /** The destination as this session believes it is, by path. */
 type DestView = Map<string, ManifestEntry>;
 
@@ -346,33 +355,50 @@ export class DirSource implements Source {
     const byDelta = (path: string): boolean => session.deltaBases && view.get(path)?.directory === false && (scanned.get(path) ?? 0) >= DELTA_MIN_FILE_BYTES;
     const isSmall = (job: { path: string; restarts: number }): boolean =>
       job.restarts === 0 && partial?.path !== job.path && (scanned.get(job.path) ?? Infinity) <= this.#chunkBytes && !byDelta(job.path);
-    for (let i = 0; i < queue.length; i++) {
-      for (let j = i; j < queue.length && j < i + READ_AHEAD_FILES; j++) {
-        if (!readAhead.has(j) && isSmall(queue[j])) readAhead.set(j, this.#readWhole(queue[j].path));
-      }
-      const job = queue[i];
-      const prefetched = readAhead.get(i);
-      readAhead.delete(i);
-      const resumeFrom = partial?.path === job.path && job.restarts === 0 ? partial : undefined;
-      let result: SendResult | typeof WHOLE = WHOLE;
-      if (prefetched) result = yield* this.#sendWhole(job.path, await prefetched, view, session, outcome, signal);
-      else {
-        // A destination's partial file resumes as PutChunks; other large files go by recipe when the link has dedup.
-        const size = scanned.get(job.path) ?? 0;
-        if (session.queryChunks && !resumeFrom && (size >= DEDUP_MIN_FILE_BYTES || byDelta(job.path))) result = yield* this.#sendRecipe(job.path, view, session, outcome, signal);
-        if (result === WHOLE) result = yield* this.#sendFile(job.path, resumeFrom, view, session, outcome, signal);
-      }
-      if (result === 'aborted') return;
-      if (result === 'sent' || result === 'gone') outcome.again = true;
-      if (result === 'unreadable') outcome.unsynced++;
-      if (result === 'changed') {
-        if (job.restarts < MAX_CHANGED_RESTARTS) {
-          queue.push({ path: job.path, restarts: job.restarts + 1 });
-        } else {
-          this.#logger?.warn({ streamId: this.streamId, path: job.path }, 'file keeps changing while sent; retrying next pass');
-          outcome.unsynced++;
+    // Stage delta@1: small changed files are chunked and asked about ahead too, so
+    // their queries' round trips overlap (one at a time, each cost a round trip).
+    const planAhead = new Map<number, Promise<PreparedRecipe | SendResult | typeof WHOLE>>();
+    const plansAhead = (job: { path: string; restarts: number }): boolean =>
+      session.queryChunks !== undefined && job.restarts === 0 && partial?.path !== job.path && byDelta(job.path) && (scanned.get(job.path) ?? Infinity) < DEDUP_MIN_FILE_BYTES;
+    try {
+      for (let i = 0; i < queue.length; i++) {
+        for (let j = i; j < queue.length && j < i + READ_AHEAD_FILES; j++) {
+          if (!readAhead.has(j) && isSmall(queue[j])) readAhead.set(j, this.#readWhole(queue[j].path));
+          if (!planAhead.has(j) && plansAhead(queue[j])) {
+            const planned = this.#prepareRecipe(queue[j].path, session, signal);
+            planned.catch(() => undefined); // awaited in its turn; not an unhandled rejection meanwhile
+            planAhead.set(j, planned);
+          }
+        }
+        const job = queue[i];
+        const prefetched = readAhead.get(i);
+        readAhead.delete(i);
+        const planned = planAhead.get(i);
+        planAhead.delete(i);
+        const resumeFrom = partial?.path === job.path && job.restarts === 0 ? partial : undefined;
+        let result: SendResult | typeof WHOLE = WHOLE;
+        if (prefetched) result = yield* this.#sendWhole(job.path, await prefetched, view, session, outcome, signal);
+        else {
+          // A destination's partial file resumes as PutChunks; other large files go by recipe when the link has dedup.
+          const size = scanned.get(job.path) ?? 0;
+          if (session.queryChunks && !resumeFrom && (size >= DEDUP_MIN_FILE_BYTES || byDelta(job.path))) result = yield* this.#sendRecipe(job.path, view, session, outcome, signal, planned);
+          if (result === WHOLE) result = yield* this.#sendFile(job.path, resumeFrom, view, session, outcome, signal);
+        }
+        if (result === 'aborted') return;
+        if (result === 'sent' || result === 'gone') outcome.again = true;
+        if (result === 'unreadable') outcome.unsynced++;
+        if (result === 'changed') {
+          if (job.restarts < MAX_CHANGED_RESTARTS) {
+            queue.push({ path: job.path, restarts: job.restarts + 1 });
+          } else {
+            this.#logger?.warn({ streamId: this.streamId, path: job.path }, 'file keeps changing while sent; retrying next pass');
+            outcome.unsynced++;
+          }
         }
       }
+    } finally {
+      // Files planned ahead and never sent (the pass ended early): let go of them.
+      for (const planned of planAhead.values()) void planned.then((r) => (typeof r === 'string' ? undefined : r.handle.close()), () => undefined);
     }
 
     // 4. What is gone here: files first, then directories deepest first. Entries
@@ -448,46 +474,20 @@ export class DirSource implements Source {
   // Yield one file by recipe (stage dedup@1): chunk it, ask the destination,
   // send the chunks it lacks (read back by offset, the file unchanged), then
   // the recipe with the small missing chunks inline. WHOLE leaves the file to #sendFile.
-  async *#sendRecipe(path: string, view: DestView, session: Session, outcome: PassOutcome, signal: AbortSignal): AsyncGenerator<SourceRecord, SendResult | typeof WHOLE> {
-    const handle = await this.#openFile(path);
-    if (typeof handle === 'string') return handle;
+  // prepared: #prepareRecipe started ahead of the file's turn (small changed files, stage delta@1).
+  async *#sendRecipe(
+    path: string,
+    view: DestView,
+    session: Session,
+    outcome: PassOutcome,
+    signal: AbortSignal,
+    prepared?: Promise<PreparedRecipe | SendResult | typeof WHOLE>,
+  ): AsyncGenerator<SourceRecord, SendResult | typeof WHOLE> {
+    const ready = await (prepared ?? this.#prepareRecipe(path, session, signal));
+    if (typeof ready === 'string') return ready;
+    const { handle, before, version, plan } = ready;
+    const unchanged = async (): Promise<boolean> => sameStat(before, await handle.stat({ bigint: true }));
     try {
-      const before = await handle.stat({ bigint: true });
-      if (!before.isFile()) return 'gone';
-      const version = versionOf(before);
-      if (version.size < (session.deltaBases ? DELTA_MIN_FILE_BYTES : DEDUP_MIN_FILE_BYTES)) return WHOLE;
-      const unchanged = async (): Promise<boolean> => sameStat(before, await handle.stat({ bigint: true }));
-
-      // Chunk the file (bounded memory: one read buffer) and ask which chunks the destination lacks.
-      const file: ChunkedFile = { path, version, chunks: [] };
-      const read = async (into: Buffer, at: number, length: number, position: number) => (await handle.read(into, at, length, position)).bytesRead;
-      for await (const c of readChunks(read)) {
-        if (signal.aborted) return 'aborted';
-        file.chunks.push({ offset: c.offset, length: c.length, hash: c.hash });
-      }
-      if (!(await unchanged())) return 'changed';
-      if (distinctHashes(file).length > MAX_QUERY_CHUNKS) return WHOLE;
-      let plan: RecipePlan;
-      try {
-        const query = chunkQueryFor(this.streamId, ++this.#queryIds, file, session.deltaBases);
-        const have = checkChunkHave(await session.queryChunks!(query), query.hashes.length / CHUNK_HASH_BYTES);
-        if (have.refusal) {
-          // Said once per session: a destination without an index refuses every query.
-          if (!session.queryRefused) this.#logger?.info({ streamId: this.streamId, path, refusal: have.refusal }, 'destination refused a chunk query; sending files whole');
-          session.queryRefused = true;
-          return WHOLE;
-        }
-        plan = planRecipe(file, have);
-        // Nothing of it is there: PutChunks carry the same bytes without
-        // staging them chunk by chunk at the destination (measured: a new
-        // 128 MiB file took 6.4 s of CPU by recipe, 1.0 s as PutChunks).
-        if (plan.heldBytes === 0 && plan.deltas.length === 0) return WHOLE;
-      } catch (err) {
-        if (signal.aborted) return 'aborted';
-        this.#logger?.warn({ streamId: this.streamId, path, err: (err as Error).message }, 'chunk query failed; sending the file whole');
-        return WHOLE;
-      }
-
       // From here the file counts as queued; take it back if it is not sent after all.
       session.filesTotal++;
       session.bytesTotal += version.size;
@@ -537,6 +537,53 @@ export class DirSource implements Source {
       return 'sent';
     } finally {
       await handle.close();
+    }
+  }
+
+  // Chunk a file (bounded memory: one read buffer), ask which chunks the
+  // destination lacks, and plan what to send; the file stays open for the
+  // send. A result instead (the handle closed) when it goes another way.
+  async #prepareRecipe(path: string, session: Session, signal: AbortSignal): Promise<PreparedRecipe | SendResult | typeof WHOLE> {
+    const handle = await this.#openFile(path);
+    if (typeof handle === 'string') return handle;
+    let keep = false;
+    try {
+      const before = await handle.stat({ bigint: true });
+      if (!before.isFile()) return 'gone';
+      const version = versionOf(before);
+      if (version.size < (session.deltaBases ? DELTA_MIN_FILE_BYTES : DEDUP_MIN_FILE_BYTES)) return WHOLE;
+      const file: ChunkedFile = { path, version, chunks: [] };
+      const read = async (into: Buffer, at: number, length: number, position: number) => (await handle.read(into, at, length, position)).bytesRead;
+      for await (const c of readChunks(read)) {
+        if (signal.aborted) return 'aborted';
+        file.chunks.push({ offset: c.offset, length: c.length, hash: c.hash });
+      }
+      if (!sameStat(before, await handle.stat({ bigint: true }))) return 'changed';
+      if (distinctHashes(file).length > MAX_QUERY_CHUNKS) return WHOLE;
+      let plan: RecipePlan;
+      try {
+        const query = chunkQueryFor(this.streamId, ++this.#queryIds, file, session.deltaBases);
+        const have = checkChunkHave(await session.queryChunks!(query), query.hashes.length / CHUNK_HASH_BYTES);
+        if (have.refusal) {
+          // Said once per session: a destination without an index refuses every query.
+          if (!session.queryRefused) this.#logger?.info({ streamId: this.streamId, path, refusal: have.refusal }, 'destination refused a chunk query; sending files whole');
+          session.queryRefused = true;
+          return WHOLE;
+        }
+        plan = planRecipe(file, have);
+        // Nothing of it is there: PutChunks carry the same bytes without
+        // staging them chunk by chunk at the destination (measured: a new
+        // 128 MiB file took 6.4 s of CPU by recipe, 1.0 s as PutChunks).
+        if (plan.heldBytes === 0 && plan.deltas.length === 0) return WHOLE;
+      } catch (err) {
+        if (signal.aborted) return 'aborted';
+        this.#logger?.warn({ streamId: this.streamId, path, err: (err as Error).message }, 'chunk query failed; sending the file whole');
+        return WHOLE;
+      }
+      keep = true;
+      return { handle, before, version, plan };
+    } finally {
+      if (!keep) await handle.close();
     }
   }
 
