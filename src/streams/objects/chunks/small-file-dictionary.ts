@@ -22,6 +22,8 @@ export const DICT_MIN_TRAIN_SAMPLES = 16;
 export const DICT_LEVEL = 3;
 /** A dictionary frame is used only when at most this share of the file (else the file goes as PutChunk). */
 const DICT_MAX_SHARE = 0.9;
+/** Bytes of a file's head compressed first to tell an incompressible file cheaply. */
+const DICT_PROBE_BYTES = 1024;
 
 /** A stream's dictionary at the source. */
 export class StreamDictionary {
@@ -59,6 +61,8 @@ export class StreamDictionary {
   /** data as a dictionary frame, or null when it is out of range or the dictionary does not pay. */
   compress(data: Uint8Array): Buffer | null {
     if (data.length < DICT_MIN_FILE_BYTES || data.length > DICT_MAX_FILE_BYTES) return null;
+    // A larger file is probed by its head first: random files (half the sample tree's) cost a probe, not a frame.
+    if (data.length > 4 * DICT_PROBE_BYTES && this.#codec.compress(data.subarray(0, DICT_PROBE_BYTES), DICT_LEVEL).length > DICT_PROBE_BYTES * DICT_MAX_SHARE) return null;
     const frame = this.#codec.compress(data, DICT_LEVEL);
     return frame.length <= data.length * DICT_MAX_SHARE ? frame : null;
   }
