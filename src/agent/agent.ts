@@ -46,6 +46,7 @@ import type { ChunkQuery, Envelope, Hello, StreamOpen } from '../wire/messages.t
 import { Metrics } from './metrics.ts';
 import { LOCAL_STAGES, stageCapabilities } from '../encoding/hde/stages.ts';
 import { RECORD_BATCH_CAPABILITY } from './record-batch.ts';
+import { DictionaryStore } from '../encoding/hde/dictionary-store.ts';
 import { StreamSender, type SenderStatus } from './stream-sender.ts';
 import { StreamReceiver, type ReceiverStatus } from './stream-receiver.ts';
 import { StreamAdmission, SourceConsensusUnavailableError } from './stream-admission.ts';
@@ -523,7 +524,9 @@ export class Agent {
     if (stream.kind === 'objects') {
       // Stage dedup@1: the chunk index and staged chunks live outside the tree, per sub-stream.
       const chunks = { indexDir: join(this.config.dataDir, 'chunk-index', part.id), stageDir: join(this.config.dataDir, 'chunk-stage', part.id) };
-      return new DirSink({ streamId: part.id, root: path, logger: this.logger, include: part.include, tempName: part.shards > 1 ? part.id : undefined, chunks });
+      // Stage dict@1: shipped dictionaries are kept in this region's consensus store.
+      const dictionaries = new DictionaryStore(this.store, this.config.federation);
+      return new DirSink({ streamId: part.id, root: path, logger: this.logger, include: part.include, tempName: part.shards > 1 ? part.id : undefined, chunks, dictionaries });
     }
     return new WalSink({ streamId: stream.id, spoolDir: path });
   }
@@ -741,6 +744,8 @@ export class Agent {
         watch: stream.source.watch && !this.options.once,
         once: this.options.once,
         logger: this.logger,
+        // Stage dict@1: the stream's dictionary lives in this region's consensus store.
+        dictionaries: new DictionaryStore(this.store, this.config.federation),
       });
     } else {
       // pg-wal: one source, connection and slot per destination (see slot-name.ts).

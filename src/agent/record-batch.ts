@@ -103,7 +103,9 @@ function joinBatch(batch: SourceRecord[]): FrameRecord {
   const meta = recordBatchCodec.encode({ records: batch.map((r) => ({ meta: r.meta, length: r.data.length })) });
   const data = Buffer.concat(batch.map((r) => r.data));
   const callbacks = batch.flatMap((r) => (r.onDurable ? [r.onDurable] : []));
-  return { meta, data, records: batch.length, onDurable: () => callbacks.forEach((done) => done()) };
+  // What the records stand for in content (a dictionary-coded file counts its file's bytes).
+  const contentBytes = batch.reduce((sum, r) => sum + (r.contentBytes ?? r.data.length), 0);
+  return { meta, data, records: batch.length, contentBytes, onDurable: () => callbacks.forEach((done) => done()) };
 }
 
 /** The records of a batched frame (records >= 2), in order; throws a RecordBatchError naming what is wrong. */

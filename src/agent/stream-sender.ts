@@ -366,12 +366,17 @@ export class StreamSender {
       wake('producer');
     });
     // Stage dedup@1 when both ends announced it: the source may ask which chunks the destination lacks.
-    if (stageVersion(negotiate(LOCAL_STAGES, link.peerCapabilities), 'dedup') === 1) {
+    const stages = negotiate(LOCAL_STAGES, link.peerCapabilities);
+    if (stageVersion(stages, 'dedup') === 1) {
       session.queries = new ChunkQueries((query) => link.sendControl({ chunkQuery: query }));
     }
     const queries = session.queries;
     const queryChunks = queries ? (query: ChunkQuery) => queries.ask(query) : undefined;
-    const sourced = this.options.source.records({ seq: state.durableSeq, state: state.state, verified, queryChunks }, session.abort.signal);
+    // Stage delta@1 on top: queries ask for delta bases.
+    const deltaBases = stageVersion(stages, 'delta') === 1;
+    // Stage dict@1: small objects may go with the stream's shared dictionary.
+    const dictionary = stageVersion(stages, 'dict') === 1;
+    const sourced = this.options.source.records({ seq: state.durableSeq, state: state.state, verified, queryChunks, deltaBases, dictionary }, session.abort.signal);
     // Small records the source has ready go many to a frame when the peer reads batches.
     const records = link.peerCapabilities.includes(RECORD_BATCH_CAPABILITY) ? batchRecords(sourced) : singleRecords(sourced);
     try {
@@ -383,7 +388,7 @@ export class StreamSender {
         const readAt = performance.now();
         seq++;
         // Lengths first: encoding may move record.data to a worker.
-        pipeline.push({ seq, record, rawBytes: record.meta.length + record.data.length, readAt, encoded: this.encode(session, seq, epoch, record) });
+        pipeline.push({ seq, record, rawBytes: record.meta.length + (record.contentBytes ?? record.data.length), readAt, encoded: this.encode(session, seq, epoch, record) });
         wake('sender');
       }
     } finally {

@@ -11,6 +11,12 @@ export interface SourceRecord {
   meta: Uint8Array;
   /** Plaintext payload; may be empty. */
   data: Uint8Array;
+  /**
+   * Bytes of content the payload stands for when a stage encoded it already
+   * (dict@1: the file's size); goodput counts these instead of data.length.
+   * Default data.length.
+   */
+  contentBytes?: number;
   /** Called once the destination acknowledged this record durable. */
   onDurable?: () => void;
 }
@@ -37,6 +43,10 @@ export interface ResumePoint {
    * not come in time; the source then sends the file whole.
    */
   queryChunks?: (query: ChunkQuery) => Promise<ChunkHave>;
+  /** Stage delta@1 negotiated too: chunk queries may ask for delta bases, and PutChunkDelta may be sent. */
+  deltaBases?: boolean;
+  /** Stage dict@1 negotiated: small objects may travel with the stream's shared dictionary. */
+  dictionary?: boolean;
 }
 
 /** The sending end of one stream. */

@@ -158,6 +158,9 @@ export interface ChunkQuery {
   queryId: number;
   path: string;
   hashes: Uint8Array;
+  /** Stage delta@1: per hash, its first offset and length in the file (asks for DeltaBases); empty otherwise. */
+  offsets?: number[];
+  lengths?: number[];
 }
 
 /** Destination -> source: bit i of missing set when hash i of the query is missing; refusal: treat all as missing. */
@@ -167,6 +170,29 @@ export interface ChunkHave {
   count: number;
   missing: Uint8Array;
   refusal: string;
+  /** Stage delta@1: bases for some missing hashes (see proto DeltaBase). */
+  bases?: DeltaBase[];
+}
+
+/** Stage delta@1: a range of the destination's file at the query's path, as block signatures. */
+export interface DeltaBase {
+  index: number;
+  offset: number;
+  length: number;
+  hash: Uint8Array;
+  blockBytes: number;
+  signatures: Uint8Array;
+}
+
+/** Stage delta@1: a chunk as a delta (the payload) against a range of the destination's file at basePath. */
+export interface PutChunkDelta {
+  hash: Uint8Array;
+  length: number;
+  basePath: string;
+  baseOffset: number;
+  baseLength: number;
+  baseHash: Uint8Array;
+  blockBytes: number;
 }
 
 const envelopeType = root.lookupType('dwcp.v1.Envelope');
@@ -223,6 +249,12 @@ export interface ObjectOp {
   recipe?: PutRecipe;
   /** Stage dedup@1: one chunk's bytes (the payload), named by its SHA-256. */
   chunkData?: { hash: Uint8Array };
+  /** Stage delta@1: one chunk as a delta against a base the destination holds. */
+  chunkDelta?: PutChunkDelta;
+  /** Stage dict@1: a dictionary (its bytes are the payload), stored by the destination in its consensus store. */
+  dictionary?: { id: string };
+  /** Stage dict@1: a whole small file, the payload a zstd frame made with dictionary dictionaryId. */
+  dictFile?: { path: string; version: FileVersion; dictionaryId: string };
 }
 
 /** One chunk of a recipe, in file order. */
@@ -255,6 +287,8 @@ export interface PartialFile {
 export interface Manifest {
   entries: ManifestEntry[];
   partial?: PartialFile;
+  /** Stage dict@1: ids of the dictionaries the destination region holds. */
+  dictionaries?: string[];
 }
 
 /** A oneof message decoded to only the field that was set. */

@@ -41,6 +41,10 @@ export interface PumpOptions {
    * chunkHave, both ways through the Envelope codec, as over the link. Default false.
    */
   dedup?: boolean;
+  /** Stage delta@1 negotiated as well (with dedup): queries ask for delta bases. Default false. */
+  delta?: boolean;
+  /** Stage dict@1 negotiated: small files may go with the stream's dictionary. Default false. */
+  dictionary?: boolean;
   /** Called after every checkpoint with what was applied so far. */
   onCheckpoint?: (result: PumpResult) => void;
 }
@@ -68,7 +72,7 @@ export async function pump(source: Source, sink: Sink, options: PumpOptions = {}
         return envelopeCodec.decode(envelopeCodec.encode({ chunkHave: have })).chunkHave!;
       }
     : undefined;
-  for await (const record of source.records({ seq, state, queryChunks }, signal)) {
+  for await (const record of source.records({ seq, state, queryChunks, deltaBases: options.delta === true, dictionary: options.dictionary === true }, signal)) {
     seq++;
     await sink.apply(seq, record.meta, record.data);
     result.ops.push(objectOpCodec.decode(record.meta));

@@ -41,21 +41,26 @@ export const STAGE_REQUIRES: Readonly<Record<StageName, ReadonlyArray<StageName>
   cdc: [],
   // Chunk references name content-defined chunks.
   dedup: ['cdc'],
-  delta: [],
+  // Delta bases ride on dedup@1's ChunkQuery/ChunkHave, and the rebuilt chunk is staged for a PutRecipe.
+  delta: ['dedup'],
   dict: [],
   zstd: [],
 };
 
 /**
- * The stages this build announces: cdc@1 (src/encoding/hde/fastcdc.ts) and
- * dedup@1 (ChunkQuery/ChunkHave, PutChunkData/PutRecipe), which the objects
- * stream answers (dir-source.ts sends by recipe, dir-sink.ts keeps the chunk
- * index), and zstd@1. A peer must never be told a stage nothing here would
+ * The stages this build announces: cdc@1 (src/encoding/hde/fastcdc.ts),
+ * dedup@1 (ChunkQuery/ChunkHave, PutChunkData/PutRecipe) and delta@1
+ * (DeltaBase, PutChunkDelta: src/encoding/hde/block-delta.ts), which the
+ * objects stream answers (dir-source.ts sends by recipe, dir-sink.ts keeps
+ * the chunk index and offers bases), dict@1 (PutDictionary, PutDictFile:
+ * dictionary-store.ts) and zstd@1. A peer must never be told a stage nothing here would
  * answer.
  */
 export const LOCAL_STAGES: StageSet = [
   { name: 'cdc', version: 1 },
   { name: 'dedup', version: 1 },
+  { name: 'delta', version: 1 },
+  { name: 'dict', version: 1 },
   { name: 'zstd', version: 1 },
 ];
 

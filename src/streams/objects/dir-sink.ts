@@ -35,7 +35,11 @@
 // and edits dedup later.
 
 import { manifestCodec, objectOpCodec } from '../../wire/messages.ts';
-import type { ChunkHave, ChunkQuery, FileVersion, ObjectOp, PartialFile, PutChunk, PutRecipe } from '../../wire/messages.ts';
+import type { ChunkHave, ChunkQuery, DeltaBase, FileVersion, ObjectOp, PartialFile, PutChunk, PutChunkDelta, PutRecipe } from '../../wire/messages.ts';
+import { checkChunkDelta, deltaQueryRanges } from '../../wire/delta-messages.ts';
+import { deltaBasesFor, rebuildDeltaChunk } from './chunks/delta-bases.ts';
+import { DICT_MAX_FILE_BYTES } from './chunks/small-file-dictionary.ts';
+import { InvalidDictionaryError, UnknownDictionaryError, type DictionaryStore } from '../../encoding/hde/dictionary-store.ts';
 import { DedupMessageError, checkChunkData, checkPutRecipe, missingBitmap, queryHashes } from '../../wire/dedup-messages.ts';
 import type { ChunkFiles } from './chunks/chunk-files.ts';
 import { ChunkIndex } from './chunks/chunk-index.ts';
@@ -73,6 +77,12 @@ export interface DirSinkOptions {
    * whole) and refuses recipes. Default none.
    */
   chunks?: { indexDir: string; stageDir: string };
+  /**
+   * Stage dict@1: this region's dictionaries (consensus store). Shipped ones
+   * are stored there; the manifest lists what it holds. Without it the sink
+   * refuses PutDictionary and PutDictFile. Default none.
+   */
+  dictionaries?: DictionaryStore;
 }
 
 /** A recipe named chunks that were neither sent nor held here (retryable: the source asks again). */
@@ -144,6 +154,7 @@ export class DirSink implements Sink {
    */
   #unsynced: UnsyncedFile[] = [];
   readonly #chunkDirs?: { indexDir: string; stageDir: string };
+  readonly #dictionaries?: DictionaryStore;
   /** The chunk index and staging directory, opened on first use. */
   #chunkStore?: Promise<ChunkStore>;
   /** This session's source asked a chunk query (the link negotiated dedup@1): files arriving whole are indexed too. */
@@ -157,6 +168,7 @@ export class DirSink implements Sink {
     this.#logger = options.logger;
     this.#include = options.include;
     this.#chunkDirs = options.chunks;
+    this.#dictionaries = options.dictionaries;
   }
 
   /** Which of the query's chunks this sink lacks (from its chunk index; a refusal when it keeps none). */
@@ -167,7 +179,8 @@ export class DirSink implements Sink {
     this.#dedupSession = true;
     const asked = queryHashes(query);
     const missing = new Set((await store.index.has(asked)).map((h) => h.toString('hex')));
-    return { ...answer, count: asked.length, missing: missingBitmap(asked.map((h) => missing.has(h.toString('hex')))), refusal: '' };
+    const flags = asked.map((h) => missing.has(h.toString('hex')));
+    return { ...answer, count: asked.length, missing: missingBitmap(flags), refusal: '', bases: await this.#deltaBases(store, query, flags) };
   }
 
   /** Roll the temp area back to the checkpoint and return the destination manifest. */
@@ -241,7 +254,7 @@ export class DirSink implements Sink {
 
     // The tree itself (this sink's part of it) is the truth about what is here.
     const scan = await this.#store.list(this.#include);
-    return manifestCodec.encode({ entries: scan.entries, partial: this.#partialState() });
+    return manifestCodec.encode({ entries: scan.entries, partial: this.#partialState(), dictionaries: await this.#dictionaries?.ids() });
   }
 
   async #apply(seq: number, meta: Uint8Array, data: Uint8Array): Promise<void> {
@@ -258,6 +271,7 @@ export class DirSink implements Sink {
     try {
       // Small whole files go to the background; every other op waits for them first, so ops stay in order.
       if (op.put && op.put.offset === 0 && data.length === op.put.version.size) return await this.#startWholeFile(op.put, data);
+      if (op.dictFile) return await this.#startWholeFile({ path: op.dictFile.path, version: op.dictFile.version, offset: 0 }, await this.#undict(op.dictFile, data));
       await this.#settleBackground();
       if (op.put) return await this.#applyChunk(op.put, data);
       if (op.delete) return await this.#applyDelete(op.delete.path);
@@ -265,10 +279,12 @@ export class DirSink implements Sink {
       if (op.mkdir) return await this.#applyMakeDir(op.mkdir.path, op.mkdir.mode);
       if (op.chunkData) return await this.#applyChunkData(op.chunkData, data);
       if (op.recipe) return await this.#applyRecipe(op.recipe, data);
+      if (op.chunkDelta) return await this.#applyChunkDelta(op.chunkDelta, data);
+      if (op.dictionary) return await this.#applyDictionary(op.dictionary.id, data);
     } catch (err) {
       // A refusal stands as it is; an I/O error gets the op as context.
-      if (err instanceof SinkError || err instanceof MissingChunksError) throw err;
-      if (err instanceof DedupMessageError) throw new SinkError(`${describeOp(op)} at seq ${seq}: ${err.message}`);
+      if (err instanceof SinkError || err instanceof MissingChunksError || err instanceof UnknownDictionaryError) throw err;
+      if (err instanceof DedupMessageError || err instanceof InvalidDictionaryError) throw new SinkError(`${describeOp(op)} at seq ${seq}: ${err.message}`);
       throw new Error(`apply ${describeOp(op)} at seq ${seq}: ${(err as Error).message}`, { cause: err });
     }
     throw new SinkError(`object op at seq ${seq} has no operation`);
@@ -305,6 +321,47 @@ export class DirSink implements Sink {
     partial.offset = offset + data.length;
     if (partial.offset === version.size) await this.#commit(partial);
   }
+
+  // Stage delta@1: bases for the missing chunks a query asked them for, from the file at its path (none outside this shard).
+  async #deltaBases(store: ChunkStore, query: ChunkQuery, missing: boolean[]): Promise<DeltaBase[]> {
+    const ranges = deltaQueryRanges(query);
+    if (!ranges || !isValidRelativePath(query.path) || (this.#include !== undefined && !this.#include(query.path))) return [];
+    const wanted = missing.flatMap((m, index) => (m ? [{ index, offset: ranges.offsets[index], length: ranges.lengths[index] }] : []));
+    return wanted.length === 0 ? [] : deltaBasesFor(store.files, query.path, wanted);
+  }
+
+  // Stage delta@1: a chunk rebuilt from a base here and staged like chunk data; a base changed since is left to the recipe's retry.
+  async #applyChunkDelta(op: PutChunkDelta, data: Uint8Array): Promise<void> {
+    checkChunkDelta(op, data.length);
+    const store = await this.#chunks();
+    if (!store) throw new SinkError('put chunk delta refused: this sink keeps no chunk index (stage dedup@1 not set up)');
+    const chunk = await rebuildDeltaChunk(store.files, op, data);
+    if (!chunk) {
+      this.#logger?.info({ streamId: this.streamId, path: op.basePath }, 'delta base changed since the chunk query; the recipe will ask again');
+      return;
+    }
+    await store.stage.put(Buffer.from(op.hash), chunk, { durable: false });
+  }
+
+  // Stage dict@1: a shipped dictionary, stored in this region's consensus store by its id (its bytes must be that id).
+  async #applyDictionary(id: string, data: Uint8Array): Promise<void> {
+    if (!this.#dictionaries) throw new SinkError(`put dictionary ${id} refused: this sink keeps no dictionaries (stage dict@1 not set up)`);
+    // Bytes that are not the id, or a size no store may hold, throw InvalidDictionaryError (a refusal); a store failure may pass.
+    await this.#dictionaries.accept(id, data);
+  }
+
+  // Stage dict@1: a small file's bytes from its dictionary frame; UnknownDictionaryError (retryable) when the dictionary is not held here.
+  async #undict(op: { path: string; version: FileVersion; dictionaryId: string }, data: Uint8Array): Promise<Buffer> {
+    if (!this.#dictionaries) throw new SinkError(`put dict file ${JSON.stringify(op.path)} refused: this sink keeps no dictionaries (stage dict@1 not set up)`);
+    if (op.version.size > DICT_MAX_FILE_BYTES) throw new SinkError(`put dict file ${JSON.stringify(op.path)}: ${op.version.size} bytes, at most ${DICT_MAX_FILE_BYTES} go with a dictionary`);
+    const codec = await this.#dictionaries.codec(op.dictionaryId);
+    try {
+      return codec.decompress(data, op.version.size);
+    } catch (err) {
+      throw new SinkError(`put dict file ${JSON.stringify(op.path)}: ${(err as Error).message}`);
+    }
+  }
+
   // A chunk of a recipe to come: kept (checked against its hash) in the staging directory.
   async #applyChunkData(op: { hash: Uint8Array }, data: Uint8Array): Promise<void> {
     const hash = checkChunkData(op, data.length);
@@ -540,6 +597,17 @@ function sinkDirStore(root: string, tempName: string | undefined): DirStore {
     throw new Error(`dir sink: ${(err as Error).message.replace(/^dir store: /, '')}`, { cause: err });
   }
 }
+
+/** Whether a peer's path is one the sink would accept (validateRelativePath without the throw). */
+function isValidRelativePath(path: string): boolean {
+  try {
+    validateRelativePath(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** Every path an op touches. */
 function pathsOf(op: ObjectOp): string[] {
   if (op.put) return [op.put.path];
@@ -547,6 +615,8 @@ function pathsOf(op: ObjectOp): string[] {
   if (op.rename) return [op.rename.from, op.rename.to];
   if (op.mkdir) return [op.mkdir.path];
   if (op.recipe) return [op.recipe.path];
+  if (op.chunkDelta) return [op.chunkDelta.basePath];
+  if (op.dictFile) return [op.dictFile.path];
   return [];
 }
 
@@ -558,6 +628,9 @@ function describeOp(op: ObjectOp): string {
   if (op.mkdir) return `mkdir ${JSON.stringify(op.mkdir.path)}`;
   if (op.recipe) return `put recipe ${JSON.stringify(op.recipe.path)}`;
   if (op.chunkData) return 'put chunk data';
+  if (op.chunkDelta) return `put chunk delta against ${JSON.stringify(op.chunkDelta.basePath)}`;
+  if (op.dictionary) return `put dictionary ${op.dictionary.id}`;
+  if (op.dictFile) return `put dict file ${JSON.stringify(op.dictFile.path)}`;
   return 'empty op';
 }
 

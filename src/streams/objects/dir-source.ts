@@ -20,6 +20,9 @@ import { readChunks } from '../../encoding/hde/file-chunks.ts';
 import { CHUNK_HASH_BYTES, MAX_QUERY_CHUNKS, checkChunkHave } from '../../wire/dedup-messages.ts';
 import { manifestCodec, objectOpCodec } from '../../wire/messages.ts';
 import type { ChunkHave, ChunkQuery, FileVersion, Manifest, ManifestEntry, ObjectOp, PartialFile } from '../../wire/messages.ts';
+import { DELTA_MIN_FILE_BYTES, chunkOpFor } from './chunks/delta-plan.ts';
+import { StreamDictionary, samplePaths } from './chunks/small-file-dictionary.ts';
+import type { DictionaryStore } from '../../encoding/hde/dictionary-store.ts';
 import { DEDUP_MIN_FILE_BYTES, chunkQueryFor, distinctHashes, planRecipe, type ChunkedFile, type RecipePlan } from './chunks/recipe-plan.ts';
 import type { ResumePoint, Source, SourceRecord, StreamKind } from '../stream.ts';
 import { ChangeTrigger } from './change-trigger.ts';
@@ -77,6 +80,8 @@ export interface DirSourceOptions {
   onReplicated?: (path: string, version: FileVersion) => void;
   /** Where skipped files and resumes are reported. Default: silent. */
   logger?: ObjectsLogger;
+  /** Stage dict@1: the source region's dictionaries (the stream's is trained and stored there once). Default none: no dictionary. */
+  dictionaries?: DictionaryStore;
 }
 
 /** Where a DirSource stands in its current session. */
@@ -104,6 +109,12 @@ class Session {
   queryChunks?: (query: ChunkQuery) => Promise<ChunkHave>;
   /** A chunk query was refused this session (logged once). */
   queryRefused = false;
+  /** Stage delta@1: queries ask for delta bases, and a changed file from DELTA_MIN_FILE_BYTES goes by recipe. */
+  deltaBases = false;
+  /** Stage dict@1 negotiated and a dictionary store given: small files may go as PutDictFile. */
+  useDictionary = false;
+  /** Dictionary ids the destination holds (its manifest, then what this session shipped). */
+  heldDictionaries = new Set<string>();
 }
 
 /** What one pass did, deciding whether to diff again at once. */
@@ -120,6 +131,14 @@ type SendResult = 'sent' | 'changed' | 'gone' | 'unreadable' | 'aborted';
 
 /** A file #sendRecipe leaves to PutChunks (too small, too many chunks, the query refused or failed). */
 const WHOLE = 'whole';
+
+/** A file chunked, asked about and planned (stage dedup@1), ready to send by recipe; its reader stays open until sent. */
+interface PreparedRecipe {
+  /** Pinned to the version chunked: the send checks the file is still that. */
+  reader: ObjectReader;
+  version: FileVersion;
+  plan: RecipePlan;
+}
 
 /** The destination as this session believes it is, by path. */
 type DestView = Map<string, ManifestEntry>;
@@ -143,6 +162,9 @@ export class DirSource implements Source {
   #waiters = new Set<() => void>();
   /** Chunk query ids, unique across this source's sessions (answers are matched by them). */
   #queryIds = 0;
+  readonly #dictionaries?: DictionaryStore;
+  /** The stream's dictionary once opened (stage dict@1); null when there is none to train. */
+  #dictionary?: StreamDictionary | null;
 
   constructor(options: DirSourceOptions) {
     if (!options.root === !options.store) throw new Error('dir source: exactly one of root and store must be set');
@@ -163,6 +185,7 @@ export class DirSource implements Source {
     this.#include = options.include;
     this.#onReplicated = options.onReplicated;
     this.#logger = options.logger;
+    this.#dictionaries = options.dictionaries;
   }
 
   /**
@@ -222,8 +245,11 @@ export class DirSource implements Source {
   async *#run(resume: ResumePoint, signal: AbortSignal): AsyncGenerator<SourceRecord> {
     const session = new Session();
     session.queryChunks = resume.queryChunks;
+    session.deltaBases = resume.queryChunks !== undefined && resume.deltaBases === true;
+    session.useDictionary = resume.dictionary === true && this.#dictionaries !== undefined;
     this.#session = session;
     const manifest = decodeResume(resume.state);
+    session.heldDictionaries = new Set(manifest.dictionaries ?? []);
     // Another shard's paths in the destination's manifest are none of this session's business.
     const include = this.#include ?? (() => true);
     const view: DestView = new Map(manifest.entries.filter((e) => include(e.path)).map((e) => [e.path, e]));
@@ -317,36 +343,59 @@ export class DirSource implements Source {
     if (resumeAt > 0) queue.unshift(...queue.splice(resumeAt, 1));
     // Small files (by the scan) are read ahead, in queue order, a few at a time.
     const scanned = new Map(entries.map((e) => [e.path, e.version.size]));
+    // Stage dict@1: the stream's dictionary, trained from this tree's small files the first time.
+    if (session.useDictionary && this.#dictionary === undefined && queue.some((job) => (scanned.get(job.path) ?? 0) <= this.#chunkBytes)) {
+      this.#dictionary = await this.#openDictionary(entries);
+    }
     const readAhead = new Map<number, Promise<WholeFile>>();
+    // Stage delta@1: a changed file the destination holds an older version of goes by recipe, with bases.
+    const byDelta = (path: string): boolean => session.deltaBases && view.get(path)?.directory === false && (scanned.get(path) ?? 0) >= DELTA_MIN_FILE_BYTES;
     const isSmall = (job: { path: string; restarts: number }): boolean =>
-      job.restarts === 0 && partial?.path !== job.path && (scanned.get(job.path) ?? Infinity) <= this.#chunkBytes;
-    for (let i = 0; i < queue.length; i++) {
-      for (let j = i; j < queue.length && j < i + READ_AHEAD_FILES; j++) {
-        if (!readAhead.has(j) && isSmall(queue[j])) readAhead.set(j, this.#readWhole(queue[j].path));
-      }
-      const job = queue[i];
-      const prefetched = readAhead.get(i);
-      readAhead.delete(i);
-      const resumeFrom = partial?.path === job.path && job.restarts === 0 ? partial : undefined;
-      let result: SendResult | typeof WHOLE = WHOLE;
-      if (prefetched) result = yield* this.#sendWhole(job.path, await prefetched, view, session, outcome, signal);
-      else {
-        // A destination's partial file resumes as PutChunks; other large files go by recipe when the link has dedup.
-        const size = scanned.get(job.path) ?? 0;
-        if (session.queryChunks && !resumeFrom && size >= DEDUP_MIN_FILE_BYTES) result = yield* this.#sendRecipe(job.path, view, session, outcome, signal);
-        if (result === WHOLE) result = yield* this.#sendFile(job.path, resumeFrom, view, session, outcome, signal);
-      }
-      if (result === 'aborted') return;
-      if (result === 'sent' || result === 'gone') outcome.again = true;
-      if (result === 'unreadable') outcome.unsynced++;
-      if (result === 'changed') {
-        if (job.restarts < MAX_CHANGED_RESTARTS) {
-          queue.push({ path: job.path, restarts: job.restarts + 1 });
-        } else {
-          this.#logger?.warn({ streamId: this.streamId, path: job.path }, 'file keeps changing while sent; retrying next pass');
-          outcome.unsynced++;
+      job.restarts === 0 && partial?.path !== job.path && (scanned.get(job.path) ?? Infinity) <= this.#chunkBytes && !byDelta(job.path);
+    // Stage delta@1: small changed files are chunked and asked about ahead too, so
+    // their queries' round trips overlap (one at a time, each cost a round trip).
+    const planAhead = new Map<number, Promise<PreparedRecipe | SendResult | typeof WHOLE>>();
+    const plansAhead = (job: { path: string; restarts: number }): boolean =>
+      session.queryChunks !== undefined && job.restarts === 0 && partial?.path !== job.path && byDelta(job.path) && (scanned.get(job.path) ?? Infinity) < DEDUP_MIN_FILE_BYTES;
+    try {
+      for (let i = 0; i < queue.length; i++) {
+        for (let j = i; j < queue.length && j < i + READ_AHEAD_FILES; j++) {
+          if (!readAhead.has(j) && isSmall(queue[j])) readAhead.set(j, this.#readWhole(queue[j].path));
+          if (!planAhead.has(j) && plansAhead(queue[j])) {
+            const planned = this.#prepareRecipe(queue[j].path, session, signal);
+            planned.catch(() => undefined); // awaited in its turn; not an unhandled rejection meanwhile
+            planAhead.set(j, planned);
+          }
+        }
+        const job = queue[i];
+        const prefetched = readAhead.get(i);
+        readAhead.delete(i);
+        const planned = planAhead.get(i);
+        planAhead.delete(i);
+        const resumeFrom = partial?.path === job.path && job.restarts === 0 ? partial : undefined;
+        let result: SendResult | typeof WHOLE = WHOLE;
+        if (prefetched) result = yield* this.#sendWhole(job.path, await prefetched, view, session, outcome, signal);
+        else {
+          // A destination's partial file resumes as PutChunks; other large files go by recipe when the link has dedup.
+          const size = scanned.get(job.path) ?? 0;
+          if (session.queryChunks && !resumeFrom && (size >= DEDUP_MIN_FILE_BYTES || byDelta(job.path))) result = yield* this.#sendRecipe(job.path, view, session, outcome, signal, planned);
+          if (result === WHOLE) result = yield* this.#sendFile(job.path, resumeFrom, view, session, outcome, signal);
+        }
+        if (result === 'aborted') return;
+        if (result === 'sent' || result === 'gone') outcome.again = true;
+        if (result === 'unreadable') outcome.unsynced++;
+        if (result === 'changed') {
+          if (job.restarts < MAX_CHANGED_RESTARTS) {
+            queue.push({ path: job.path, restarts: job.restarts + 1 });
+          } else {
+            this.#logger?.warn({ streamId: this.streamId, path: job.path }, 'file keeps changing while sent; retrying next pass');
+            outcome.unsynced++;
+          }
         }
       }
+    } finally {
+      // Files planned ahead and never sent (the pass ended early): let go of them.
+      for (const planned of planAhead.values()) void planned.then((r) => (typeof r === 'string' ? undefined : r.reader.close()), () => undefined);
     }
 
     // 4. What is gone here: files first, then directories deepest first. Entries
@@ -396,54 +445,43 @@ export class DirSource implements Source {
     removeSubtree(view, path);
     view.set(path, { path, version, directory: false });
     outcome.yielded = true;
-    yield this.#record(session, objectOpCodec.encode({ put: { path, version, offset: 0 } }), data, () => {
+    // Stage dict@1: with the stream's dictionary when it pays, shipped first if the destination lacks it.
+    const dictionary = session.useDictionary ? this.#dictionary : null;
+    const packed = dictionary?.compress(data) ?? null;
+    if (dictionary && packed) {
+      if (!session.heldDictionaries.has(dictionary.id)) {
+        session.heldDictionaries.add(dictionary.id);
+        yield this.#record(session, objectOpCodec.encode({ dictionary: { id: dictionary.id } }), dictionary.bytes);
+      }
+    }
+    const meta = dictionary && packed ? { dictFile: { path, version, dictionaryId: dictionary.id } } : { put: { path, version, offset: 0 } };
+    const record = this.#record(session, objectOpCodec.encode(meta), packed ?? data, () => {
       session.bytesDone += version.size;
       session.filesDone++;
       this.#onReplicated?.(path, version);
     });
+    if (packed) record.contentBytes = version.size;
+    yield record;
     return 'sent';
   }
 
   // Yield one file by recipe (stage dedup@1): chunk it, ask the destination,
   // send the chunks it lacks (read back by offset, the file unchanged), then
   // the recipe with the small missing chunks inline. WHOLE leaves the file to #sendFile.
-  async *#sendRecipe(path: string, view: DestView, session: Session, outcome: PassOutcome, signal: AbortSignal): AsyncGenerator<SourceRecord, SendResult | typeof WHOLE> {
-    const reader = await this.#openFile(path);
-    if (typeof reader === 'string') return reader;
+  // prepared: #prepareRecipe started ahead of the file's turn (small changed files, stage delta@1).
+  async *#sendRecipe(
+    path: string,
+    view: DestView,
+    session: Session,
+    outcome: PassOutcome,
+    signal: AbortSignal,
+    prepared?: Promise<PreparedRecipe | SendResult | typeof WHOLE>,
+  ): AsyncGenerator<SourceRecord, SendResult | typeof WHOLE> {
+    const ready = await (prepared ?? this.#prepareRecipe(path, session, signal));
+    if (typeof ready === 'string') return ready;
+    const { reader, version, plan } = ready;
+    const unchanged = (): Promise<boolean> => reader.unchanged();
     try {
-      const { version } = reader;
-      if (version.size < DEDUP_MIN_FILE_BYTES) return WHOLE;
-      const unchanged = (): Promise<boolean> => reader.unchanged();
-
-      // Chunk the file (bounded memory: one read buffer) and ask which chunks the destination lacks.
-      const file: ChunkedFile = { path, version, chunks: [] };
-      for await (const c of readChunks((into, at, length, position) => reader.read(into, at, length, position))) {
-        if (signal.aborted) return 'aborted';
-        file.chunks.push({ offset: c.offset, length: c.length, hash: c.hash });
-      }
-      if (!(await unchanged())) return 'changed';
-      if (distinctHashes(file).length > MAX_QUERY_CHUNKS) return WHOLE;
-      let plan: RecipePlan;
-      try {
-        const query = chunkQueryFor(this.streamId, ++this.#queryIds, file);
-        const have = checkChunkHave(await session.queryChunks!(query), query.hashes.length / CHUNK_HASH_BYTES);
-        if (have.refusal) {
-          // Said once per session: a destination without an index refuses every query.
-          if (!session.queryRefused) this.#logger?.info({ streamId: this.streamId, path, refusal: have.refusal }, 'destination refused a chunk query; sending files whole');
-          session.queryRefused = true;
-          return WHOLE;
-        }
-        plan = planRecipe(file, have);
-        // Nothing of it is there: PutChunks carry the same bytes without
-        // staging them chunk by chunk at the destination (measured: a new
-        // 128 MiB file took 6.4 s of CPU by recipe, 1.0 s as PutChunks).
-        if (plan.heldBytes === 0) return WHOLE;
-      } catch (err) {
-        if (signal.aborted) return 'aborted';
-        this.#logger?.warn({ streamId: this.streamId, path, err: (err as Error).message }, 'chunk query failed; sending the file whole');
-        return WHOLE;
-      }
-
       // From here the file counts as queued; take it back if it is not sent after all.
       session.filesTotal++;
       session.bytesTotal += version.size;
@@ -461,6 +499,16 @@ export class DirSource implements Source {
         if ((await readFully(reader, data, c.offset)) < c.length || !(await unchanged())) return abandon('changed');
         outcome.yielded = true;
         yield this.#record(session, objectOpCodec.encode({ chunkData: { hash: c.hash } }), data);
+      }
+
+      // Stage delta@1: chunks with a base, as deltas when that pays, read the same way.
+      for (const { chunk, base } of plan.deltas) {
+        if (signal.aborted) return abandon('aborted');
+        const data = Buffer.allocUnsafe(chunk.length);
+        if ((await readFully(reader, data, chunk.offset)) < chunk.length || !(await unchanged())) return abandon('changed');
+        const { op, payload } = chunkOpFor(path, chunk, data, base);
+        outcome.yielded = true;
+        yield this.#record(session, objectOpCodec.encode(op), payload);
       }
 
       // The recipe, with the small missing chunks inline; it commits the file at the destination.
@@ -483,6 +531,70 @@ export class DirSource implements Source {
       return 'sent';
     } finally {
       await reader.close();
+    }
+  }
+
+  // Chunk a file (bounded memory: one read buffer), ask which chunks the
+  // destination lacks, and plan what to send; the file stays open for the
+  // send. A result instead (the reader closed) when it goes another way.
+  async #prepareRecipe(path: string, session: Session, signal: AbortSignal): Promise<PreparedRecipe | SendResult | typeof WHOLE> {
+    const reader = await this.#openFile(path);
+    if (typeof reader === 'string') return reader;
+    let keep = false;
+    try {
+      const { version } = reader;
+      if (version.size < (session.deltaBases ? DELTA_MIN_FILE_BYTES : DEDUP_MIN_FILE_BYTES)) return WHOLE;
+      const file: ChunkedFile = { path, version, chunks: [] };
+      for await (const c of readChunks((into, at, length, position) => reader.read(into, at, length, position))) {
+        if (signal.aborted) return 'aborted';
+        file.chunks.push({ offset: c.offset, length: c.length, hash: c.hash });
+      }
+      if (!(await reader.unchanged())) return 'changed';
+      if (distinctHashes(file).length > MAX_QUERY_CHUNKS) return WHOLE;
+      let plan: RecipePlan;
+      try {
+        const query = chunkQueryFor(this.streamId, ++this.#queryIds, file, session.deltaBases);
+        const have = checkChunkHave(await session.queryChunks!(query), query.hashes.length / CHUNK_HASH_BYTES);
+        if (have.refusal) {
+          // Said once per session: a destination without an index refuses every query.
+          if (!session.queryRefused) this.#logger?.info({ streamId: this.streamId, path, refusal: have.refusal }, 'destination refused a chunk query; sending files whole');
+          session.queryRefused = true;
+          return WHOLE;
+        }
+        plan = planRecipe(file, have);
+        // Nothing of it is there: PutChunks carry the same bytes without
+        // staging them chunk by chunk at the destination (measured: a new
+        // 128 MiB file took 6.4 s of CPU by recipe, 1.0 s as PutChunks).
+        if (plan.heldBytes === 0 && plan.deltas.length === 0) return WHOLE;
+      } catch (err) {
+        if (signal.aborted) return 'aborted';
+        this.#logger?.warn({ streamId: this.streamId, path, err: (err as Error).message }, 'chunk query failed; sending the file whole');
+        return WHOLE;
+      }
+      keep = true;
+      return { reader, version, plan };
+    } finally {
+      if (!keep) await reader.close();
+    }
+  }
+
+  // The stream's dictionary (stage dict@1), trained from a sample of entries' small files when it has none; null when it cannot be had (logged).
+  async #openDictionary(entries: ManifestEntry[]): Promise<StreamDictionary | null> {
+    const samples = async (): Promise<Buffer[]> => {
+      const out: Buffer[] = [];
+      for (const path of samplePaths(entries.filter((e) => !e.directory).map((e) => ({ path: e.path, size: e.version.size })))) {
+        const file = await this.#readWhole(path);
+        if (file.kind === 'data') out.push(file.data);
+      }
+      return out;
+    };
+    try {
+      const dictionary = await StreamDictionary.open(this.#dictionaries!, this.streamId, samples);
+      if (dictionary) this.#logger?.info({ streamId: this.streamId, dictionary: dictionary.id, bytes: dictionary.bytes.length }, 'small files go with the stream dictionary');
+      return dictionary;
+    } catch (err) {
+      this.#logger?.warn({ streamId: this.streamId, err: (err as Error).message }, 'stream dictionary unavailable; small files go without it');
+      return null;
     }
   }
 

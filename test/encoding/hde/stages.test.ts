@@ -70,3 +70,13 @@ test('the agent announces its stages in the Hello capabilities', () => {
   // The objects stream answers cdc and dedup (dir-source.ts, dir-sink.ts), so both are announced.
   assert.ok(CAPABILITIES.includes('hde:cdc@1') && CAPABILITIES.includes('hde:dedup@1'));
 });
+
+test('this build announces delta@1 and dict@1; delta rides on dedup, so a peer with delta but without dedup gets neither', () => {
+  assert.deepEqual(names(LOCAL_STAGES), ['cdc@1', 'dedup@1', 'delta@1', 'dict@1', 'zstd@1']);
+  // A peer of the build before delta@1 and dict@1 (cdc, dedup, zstd): both dropped, dedup kept.
+  assert.deepEqual(names(negotiate(LOCAL_STAGES, ['hde:cdc@1', 'hde:dedup@1', 'hde:zstd@1'])), ['cdc@1', 'dedup@1', 'zstd@1']);
+  // Delta bases travel in dedup's ChunkQuery/ChunkHave: without dedup there is nowhere to ask.
+  assert.deepEqual(names(negotiate(LOCAL_STAGES, ['hde:cdc@1', 'hde:delta@1', 'hde:zstd@1'])), ['cdc@1', 'zstd@1']);
+  // dict@1 stands alone.
+  assert.deepEqual(names(negotiate(LOCAL_STAGES, ['hde:dict@1'])), ['dict@1']);
+});

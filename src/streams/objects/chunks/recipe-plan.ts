@@ -8,7 +8,8 @@
 
 import type { ChunkRef } from '../../../encoding/hde/fastcdc.ts';
 import { MAX_INLINE_CHUNK_BYTES, MAX_QUERY_CHUNKS, missingIndexes } from '../../../wire/dedup-messages.ts';
-import type { ChunkHave, ChunkQuery, FileVersion, PutRecipe } from '../../../wire/messages.ts';
+import { checkDeltaBases } from '../../../wire/delta-messages.ts';
+import type { ChunkHave, ChunkQuery, DeltaBase, FileVersion, PutRecipe } from '../../../wire/messages.ts';
 
 /**
  * Smallest file sent by recipe when the link negotiated dedup@1, and
@@ -38,6 +39,8 @@ export interface RecipePlan {
   inline: ChunkRef[];
   /** Bytes of the file the destination already holds (not sent). */
   heldBytes: number;
+  /** Stage delta@1: missing chunks the destination offered a base for, each once, in file order (sent as PutChunkDelta or PutChunkData, before the recipe). */
+  deltas: Array<{ chunk: ChunkRef; base: DeltaBase }>;
 }
 
 /** The distinct hashes of a file in first-seen order (what the query asks about). */
@@ -53,19 +56,35 @@ export function distinctHashes(file: ChunkedFile): Buffer[] {
   return out;
 }
 
-/** The query for a file; throws when it has more distinct chunks than one query may ask (send it whole instead). */
-export function chunkQueryFor(streamId: string, queryId: number, file: ChunkedFile): ChunkQuery {
+/**
+ * The query for a file; throws when it has more distinct chunks than one
+ * query may ask (send it whole instead). deltaBases (stage delta@1) adds
+ * each distinct chunk's first offset and length, asking for bases.
+ */
+export function chunkQueryFor(streamId: string, queryId: number, file: ChunkedFile, deltaBases = false): ChunkQuery {
   const hashes = distinctHashes(file);
   if (hashes.length > MAX_QUERY_CHUNKS) throw new Error(`chunk query for ${file.path}: ${hashes.length} distinct chunks, at most ${MAX_QUERY_CHUNKS}`);
-  return { streamId, queryId, path: file.path, hashes: Buffer.concat(hashes) };
+  const query: ChunkQuery = { streamId, queryId, path: file.path, hashes: Buffer.concat(hashes) };
+  if (deltaBases) {
+    const first = new Map<string, { offset: number; length: number }>();
+    for (const c of file.chunks) if (!first.has(c.hash.toString('hex'))) first.set(c.hash.toString('hex'), c);
+    query.offsets = hashes.map((h) => first.get(h.toString('hex'))!.offset);
+    query.lengths = hashes.map((h) => first.get(h.toString('hex'))!.length);
+  }
+  return query;
 }
 
-/** What to send, given the (checked) answer to chunkQueryFor(file). */
+/** What to send, given the (checked) answer to chunkQueryFor(file); throws when its delta bases are malformed. */
 export function planRecipe(file: ChunkedFile, have: ChunkHave, inlineBytes = DEFAULT_INLINE_BYTES): RecipePlan {
   const hashes = distinctHashes(file);
-  const missing = new Set(missingIndexes(have, hashes.length).map((i) => hashes[i].toString('hex')));
+  const missingAt = missingIndexes(have, hashes.length);
+  const missing = new Set(missingAt.map((i) => hashes[i].toString('hex')));
+  // Bases (stage delta@1) only for hashes reported missing, each once; checked before use.
+  const missingIndex = new Set(missingAt);
+  const offered = have.refusal ? [] : checkDeltaBases(have.queryId, have.bases ?? [], (i) => missingIndex.has(i));
+  const bases = new Map(offered.map((b) => [hashes[b.index]?.toString('hex'), b]));
   const limit = Math.min(inlineBytes, MAX_INLINE_CHUNK_BYTES);
-  const plan: RecipePlan = { chunkData: [], recipe: { path: file.path, version: file.version, chunks: [] }, inline: [], heldBytes: 0 };
+  const plan: RecipePlan = { chunkData: [], recipe: { path: file.path, version: file.version, chunks: [] }, inline: [], heldBytes: 0, deltas: [] };
   const sent = new Set<string>();
   for (const c of file.chunks) {
     const key = c.hash.toString('hex');
@@ -73,6 +92,14 @@ export function planRecipe(file: ChunkedFile, have: ChunkHave, inlineBytes = DEF
     if (!missing.has(key) || sent.has(key)) {
       plan.recipe.chunks.push({ hash: c.hash, length: c.length, inline: false });
       if (!missing.has(key)) plan.heldBytes += c.length;
+      continue;
+    }
+    // Missing with a base: a delta (each once).
+    const base = bases.get(key);
+    if (base) {
+      plan.recipe.chunks.push({ hash: c.hash, length: c.length, inline: false });
+      plan.deltas.push({ chunk: c, base });
+      sent.add(key);
       continue;
     }
     // Missing: small ones inline, large ones as chunk data (each once).
