@@ -19,7 +19,7 @@ import { check } from './fuzz-input.ts';
 
 /** The codecs, by selector byte; oneof lists the fields a oneof codec may set. */
 const CODECS: { name: string; codec: Codec<unknown>; oneof?: string[] }[] = [
-  { name: 'Envelope', codec: envelopeCodec as Codec<unknown>, oneof: ['hello', 'helloReply', 'data', 'ack', 'nack', 'streamOpen', 'streamState', 'error', 'ping', 'pong', 'chunkQuery', 'chunkHave'] },
+  { name: 'Envelope', codec: envelopeCodec as Codec<unknown>, oneof: ['hello', 'helloReply', 'data', 'ack', 'nack', 'streamOpen', 'streamState', 'error', 'ping', 'pong', 'chunkQuery', 'chunkHave', 'delivered'] },
   { name: 'ObjectOp', codec: objectOpCodec as Codec<unknown>, oneof: ['put', 'delete', 'rename', 'mkdir', 'recipe', 'chunkData', 'chunkDelta', 'dictionary', 'dictFile'] },
   { name: 'Manifest', codec: manifestCodec as Codec<unknown> },
   { name: 'WalRecord', codec: walRecordCodec as Codec<unknown>, oneof: ['data', 'history', 'system'] },
