@@ -53,7 +53,8 @@ test('transport ws: TLS listed first is skipped, the link runs over WebSocket an
 
 test('auto: a quic:// endpoint that nothing answers (UDP lost) listed first, the link ends on TLS and replicates', { timeout: 300_000 }, async () => {
   // A free UDP port with no listener stands for a path that drops UDP: the QUIC dial times out, the link moves on.
-  const fed = await replicate((p) => [`quic://127.0.0.1:${p.dead}`, `127.0.0.1:${p.tls}`], '  transport: auto');
+  // A short connect timeout: the test waits it out once, at the first dial.
+  const fed = await replicate((p) => [`quic://127.0.0.1:${p.dead}`, `127.0.0.1:${p.tls}`], '  transport: auto\n  connectTimeout: 3s');
   try {
     assert.equal((await fed.source.status()).links[0].transport, 'tls');
     assert.equal(await fed.source.metric('dwcp_link_transport', 'kind="tls"'), 1);

@@ -2,7 +2,7 @@
 // through a real nginx (Debian's nginx-light) that terminates the hop's TLS
 // with its own certificate and passes the upgrade on to the destination's
 // HTTPS listener, across a restart of nginx mid-transfer (every carrier
-// cut). NEEDS /usr/sbin/nginx (scripts/setup.sh installs nginx-light).
+// cut) and then a kill -9 of the destination agent. NEEDS /usr/sbin/nginx (scripts/setup.sh installs nginx-light).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { compareTrees } from '../../src/cli/tree-compare.ts';
@@ -15,7 +15,7 @@ import { waitFor } from '../helpers/agent-process.ts';
 
 const MiB = 1024 * 1024;
 
-test('an objects tree replicates identical through nginx over wss://, across an nginx restart mid-transfer', { timeout: 600_000 }, async () => {
+test('an objects tree replicates identical through nginx over wss://, across an nginx restart and a kill -9 of the destination mid-transfer', { timeout: 600_000 }, async () => {
   const proxyPort = await freePort();
   const { fed, wsPort } = await federationOverWs(160 * MiB, proxyPort);
   let proxy: NginxProxy | undefined;
@@ -34,6 +34,13 @@ test('an objects tree replicates identical through nginx over wss://, across an 
     await proxy.stop();
     await waitFor('the source saw its link go down', async () => fed.source.logs.some((l) => l.includes('"msg":"link down"')), 30_000, 100);
     await proxy.start();
+
+    // Then kill -9 the destination once more has come through, and start it again.
+    const before = await fed.dest.metric('dwcp_wire_bytes_received_total');
+    await waitFor('data flowing again after the restart', async () => (await fed.dest.metric('dwcp_wire_bytes_received_total')) > before + 8 * MiB, 120_000, 100);
+    assert.ok((await fed.source.status()).senders.some((s) => s.progress?.inSync !== true), 'the kill must come mid-transfer');
+    await fed.dest.kill9();
+    await fed.dest.start();
 
     await fed.waitInSync(300_000);
     const cmp = await compareTrees(fed.sourcePath, fed.destPath);
