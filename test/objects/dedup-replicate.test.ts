@@ -8,11 +8,10 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { copyFileSync, mkdirSync, mkdtempSync, renameSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { copyFileSync, renameSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { open } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { DirSink, type DirSinkOptions } from '../../src/streams/objects/dir-sink.ts';
+import { DirSink } from '../../src/streams/objects/dir-sink.ts';
 import { DirSource } from '../../src/streams/objects/dir-source.ts';
 import type { FileVersion, ObjectOp } from '../../src/wire/messages.ts';
 import { seededBytes } from '../helpers/seeded-bytes.ts';
@@ -20,26 +19,16 @@ import { generateSampleTree } from '../../src/cli/sample-tree.ts';
 import { scanTree } from '../../src/streams/objects/tree-scan.ts';
 import { sameVersion } from '../../src/streams/objects/file-version.ts';
 import { DEFAULT_MUTATION, mutateTree } from '../../netbench/tree-mutation.ts';
-import { opsOf, pump, treeDifferences, type PumpResult } from './link-harness.ts';
+import { chunkLab, opsOf, pump, treeDifferences, type ChunkLab, type PumpResult } from './link-harness.ts';
 
 const MiB = 1024 * 1024;
 /** cdc@1's largest chunk, bytes: an edit touches at most a couple of them. */
 const MAX_CDC_CHUNK_BYTES = 256 * 1024;
 
-interface Lab {
-  src: string;
-  dst: string;
-  base: string;
-  chunks: NonNullable<DirSinkOptions['chunks']>;
-}
+type Lab = ChunkLab;
 
 function lab(t: { after(fn: () => void): void }): Lab {
-  const base = mkdtempSync(join(tmpdir(), 'dwcp-dedup-replicate-'));
-  const lab = { base, src: join(base, 'src'), dst: join(base, 'dst'), chunks: { indexDir: join(base, 'data/chunk-index/s'), stageDir: join(base, 'data/chunk-stage/s') } };
-  mkdirSync(lab.src);
-  mkdirSync(lab.dst);
-  t.after(() => rmSync(base, { recursive: true, force: true }));
-  return lab;
+  return chunkLab(t, 'dedup-replicate');
 }
 
 /** One one-shot session from src to dst; a fresh source and sink each time, as after a restart. */

@@ -9,35 +9,24 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { cpSync, mkdirSync, mkdtempSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { cpSync, utimesSync, writeFileSync } from 'node:fs';
 import { open } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { DirSink, type DirSinkOptions } from '../../src/streams/objects/dir-sink.ts';
+import { DirSink } from '../../src/streams/objects/dir-sink.ts';
 import { DirSource } from '../../src/streams/objects/dir-source.ts';
 import { objectOpCodec, type ObjectOp } from '../../src/wire/messages.ts';
 import { generateSampleTree } from '../../src/cli/sample-tree.ts';
 import { DEFAULT_MUTATION, mutateTree } from '../../netbench/tree-mutation.ts';
 import { seededBytes } from '../helpers/seeded-bytes.ts';
-import { opsOf, pump, treeDifferences, type PumpResult } from './link-harness.ts';
+import { chunkLab, opsOf, pump, treeDifferences, type ChunkLab, type PumpResult } from './link-harness.ts';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
 
-interface Lab {
-  src: string;
-  dst: string;
-  base: string;
-  chunks: NonNullable<DirSinkOptions['chunks']>;
-}
+type Lab = ChunkLab;
 
 function lab(t: { after(fn: () => void): void }): Lab {
-  const base = mkdtempSync(join(tmpdir(), 'dwcp-delta-replicate-'));
-  const l = { base, src: join(base, 'src'), dst: join(base, 'dst'), chunks: { indexDir: join(base, 'data/chunk-index/s'), stageDir: join(base, 'data/chunk-stage/s') } };
-  mkdirSync(l.src);
-  mkdirSync(l.dst);
-  t.after(() => rmSync(base, { recursive: true, force: true }));
-  return l;
+  return chunkLab(t, 'delta-replicate');
 }
 
 /** A second destination holding what l's holds now (its own index, rebuilt from the tree on open). */

@@ -6,8 +6,10 @@
 // write real files.
 
 import { createHash } from 'node:crypto';
-import { lstatSync, readdirSync, readFileSync } from 'node:fs';
+import { lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { DirSinkOptions } from '../../src/streams/objects/dir-sink.ts';
 import { envelopeCodec, objectOpCodec } from '../../src/wire/messages.ts';
 import type { ChunkHave, ChunkQuery, ObjectOp } from '../../src/wire/messages.ts';
 import type { Sink, Source, SourceRecord } from '../../src/streams/stream.ts';
@@ -164,4 +166,22 @@ export function treeDifferences(sourceRoot: string, destRoot: string): string[] 
 /** Ops of one kind, as a compact list for assertions. */
 export function opsOf(ops: ObjectOp[], kind: keyof ObjectOp): ObjectOp[] {
   return ops.filter((op) => op[kind] !== undefined);
+}
+
+/** A source tree, a destination tree and the destination's chunk index and staging directory, in one temp dir. */
+export interface ChunkLab {
+  src: string;
+  dst: string;
+  base: string;
+  chunks: NonNullable<DirSinkOptions['chunks']>;
+}
+
+/** A fresh ChunkLab under a temp dir named for the test file, removed after the test. */
+export function chunkLab(t: { after(fn: () => void): void }, name: string): ChunkLab {
+  const base = mkdtempSync(join(tmpdir(), `dwcp-${name}-`));
+  const lab = { base, src: join(base, 'src'), dst: join(base, 'dst'), chunks: { indexDir: join(base, 'data/chunk-index/s'), stageDir: join(base, 'data/chunk-stage/s') } };
+  mkdirSync(lab.src);
+  mkdirSync(lab.dst);
+  t.after(() => rmSync(base, { recursive: true, force: true }));
+  return lab;
 }
