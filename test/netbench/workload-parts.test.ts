@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawn } from 'node:child_process';
 import { cpuSeconds, parseProcStat, PeakRssSampler } from '../../netbench/proc-usage.ts';
+import { procCpu } from '../../src/util/proc-stat.ts';
 import { mutateTree } from '../../netbench/tree-mutation.ts';
 import { generateSampleTree } from '../../src/cli/sample-tree.ts';
 import { compareTrees } from '../../src/cli/tree-compare.ts';
@@ -27,12 +28,16 @@ test('cpuSeconds counts children that were waited for; the sampler sees a child\
   const child = spawn('sh', ['-c', 'node -e "const b=Buffer.alloc(64<<20,1);let x=0;for(let i=0;i<3e7;i++)x+=i;setTimeout(()=>b.length,1500);" ; sleep 5'], { stdio: 'ignore' });
   try {
     const sampler = new PeakRssSampler([child.pid!]).start();
-    let cpu = 0;
-    for (let i = 0; i < 100 && cpu === 0; i++) {
+    // Until the node child was waited for: its CPU shows in the shell's children times
+    // (the shell's own CPU may already be a tick above zero before that).
+    let childrenCpu = 0;
+    for (let i = 0; i < 100 && childrenCpu === 0; i++) {
       await new Promise((r) => setTimeout(r, 100));
-      cpu = await cpuSeconds(child.pid!);
+      const cpu = await procCpu(child.pid!);
+      childrenCpu = cpu.withChildrenSeconds - cpu.selfSeconds;
     }
-    assert.ok(cpu > 0, 'child cpu counted in the parent');
+    assert.ok(childrenCpu > 0, 'child cpu counted in the parent');
+    assert.ok((await cpuSeconds(child.pid!)) >= childrenCpu, 'cpuSeconds includes the waited-for child');
     assert.ok((await sampler.stop()) >= 64 * 2 ** 20, 'peak rss of the node child');
   } finally {
     child.kill('SIGKILL');
