@@ -423,22 +423,33 @@ static napi_value remove_at(napi_env env, napi_callback_info info) {
   return op ? start(env, op) : NULL;
 }
 
-/* clearDirAt(dirFd, keep?): remove every entry of dirFd except keep. */
-static napi_value clear_dir_at(napi_env env, napi_callback_info info) {
-  napi_value argv[2];
-  size_t argc = 2;
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+/* A new op of kind whose first argument is an fd (named what); NULL after a throw. */
+static fs_op *new_fd_op(napi_env env, napi_callback_info info, enum op_kind kind,
+                        const char *what, napi_value *argv, size_t *argc) {
+  napi_get_cb_info(env, info, argc, argv, NULL, NULL);
   fs_op *op = calloc(1, sizeof *op);
   if (op == NULL) {
     napi_throw_error(env, NULL, "beneath: out of memory");
     return NULL;
   }
-  op->kind = OP_CLEAR;
+  op->kind = kind;
+  if (!int_arg(env, argv, *argc, 0, what, &op->dirfd)) {
+    free(op);
+    return NULL;
+  }
+  return op;
+}
+
+/* clearDirAt(dirFd, keep?): remove every entry of dirFd except keep. */
+static napi_value clear_dir_at(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  size_t argc = 2;
+  fs_op *op = new_fd_op(env, info, OP_CLEAR, "dirFd", argv, &argc);
+  if (op == NULL) return NULL;
   napi_valuetype keep_type = napi_undefined;
   if (argc > 1) napi_typeof(env, argv[1], &keep_type);
   op->has_keep = keep_type != napi_undefined && keep_type != napi_null;
-  if (!int_arg(env, argv, argc, 0, "dirFd", &op->dirfd) ||
-      (op->has_keep && !str_arg(env, argv, argc, 1, "keep", op->path, NAME_BYTES, true))) {
+  if (op->has_keep && !str_arg(env, argv, argc, 1, "keep", op->path, NAME_BYTES, true)) {
     free(op);
     return NULL;
   }
@@ -468,17 +479,8 @@ static napi_value rename_at(napi_env env, napi_callback_info info) {
 static napi_value sync_fs(napi_env env, napi_callback_info info) {
   napi_value argv[1];
   size_t argc = 1;
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  fs_op *op = calloc(1, sizeof *op);
-  if (op == NULL) {
-    napi_throw_error(env, NULL, "beneath: out of memory");
-    return NULL;
-  }
-  op->kind = OP_SYNCFS;
-  if (!int_arg(env, argv, argc, 0, "fd", &op->dirfd)) {
-    free(op);
-    return NULL;
-  }
+  fs_op *op = new_fd_op(env, info, OP_SYNCFS, "fd", argv, &argc);
+  if (op == NULL) return NULL;
   strcpy(op->path, "(filesystem)");
   return start(env, op);
 }
