@@ -111,27 +111,38 @@ test('a peer without delta@1 (no bases asked, none offered) replicates a changed
   assert.equal(opsOf(second.ops, 'put').length, 1); // the small file whole, as before delta@1
 });
 
-test('a lying delta (rebuilds a chunk other than the one named) is refused and nothing is applied', async (t) => {
-  const l = lab(t);
+/**
+ * a.txt synced, then edited in place; a source and a sink for the next
+ * session whose apply goes through intercept (it calls apply itself).
+ */
+async function editedWithSink(
+  l: Lab,
+  intercept: (apply: DirSink['apply'], seq: number, meta: Uint8Array, data: Uint8Array) => Promise<void>,
+): Promise<{ source: DirSource; sink: DirSink }> {
   writeFileSync(join(l.src, 'a.txt'), seededBytes(40 * KiB, 1));
   await session(l, { dedup: true, delta: true });
   await edit(join(l.src, 'a.txt'), 1000, 1000, 2);
-
-  // Flip a literal byte of every delta on its way to the sink (its first op is
-  // the literal of the edited blocks: a 2-byte varint, then the bytes).
   const source = new DirSource({ streamId: 's', root: l.src, watch: false, once: true });
   const sink = new DirSink({ streamId: 's', root: l.dst, chunks: l.chunks });
   const realApply = sink.apply.bind(sink);
-  sink.apply = async (seq, meta, data) => {
+  sink.apply = (seq, meta, data) => intercept(realApply, seq, meta, data);
+  return { source, sink };
+}
+
+test('a lying delta (rebuilds a chunk other than the one named) is refused and nothing is applied', async (t) => {
+  const l = lab(t);
+  // Flip a literal byte of every delta on its way to the sink (its first op is
+  // the literal of the edited blocks: a 2-byte varint, then the bytes).
+  const { source, sink } = await editedWithSink(l, async (apply, seq, meta, data) => {
     const op: ObjectOp = objectOpCodec.decode(meta);
     if (op.chunkDelta) {
       const lie = Buffer.from(data);
       assert.equal(lie[0] & 1, 0, 'the first op is a literal');
       lie[10] ^= 0xff;
-      return realApply(seq, meta, lie);
+      return apply(seq, meta, lie);
     }
-    return realApply(seq, meta, data);
-  };
+    return apply(seq, meta, data);
+  });
   await assert.rejects(pump(source, sink, { dedup: true, delta: true }), (err: Error) => err.name === 'SinkError' && /put chunk delta against "a\.txt".*rebuilt chunk hashes to [0-9a-f]{64}, the op names/.test(err.message));
   await sink.close();
   assert.deepEqual(treeDifferences(l.src, l.dst), ['a.txt: content differs']);
@@ -143,18 +154,11 @@ test('a lying delta (rebuilds a chunk other than the one named) is refused and n
 
 test('a base that changed after the query is never used: the recipe fails retryably, the next session completes', async (t) => {
   const l = lab(t);
-  writeFileSync(join(l.src, 'a.txt'), seededBytes(40 * KiB, 1));
-  await session(l, { dedup: true, delta: true });
-  await edit(join(l.src, 'a.txt'), 1000, 1000, 2);
-
   // The destination's a.txt changes between the answer and the delta's apply.
-  const source = new DirSource({ streamId: 's', root: l.src, watch: false, once: true });
-  const sink = new DirSink({ streamId: 's', root: l.dst, chunks: l.chunks });
-  const realApply = sink.apply.bind(sink);
-  sink.apply = async (seq, meta, data) => {
+  const { source, sink } = await editedWithSink(l, async (apply, seq, meta, data) => {
     if (objectOpCodec.decode(meta).chunkDelta) writeFileSync(join(l.dst, 'a.txt'), seededBytes(40 * KiB, 3));
-    return realApply(seq, meta, data);
-  };
+    return apply(seq, meta, data);
+  });
   await assert.rejects(pump(source, sink, { dedup: true, delta: true }), (err: Error) => err.name === 'MissingChunksError');
   await sink.close();
   assert.deepEqual(treeDifferences(l.src, l.dst), ['a.txt: content differs']);
