@@ -147,6 +147,20 @@ function jsonLines(child: ChildProcess): { lines: Array<Record<string, unknown>>
   };
 }
 
+/**
+ * Kill what is still running of a row's processes and wait for them: a row
+ * that failed (a summary that never came) must not leave its sink holding
+ * the port the next row listens on.
+ */
+async function endChildren(...children: ChildProcess[]): Promise<void> {
+  await Promise.all(children.map((child) => {
+    if (child.exitCode !== null || child.signalCode !== null) return undefined;
+    const gone = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+    child.kill('SIGKILL');
+    return gone;
+  }));
+}
+
 /** Stop a sink and read its summary. */
 async function stopSink(child: ChildProcess, out: ReturnType<typeof jsonLines>): Promise<Record<string, unknown>> {
   child.kill('SIGTERM');
@@ -161,8 +175,14 @@ async function tcpRow(lab: Lab, cc: string, flows: number, o: NetbenchOptions): 
   await sinkOut.next('listening', LISTEN_TIMEOUT_MS);
   const src = lab.exec(lab.nsA, process.execPath, [FLOWS, 'source', lab.addrB, String(PORT), String(o.seconds), String(flows), cc], { stdio: ['ignore', 'pipe', 'pipe'] });
   const srcOut = jsonLines(src);
-  const summary = await srcOut.next('summary', o.seconds * 1000 + ROW_GRACE_MS);
-  const sinkSummary = await stopSink(sinkChild, sinkOut);
+  let summary: Record<string, unknown>;
+  let sinkSummary: Record<string, unknown>;
+  try {
+    summary = await srcOut.next('summary', o.seconds * 1000 + ROW_GRACE_MS);
+    sinkSummary = await stopSink(sinkChild, sinkOut);
+  } finally {
+    await endChildren(src, sinkChild);
+  }
   const bytes = summary.ackedBytes as number;
   return {
     label: `tcp ${flows} x ${cc}`, kind: 'tcp', congestionControl: cc, carriers: flows, seconds: summary.seconds as number,
@@ -213,12 +233,14 @@ async function dwcpRow(lab: Lab, label: string, cc: string, transport: string, p
   }, 1000);
   timer.unref();
   let summary: Record<string, unknown>;
+  let sinkSummary: Record<string, unknown>;
   try {
     summary = await srcOut.next('summary', o.adaptiveSeconds * 1000 + ROW_GRACE_MS);
+    sinkSummary = await stopSink(sinkChild, sinkOut);
   } finally {
     clearInterval(timer);
+    await endChildren(src, sinkChild);
   }
-  const sinkSummary = await stopSink(sinkChild, sinkOut);
   const ticks = srcOut.lines.filter((l) => l.event === 'tick').map((t) => ({
     atS: (t.atMs as number) / 1000, goodputBytesPerS: t.goodputBytesPerS as number, carriers: t.carriers as number, rttMs: t.rttMs as number,
   }));
