@@ -80,13 +80,16 @@ function dataBuffer(view: Uint8Array): ArrayBuffer[] {
  * come along. Every buffer a worker answers with is its own (made there, or
  * moved or copied in with the job), so it moves whole whatever lies around
  * the payload; the headroom before the payload is then free for the frame's
- * head. Small payloads are copied, with no headroom, unless they have room
- * for a head (a compressed frame: moving it saves the frame writer's copy).
+ * head. Small payloads are copied, with no headroom, unless they were made
+ * with room for a head (a compressed frame: moving it saves the frame
+ * writer's copy).
  */
 export function resultBuffer(view: Uint8Array): { transfer: ArrayBuffer[]; headroom: number } {
   const buffer = view.buffer;
-  const framable = view.byteOffset >= FRAME_HEADROOM_BYTES;
-  if (!(buffer instanceof ArrayBuffer) || (view.byteLength < MIN_TRANSFER_BYTES && !framable)) return { transfer: [], headroom: 0 };
+  // Never by offset alone: a small buffer may be a slice of the thread's
+  // shared Buffer pool, and moving that slab would break every later
+  // allocation here.
+  if (!(buffer instanceof ArrayBuffer) || (view.byteLength < MIN_TRANSFER_BYTES && !hasFrameHeadroom(view))) return { transfer: [], headroom: 0 };
   return { transfer: [buffer], headroom: view.byteOffset };
 }
 

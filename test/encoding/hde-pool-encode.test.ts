@@ -116,3 +116,21 @@ test('frames framed in place around worker buffers stay intact while the workers
     await pool.close();
   }
 });
+
+test('small streamed frames decode on a worker frame after frame (a result in the worker\'s shared Buffer pool is copied back, never moved)', async () => {
+  // Outputs of a few hundred bytes come from the worker thread's Buffer
+  // pool slab; moving one would detach the slab and break the worker.
+  const pool = new HdePool(1);
+  try {
+    const meta = Buffer.from('m');
+    const plains = Array.from({ length: 120 }, (_, i) => Buffer.from(`small frame ${i} `.repeat(1 + (i % 20))));
+    const encoded: Encoded[] = [];
+    for (const [i, plain] of plains.entries()) encoded.push(await pool.encodeStream('k', meta, plain, 1, i === 0));
+    for (const [i, enc] of encoded.entries()) {
+      const dec = await pool.decodeStream('r', meta, enc.payload, plains[i]!.length, enc.resync);
+      assert.equal(Buffer.compare(dec.data, plains[i]!), 0, `frame ${i}`);
+    }
+  } finally {
+    await pool.close();
+  }
+});
