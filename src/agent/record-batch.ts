@@ -10,6 +10,7 @@
 
 import type { SourceRecord } from '../streams/stream.ts';
 import { recordBatchCodec } from '../wire/messages.ts';
+import { allocFramePayload } from '../wire/frame-headroom.ts';
 
 /** The Hello capability both ends announce to batch records. */
 export const RECORD_BATCH_CAPABILITY = 'record-batch@1';
@@ -101,7 +102,13 @@ export async function* batchRecords(records: AsyncIterable<SourceRecord>): Async
 function joinBatch(batch: SourceRecord[]): FrameRecord {
   if (batch.length === 1) return { ...batch[0], records: 1 };
   const meta = recordBatchCodec.encode({ records: batch.map((r) => ({ meta: r.meta, length: r.data.length })) });
-  const data = Buffer.concat(batch.map((r) => r.data));
+  // Room in front for the frame's head (wire/frame-headroom.ts): the frame is written around the batch, not copied.
+  const data = allocFramePayload(batch.reduce((sum, r) => sum + r.data.length, 0));
+  let at = 0;
+  for (const r of batch) {
+    data.set(r.data, at);
+    at += r.data.length;
+  }
   const callbacks = batch.flatMap((r) => (r.onDurable ? [r.onDurable] : []));
   // What the records stand for in content (a dictionary-coded file counts its file's bytes).
   const contentBytes = batch.reduce((sum, r) => sum + (r.contentBytes ?? r.data.length), 0);

@@ -43,8 +43,12 @@ export const MAX_VERIFY_FAILURES = 3;
 const STATE_PART_BYTES = 4 * 1024 * 1024;
 /** Chunk queries answered at once per stream; more are refused (the source then sends those files whole). */
 export const MAX_CHUNK_QUERIES_IN_FLIGHT = 4;
-/** Default bound of declared plaintext decoded ahead of the apply loop, bytes (one more frame may exceed it). */
-export const DECODE_AHEAD_BYTES = 64 * 1024 * 1024;
+/**
+ * Default bound of declared plaintext decoded ahead of the apply loop, bytes
+ * (one more frame may exceed it). 16 MiB is 64 frames of 256 KiB, enough to
+ * keep every HDE worker busy; 64 MiB cost peak RSS, not throughput.
+ */
+export const DECODE_AHEAD_BYTES = 16 * 1024 * 1024;
 
 /** Options of a stream receiver. */
 export interface StreamReceiverOptions {

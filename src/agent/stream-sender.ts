@@ -470,7 +470,7 @@ export class StreamSender {
       rawLength,
       resync: enc.resync,
       records: record.records,
-    });
+    }, enc.headroom);
     return { framed, digest: enc.digest };
   }
 

@@ -5,17 +5,17 @@
 // (ZSTD_STREAM) use the context this thread holds for their stream key, and
 // the pool sends every job of a key to one worker, in order.
 
-import { Compressor } from 'zstd-napi';
 import { frameDigest } from './digest.ts';
-import { zstd } from './zstd-binding.ts';
+import { zstd, type NativeCCtx } from './zstd-binding.ts';
 import { StreamCompressor, StreamDecompressor } from './stream-context.ts';
+import { framePayloadCopy } from '../wire/frame-headroom.ts';
 import type { WorkerJob, WorkerResult } from './hde-pool.ts';
 
 const ENCODING_RAW = 0;
 const ENCODING_ZSTD = 1;
 const ENCODING_ZSTD_STREAM = 2;
 
-const compressors = new Map<number, Compressor>();
+const compressors = new Map<number, NativeCCtx>();
 /** Streaming contexts by stream key; released by the pool when a session ends. */
 const streamCompressors = new Map<string, StreamCompressor>();
 const streamDecompressors = new Map<string, StreamDecompressor>();
@@ -26,11 +26,14 @@ export function release(key: string): void {
   streamDecompressors.delete(key);
 }
 
-function compressorFor(level: number): Compressor {
+/** The one-shot context of a level (contents size in the frame header, no checksum: frames carry a digest). */
+function compressorFor(level: number): NativeCCtx {
   let c = compressors.get(level);
   if (!c) {
-    c = new Compressor();
-    c.setParameters({ compressionLevel: level, contentSizeFlag: true, checksumFlag: false });
+    c = new zstd.CCtx();
+    c.setParameter(zstd.CParameter.compressionLevel, level);
+    c.setParameter(zstd.CParameter.contentSizeFlag, 1);
+    c.setParameter(zstd.CParameter.checksumFlag, 0);
     compressors.set(level, c);
   }
   return c;
@@ -47,6 +50,22 @@ function contextFor<T>(contexts: Map<string, T>, key: string, resync: boolean, c
   return context;
 }
 
+/** One-shot compressions write here first (per thread, grown to the largest frame's bound). */
+let compressScratch = Buffer.alloc(0);
+
+/**
+ * data compressed at level, as an exact-size buffer with room for the
+ * frame's head in front (wire/frame-headroom.ts); null when it does not
+ * shrink. The output goes to a reused scratch buffer first, so the only
+ * fresh allocation is the size of the compressed bytes.
+ */
+function compressOnce(data: Uint8Array, level: number): Buffer | null {
+  const bound = zstd.compressBound(data.length);
+  if (compressScratch.length < bound) compressScratch = Buffer.allocUnsafeSlow(bound);
+  const n = compressorFor(level).compress2(compressScratch, data);
+  return n < data.length ? framePayloadCopy(compressScratch.subarray(0, n)) : null;
+}
+
 /** Frames smaller than this are compressed without sampling first. */
 const SAMPLE_MIN_BYTES = 64 * 1024;
 /** Slices sampled, evenly spread over the frame. */
@@ -58,6 +77,8 @@ const INCOMPRESSIBLE_RATIO = 0.95;
 /** Level the sample is compressed at (fast; the verdict does not depend much on it). */
 const SAMPLE_LEVEL = 1;
 const sample = Buffer.allocUnsafe(SAMPLE_SLICES * SAMPLE_SLICE_BYTES);
+/** Room the sample's compression needs. */
+const SAMPLE_BOUND_BYTES = zstd.compressBound(SAMPLE_SLICES * SAMPLE_SLICE_BYTES);
 
 /**
  * True when four 4 KiB slices of the frame, compressed together, shrink by
@@ -71,7 +92,8 @@ function looksIncompressible(data: Uint8Array): boolean {
   if (data.length < SAMPLE_MIN_BYTES) return false;
   const stride = Math.floor(data.length / SAMPLE_SLICES);
   for (let i = 0; i < SAMPLE_SLICES; i++) sample.set(data.subarray(i * stride, i * stride + SAMPLE_SLICE_BYTES), i * SAMPLE_SLICE_BYTES);
-  return compressorFor(SAMPLE_LEVEL).compress(sample).length > INCOMPRESSIBLE_RATIO * sample.length;
+  if (compressScratch.length < SAMPLE_BOUND_BYTES) compressScratch = Buffer.allocUnsafeSlow(SAMPLE_BOUND_BYTES);
+  return compressorFor(SAMPLE_LEVEL).compress2(compressScratch, sample) > INCOMPRESSIBLE_RATIO * sample.length;
 }
 
 /** Code one frame; throws on corrupt input. */
@@ -84,9 +106,9 @@ export function run(job: Exclude<WorkerJob, { op: 'release' }>): WorkerResult {
       const raw: WorkerResult = { id: job.id, ok: true, payload: job.data, digest, encoding: ENCODING_RAW, resync: false, compressMs: 0 };
       if (job.level === null || job.data.length === 0 || looksIncompressible(job.data)) return raw;
       const started = performance.now();
-      const compressed = compressorFor(job.level).compress(job.data);
+      const compressed = compressOnce(job.data, job.level);
       const compressMs = performance.now() - started;
-      if (compressed.length >= job.data.length) return { ...raw, compressMs };
+      if (compressed === null) return { ...raw, compressMs };
       return { id: job.id, ok: true, payload: compressed, digest, encoding: ENCODING_ZSTD, resync: false, compressMs };
     }
     case 'encodeStream': {

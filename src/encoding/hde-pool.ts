@@ -14,6 +14,7 @@
 import { Worker } from 'node:worker_threads';
 import { availableParallelism } from 'node:os';
 import { run } from './hde-codec.ts';
+import { FRAME_HEADROOM_BYTES, hasFrameHeadroom } from '../wire/frame-headroom.ts';
 
 /**
  * Independent frames whose payload and declared plaintext are both at most
@@ -31,7 +32,7 @@ export type WorkerJob =
 
 /** A worker's answer. */
 export type WorkerResult =
-  | { id: number; ok: true; payload: Uint8Array; digest: Uint8Array; encoding: number; resync: boolean; compressMs: number }
+  | { id: number; ok: true; payload: Uint8Array; digest: Uint8Array; encoding: number; resync: boolean; compressMs: number; headroom?: number }
   | { id: number; ok: false; error: string };
 
 /** Encoded payload of a frame. */
@@ -43,6 +44,12 @@ export interface Encoded {
   resync: boolean;
   /** Time the worker spent in zstd on this frame, ms (0: not compressed, or streamed). */
   compressMs: number;
+  /**
+   * Bytes right before payload in its ArrayBuffer that nobody else uses (the
+   * worker moved the buffer back to us): frameDataFrame may write the
+   * frame's head there instead of copying the payload. 0 when unknown.
+   */
+  headroom: number;
 }
 
 /** Decoded plaintext of a frame with its recomputed digest. */
@@ -61,6 +68,29 @@ export function ownedBuffer(view: Uint8Array, slack = 0): ArrayBuffer[] {
   const buffer = view.buffer;
   if (!(buffer instanceof ArrayBuffer) || view.byteLength < MIN_TRANSFER_BYTES) return [];
   return buffer.byteLength <= view.byteLength + slack ? [buffer] : [];
+}
+
+/** Frame data as a transfer list: its whole buffer, or a payload made with room for the frame's head. */
+function dataBuffer(view: Uint8Array): ArrayBuffer[] {
+  return ownedBuffer(view, hasFrameHeadroom(view) ? FRAME_HEADROOM_BYTES : 0);
+}
+
+/**
+ * A worker's result payload as a transfer list, and the bytes before it that
+ * come along. Every buffer a worker answers with is its own (made there, or
+ * moved or copied in with the job), so it moves whole whatever lies around
+ * the payload; the headroom before the payload is then free for the frame's
+ * head. Small payloads are copied, with no headroom, unless they were made
+ * with room for a head (a compressed frame: moving it saves the frame
+ * writer's copy).
+ */
+export function resultBuffer(view: Uint8Array): { transfer: ArrayBuffer[]; headroom: number } {
+  const buffer = view.buffer;
+  // Never by offset alone: a small buffer may be a slice of the thread's
+  // shared Buffer pool, and moving that slab would break every later
+  // allocation here.
+  if (!(buffer instanceof ArrayBuffer) || (view.byteLength < MIN_TRANSFER_BYTES && !hasFrameHeadroom(view))) return { transfer: [], headroom: 0 };
+  return { transfer: [buffer], headroom: view.byteOffset };
 }
 
 /** Default worker count: the cores, at most 4. */
@@ -106,13 +136,14 @@ export class HdePool {
 
   /**
    * Digest and compress a frame's data (level null = no compression). When
-   * data owns its whole ArrayBuffer it is moved to the worker, not copied,
-   * and is unusable (length 0) afterwards: read its length first.
+   * data owns its whole ArrayBuffer (or was made by allocFramePayload) it is
+   * moved to the worker, not copied, and is unusable (length 0) afterwards:
+   * read its length first.
    */
   async encode(meta: Uint8Array, data: Uint8Array, level: number | null): Promise<Encoded> {
     const job: WorkerJob = { id: 0, op: 'encode', level, meta, data };
-    const r = data.length <= INLINE_MAX_BYTES ? this.inline(job) : await this.submit(job, ownedBuffer(data));
-    return { payload: Buffer.from(r.payload.buffer, r.payload.byteOffset, r.payload.byteLength), digest: Buffer.from(r.digest), encoding: r.encoding, resync: false, compressMs: r.compressMs };
+    const r = data.length <= INLINE_MAX_BYTES ? this.inline(job) : await this.submit(job, dataBuffer(data));
+    return { payload: Buffer.from(r.payload.buffer, r.payload.byteOffset, r.payload.byteLength), digest: Buffer.from(r.digest), encoding: r.encoding, resync: false, compressMs: r.compressMs, headroom: r.headroom ?? 0 };
   }
 
   /**
@@ -126,8 +157,8 @@ export class HdePool {
    */
   async encodeStream(streamKey: string, meta: Uint8Array, data: Uint8Array, level: number, resync: boolean): Promise<Encoded> {
     const worker = this.pinned(streamKey, resync);
-    const r = await this.submit({ id: 0, op: 'encodeStream', key: streamKey, level, resync, meta, data }, ownedBuffer(data), worker);
-    return { payload: Buffer.from(r.payload.buffer, r.payload.byteOffset, r.payload.byteLength), digest: Buffer.from(r.digest), encoding: r.encoding, resync: r.resync, compressMs: 0 };
+    const r = await this.submit({ id: 0, op: 'encodeStream', key: streamKey, level, resync, meta, data }, dataBuffer(data), worker);
+    return { payload: Buffer.from(r.payload.buffer, r.payload.byteOffset, r.payload.byteLength), digest: Buffer.from(r.digest), encoding: r.encoding, resync: r.resync, compressMs: 0, headroom: r.headroom ?? 0 };
   }
 
   /**

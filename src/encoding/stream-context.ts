@@ -10,6 +10,7 @@
 // workers own them (hde-worker.ts), one per stream key.
 
 import { zstd, type NativeCCtx, type NativeDCtx } from './zstd-binding.ts';
+import { framePayloadCopy } from '../wire/frame-headroom.ts';
 
 /**
  * zstd window of a streaming context, log2 bytes (8 MiB). Half a WAL
@@ -30,12 +31,22 @@ export interface StreamChunk {
   resync: boolean;
 }
 
+/**
+ * The sending side's output is compressed into one buffer reused across
+ * frames (sized for the largest frame seen), then copied to an exact-size
+ * buffer with room for the frame's head (wire/frame-headroom.ts): one copy
+ * of the compressed bytes, instead of a fresh compressBound-sized buffer
+ * per frame plus the frame writer's copy.
+ */
+
 /** The sending side of one stream's context. */
 export class StreamCompressor {
   private readonly cctx: NativeCCtx = new zstd.CCtx();
   private level: number | null = null;
   /** No usable history (new, or an earlier call failed midway): the next frame must resync. */
   private broken = true;
+  /** Output of the last frames, reused (its bytes are copied out before compress returns). */
+  private scratch = Buffer.alloc(0);
 
   /**
    * Compress data as the next frame of the stream and flush it. resync (or
@@ -55,7 +66,9 @@ export class StreamCompressor {
     this.broken = true;
 
     // Feed everything and flush: the output then holds the whole frame's data.
-    let out = Buffer.allocUnsafe(zstd.compressBound(data.length) + FLUSH_OVERHEAD_BYTES);
+    const bound = zstd.compressBound(data.length) + FLUSH_OVERHEAD_BYTES;
+    if (this.scratch.length < bound) this.scratch = Buffer.allocUnsafeSlow(bound);
+    let out = this.scratch;
     let produced = 0;
     let consumed = 0;
     for (let calls = 0; ; calls++) {
@@ -63,7 +76,7 @@ export class StreamCompressor {
       if (produced === out.length) {
         const bigger = Buffer.allocUnsafe(out.length * 2);
         out.copy(bigger, 0, 0, produced);
-        out = bigger;
+        out = this.scratch = bigger;
       }
       const [remaining, wrote, read] = this.cctx.compressStream2(out.subarray(produced), data.subarray(consumed), zstd.EndDirective.flush);
       produced += wrote;
@@ -71,7 +84,7 @@ export class StreamCompressor {
       if (remaining === 0 && consumed === data.length) break;
     }
     this.broken = false;
-    return { payload: out.subarray(0, produced), resync: restart };
+    return { payload: framePayloadCopy(out.subarray(0, produced)), resync: restart };
   }
 }
 

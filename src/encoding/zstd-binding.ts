@@ -14,6 +14,8 @@ export interface NativeCCtx {
   setParameter(param: number, value: number): void;
   reset(directive: number): void;
   compressStream2(dst: Uint8Array, src: Uint8Array, endOp: number): StreamResult;
+  /** One-shot compression of src into dst with the parameters set (ZSTD_compress2); returns bytes written, throws when dst is too small. */
+  compress2(dst: Uint8Array, src: Uint8Array): number;
   /** One-shot compression of src with dict (raw content or ZDICT) into dst; returns bytes written. */
   compressUsingDict(dst: Uint8Array, src: Uint8Array, dict: Uint8Array, level: number): number;
 }

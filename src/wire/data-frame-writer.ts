@@ -6,7 +6,9 @@
 // by protobufjs and the rest is laid out by hand into one buffer of the
 // exact size: length prefix, Envelope.data tag and length, head, payload
 // tag and length, payload. Protobuf decoders accept fields in any order,
-// so the result decodes like envelopeCodec.encode({ data: frame }).
+// so the result decodes like envelopeCodec.encode({ data: frame }). A
+// payload with free room in front of it (wire/frame-headroom.ts) is not
+// copied at all: the front is written into that room.
 
 import { LENGTH_PREFIX_BYTES } from './frame-decoder.ts';
 import { DATA_FRAME_FIELDS, encodeDataFrameHead, type DataFrame } from './messages.ts';
@@ -39,13 +41,26 @@ function lenTag(field: number): number {
   return (field << 3) | WIRE_TYPE_LEN;
 }
 
-/** Length-prefixed Envelope{data: frame}, ready for a carrier's write. */
-export function frameDataFrame(frame: DataFrame): Buffer {
+/**
+ * Length-prefixed Envelope{data: frame}, ready for a carrier's write.
+ * headroom: bytes right before the payload, in the same ArrayBuffer, that
+ * nobody else reads or writes (a payload from allocFramePayload, or one a
+ * worker moved back to us). When the prefix and head fit there, the frame
+ * is written in place around the payload, without copying it; the result
+ * then shares the payload's memory.
+ */
+export function frameDataFrame(frame: DataFrame, headroom = 0): Buffer {
   const { payload, ...rest } = frame;
   const head = encodeDataFrameHead(rest);
   const inner = head.length + 1 + varintBytes(payload.length) + payload.length;
   const envelope = 1 + varintBytes(inner) + inner;
-  const out = Buffer.allocUnsafe(LENGTH_PREFIX_BYTES + envelope);
+  const front = LENGTH_PREFIX_BYTES + envelope - payload.length;
+
+  // In place when the front fits in the headroom; else one buffer of the exact size.
+  const inPlace = headroom >= front && payload.byteOffset >= front;
+  const out = inPlace
+    ? Buffer.from(payload.buffer, payload.byteOffset - front, front + payload.length)
+    : Buffer.allocUnsafe(front + payload.length);
   out.writeUInt32BE(envelope, 0);
   let at = LENGTH_PREFIX_BYTES;
   out[at++] = lenTag(DATA_FRAME_FIELDS.envelopeData);
@@ -54,6 +69,6 @@ export function frameDataFrame(frame: DataFrame): Buffer {
   at += head.length;
   out[at++] = lenTag(DATA_FRAME_FIELDS.payload);
   at = writeVarint(out, at, payload.length);
-  out.set(payload, at);
+  if (!inPlace) out.set(payload, at);
   return out;
 }

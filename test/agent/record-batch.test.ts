@@ -16,6 +16,7 @@ import {
 } from '../../src/agent/record-batch.ts';
 import type { SourceRecord } from '../../src/streams/stream.ts';
 import { recordBatchCodec } from '../../src/wire/messages.ts';
+import { hasFrameHeadroom } from '../../src/wire/frame-headroom.ts';
 
 function record(i: number, bytes: number, done?: number[]): SourceRecord {
   return { meta: Buffer.from(`m${i}`), data: Buffer.alloc(bytes, i % 251), onDurable: done ? () => done.push(i) : undefined };
@@ -92,4 +93,16 @@ test('a malformed batch is refused naming what is wrong', () => {
   assert.throws(() => splitBatch(2, meta, Buffer.alloc(9)), /records hold 7 bytes, the frame 9/);
   assert.throws(() => splitBatch(BATCH_MAX_RECORDS + 1, meta, Buffer.alloc(7)), /over the 512 limit/);
   assert.throws(() => splitBatch(2, Buffer.from([0xff, 0xff, 0xff]), Buffer.alloc(7)), /batch header does not decode/);
+});
+
+test('a batch is laid out with room for the frame head, so the sender frames it without copying it', async () => {
+  const inputs = [record(1, 100), record(2, 200), record(3, 300)];
+  async function* source(): AsyncGenerator<SourceRecord> {
+    yield* inputs;
+  }
+  const frames = await collect(source());
+  assert.equal(frames.length, 1);
+  assert.equal(frames[0]!.records, 3);
+  assert.ok(hasFrameHeadroom(frames[0]!.data), 'batch data has no headroom');
+  assert.deepEqual(unbatch(frames), inputs.map((r) => ({ meta: Buffer.from(r.meta).toString(), data: Buffer.from(r.data) })));
 });

@@ -66,8 +66,8 @@ test('a minimal file compiles with every default filled in', () => {
   assert.deepEqual(config.amst, {
     carriers: 8,
     carrierWindowBytes: 4 * 1024 * 1024,
-    linkWindowBytes: 64 * 1024 * 1024,
-    maxFrameBytes: 64 * 1024 * 1024,
+    linkWindowBytes: 32 * 1024 * 1024,
+    maxFrameBytes: 32 * 1024 * 1024,
     connectTimeoutMs: 10_000,
     streamOpenTimeoutMs: 120_000,
     initialBackoffMs: 200,

@@ -5,8 +5,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { HdePool } from '../../src/encoding/hde-pool.ts';
-import { Encoding } from '../../src/wire/messages.ts';
+import { HdePool, type Encoded } from '../../src/encoding/hde-pool.ts';
+import { Encoding, envelopeCodec } from '../../src/wire/messages.ts';
+import { frameDataFrame } from '../../src/wire/data-frame-writer.ts';
+import { FrameDecoder } from '../../src/wire/frame-decoder.ts';
+import { allocFramePayload } from '../../src/wire/frame-headroom.ts';
 
 const FRAME = 256 * 1024;
 
@@ -68,6 +71,65 @@ test('small frames (coded on the calling thread) round-trip, and a corrupt one i
     await assert.rejects(pool.decode(Buffer.from('m'), corrupt, Encoding.ZSTD, small.length));
     // Raw length that does not match is refused too.
     await assert.rejects(pool.decode(Buffer.from('m'), small.subarray(0, 100), Encoding.RAW, 200), /raw payload is 100 bytes, header says 200/);
+  } finally {
+    await pool.close();
+  }
+});
+
+test('frames framed in place around worker buffers stay intact while the workers reuse their scratch for later frames', async () => {
+  // Each worker compresses into one reused buffer: a result must never be a
+  // view of it. Encode frames of different content back to back (one-shot
+  // and streamed, compressible and random), frame each in place, and only
+  // then decode them all: every frame must still hold its own bytes.
+  const pool = new HdePool(1);
+  try {
+    const meta = Buffer.from('m');
+    const long = text(FRAME + 1000);
+    const plains = [long.subarray(0, FRAME), randomBytes(FRAME), long.subarray(1000), long.subarray(0, FRAME / 2)];
+    const framed: Buffer[] = [];
+    let resync = true;
+    for (const [i, plain] of plains.entries()) {
+      for (const streamed of [false, true]) {
+        const data = allocFramePayload(plain.length);
+        plain.copy(data);
+        const enc: Encoded = streamed ? await pool.encodeStream('k', meta, data, 1, resync) : await pool.encode(meta, data, 1);
+        if (streamed) resync = false;
+        if (i === 0) assert.ok(enc.headroom >= 64, `${streamed ? 'streamed' : 'one-shot'} result came back without headroom (${enc.headroom})`);
+        const f = frameDataFrame({ streamId: 's', seq: framed.length, epoch: 1, encoding: enc.encoding as 0 | 1 | 2, digest: enc.digest, meta, payload: enc.payload, rawLength: plain.length, resync: enc.resync }, enc.headroom);
+        if (enc.headroom >= 64) assert.equal(f.buffer, enc.payload.buffer, 'framed by a copy despite the headroom');
+        framed.push(f);
+      }
+    }
+    let at = 0;
+    for (const plain of plains) {
+      for (const streamed of [false, true]) {
+        const frame = envelopeCodec.decode(new FrameDecoder().push(framed[at++]!)[0]!).data!;
+        const digest = Buffer.from(frame.digest); // decoding moves the frame's buffer to the worker
+        const dec = streamed
+          ? await pool.decodeStream('r', frame.meta, frame.payload, frame.rawLength, frame.resync)
+          : await pool.decode(frame.meta, frame.payload, frame.encoding, frame.rawLength);
+        assert.equal(Buffer.compare(dec.data, plain), 0, `frame ${at - 1} changed after later frames were encoded`);
+        assert.equal(Buffer.compare(dec.digest, digest), 0);
+      }
+    }
+  } finally {
+    await pool.close();
+  }
+});
+
+test('small streamed frames decode on a worker frame after frame (a result in the worker\'s shared Buffer pool is copied back, never moved)', async () => {
+  // Outputs of a few hundred bytes come from the worker thread's Buffer
+  // pool slab; moving one would detach the slab and break the worker.
+  const pool = new HdePool(1);
+  try {
+    const meta = Buffer.from('m');
+    const plains = Array.from({ length: 120 }, (_, i) => Buffer.from(`small frame ${i} `.repeat(1 + (i % 20))));
+    const encoded: Encoded[] = [];
+    for (const [i, plain] of plains.entries()) encoded.push(await pool.encodeStream('k', meta, plain, 1, i === 0));
+    for (const [i, enc] of encoded.entries()) {
+      const dec = await pool.decodeStream('r', meta, enc.payload, plains[i]!.length, enc.resync);
+      assert.equal(Buffer.compare(dec.data, plains[i]!), 0, `frame ${i}`);
+    }
   } finally {
     await pool.close();
   }

@@ -2,6 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { frameDataFrame } from '../../src/wire/data-frame-writer.ts';
+import { FRAME_HEADROOM_BYTES, allocFramePayload } from '../../src/wire/frame-headroom.ts';
 import { FrameDecoder } from '../../src/wire/frame-decoder.ts';
 import { envelopeCodec, Encoding, type DataFrame } from '../../src/wire/messages.ts';
 import { frameEnvelope } from '../../src/transport/link.ts';
@@ -38,4 +39,32 @@ test('default field values (seq 0, raw encoding, no resync, empty meta) round-tr
   assert.equal(decoded.encoding, Encoding.RAW);
   assert.equal(decoded.resync, false);
   assert.equal(Buffer.compare(Buffer.from(decoded.payload), Buffer.from(f.payload)), 0);
+});
+
+test('a payload with headroom is framed in place (no copy) and decodes like the general encoder', () => {
+  for (const size of [1, 16_384, 262_144]) {
+    const payload = allocFramePayload(size);
+    randomBytes(size).copy(payload);
+    const f = frame(size, { payload });
+    const general = frameEnvelope({ data: { ...f, payload: Buffer.from(payload) } });
+    const fast = frameDataFrame(f, FRAME_HEADROOM_BYTES);
+    // Same memory as the payload: the head went into the room before it.
+    assert.equal(fast.buffer, payload.buffer, `size ${size}: copied`);
+    assert.equal(fast.byteOffset + fast.length, payload.byteOffset + payload.length);
+    assert.deepEqual(envelopeCodec.decode(body(fast)), envelopeCodec.decode(body(general)), `size ${size}`);
+  }
+});
+
+test('a head larger than the headroom is copied instead, leaving the bytes before the payload alone', () => {
+  const payload = allocFramePayload(1000);
+  payload.fill(7);
+  const before = Buffer.from(payload.buffer, 0, FRAME_HEADROOM_BYTES);
+  before.fill(0xee);
+  const f = frame(1000, { payload, meta: randomBytes(FRAME_HEADROOM_BYTES) });
+  const framed = frameDataFrame(f, FRAME_HEADROOM_BYTES);
+  assert.notEqual(framed.buffer, payload.buffer);
+  assert.ok(before.every((b) => b === 0xee), 'bytes before the payload were written');
+  assert.deepEqual(envelopeCodec.decode(body(framed)), envelopeCodec.decode(body(frameEnvelope({ data: f }))));
+  // No headroom given: always a copy.
+  assert.notEqual(frameDataFrame(frame(10, { payload: allocFramePayload(10) })).buffer, payload.buffer);
 });

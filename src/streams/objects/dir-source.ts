@@ -32,6 +32,7 @@ import type { PathFilter } from './path-filter.ts';
 import { DirStore } from './store/dir-store.ts';
 import type { ObjectReader, ObjectStore } from './store/object-store.ts';
 import { comparePaths } from './tree-scan.ts';
+import { allocFramePayload } from '../../wire/frame-headroom.ts';
 
 /** Default PutChunk payload size in bytes. */
 export const DEFAULT_CHUNK_BYTES = 256 * 1024;
@@ -652,7 +653,8 @@ export class DirSource implements Source {
         };
         if (signal.aborted) return abandon('aborted');
         const len = Math.min(this.#chunkBytes, version.size - offset);
-        const data = Buffer.allocUnsafe(len);
+        // Room in front for the frame's head: the frame is then written around the bytes, not copied.
+        const data = allocFramePayload(len);
         const read = await readFully(reader, data, offset);
         if (read < len || !(await reader.unchanged())) return abandon('changed');
 
