@@ -21,6 +21,7 @@ import type { Sink } from '../../src/streams/stream.ts';
 import { objectOpCodec } from '../../src/wire/messages.ts';
 import { seededBytes } from '../helpers/seeded-bytes.ts';
 import { waitFor } from '../helpers/agent-process.ts';
+import { applyWrappedSink } from '../helpers/apply-wrapped-sink.ts';
 
 const KiB = 1024;
 /** Files edited after the first sync: several chunks each (cdc@1 mean 64 KiB), random so only a delta is small. */
@@ -40,19 +41,10 @@ test('files edited after the first sync cross as deltas between two agents and e
 
   // Count the ops the destination applies, by kind.
   const applied = new Map<string, number>();
-  const wrapSink = (inner: Sink): Sink => ({
-    streamId: inner.streamId,
-    kind: inner.kind,
-    recover: (state, seq) => inner.recover(state, seq),
-    apply: (seq, meta, data) => {
-      const kind = Object.keys(objectOpCodec.decode(meta)).find((k) => k !== 'toJSON') ?? 'unknown';
-      applied.set(kind, (applied.get(kind) ?? 0) + 1);
-      return inner.apply(seq, meta, data);
-    },
-    flush: () => inner.flush(),
-    committed: inner.committed ? (seq, state) => inner.committed!(seq, state) : undefined,
-    chunkHave: inner.chunkHave ? (query) => inner.chunkHave!(query) : undefined,
-    close: () => inner.close(),
+  const wrapSink = (inner: Sink): Sink => applyWrappedSink(inner, (apply, seq, meta, data) => {
+    const kind = Object.keys(objectOpCodec.decode(meta)).find((k) => k !== 'toJSON') ?? 'unknown';
+    applied.set(kind, (applied.get(kind) ?? 0) + 1);
+    return apply(seq, meta, data);
   });
   const logger = pino({ level: 'silent' });
   const dest = await Agent.start(await loadConfig(setup.destConfig), { logger, wrapSink });
