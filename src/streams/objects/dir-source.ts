@@ -64,6 +64,8 @@ export const READ_AHEAD_FILES = 16;
  * 100 ms path 1,738 changed files took ~11 s of round trips 16 at a time.
  * They are chunked one after another in queue order (the next file's turn
  * never waits on chunking a later one); only the round trips overlap.
+ * Memory: this many chunk lists and answers (delta signatures: ~600 bytes a
+ * base, at most MAX_DELTA_BASES a file).
  */
 export const PLAN_AHEAD_FILES = 48;
 
@@ -405,7 +407,6 @@ export class DirSource implements Source {
         if (prefetched) result = yield* this.#sendWhole(job.path, await prefetched, view, session, outcome, signal);
         else {
           // A destination's partial file resumes as PutChunks; other large files go by recipe when the link has dedup.
-          const size = scanned.get(job.path) ?? 0;
           if (session.queryChunks && !resumeFrom && byRecipe(job.path)) result = yield* this.#sendRecipe(job.path, view, session, outcome, signal, planned);
           if (result === WHOLE) result = yield* this.#sendFile(job.path, resumeFrom, view, session, outcome, signal);
         }
