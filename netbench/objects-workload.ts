@@ -24,8 +24,12 @@ import { writeTwoRegion } from '../src/cli/two-region.ts';
 const RSYNC_PORT = 8730;
 /** Time allowed for the rsync daemon to answer a module listing, ms. */
 const RSYNC_READY_TIMEOUT_MS = 10_000;
-/** Interval of the source agent's in-sync check during a DWCP phase, ms. */
-const DWCP_POLL_INTERVAL_MS = 500;
+/**
+ * Interval of the source agent's in-sync check during a DWCP phase, ms.
+ * At 500 ms, plus the tree compare after each positive check, the phase's
+ * time ran ~0.5-0.9 s past the agent's last durable ack.
+ */
+const DWCP_POLL_INTERVAL_MS = 100;
 /** Time allowed for an rsync daemon's per-connection process to exit after its client, ms. */
 const DAEMON_SETTLE_TIMEOUT_MS = 10_000;
 /** Floor of a phase's time limit, s; the limit grows with the data at a tenth of the link rate. */
@@ -208,19 +212,34 @@ function wireBytesBetween(a: LabStats, b: LabStats): number {
   return b.aToB.forwardedBytes - a.aToB.forwardedBytes + b.bToA.forwardedBytes - a.bToA.forwardedBytes;
 }
 
+/** The source agent's in-sync flag and its session's queued files at one moment. */
+async function syncState(agent: LabAgent): Promise<{ inSync: boolean; filesTotal: number }> {
+  const progress = await agent.status().then((s) => s.senders[0]?.progress, () => undefined);
+  return { inSync: progress?.inSync === true, filesTotal: progress?.filesTotal ?? -1 };
+}
+
 /** Wait until the DWCP destination matches the source, then measure. */
 async function dwcpPhase(lab: Lab, phase: PhaseRow['phase'], started: number, before: Snapshot, sourceAgent: LabAgent, destAgent: LabAgent,
   source: string, dest: string, timeoutMs: number, mutationSeconds: number): Promise<PhaseRow> {
   // The source agent's in-sync flag (cheap, polled; it may still be set just after the changes,
-  // before the agent noticed them), then the trees' metadata, then contents once.
+  // before the agent noticed them), then the trees' metadata, then contents once. The phase
+  // ends when the flag was seen, if the trees then compare equal and the agent did nothing
+  // meanwhile (still in sync, no file queued since): the compare's own time is the lab's.
   const deadline = started + timeoutMs;
+  let seconds: number;
   for (;;) {
-    const inSync = await sourceAgent.status().then((s) => s.senders[0]?.progress?.inSync === true, () => false);
-    if (inSync && (await compareTrees(source, dest, { content: false })).identical) break;
+    const seenAt = performance.now();
+    const seen = await syncState(sourceAgent);
+    if (seen.inSync && (await compareTrees(source, dest, { content: false })).identical) {
+      const after = await syncState(sourceAgent);
+      if (after.inSync && after.filesTotal === seen.filesTotal) {
+        seconds = (seenAt - started) / 1000;
+        break;
+      }
+    }
     if (performance.now() > deadline) throw new Error(`dwcp ${phase}: destination not identical after ${timeoutMs / 1000} s: ${sourceAgent.tail()}`);
     await new Promise((r) => setTimeout(r, DWCP_POLL_INTERVAL_MS));
   }
-  const seconds = (performance.now() - started) / 1000;
   const stats = await lab.stats();
   const [cpuSource, cpuDest] = await Promise.all([cpuSeconds(sourceAgent.pid), cpuSeconds(destAgent.pid)]);
   const cmp = await compareTrees(source, dest);

@@ -36,13 +36,22 @@ import type { InboundLink } from '../transport/inbound-link.ts';
 import type { Metrics } from './metrics.ts';
 import { STREAM_FAULT_CODE, errorMessage, faultCode, isRefusal } from './stream-fault.ts';
 import { RecordBatchError, splitBatch } from './record-batch.ts';
+import { MAX_OPEN_CHUNK_QUERIES } from './chunk-queries.ts';
 
 /** Verification failures of one sequence number before the stream halts. */
 export const MAX_VERIFY_FAILURES = 3;
 /** Largest part of a resume state per StreamState message. */
 const STATE_PART_BYTES = 4 * 1024 * 1024;
-/** Chunk queries answered at once per stream; more are refused (the source then sends those files whole). */
+/** Chunk queries answered at once per stream (each reads index pages and delta bases). */
 export const MAX_CHUNK_QUERIES_IN_FLIGHT = 4;
+/**
+ * Chunk queries waiting for their turn per stream, at most; more are
+ * refused (the source then sends those files whole). As many as a source
+ * keeps open: it asks up to PLAN_AHEAD_FILES files ahead, and when the
+ * excess was refused outright 161 of 304 changed files on a 100 ms path
+ * went whole instead of as deltas.
+ */
+export const MAX_QUEUED_CHUNK_QUERIES = MAX_OPEN_CHUNK_QUERIES;
 /**
  * Default bound of declared plaintext decoded ahead of the apply loop, bytes
  * (one more frame may exceed it). 16 MiB is 64 frames of 256 KiB, enough to
@@ -139,6 +148,8 @@ export class StreamReceiver {
   private checkpointWatch: Promise<Watcher> | null = null;
   /** Chunk queries being answered now. */
   private chunkQueries = 0;
+  /** Chunk queries waiting for one in flight to end, oldest first. */
+  private chunkQueryLine: Array<() => void> = [];
 
   constructor(options: StreamReceiverOptions) {
     this.options = options;
@@ -171,9 +182,10 @@ export class StreamReceiver {
 
   /**
    * A chunk query of stage dedup@1: answered from the sink's chunk index,
-   * beside the ordered path (it changes nothing). Only the current session's
-   * link is answered; any problem is answered as a refusal, and the source
-   * sends that file whole.
+   * beside the ordered path (it changes nothing), MAX_CHUNK_QUERIES_IN_FLIGHT
+   * at a time, the rest waiting in line (up to MAX_QUEUED_CHUNK_QUERIES).
+   * Only the current session's link is answered; any problem is answered as
+   * a refusal, and the source sends that file whole.
    */
   onChunkQuery(link: InboundLink, query: ChunkQuery): void {
     const session = this.session;
@@ -183,19 +195,27 @@ export class StreamReceiver {
     const refuse = (refusal: string): void => answer({ count: 0, missing: Buffer.alloc(0), refusal });
     if (!session || session.ended || session.link !== link) return refuse('no open session of this stream on this link');
     if (!this.options.sink.chunkHave) return refuse('this sink keeps no chunk index');
-    if (this.chunkQueries >= MAX_CHUNK_QUERIES_IN_FLIGHT) return refuse(`${MAX_CHUNK_QUERIES_IN_FLIGHT} chunk queries in flight already`);
-    this.chunkQueries++;
-    (async () => {
-      try {
-        const have = await this.options.sink.chunkHave!(checkChunkQuery(query));
-        answer({ count: have.count, missing: have.missing, refusal: have.refusal });
-      } catch (err) {
-        this.options.logger.warn({ stream: this.options.streamId, queryId: query.queryId, err: errorMessage(err) }, 'chunk query refused');
-        refuse(`chunk query: ${errorMessage(err)}`);
-      } finally {
-        this.chunkQueries--;
-      }
-    })();
+    const run = (): void => {
+      // Its session may have ended while it waited in line.
+      if (this.session !== session || session.ended) return refuse('no open session of this stream on this link');
+      this.chunkQueries++;
+      (async () => {
+        try {
+          // The whole answer, delta bases (stage delta@1) included.
+          const have = await this.options.sink.chunkHave!(checkChunkQuery(query));
+          answer({ count: have.count, missing: have.missing, refusal: have.refusal, bases: have.bases });
+        } catch (err) {
+          this.options.logger.warn({ stream: this.options.streamId, queryId: query.queryId, err: errorMessage(err) }, 'chunk query refused');
+          refuse(`chunk query: ${errorMessage(err)}`);
+        } finally {
+          this.chunkQueries--;
+          this.chunkQueryLine.shift()?.();
+        }
+      })();
+    };
+    if (this.chunkQueries < MAX_CHUNK_QUERIES_IN_FLIGHT) return run();
+    if (this.chunkQueryLine.length >= MAX_QUEUED_CHUNK_QUERIES) return refuse(`${MAX_QUEUED_CHUNK_QUERIES} chunk queries waiting already`);
+    this.chunkQueryLine.push(run);
   }
 
   /** A data frame arrived on some carrier of a link. */

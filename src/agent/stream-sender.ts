@@ -24,6 +24,7 @@ import { Backoff, type BackoffOptions } from '../util/backoff.ts';
 import { STREAM_FAULT_CODE, errorMessage, faultCode } from './stream-fault.ts';
 import { LOCAL_STAGES, negotiate, stageVersion } from '../encoding/hde/stages.ts';
 import { ChunkQueries } from './chunk-queries.ts';
+import { LinkEstimator } from './link-estimate.ts';
 import { batchRecords, RECORD_BATCH_CAPABILITY, singleRecords, type FrameRecord } from './record-batch.ts';
 
 /**
@@ -148,6 +149,9 @@ export class StreamSender {
   private linkRates: number[] = [];
   /** Streaming contexts opened so far: each session gets a new key, so a late encode of an old session cannot touch the new one's history. */
   private contexts = 0;
+  /** The link's RTT and highest rate, for the source (sampled while sending, and when the source asks). */
+  private readonly linkEstimator = new LinkEstimator();
+  private linkObservedAt = 0;
 
   constructor(options: StreamSenderOptions) {
     this.options = options;
@@ -349,6 +353,7 @@ export class StreamSender {
         await link.sendData(session.number, streamId, head.seq, framed, session.abort.signal);
         this.levelWaits.linkMs += performance.now() - encodedAt;
         this.adaptLevel();
+        this.observeLink(false);
         pipeline.shift();
         this.sentSeq = head.seq;
         this.options.metrics.framesSent.inc({ stream: streamId });
@@ -376,7 +381,11 @@ export class StreamSender {
     const deltaBases = stageVersion(stages, 'delta') === 1;
     // Stage dict@1: small objects may go with the stream's shared dictionary.
     const dictionary = stageVersion(stages, 'dict') === 1;
-    const sourced = this.options.source.records({ seq: state.durableSeq, state: state.state, verified, queryChunks, deltaBases, dictionary }, session.abort.signal);
+    const linkEstimate = () => {
+      this.observeLink(true);
+      return this.linkEstimator.estimate();
+    };
+    const sourced = this.options.source.records({ seq: state.durableSeq, state: state.state, verified, queryChunks, deltaBases, dictionary, link: linkEstimate }, session.abort.signal);
     // Small records the source has ready go many to a frame when the peer reads batches.
     const records = link.peerCapabilities.includes(RECORD_BATCH_CAPABILITY) ? batchRecords(sourced) : singleRecords(sourced);
     try {
@@ -413,6 +422,14 @@ export class StreamSender {
     } finally {
       clearTimeout(timer);
     }
+  }
+
+  /** Sample the link's path counters into its estimate: every LEVEL_INTERVAL_MS while sending, or now. */
+  private observeLink(now: boolean): void {
+    const at = performance.now();
+    if (!now && at - this.linkObservedAt < LEVEL_INTERVAL_MS) return;
+    this.linkObservedAt = at;
+    this.linkEstimator.observe(this.options.link.carrierPaths().map((p) => p.stats));
   }
 
   /** Every LEVEL_INTERVAL_MS, let the level chooser move the zstd level. */

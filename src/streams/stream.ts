@@ -47,6 +47,16 @@ export interface ResumePoint {
   deltaBases?: boolean;
   /** Stage dict@1 negotiated: small objects may travel with the stream's shared dictionary. */
   dictionary?: boolean;
+  /** What the session's link measured so far (round trip, rate), or null before it measured both; absent: unknown. */
+  link?: () => LinkEstimate | null;
+}
+
+/** A link's round trip and the rate it was seen to carry, as a source weighs a round trip against bytes. */
+export interface LinkEstimate {
+  /** Smoothed round trip of the link's carriers, ms. */
+  rttMs: number;
+  /** Highest rate the link was seen to carry, bytes/s. */
+  bytesPerS: number;
 }
 
 /** The sending end of one stream. */

@@ -20,6 +20,7 @@ import { writeTwoRegion } from '../../src/cli/two-region.ts';
 import { compareTrees } from '../../src/cli/tree-compare.ts';
 import type { Sink } from '../../src/streams/stream.ts';
 import { sleep, waitFor } from '../helpers/agent-process.ts';
+import { applyWrappedSink } from '../helpers/apply-wrapped-sink.ts';
 
 const MiB = 1024 * 1024;
 const LINK_WINDOW = 2 * MiB;
@@ -47,18 +48,9 @@ test('a stalled apply: the source keeps at most the announced hold not durable, 
   let applied = 0;
   let open: () => void = () => {};
   const gate = new Promise<void>((resolve) => (open = resolve));
-  const wrapSink = (inner: Sink): Sink => ({
-    streamId: inner.streamId,
-    kind: inner.kind,
-    recover: (state, seq) => inner.recover(state, seq),
-    apply: async (seq, meta, data) => {
-      if (++applied > APPLIED_BEFORE_STALL) await gate;
-      return inner.apply(seq, meta, data);
-    },
-    flush: () => inner.flush(),
-    committed: inner.committed ? (seq, state) => inner.committed!(seq, state) : undefined,
-    chunkHave: inner.chunkHave ? (query) => inner.chunkHave!(query) : undefined,
-    close: () => inner.close(),
+  const wrapSink = (inner: Sink): Sink => applyWrappedSink(inner, async (apply, seq, meta, data) => {
+    if (++applied > APPLIED_BEFORE_STALL) await gate;
+    return apply(seq, meta, data);
   });
   const logger = pino({ level: 'silent' });
   const dest = await Agent.start(await loadConfig(setup.destConfig), { logger, wrapSink });

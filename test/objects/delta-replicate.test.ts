@@ -15,6 +15,7 @@ import { join } from 'node:path';
 import { DirSink } from '../../src/streams/objects/dir-sink.ts';
 import { DirSource } from '../../src/streams/objects/dir-source.ts';
 import { objectOpCodec, type ObjectOp } from '../../src/wire/messages.ts';
+import type { LinkEstimate } from '../../src/streams/stream.ts';
 import { generateSampleTree } from '../../src/cli/sample-tree.ts';
 import { DEFAULT_MUTATION, mutateTree } from '../../netbench/tree-mutation.ts';
 import { seededBytes } from '../helpers/seeded-bytes.ts';
@@ -37,7 +38,7 @@ function twin(l: Lab, name: string): Lab {
   return t;
 }
 
-async function session(l: Lab, options: { dedup: boolean; delta: boolean }): Promise<PumpResult> {
+async function session(l: Lab, options: { dedup: boolean; delta: boolean; link?: LinkEstimate }): Promise<PumpResult> {
   const source = new DirSource({ streamId: 's', root: l.src, watch: false, once: true });
   const sink = new DirSink({ streamId: 's', root: l.dst, chunks: l.chunks });
   return pump(source, sink, options);
@@ -96,6 +97,42 @@ test('a modified tree (10 % changed by 4 KiB, 1 % added, 1 % deleted) ends ident
   assert.deepEqual(treeDifferences(l.src, dedupOnly.dst), []);
   t.diagnostic(`content bytes: dedup alone ${alone.bytes}, dedup+delta ${withDelta.bytes}`);
   assert.ok(withDelta.bytes < alone.bytes, `delta ${withDelta.bytes} vs dedup alone ${alone.bytes}`);
+});
+
+test('a small changed file goes whole over a link that carries it within a round trip, by delta over one that does not; a large one by delta on both', async (t) => {
+  const l = lab(t);
+  writeFileSync(join(l.src, 'small.bin'), seededBytes(40 * KiB, 1));
+  writeFileSync(join(l.src, 'large.bin'), seededBytes(2 * MiB, 2));
+  await session(l, { dedup: true, delta: true });
+  const slow = twin(l, 'slow-link');
+  await edit(join(l.src, 'small.bin'), 1000, 1000, 3);
+  await edit(join(l.src, 'large.bin'), MiB, 1000, 4);
+
+  // 1 Gbit/s, 100 ms: 12.5 MB a round trip, the small file goes whole without a query.
+  const fast = await session(l, { dedup: true, delta: true, link: { rttMs: 100, bytesPerS: 125_000_000 } });
+  assert.deepEqual(treeDifferences(l.src, l.dst), []);
+  assert.deepEqual(opsOf(fast.ops, 'put').map((op) => op.put!.path), ['small.bin']);
+  assert.deepEqual(opsOf(fast.ops, 'recipe').map((op) => op.recipe!.path), ['large.bin']);
+
+  // 1 Mbit/s, 20 ms: 2,500 bytes a round trip, both by delta.
+  const slowOps = await session(slow, { dedup: true, delta: true, link: { rttMs: 20, bytesPerS: 125_000 } });
+  assert.deepEqual(treeDifferences(l.src, slow.dst), []);
+  assert.equal(opsOf(slowOps.ops, 'put').length, 0);
+  assert.deepEqual(opsOf(slowOps.ops, 'recipe').map((op) => op.recipe!.path).sort(), ['large.bin', 'small.bin']);
+  assert.ok(opsOf(slowOps.ops, 'chunkDelta').length >= 2);
+});
+
+test('large changed files are asked about ahead of their turn (queries overlap) and still cross as deltas in order', async (t) => {
+  const l = lab(t);
+  const names = Array.from({ length: 6 }, (_, i) => `large-${i}.bin`);
+  for (const [i, name] of names.entries()) writeFileSync(join(l.src, name), seededBytes(256 * KiB, 30 + i));
+  await session(l, { dedup: true, delta: true });
+  for (const [i, name] of names.entries()) await edit(join(l.src, name), 100 * KiB, 1000, 40 + i);
+  const second = await session(l, { dedup: true, delta: true });
+  assert.deepEqual(treeDifferences(l.src, l.dst), []);
+  assert.deepEqual(opsOf(second.ops, 'recipe').map((op) => op.recipe!.path), names, 'every file by recipe, in queue order');
+  assert.ok(opsOf(second.ops, 'chunkDelta').length >= names.length);
+  assert.ok(second.maxOpenQueries > 1, `queries overlapped (at most ${second.maxOpenQueries} open at once)`);
 });
 
 test('a peer without delta@1 (no bases asked, none offered) replicates a changed tree as dedup alone', async (t) => {

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import type { DirSinkOptions } from '../../src/streams/objects/dir-sink.ts';
 import { envelopeCodec, objectOpCodec } from '../../src/wire/messages.ts';
 import type { ChunkHave, ChunkQuery, ObjectOp } from '../../src/wire/messages.ts';
-import type { Sink, Source, SourceRecord } from '../../src/streams/stream.ts';
+import type { LinkEstimate, Sink, Source, SourceRecord } from '../../src/streams/stream.ts';
 
 /** What one pumped session did. */
 export interface PumpResult {
@@ -24,6 +24,8 @@ export interface PumpResult {
   checkpoint: Uint8Array;
   /** Last sequence number applied and checkpointed. */
   seq: number;
+  /** Most chunk queries the source had open at once. */
+  maxOpenQueries: number;
 }
 
 /** Options of pump(). */
@@ -49,6 +51,8 @@ export interface PumpOptions {
   dictionary?: boolean;
   /** Called after every checkpoint with what was applied so far. */
   onCheckpoint?: (result: PumpResult) => void;
+  /** The link's measured round trip and rate, as the sender would report them. Default: not measured. */
+  link?: LinkEstimate;
 }
 
 /** One link session: recover the sink, resume the source from it, pump records through, close both. */
@@ -56,7 +60,7 @@ export async function pump(source: Source, sink: Sink, options: PumpOptions = {}
   const signal = options.signal ?? new AbortController().signal;
   const flushEvery = options.flushEvery ?? 8;
   let seq = options.seq ?? 0;
-  const result: PumpResult = { ops: [], bytes: 0, checkpoint: options.checkpoint ?? new Uint8Array(0), seq };
+  const result: PumpResult = { ops: [], bytes: 0, checkpoint: options.checkpoint ?? new Uint8Array(0), seq, maxOpenQueries: 0 };
   const state = await sink.recover(result.checkpoint, seq);
 
   let unacked: SourceRecord[] = [];
@@ -67,14 +71,20 @@ export async function pump(source: Source, sink: Sink, options: PumpOptions = {}
     unacked = [];
     options.onCheckpoint?.(result);
   };
+  let openQueries = 0;
   const queryChunks = options.dedup
     ? async (query: ChunkQuery): Promise<ChunkHave> => {
-        const asked = envelopeCodec.decode(envelopeCodec.encode({ chunkQuery: query })).chunkQuery!;
-        const have = await sink.chunkHave!(asked);
-        return envelopeCodec.decode(envelopeCodec.encode({ chunkHave: have })).chunkHave!;
+        result.maxOpenQueries = Math.max(result.maxOpenQueries, ++openQueries);
+        try {
+          const asked = envelopeCodec.decode(envelopeCodec.encode({ chunkQuery: query })).chunkQuery!;
+          const have = await sink.chunkHave!(asked);
+          return envelopeCodec.decode(envelopeCodec.encode({ chunkHave: have })).chunkHave!;
+        } finally {
+          openQueries--;
+        }
       }
     : undefined;
-  for await (const record of source.records({ seq, state, queryChunks, deltaBases: options.delta === true, dictionary: options.dictionary === true }, signal)) {
+  for await (const record of source.records({ seq, state, queryChunks, deltaBases: options.delta === true, dictionary: options.dictionary === true, link: options.link && (() => options.link!) }, signal)) {
     seq++;
     await sink.apply(seq, record.meta, record.data);
     result.ops.push(objectOpCodec.decode(record.meta));

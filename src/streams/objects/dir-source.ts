@@ -21,10 +21,11 @@ import { CHUNK_HASH_BYTES, MAX_QUERY_CHUNKS, checkChunkHave } from '../../wire/d
 import { manifestCodec, objectOpCodec } from '../../wire/messages.ts';
 import type { ChunkHave, ChunkQuery, FileVersion, Manifest, ManifestEntry, ObjectOp, PartialFile } from '../../wire/messages.ts';
 import { DELTA_MIN_FILE_BYTES, chunkOpFor } from './chunks/delta-plan.ts';
+import { changedFileGoesWhole } from './chunks/whole-or-delta.ts';
 import { StreamDictionary, samplePaths } from './chunks/small-file-dictionary.ts';
 import type { DictionaryStore } from '../../encoding/hde/dictionary-store.ts';
 import { DEDUP_MIN_FILE_BYTES, chunkQueryFor, distinctHashes, planRecipe, type ChunkedFile, type RecipePlan } from './chunks/recipe-plan.ts';
-import type { ResumePoint, Source, SourceRecord, StreamKind } from '../stream.ts';
+import type { LinkEstimate, ResumePoint, Source, SourceRecord, StreamKind } from '../stream.ts';
 import { ChangeTrigger } from './change-trigger.ts';
 import { MTIME_TOLERANCE_US, identicalVersion, sameVersion } from './file-version.ts';
 import type { ObjectsLogger } from './objects-logger.ts';
@@ -58,10 +59,14 @@ export const MAX_ONCE_PASSES = 10;
 export const READ_AHEAD_FILES = 16;
 
 /**
- * Small changed files chunked and asked about ahead of their turn (stage
- * delta@1), at most: each holds a reader and one chunk query open (within
+ * Files that go by recipe (stage dedup@1) chunked and asked about ahead of
+ * their turn, at most: each holds a reader and one chunk query open (within
  * MAX_OPEN_CHUNK_QUERIES), and each query costs a round trip, so on a
  * 100 ms path 1,738 changed files took ~11 s of round trips 16 at a time.
+ * They are chunked one after another in queue order (the next file's turn
+ * never waits on chunking a later one); only the round trips overlap.
+ * Memory: this many chunk lists and answers (delta signatures: ~600 bytes a
+ * base, at most MAX_DELTA_BASES a file).
  */
 export const PLAN_AHEAD_FILES = 48;
 
@@ -118,8 +123,10 @@ class Session {
   queryChunks?: (query: ChunkQuery) => Promise<ChunkHave>;
   /** A chunk query was refused this session (logged once). */
   queryRefused = false;
-  /** Stage delta@1: queries ask for delta bases, and a changed file from DELTA_MIN_FILE_BYTES goes by recipe. */
+  /** Stage delta@1: queries ask for delta bases, and a changed file goes by recipe unless changedFileGoesWhole. */
   deltaBases = false;
+  /** The link's round trip and rate, when the sender measures them (small changed files go whole when that is quicker). */
+  link?: () => LinkEstimate | null;
   /** Stage dict@1 negotiated and a dictionary store given: small files may go as PutDictFile. */
   useDictionary = false;
   /** Dictionary ids the destination holds (its manifest, then what this session shipped). */
@@ -147,6 +154,12 @@ interface PreparedRecipe {
   reader: ObjectReader;
   version: FileVersion;
   plan: RecipePlan;
+}
+
+/** A file chunked (stage dedup@1) and still open, about to be asked about. */
+interface ChunkedReader {
+  reader: ObjectReader;
+  file: ChunkedFile;
 }
 
 /** The destination as this session believes it is, by path. */
@@ -254,6 +267,7 @@ export class DirSource implements Source {
   async *#run(resume: ResumePoint, signal: AbortSignal): AsyncGenerator<SourceRecord> {
     const session = new Session();
     session.queryChunks = resume.queryChunks;
+    session.link = resume.link;
     session.deltaBases = resume.queryChunks !== undefined && resume.deltaBases === true;
     session.useDictionary = resume.dictionary === true && this.#dictionaries !== undefined;
     this.#session = session;
@@ -357,21 +371,29 @@ export class DirSource implements Source {
       this.#dictionary = await this.#openDictionary(entries);
     }
     const readAhead = new Map<number, Promise<WholeFile>>();
-    // Stage delta@1: a changed file the destination holds an older version of goes by recipe, with bases.
-    const byDelta = (path: string): boolean => session.deltaBases && view.get(path)?.directory === false && (scanned.get(path) ?? 0) >= DELTA_MIN_FILE_BYTES;
+    // Stage delta@1: a changed file the destination holds an older version of goes by recipe,
+    // with bases, unless the link carries it whole in less than the query's round trip.
+    const link = session.deltaBases ? (session.link?.() ?? null) : null;
+    const byDelta = (path: string): boolean => session.deltaBases && view.get(path)?.directory === false && !changedFileGoesWhole(scanned.get(path) ?? 0, link);
     const isSmall = (job: { path: string; restarts: number }): boolean =>
       job.restarts === 0 && partial?.path !== job.path && (scanned.get(job.path) ?? Infinity) <= this.#chunkBytes && !byDelta(job.path);
-    // Stage delta@1: small changed files are chunked and asked about ahead too, so
-    // their queries' round trips overlap (one at a time, each cost a round trip).
+    // Files that go by recipe are chunked and asked about ahead, so their
+    // queries' round trips overlap (one at a time, each cost a round trip);
+    // chunked in queue order, one file after another.
     const planAhead = new Map<number, Promise<PreparedRecipe | SendResult | typeof WHOLE>>();
+    const byRecipe = (path: string): boolean => (scanned.get(path) ?? 0) >= DEDUP_MIN_FILE_BYTES || byDelta(path);
     const plansAhead = (job: { path: string; restarts: number }): boolean =>
-      session.queryChunks !== undefined && job.restarts === 0 && partial?.path !== job.path && byDelta(job.path) && (scanned.get(job.path) ?? Infinity) < DEDUP_MIN_FILE_BYTES;
+      session.queryChunks !== undefined && job.restarts === 0 && partial?.path !== job.path && byRecipe(job.path);
+    let chunking: Promise<unknown> = Promise.resolve();
     try {
       for (let i = 0; i < queue.length; i++) {
         for (let j = i; j < queue.length && j < i + Math.max(READ_AHEAD_FILES, PLAN_AHEAD_FILES); j++) {
           if (j < i + READ_AHEAD_FILES && !readAhead.has(j) && isSmall(queue[j])) readAhead.set(j, this.#readWhole(queue[j].path));
           if (j < i + PLAN_AHEAD_FILES && !planAhead.has(j) && plansAhead(queue[j])) {
-            const planned = this.#prepareRecipe(queue[j].path, session, signal);
+            const path = queue[j].path;
+            const chunked = chunking.then(() => this.#chunkFile(path, session, signal));
+            chunking = chunked.catch(() => undefined);
+            const planned = chunked.then((c) => (typeof c === 'string' ? c : this.#planChunked(c, session, signal)));
             planned.catch(() => undefined); // awaited in its turn; not an unhandled rejection meanwhile
             planAhead.set(j, planned);
           }
@@ -386,8 +408,7 @@ export class DirSource implements Source {
         if (prefetched) result = yield* this.#sendWhole(job.path, await prefetched, view, session, outcome, signal);
         else {
           // A destination's partial file resumes as PutChunks; other large files go by recipe when the link has dedup.
-          const size = scanned.get(job.path) ?? 0;
-          if (session.queryChunks && !resumeFrom && (size >= DEDUP_MIN_FILE_BYTES || byDelta(job.path))) result = yield* this.#sendRecipe(job.path, view, session, outcome, signal, planned);
+          if (session.queryChunks && !resumeFrom && byRecipe(job.path)) result = yield* this.#sendRecipe(job.path, view, session, outcome, signal, planned);
           if (result === WHOLE) result = yield* this.#sendFile(job.path, resumeFrom, view, session, outcome, signal);
         }
         if (result === 'aborted') return;
@@ -547,6 +568,13 @@ export class DirSource implements Source {
   // destination lacks, and plan what to send; the file stays open for the
   // send. A result instead (the reader closed) when it goes another way.
   async #prepareRecipe(path: string, session: Session, signal: AbortSignal): Promise<PreparedRecipe | SendResult | typeof WHOLE> {
+    const chunked = await this.#chunkFile(path, session, signal);
+    return typeof chunked === 'string' ? chunked : this.#planChunked(chunked, session, signal);
+  }
+
+  // The first half of #prepareRecipe: open and chunk the file (the reader
+  // stays open on success), or a result instead (the reader closed).
+  async #chunkFile(path: string, session: Session, signal: AbortSignal): Promise<ChunkedReader | SendResult | typeof WHOLE> {
     const reader = await this.#openFile(path);
     if (typeof reader === 'string') return reader;
     let keep = false;
@@ -560,6 +588,18 @@ export class DirSource implements Source {
       }
       if (!(await reader.unchanged())) return 'changed';
       if (distinctHashes(file).length > MAX_QUERY_CHUNKS) return WHOLE;
+      keep = true;
+      return { reader, file };
+    } finally {
+      if (!keep) await reader.close();
+    }
+  }
+
+  // The second half: ask the destination and plan; the reader stays open for the send, or is closed with a result instead.
+  async #planChunked({ reader, file }: ChunkedReader, session: Session, signal: AbortSignal): Promise<PreparedRecipe | SendResult | typeof WHOLE> {
+    const { path, version } = file;
+    let keep = false;
+    try {
       let plan: RecipePlan;
       try {
         const query = chunkQueryFor(this.streamId, ++this.#queryIds, file, session.deltaBases);
