@@ -41,7 +41,7 @@ export interface Encoded {
   encoding: number;
   /** Streaming frames: it starts a fresh context (set DataFrame.resync). Always false for independent frames. */
   resync: boolean;
-  /** Time the worker spent in zstd on this frame, ms (0: not compressed, or streamed). */
+  /** Time the worker spent in zstd on this frame, ms (0: not compressed). */
   compressMs: number;
 }
 
@@ -127,7 +127,7 @@ export class HdePool {
   async encodeStream(streamKey: string, meta: Uint8Array, data: Uint8Array, level: number, resync: boolean): Promise<Encoded> {
     const worker = this.pinned(streamKey, resync);
     const r = await this.submit({ id: 0, op: 'encodeStream', key: streamKey, level, resync, meta, data }, ownedBuffer(data), worker);
-    return { payload: Buffer.from(r.payload.buffer, r.payload.byteOffset, r.payload.byteLength), digest: Buffer.from(r.digest), encoding: r.encoding, resync: r.resync, compressMs: 0 };
+    return { payload: Buffer.from(r.payload.buffer, r.payload.byteOffset, r.payload.byteLength), digest: Buffer.from(r.digest), encoding: r.encoding, resync: r.resync, compressMs: r.compressMs };
   }
 
   /**
