@@ -117,7 +117,8 @@ export async function benchWalCommand(args: string[]): Promise<number> {
     destPort = setup.ports.dest;
     const agentB = new AgentProcess(setup.destConfig, setup.ports.destHttp);
     const agentA = new AgentProcess(setup.sourceConfig, setup.ports.sourceHttp);
-    cleanups.push(() => agentA.kill9(), () => agentB.kill9());
+    // SIGTERM, not kill -9: an agent run with --cpu-prof writes its profile only on a clean exit.
+    cleanups.push(() => agentA.terminate(), () => agentB.terminate());
     out.write(`agents: A (eu-west) -> B (us-east), zstd level ${values.level} (fixed), TCP+TLS carriers ...\n`);
     await agentB.start([]);
     await agentA.start([]);
