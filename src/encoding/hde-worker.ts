@@ -5,7 +5,7 @@
 
 import { parentPort } from 'node:worker_threads';
 import { release, run } from './hde-codec.ts';
-import { ownedBuffer, type WorkerJob, type WorkerResult } from './hde-pool.ts';
+import { compactView, ownedBuffer, type WorkerJob, type WorkerResult } from './hde-pool.ts';
 
 parentPort?.on('message', (job: WorkerJob) => {
   // A released key's contexts go (they hold up to a window each); no answer.
@@ -19,6 +19,8 @@ parentPort?.on('message', (job: WorkerJob) => {
   } catch (err) {
     result = { id: job.id, ok: false, error: (err as Error).message };
   }
-  // Move result buffers back instead of copying them.
-  parentPort?.postMessage(result, result.ok ? ownedBuffer(result.payload) : []);
+  // Move result buffers back instead of copying them; a small one goes as a copy of just its bytes.
+  const transfer = result.ok ? ownedBuffer(result.payload) : [];
+  if (result.ok) result.payload = compactView(result.payload, transfer);
+  parentPort?.postMessage(result, transfer);
 });
