@@ -419,8 +419,8 @@ export class StreamSender {
     const now = performance.now();
     const intervalMs = now - this.levelWaits.since;
     if (!this.options.adaptiveLevel || intervalMs < LEVEL_INTERVAL_MS) return;
-    // What the link delivered in the interval, the encoders' rate and the wire ratio at this level.
-    const acked = this.options.link.acknowledgedBytes;
+    // What the link delivered in the interval (delivery reports, not the later durable acks), the encoders' rate and the wire ratio at this level.
+    const acked = this.options.link.reachedBytes;
     const linkBytesPerS = this.linkAcked === null ? 0 : ((acked - this.linkAcked) * 1000) / intervalMs;
     this.linkAcked = acked;
     this.levelState = nextLevel(this.levelState, {
