@@ -14,8 +14,9 @@
 // The chooser steps one rung toward the rung of best expected goodput when
 // that beats the current one by a margin, two intervals in a row, and only
 // the way the measured bottleneck allows (stronger when the link is, faster
-// when the encoders are): it neither flaps nor gets stuck. No clocks or
-// sockets here; the sender feeds measurements.
+// when the encoders are, or when the link is and a faster rung carries as
+// much for less CPU): it neither flaps nor gets stuck. No clocks or sockets
+// here; the sender feeds measurements.
 
 /** The ladder of levels, fastest first; null is "no compression". */
 export const LEVEL_LADDER: ReadonlyArray<number | null> = [null, -1, 1, 3, 6, 9];
@@ -160,7 +161,7 @@ function estimate(measured: Measured[], priors: ReadonlyArray<number>, infer: In
   return reference + (own.value - reference) * 0.5 ** (own.age / halfLife);
 }
 
-/** The link capacity the model assumes: never measured as the bottleneck is unbounded; stale grows toward double. */
+/** The link capacity the model assumes: unbounded until measured as the bottleneck; then larger the longer ago that was (x2 after CAPACITY_DOUBLING_INTERVALS, x3 after twice that). */
 export function modelCapacity(state: LevelState): number {
   if (state.capacityAge === Infinity) return Infinity;
   return state.capacity * (1 + state.capacityAge / CAPACITY_DOUBLING_INTERVALS);
