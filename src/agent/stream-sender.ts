@@ -39,8 +39,6 @@ export const SENT_RESERVE_FRAMES = 1024;
 
 /** How often the online level choice looks at where the sender waited. */
 const LEVEL_INTERVAL_MS = 1000;
-/** Level intervals over which the link's highest rate is taken (the cap on slow levels). */
-const LINK_RATE_INTERVALS = 10;
 
 /** Encodes allowed in flight per stream, so workers stay busy while order is kept. */
 const ENCODE_PIPELINE_DEPTH = 8;
@@ -144,9 +142,10 @@ export class StreamSender {
   private levelWaits = { encodeMs: 0, linkMs: 0, since: performance.now() };
   /** zstd work in the current level interval: plaintext bytes compressed and the workers' time on them. */
   private compressed = { bytes: 0, ms: 0 };
-  /** The link's acknowledged bytes at the start of the interval, and its rate over the last intervals (wire bytes/s). */
+  /** Frames encoded at the current level in the interval: plaintext bytes in, payload bytes out (its wire ratio). */
+  private encodedAtLevel = { plain: 0, wire: 0 };
+  /** The link's acknowledged bytes at the start of the interval (its delivered rate over the interval). */
   private linkAcked: number | null = null;
-  private linkRates: number[] = [];
   /** Streaming contexts opened so far: each session gets a new key, so a late encode of an old session cannot touch the new one's history. */
   private contexts = 0;
   /** The link's RTT and highest rate, for the source (sampled while sending, and when the source asks). */
@@ -437,20 +436,24 @@ export class StreamSender {
     const now = performance.now();
     const intervalMs = now - this.levelWaits.since;
     if (!this.options.adaptiveLevel || intervalMs < LEVEL_INTERVAL_MS) return;
-    // What the link carried lately (highest of the last intervals), and the encoders' rate at this level.
-    const acked = this.options.link.acknowledgedBytes;
-    if (this.linkAcked !== null) this.linkRates = [...this.linkRates.slice(1 - LINK_RATE_INTERVALS), ((acked - this.linkAcked) * 1000) / intervalMs];
+    // What the link delivered in the interval (delivery reports, not the later durable acks), the encoders' rate and the wire ratio at this level.
+    const acked = this.options.link.reachedBytes;
+    const linkBytesPerS = this.linkAcked === null ? 0 : ((acked - this.linkAcked) * 1000) / intervalMs;
     this.linkAcked = acked;
     this.levelState = nextLevel(this.levelState, {
       intervalMs,
       encodeWaitMs: this.levelWaits.encodeMs,
       linkWaitMs: this.levelWaits.linkMs,
-      linkBytesPerS: Math.max(0, ...this.linkRates),
+      linkBytesPerS,
       encodeBytesPerS: this.compressed.ms > 0 ? (this.compressed.bytes * 1000) / this.compressed.ms : 0,
-      encoders: this.options.pool.encoders,
+      plainBytes: this.encodedAtLevel.plain,
+      wireBytes: this.encodedAtLevel.wire,
+      // A streaming context runs on one worker: one encoder, however many the pool has.
+      encoders: this.options.streaming ? 1 : this.options.pool.encoders,
     });
     this.levelWaits = { encodeMs: 0, linkMs: 0, since: now };
     this.compressed = { bytes: 0, ms: 0 };
+    this.encodedAtLevel = { plain: 0, wire: 0 };
     const level = levelOf(this.levelState);
     if (level !== this.level) this.options.logger.info({ stream: this.options.streamId, from: this.level, to: level }, 'zstd level changed');
     this.level = level;
@@ -475,6 +478,10 @@ export class StreamSender {
     if (enc.compressMs > 0) {
       this.compressed.bytes += rawLength;
       this.compressed.ms += enc.compressMs;
+    }
+    if (level === this.level) {
+      this.encodedAtLevel.plain += rawLength;
+      this.encodedAtLevel.wire += enc.payload.length;
     }
     const framed = frameDataFrame({
       streamId: this.options.streamId,

@@ -18,6 +18,7 @@ import { readSpoolState } from '../streams/pg-wal/wal-spool.ts';
 import { startCountingProxy, type CountingProxy } from './counting-proxy.ts';
 import { writePgTwoRegion } from './pg-two-region.ts';
 import { formatBytes } from './progress.ts';
+import { cpuSeconds } from '../util/proc-stat.ts';
 
 /** Interval of primary LSN samples for the replay lag, ms. */
 const LAG_SAMPLE_INTERVAL_MS = 50;
@@ -117,7 +118,8 @@ export async function benchWalCommand(args: string[]): Promise<number> {
     destPort = setup.ports.dest;
     const agentB = new AgentProcess(setup.destConfig, setup.ports.destHttp);
     const agentA = new AgentProcess(setup.sourceConfig, setup.ports.sourceHttp);
-    cleanups.push(() => agentA.kill9(), () => agentB.kill9());
+    // SIGTERM, not kill -9: an agent run with --cpu-prof writes its profile only on a clean exit.
+    cleanups.push(() => agentA.terminate(), () => agentB.terminate());
     out.write(`agents: A (eu-west) -> B (us-east), zstd level ${values.level} (fixed), TCP+TLS carriers ...\n`);
     await agentB.start([]);
     await agentA.start([]);
@@ -149,6 +151,8 @@ export async function benchWalCommand(args: string[]): Promise<number> {
     out.write(`steady: pgbench -c ${clients} -t ${perClient} -R ${values.rate} --random-seed=${values.seed} ...\n`);
     const wire0 = paths.map((p) => p.proxy.bytes.up + p.proxy.bytes.down);
     const lsn0 = await lsnOf(primaryClient, FLUSH_SQL);
+    const agentCpu = async (): Promise<number[]> => [await cpuSeconds(agentA.pid), await cpuSeconds(agentB.pid)];
+    const cpu0 = await agentCpu();
     const primarySamples: Array<{ atMs: number; lsn: number }> = [];
     let sampling = true;
     const samplers = [
@@ -187,6 +191,7 @@ export async function benchWalCommand(args: string[]): Promise<number> {
     // Backlog phase: hold both paths back, write, release each in turn and time the catch-up.
     out.write(`backlog: both paths held back, pgbench -c ${clients} -t ${backlogPerClient} ...\n`);
     for (const p of paths) p.proxy.pause();
+    const cpu1 = await agentCpu();
     const b0 = await lsnOf(primaryClient, FLUSH_SQL);
     await primary.pgbench(['-n', `--random-seed=${Number(values.seed) + 1}`, '-c', String(clients), '-j', '1', '-t', String(backlogPerClient)]);
     const b1 = await lsnOf(primaryClient, FLUSH_SQL);
@@ -197,6 +202,7 @@ export async function benchWalCommand(args: string[]): Promise<number> {
       await caughtUp(p, b1);
       catchUp.push((performance.now() - t0) / 1000);
     }
+    const cpu2 = await agentCpu();
 
     // One table, native streaming as the baseline.
     const ms = (v: number): string => (Number.isNaN(v) ? 'n/a' : v.toFixed(0));
@@ -206,6 +212,9 @@ export async function benchWalCommand(args: string[]): Promise<number> {
       const l = lags[i];
       out.write(`| ${p.name} | ${formatBytes(walBytes)} | ${formatBytes(wire[i])} | ${(wire[i] / walBytes).toFixed(3)} | ${(wire[i] / transactions).toFixed(0)} | ${catchUp[i].toFixed(2)} | ${ms(percentile(l, 0.5))} / ${ms(percentile(l, 0.95))} / ${ms(l.at(-1) ?? NaN)} |\n`);
     });
+    // The agents' CPU per GiB of WAL in each phase (from /proc: user + system, worker threads included).
+    const perGiB = (cpu: number, bytes: number): string => (cpu / (bytes / 2 ** 30)).toFixed(1);
+    out.write(`\nagents' CPU s per GiB of WAL: steady A ${perGiB(cpu1[0] - cpu0[0], walBytes)}, B ${perGiB(cpu1[1] - cpu0[1], walBytes)}; backlog (written while held back, then caught up) A ${perGiB(cpu2[0] - cpu1[0], b1 - b0)}, B ${perGiB(cpu2[1] - cpu1[1], b1 - b0)} (${(cpu2[0] - cpu1[0]).toFixed(1)} / ${(cpu2[1] - cpu1[1]).toFixed(1)} CPU s)\n`);
     out.write(`\nloopback, ${availableParallelism()} cores; wire = both directions through a counting proxy (native: standby<->primary; dwcp: A<->B, TLS); PostgreSQL 15, pgbench scale ${values.scale}\n`);
     return 0;
   } finally {

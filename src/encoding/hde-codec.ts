@@ -117,8 +117,10 @@ export function run(job: Exclude<WorkerJob, { op: 'release' }>): WorkerResult {
       // must enter the context's history (incompressible blocks cost ~3 bytes).
       const digest = frameDigest(job.meta, job.data);
       const context = contextFor(streamCompressors, job.key, job.resync, () => new StreamCompressor());
+      const started = performance.now();
       const chunk = context.compress(job.data, job.level, job.resync);
-      return { id: job.id, ok: true, payload: chunk.payload, digest, encoding: ENCODING_ZSTD_STREAM, resync: chunk.resync, compressMs: 0 };
+      const compressMs = performance.now() - started;
+      return { id: job.id, ok: true, payload: chunk.payload, digest, encoding: ENCODING_ZSTD_STREAM, resync: chunk.resync, compressMs };
     }
     case 'decodeStream': {
       // Decode through the stream's context (frames arrive here in sequence order), then digest.

@@ -42,7 +42,7 @@ export interface Encoded {
   encoding: number;
   /** Streaming frames: it starts a fresh context (set DataFrame.resync). Always false for independent frames. */
   resync: boolean;
-  /** Time the worker spent in zstd on this frame, ms (0: not compressed, or streamed). */
+  /** Time the worker spent in zstd on this frame, ms (0: not compressed). */
   compressMs: number;
   /**
    * Bytes right before payload in its ArrayBuffer that nobody else uses (the
@@ -91,6 +91,19 @@ export function resultBuffer(view: Uint8Array): { transfer: ArrayBuffer[]; headr
   // allocation here.
   if (!(buffer instanceof ArrayBuffer) || (view.byteLength < MIN_TRANSFER_BYTES && !hasFrameHeadroom(view))) return { transfer: [], headroom: 0 };
   return { transfer: [buffer], headroom: view.byteOffset };
+}
+
+/**
+ * A view to post to a worker: itself when its buffer moves or holds just
+ * it, else a copy of only its bytes. Structured clone copies a view's whole
+ * ArrayBuffer: a 100-byte meta or a 12 KiB payload in Node's 64 KiB pool
+ * slab (or in a socket chunk) cost a 64 KiB copy each way (a loop of such
+ * posts took 12x the main thread's CPU of compact copies; bench-wal spent
+ * ~20 % of each agent's CPU there).
+ */
+export function compactView(view: Uint8Array, transfer: ArrayBuffer[]): Uint8Array {
+  if (view.byteLength === view.buffer.byteLength || transfer.includes(view.buffer as ArrayBuffer)) return view;
+  return new Uint8Array(view);
 }
 
 /** Default worker count: the cores, at most 4. */
@@ -158,7 +171,7 @@ export class HdePool {
   async encodeStream(streamKey: string, meta: Uint8Array, data: Uint8Array, level: number, resync: boolean): Promise<Encoded> {
     const worker = this.pinned(streamKey, resync);
     const r = await this.submit({ id: 0, op: 'encodeStream', key: streamKey, level, resync, meta, data }, dataBuffer(data), worker);
-    return { payload: Buffer.from(r.payload.buffer, r.payload.byteOffset, r.payload.byteLength), digest: Buffer.from(r.digest), encoding: r.encoding, resync: r.resync, compressMs: 0, headroom: r.headroom ?? 0 };
+    return { payload: Buffer.from(r.payload.buffer, r.payload.byteOffset, r.payload.byteLength), digest: Buffer.from(r.digest), encoding: r.encoding, resync: r.resync, compressMs: r.compressMs, headroom: r.headroom ?? 0 };
   }
 
   /**
@@ -250,6 +263,11 @@ export class HdePool {
     else for (let i = 1; i < this.workers.length; i++) if (this.load[i] < this.load[best]) best = i;
     const id = this.nextId++;
     job.id = id;
+    if (job.op !== 'release') {
+      job.meta = compactView(job.meta, transfer);
+      if ('data' in job) job.data = compactView(job.data, transfer);
+      else job.payload = compactView(job.payload, transfer);
+    }
     this.load[best]++;
     return new Promise((resolve, reject) => {
       this.pending.set(id, {

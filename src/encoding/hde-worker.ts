@@ -5,7 +5,7 @@
 
 import { parentPort } from 'node:worker_threads';
 import { release, run } from './hde-codec.ts';
-import { resultBuffer, type WorkerJob, type WorkerResult } from './hde-pool.ts';
+import { compactView, resultBuffer, type WorkerJob, type WorkerResult } from './hde-pool.ts';
 
 parentPort?.on('message', (job: WorkerJob) => {
   // A released key's contexts go (they hold up to a window each); no answer.
@@ -26,5 +26,7 @@ parentPort?.on('message', (job: WorkerJob) => {
   }
   const { transfer, headroom } = resultBuffer(result.payload);
   result.headroom = headroom;
+  // A payload that does not move goes as a copy of just its bytes, not of the slab around it.
+  result.payload = compactView(result.payload, transfer);
   parentPort?.postMessage(result, transfer);
 });

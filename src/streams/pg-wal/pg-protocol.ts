@@ -81,9 +81,12 @@ export class MessageDecoder {
     return { type, body: whole.subarray(headerLength) };
   }
 
+  /** The first chunk, grown to at least n bytes by joining the chunks it takes (only those: a 128 KiB message is not copied with the megabyte behind it). */
   #peek(n: number): Buffer {
     if (this.#chunks[0].length >= n) return this.#chunks[0];
-    this.#chunks = [Buffer.concat(this.#chunks)];
+    let count = 0;
+    for (let have = 0; have < n; count++) have += this.#chunks[count].length;
+    this.#chunks.splice(0, count, Buffer.concat(this.#chunks.slice(0, count)));
     return this.#chunks[0];
   }
 

@@ -10,8 +10,14 @@ import { formatLsn, parseLsn, pgTimestampMicros, segmentStart } from './lsn.ts';
 import { BodyReader, BodyWriter } from './pg-protocol.ts';
 import { PgError, ReplicationClient, SslModeError, type ReplicationConnectionOptions, type ResultSet } from './replication-client.ts';
 
-/** Default largest WalRecord.data payload, bytes. */
-const DEFAULT_BATCH_BYTES = 128 * 1024;
+/**
+ * Default largest WalRecord.data payload, bytes: four of the primary's
+ * 128 KiB XLogData messages. A frame costs fixed work at both ends (a
+ * worker job, digest and chain, framing, a window slot, an ack, an apply),
+ * so a catch-up goes in 512 KiB frames; at the live edge a batch takes only
+ * what already arrived, so it goes out as soon as before.
+ */
+const DEFAULT_BATCH_BYTES = 512 * 1024;
 /** Default interval of unsolicited standby status updates, ms. */
 const DEFAULT_STATUS_INTERVAL_MS = 10_000;
 /** First reconnect delay after a transient error, ms (doubles up to the max). */
@@ -30,7 +36,7 @@ export interface WalSourceOptions {
   connection: ReplicationConnectionOptions;
   /** Physical replication slot; created with RESERVE_WAL when absent. */
   slot: string;
-  /** Largest payload of one record, bytes (default 128 KiB). */
+  /** Largest payload of one record, bytes (default 512 KiB). */
   batchBytes?: number;
   /** Interval of standby status updates, ms (default 10 s). */
   statusIntervalMs?: number;

@@ -477,6 +477,19 @@ export function sendEnd(pos: number, available: number, walSegmentSize: number):
   return cut - (cut % WAL_PAGE_BYTES);
 }
 
+/** CopyData header (type, length) plus XLogData's ('w', start, server WAL end, server time): bytes before the WAL. */
+const XLOG_DATA_HEADER_BYTES = 5 + 1 + 8 + 8 + 8;
+
+/** Fill the headers of a CopyData(XLogData) message whose WAL already sits after XLOG_DATA_HEADER_BYTES. */
+function writeXLogDataHeader(message: Buffer, start: number, walEnd: number, timeMicros: number): void {
+  message[0] = 0x64; // 'd'
+  message.writeUInt32BE(message.length - 1, 1);
+  message[5] = 0x77; // 'w'
+  message.writeBigUInt64BE(BigInt(start), 6);
+  message.writeBigUInt64BE(BigInt(walEnd), 14);
+  message.writeBigUInt64BE(BigInt(Math.max(0, Math.floor(timeMicros))), 22);
+}
+
 /** The timeline that WAL at lsn belongs to, per the latest timeline's history. */
 async function timelineAt(ctx: ConnectionContext, state: SpoolState, lsn: number): Promise<number> {
   const hist = await ctx.spool.history(state.timeline);
@@ -540,16 +553,18 @@ async function startReplication(conn: MessageSocket, ctx: ConnectionContext, sta
     // Sender: XLogData up to the durable end, keepalives while idle.
     let pos = startLsn;
     let lastSend = Date.now();
+    const cursor = ctx.spool.cursor();
     try {
       while (!stop.signal.aborted) {
         if (span.next !== undefined && pos >= span.end) break;
         const end = span.next !== undefined ? span.end : state.flushLsn;
         if (pos < end) {
+          // The WAL is read in after room for the message headers, written in place.
           const upTo = sendEnd(pos, end, state.walSegmentSize);
-          const bytes = await ctx.spool.read(state, timeline, pos, upTo, upTo - pos);
-          const header = new BodyWriter().byte(0x77).uint64(pos).uint64(state.flushLsn).uint64(pgTimestampMicros()).build();
-          await conn.write(copyData(Buffer.concat([header, bytes])));
-          pos += bytes.length;
+          const message = await cursor.read(state, timeline, pos, upTo, upTo - pos, XLOG_DATA_HEADER_BYTES);
+          writeXLogDataHeader(message, pos, state.flushLsn, pgTimestampMicros());
+          await conn.write(message);
+          pos += message.length - XLOG_DATA_HEADER_BYTES;
           lastSend = Date.now();
           continue;
         }
@@ -564,6 +579,8 @@ async function startReplication(conn: MessageSocket, ctx: ConnectionContext, sta
     } catch (err) {
       stop.abort();
       throw err;
+    } finally {
+      await cursor.close();
     }
     if (!clientDone) {
       // Our side of the copy ended (end of timeline) or the reader failed.

@@ -1,0 +1,66 @@
+// The walsender endpoint's spool cursor on synthetic WAL (1 MiB segments):
+// it keeps the segment it reads open between reads, and still serves the
+// right bytes when the writer completes the segment (rename of .partial),
+// moves on to the next one, or replaces the file it holds.
+
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync, renameSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { WalSpoolReader, WalSpoolWriter, type SpoolState } from '../../src/streams/pg-wal/wal-spool.ts';
+
+const MiB = 1024 * 1024;
+const SYSTEM = { systemId: '7311111111111111111', timeline: 1, walSegmentSize: MiB, serverVersion: 150013 };
+const HEADROOM = 30;
+
+test('a cursor reads on across a segment completed under it and into the next, leaving headroom before the WAL', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'dwcp-cursor-'));
+  const cursor = new WalSpoolReader(dir).cursor();
+  try {
+    const writer = new WalSpoolWriter(dir);
+    writer.setSystem(SYSTEM);
+    const start = 3 * MiB;
+    const wal = randomBytes(MiB + 200 * 1024);
+    // The first 600 KiB: segment 3 is still .partial.
+    await writer.write(1, start, wal.subarray(0, 600 * 1024));
+    const state: SpoolState = (await writer.flush())!;
+    const first = await cursor.read(state, 1, start, state.flushLsn, 128 * 1024, HEADROOM);
+    assert.equal(first.length, HEADROOM + 128 * 1024);
+    assert.ok(first.subarray(HEADROOM).equals(wal.subarray(0, 128 * 1024)));
+    // The rest: segment 3 completes (renamed while the cursor holds it open), segment 4 begins.
+    await writer.write(1, start + 600 * 1024, wal.subarray(600 * 1024));
+    const later: SpoolState = (await writer.flush())!;
+    const second = await cursor.read(later, 1, start + 128 * 1024, later.flushLsn, 2 * MiB, HEADROOM);
+    // Never past the segment's end.
+    assert.equal(second.length, HEADROOM + MiB - 128 * 1024);
+    assert.ok(second.subarray(HEADROOM).equals(wal.subarray(128 * 1024, MiB)));
+    const third = await cursor.read(later, 1, start + MiB, later.flushLsn, 2 * MiB, HEADROOM);
+    assert.ok(third.subarray(HEADROOM).equals(wal.subarray(MiB)));
+    await writer.close();
+  } finally {
+    await cursor.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a kept segment that was replaced by a longer file is opened again, not read short', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'dwcp-cursor-'));
+  const cursor = new WalSpoolReader(dir).cursor();
+  try {
+    const name = join(dir, '000000010000000000000003.partial');
+    const wal = randomBytes(256 * 1024);
+    writeFileSync(name, wal.subarray(0, 64 * 1024));
+    const state: SpoolState = { ...SYSTEM, startLsn: 3 * MiB, flushLsn: 3 * MiB + 64 * 1024 };
+    assert.ok((await cursor.read(state, 1, 3 * MiB, state.flushLsn, MiB)).equals(wal.subarray(0, 64 * 1024)));
+    // The file the cursor holds is replaced (written anew beside it, renamed over it) with more WAL.
+    writeFileSync(name + '.new', wal);
+    renameSync(name + '.new', name);
+    const more: SpoolState = { ...state, flushLsn: 3 * MiB + wal.length };
+    assert.ok((await cursor.read(more, 1, 3 * MiB + 64 * 1024, more.flushLsn, MiB)).equals(wal.subarray(64 * 1024)));
+  } finally {
+    await cursor.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
