@@ -41,6 +41,18 @@ export interface HedgeView {
   budgetBytes: number;
 }
 
+/**
+ * Frames written after this time cannot be due for a hedge yet (not
+ * overdue, or nothing written after them delivered): the link skips them
+ * without building candidates (-Infinity: nothing is due). pickHedges
+ * still decides about the rest.
+ */
+export function hedgeDueBefore(view: Omit<HedgeView, 'budgetBytes'>): number {
+  if (view.deliveryTimeMs <= 0) return -Infinity;
+  const overdueMs = Math.max(HEDGE_MIN_MS, HEDGE_SRTT_FACTOR * view.deliveryTimeMs);
+  return Math.min(view.now - overdueMs, view.newestDeliveredWrittenAt);
+}
+
 /** Indices of the frames to send once more now, oldest first, within the budget. */
 export function pickHedges(frames: readonly HedgeCandidate[], view: HedgeView): number[] {
   if (view.deliveryTimeMs <= 0) return [];

@@ -3,7 +3,7 @@
 // test/e2e/delivery-acks.test.ts runs it on a slowed carrier).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { HEDGE_MIN_MS, HEDGE_SRTT_FACTOR, nextDeliveryTime, pickHedges, type HedgeCandidate } from '../../src/transport/hedge.ts';
+import { HEDGE_MIN_MS, HEDGE_SRTT_FACTOR, hedgeDueBefore, nextDeliveryTime, pickHedges, type HedgeCandidate } from '../../src/transport/hedge.ts';
 
 function frame(writtenAt: number, over: Partial<HedgeCandidate> = {}): HedgeCandidate {
   return { bytes: 100, writtenAt, hedged: false, hedgeInFlight: false, ...over };
@@ -74,4 +74,18 @@ test('a trace: one slow carrier among fast ones gets its frames hedged, fast car
   // Each hedged frame arrived long before its slow original would have.
   for (const [i, at] of hedgedAt) assert.ok(at + 10 < writes[i].writtenAt + 500, `frame ${i} hedged at ${at}`);
   assert.ok(deliveryTimeMs < 20, `delivery time follows the fast carriers: ${deliveryTimeMs} ms`);
+});
+
+test('hedgeDueBefore never leaves out a frame pickHedges would pick, and leaves out recent ones', () => {
+  const view = { now: 10_000, deliveryTimeMs: 30, newestDeliveredWrittenAt: 9_000, budgetBytes: 1e12 };
+  const frames = Array.from({ length: 2_000 }, (_, i) => frame(i * 5));
+  const dueBefore = hedgeDueBefore(view);
+  const picked = new Set(pickHedges(frames, view));
+  for (const i of picked) assert.ok(frames[i].writtenAt <= dueBefore, `picked frame written at ${frames[i].writtenAt} is after ${dueBefore}`);
+  // Written after the newest delivered write: not due, and skipped by the bound.
+  assert.ok(frames.some((f) => f.writtenAt > dueBefore));
+  assert.ok(picked.size > 0);
+  assert.equal(hedgeDueBefore({ ...view, deliveryTimeMs: 0 }), -Infinity);
+  // The bound is the overdue time when that is earlier than the newest delivered write.
+  assert.equal(hedgeDueBefore({ ...view, newestDeliveredWrittenAt: 20_000 }), 10_000 - Math.max(HEDGE_MIN_MS, HEDGE_SRTT_FACTOR * 30));
 });
