@@ -414,20 +414,11 @@ static napi_value stat_object(napi_env env, const struct stat *st) {
   return out;
 }
 
-static void free_bytes(napi_env env, void *data, void *hint) {
-  (void)env;
-  (void)hint;
-  free(data);
-}
-
-/* A Buffer over the bytes an op read, which it then owns (a copy where
-   external buffers are not allowed). */
-static napi_value take_buffer(napi_env env, fs_op *op) {
+/* A Buffer holding a copy of the bytes an op read: a Buffer of its own
+   ArrayBuffer, which can be transferred to a worker thread (an external
+   buffer cannot: DataCloneError in the HDE pool). */
+static napi_value read_buffer(napi_env env, const fs_op *op) {
   napi_value out;
-  if (napi_create_external_buffer(env, op->buf_len, op->buf, free_bytes, NULL, &out) == napi_ok) {
-    op->buf = NULL;
-    return out;
-  }
   void *copy;
   napi_create_buffer_copy(env, op->buf_len, op->buf, &copy, &out);
   return out;
@@ -476,7 +467,7 @@ static void complete(napi_env env, napi_status status, void *data) {
         napi_value changed;
         napi_get_boolean(env, op->changed, &changed);
         napi_set_named_property(env, result, "changed", changed);
-        if (op->buf != NULL) napi_set_named_property(env, result, "data", take_buffer(env, op));
+        if (op->buf != NULL) napi_set_named_property(env, result, "data", read_buffer(env, op));
         break;
       }
       case OP_REMOVE:

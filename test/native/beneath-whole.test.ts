@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { closeSync, constants, existsSync, lstatSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { MessageChannel } from 'node:worker_threads';
 import { join } from 'node:path';
 import { native } from '../../native-bindings/index.ts';
 
@@ -158,6 +159,13 @@ test('readWholeBeneath reads a regular file whole with its stat, and only the st
   assert.deepEqual(read.data, data);
   assert.equal(read.changed, false);
   assert.deepEqual([read.mode, read.size, read.mtimeNs], [st.mode, st.size, st.mtimeNs]);
+
+  // The bytes can move to a worker thread as the HDE pool moves them (an external buffer could not).
+  const { port1, port2 } = new MessageChannel();
+  port1.postMessage(read.data, [read.data!.buffer]);
+  port1.close();
+  port2.close();
+  assert.equal(read.data!.length, 0, 'transferred away');
 
   const tooBig = await n.readWholeBeneath(root, 'a/b/f', data.length - 1);
   assert.equal(tooBig.data, undefined, 'larger than maxBytes: not read');
