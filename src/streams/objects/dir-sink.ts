@@ -4,10 +4,12 @@
 // <root>/.dwcp-tmp/ for a directory) and becomes visible only whole: mode,
 // mtime, fsync, rename over the target; the store syncs its names with the
 // next flush, before the checkpoint. A small file whole in one frame is
-// written in the background instead and sealed without an fsync; the next
-// flush (or an op that must see it) syncs every sealed file's content at
-// once (syncfs for a directory) and only then publishes them at their
-// paths, in op order. At most one file is partial at a time;
+// written in the background instead and sealed without an fsync (one store
+// call, one native job for a directory); the next flush (or an op that must
+// see it) syncs every sealed file's content at once (syncfs for a
+// directory) and only then publishes them at their paths, in op order. Its
+// path is resolved when it is published, so a refusal (a symlink on the
+// way) is thrown by that flush or op. At most one file is partial at a time;
 // the checkpointed sink state names it and how far it is durable, so a
 // restart resumes mid-file instead of from zero.
 //
@@ -109,11 +111,12 @@ interface PartialState {
 }
 
 /**
- * Whole files (one frame each) written and fsynced at once, at most. A small
- * file costs two fsyncs' worth of disk latency and ten thread-pool round
+ * Whole files (one frame each) being written at once, at most. A small file
+ * once cost two fsyncs' worth of disk latency and ten thread-pool round
  * trips; one at a time, thousands of them left both agents idle most of a
- * run (measured: 2,952 files of 1-64 KiB, ~10 ms a file). Memory: at most
- * this many frames' data, each at most one frame.
+ * run (measured: 2,952 files of 1-64 KiB, ~10 ms a file). Now it is one job
+ * to write and one to publish, and the disk is synced per flush. Memory: at
+ * most this many frames' data, each at most one frame.
  */
 export const MAX_BACKGROUND_FILES = 16;
 
