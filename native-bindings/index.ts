@@ -62,6 +62,18 @@ export interface EntryStat {
 }
 
 /**
+ * What readWholeBeneath reports of one file: its stat as opened (fstat, so
+ * of the file itself, never a symlink's target), and its bytes when it is a
+ * regular file of at most maxBytes.
+ */
+export interface WholeFileRead extends EntryStat {
+  /** The bytes, read whole; undefined when not a regular file or larger than maxBytes. */
+  data?: Buffer;
+  /** True when data is not one version: the read came up short, or the file's inode, size, mtime, ctime or mode differed after it. */
+  changed: boolean;
+}
+
+/**
  * The functions the C addon exports: socket options (native-bindings/src/
  * sockopt.c) and file operations beneath a directory (src/beneath.c).
  * The file operations run on libuv's thread pool and reject with an Error
@@ -107,6 +119,30 @@ export interface NativeBindings {
    * one call for many files instead of an fsync each.
    */
   syncFs(fd: number): Promise<void>;
+  /**
+   * A small file's whole write in one thread-pool job: create path beneath
+   * dirFd as openBeneath does (O_CREAT | O_EXCL: EEXIST when anything is
+   * there, never opened), write all of data, fchmod to mode & 0o7777, set
+   * mtime and atime to mtimeUs (microseconds since the epoch, before 1970
+   * too), close. A failure after the create leaves the file behind for the
+   * caller to remove. data must not be transferred until it settles.
+   */
+  writeWholeBeneath(dirFd: number, path: string, data: Uint8Array, mode: number, mtimeUs: number): Promise<void>;
+  /**
+   * Rename the entry fromName of fromDirFd to toPath in one job: toPath's
+   * directory resolved beneath toDirFd as openBeneath does (ELOOP at a
+   * symlink, EXDEV above it, ENOENT or ENOTDIR when missing), the last
+   * segment one entry name; a file or symlink there is replaced, a
+   * directory there removed first (never through a link).
+   */
+  renameBeneath(fromDirFd: number, fromName: string, toDirFd: number, toPath: string): Promise<void>;
+  /**
+   * A small file's whole read in one job: open the directory root (as
+   * given, symlinks in it followed), path beneath it as openBeneath does
+   * (O_NONBLOCK: a fifo never blocks), fstat; a regular file of at most
+   * maxBytes is read whole and checked unchanged by a second fstat.
+   */
+  readWholeBeneath(root: string, path: string, maxBytes: number): Promise<WholeFileRead>;
   /** The open flag O_PATH (fs.constants lacks it): an fd that names a directory for *at calls. */
   readonly O_PATH: number;
 }

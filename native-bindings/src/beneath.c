@@ -13,7 +13,14 @@
  * Node's fs: a slow or hung disk stalls one stream, not the event loop. A
  * failure rejects with an Error whose code is the errno name (ELOOP, EXDEV,
  * ENOENT ...), whose syscall names the call, and whose message reads
- * "<syscall> <name>: <strerror> (<code>)".
+ * "<syscall> <path>: <strerror> (<code>)".
+ *
+ * Three calls do a small file's whole work in one job, because each job
+ * costs a thread-pool round trip and a promise on the event loop (measured:
+ * ~ten of them per small file were ~45 % of a destination agent's CPU):
+ * writeWholeBeneath (create, write, mode, mtime, close), renameBeneath
+ * (resolve the target's directory, rename into it) and readWholeBeneath
+ * (open, fstat, read, fstat, close).
  */
 #define _GNU_SOURCE /* openat2 flags, renameat2, strerrorname_np, O_PATH */
 #include "beneath.h"
@@ -49,6 +56,15 @@
 /* Longest single name accepted (NAME_MAX 255, NUL included). */
 #define NAME_BYTES 256
 
+/* Mode of a file writeWholeBeneath creates, until its fchmod sets the one asked for. */
+#define WHOLE_CREATE_MODE 0600
+
+/* Permission bits writeWholeBeneath sets (setuid, setgid, sticky included). */
+#define WHOLE_MODE_MASK 07777
+
+#define NS_PER_US 1000LL
+#define US_PER_S 1000000LL
+
 enum op_kind {
   OP_OPEN,
   OP_STAT,
@@ -58,6 +74,9 @@ enum op_kind {
   OP_CLEAR,
   OP_RENAME,
   OP_SYNCFS,
+  OP_WRITE_WHOLE,
+  OP_RENAME_BENEATH,
+  OP_READ_WHOLE,
 };
 
 /* One call in flight: arguments in, results out, owned by the async work. */
@@ -70,12 +89,25 @@ typedef struct {
   bool has_keep;
   char path[PATH_BYTES];
   char name2[NAME_BYTES];
+  /* OP_RENAME_BENEATH: the target path beneath dirfd2; OP_READ_WHOLE: the root path. */
+  char path2[PATH_BYTES];
+  /* OP_WRITE_WHOLE: the bytes (data_ref keeps them alive) and the mtime. */
+  const uint8_t *data;
+  size_t data_len;
+  napi_ref data_ref;
+  int64_t mtime_us;
+  /* OP_READ_WHOLE: read a regular file of at most this many bytes. */
+  size_t max_bytes;
   /* Results. */
   int fd;            /* OP_OPEN */
   bool missing;      /* OP_STAT, OP_REMOVE: the entry was not there */
-  struct stat st;    /* OP_STAT */
+  struct stat st;    /* OP_STAT, OP_READ_WHOLE (as opened) */
+  uint8_t *buf;      /* OP_READ_WHOLE: the bytes read (malloc'd), NULL when not read */
+  size_t buf_len;
+  bool changed;      /* OP_READ_WHOLE: short read, or another stat after the read */
   int err;           /* errno of the failed call, 0 on success */
   const char *syscall;
+  const char *err_path; /* the path a failure names (default path) */
 } fs_op;
 
 static long sys_openat2(int dirfd, const char *path, struct open_how *how) {
@@ -166,6 +198,120 @@ static int clear_fd(int fd, const char *keep, int depth, const char **syscall_ou
   return err;
 }
 
+/* Record a failure of syscall (errno) on the op. */
+static void fail(fs_op *op, const char *syscall) {
+  op->err = errno;
+  op->syscall = syscall;
+}
+
+/* OP_WRITE_WHOLE: create path beneath dirfd as a new file (O_EXCL: never one
+   found there, EEXIST instead), write every byte, set mode and mtime, close. A
+   failure after the create leaves the file for the caller to remove (its
+   temp area is cleared on recover). */
+static void write_whole(fs_op *op) {
+  struct open_how how = {
+      .flags = O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
+      .mode = WHOLE_CREATE_MODE,
+      .resolve = BENEATH_RESOLVE,
+  };
+  long opened = sys_openat2(op->dirfd, op->path, &how);
+  if (opened < 0) return fail(op, "openat2");
+  int fd = (int)opened;
+  size_t done = 0;
+  while (done < op->data_len) {
+    ssize_t n = pwrite(fd, op->data + done, op->data_len - done, (off_t)done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      fail(op, "pwrite");
+      break;
+    }
+    done += (size_t)n;
+  }
+  /* atime = mtime, as utimes(path, mtime, mtime). Floor division: mtimes before 1970 are negative. */
+  int64_t sec = op->mtime_us / US_PER_S, us = op->mtime_us % US_PER_S;
+  if (us < 0) {
+    sec--;
+    us += US_PER_S;
+  }
+  struct timespec times[2] = {{.tv_sec = sec, .tv_nsec = us * NS_PER_US}, {.tv_sec = sec, .tv_nsec = us * NS_PER_US}};
+  if (op->err == 0 && fchmod(fd, (mode_t)(op->mode & WHOLE_MODE_MASK)) < 0) fail(op, "fchmod");
+  if (op->err == 0 && futimens(fd, times) < 0) fail(op, "futimens");
+  if (close(fd) < 0 && op->err == 0) fail(op, "close");
+}
+
+/* OP_RENAME_BENEATH: rename the entry path of dirfd to path2 beneath dirfd2, its
+   directory resolved as openBeneath does; a directory at the target is
+   removed first (rm -r, never through a link), as a file there is replaced. */
+static void rename_beneath(fs_op *op) {
+  int parent = op->dirfd2;
+  const char *name = op->path2;
+  char *slash = strrchr(op->path2, '/');
+  if (slash != NULL) {
+    /* The directory part, resolved in one kernel call; the name stays one entry. */
+    *slash = '\0';
+    struct open_how how = {.flags = O_PATH | O_DIRECTORY | O_CLOEXEC, .resolve = BENEATH_RESOLVE};
+    long fd = sys_openat2(op->dirfd2, op->path2, &how);
+    *slash = '/';
+    if (fd < 0) return fail(op, "openat2");
+    parent = (int)fd;
+    name = slash + 1;
+  }
+  int rc = renameat2(op->dirfd, op->path, parent, name, 0);
+  if (rc < 0 && errno == EISDIR) {
+    bool missing = false;
+    op->err = remove_entry(parent, name, 0, &missing, &op->syscall);
+    if (op->err == 0) rc = renameat2(op->dirfd, op->path, parent, name, 0);
+  }
+  if (rc < 0 && op->err == 0) fail(op, "renameat2");
+  if (parent != op->dirfd2) close(parent);
+}
+
+/* True when two stats are of the same file, untouched: inode, size, mtime, ctime, mode. */
+static bool same_stat(const struct stat *a, const struct stat *b) {
+  return a->st_ino == b->st_ino && a->st_dev == b->st_dev && a->st_size == b->st_size &&
+         a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec &&
+         a->st_ctim.tv_sec == b->st_ctim.tv_sec && a->st_ctim.tv_nsec == b->st_ctim.tv_nsec &&
+         a->st_mode == b->st_mode;
+}
+
+/* OP_READ_WHOLE: open the root path2 (as given), path beneath it as
+   openBeneath does (O_NONBLOCK: a fifo swapped in never blocks the pool),
+   fstat; a regular file of at most max_bytes is read whole and fstat'ed
+   again, changed when the read was short or the stats differ. */
+static void read_whole(fs_op *op) {
+  int root = open(op->path2, O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (root < 0) {
+    op->err_path = op->path2;
+    return fail(op, "open");
+  }
+  struct open_how how = {.flags = O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC, .resolve = BENEATH_RESOLVE};
+  long opened = sys_openat2(root, op->path, &how);
+  if (opened < 0) fail(op, "openat2");
+  close(root);
+  if (opened < 0) return;
+  int fd = (int)opened;
+  if (fstat(fd, &op->st) < 0) fail(op, "fstat");
+  if (op->err == 0 && S_ISREG(op->st.st_mode) && op->st.st_size >= 0 && (size_t)op->st.st_size <= op->max_bytes) {
+    size_t size = (size_t)op->st.st_size;
+    op->buf = malloc(size > 0 ? size : 1);
+    if (op->buf == NULL) {
+      errno = ENOMEM;
+      fail(op, "malloc");
+    }
+    while (op->err == 0 && op->buf_len < size) {
+      ssize_t n = pread(fd, op->buf + op->buf_len, size - op->buf_len, (off_t)op->buf_len);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) fail(op, "pread");
+      if (n <= 0) break;
+      op->buf_len += (size_t)n;
+    }
+    struct stat after;
+    if (op->err == 0 && fstat(fd, &after) < 0) fail(op, "fstat");
+    op->changed = op->buf_len < size || (op->err == 0 && !same_stat(&op->st, &after));
+  }
+  close(fd);
+}
+
 /* Runs on the thread pool: the system calls of one op. */
 static void execute(napi_env env, void *data) {
   (void)env;
@@ -237,6 +383,16 @@ static void execute(napi_env env, void *data) {
         op->syscall = "renameat2";
       }
       break;
+    case OP_WRITE_WHOLE:
+      write_whole(op);
+      break;
+    case OP_RENAME_BENEATH:
+      op->err_path = op->path2;
+      rename_beneath(op);
+      break;
+    case OP_READ_WHOLE:
+      read_whole(op);
+      break;
   }
 }
 
@@ -245,6 +401,34 @@ static napi_value bigint(napi_env env, int64_t v) {
   napi_value out;
   napi_create_bigint_int64(env, v, &out);
   return out;
+}
+
+/* The fields of a stat a file version needs, as bigints like BigIntStats. */
+static napi_value stat_object(napi_env env, const struct stat *st) {
+  napi_value out;
+  napi_create_object(env, &out);
+  napi_set_named_property(env, out, "mode", bigint(env, st->st_mode));
+  napi_set_named_property(env, out, "size", bigint(env, st->st_size));
+  napi_set_named_property(env, out, "mtimeNs",
+                          bigint(env, (int64_t)st->st_mtim.tv_sec * 1000000000LL + st->st_mtim.tv_nsec));
+  return out;
+}
+
+/* A Buffer holding a copy of the bytes an op read: a Buffer of its own
+   ArrayBuffer, which can be transferred to a worker thread (an external
+   buffer cannot: DataCloneError in the HDE pool). */
+static napi_value read_buffer(napi_env env, const fs_op *op) {
+  napi_value out;
+  void *copy;
+  napi_create_buffer_copy(env, op->buf_len, op->buf, &copy, &out);
+  return out;
+}
+
+/* Free an op and what it holds (the reference to the bytes it wrote, the bytes it read). */
+static void free_op(napi_env env, fs_op *op) {
+  if (op->data_ref != NULL) napi_delete_reference(env, op->data_ref);
+  free(op->buf);
+  free(op);
 }
 
 /* Back on the JS thread: settle the Promise and free the op. */
@@ -259,8 +443,8 @@ static void complete(napi_env env, napi_status status, void *data) {
     /* Error: "<syscall> <name>: <strerror>" with code and syscall set. */
     const char *code_name = strerrorname_np(op->err);
     char msg[PATH_BYTES + 256];
-    snprintf(msg, sizeof msg, "%s %s: %s (%s)", op->syscall, op->path, strerror(op->err),
-             code_name ? code_name : "?");
+    snprintf(msg, sizeof msg, "%s %s: %s (%s)", op->syscall, op->err_path ? op->err_path : op->path,
+             strerror(op->err), code_name ? code_name : "?");
     napi_value code, message, syscall_name;
     napi_create_string_utf8(env, code_name ? code_name : "EIO", NAPI_AUTO_LENGTH, &code);
     napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &message);
@@ -274,18 +458,18 @@ static void complete(napi_env env, napi_status status, void *data) {
         napi_create_int32(env, op->fd, &result);
         break;
       case OP_STAT:
-        if (op->missing) {
-          napi_get_undefined(env, &result);
-        } else {
-          /* The fields a file version needs, as bigints like BigIntStats. */
-          napi_create_object(env, &result);
-          napi_set_named_property(env, result, "mode", bigint(env, op->st.st_mode));
-          napi_set_named_property(env, result, "size", bigint(env, op->st.st_size));
-          napi_set_named_property(
-              env, result, "mtimeNs",
-              bigint(env, (int64_t)op->st.st_mtim.tv_sec * 1000000000LL + op->st.st_mtim.tv_nsec));
-        }
+        if (op->missing) napi_get_undefined(env, &result);
+        else result = stat_object(env, &op->st);
         break;
+      case OP_READ_WHOLE: {
+        /* The stat as opened; data only for a regular file within max_bytes. */
+        result = stat_object(env, &op->st);
+        napi_value changed;
+        napi_get_boolean(env, op->changed, &changed);
+        napi_set_named_property(env, result, "changed", changed);
+        if (op->buf != NULL) napi_set_named_property(env, result, "data", read_buffer(env, op));
+        break;
+      }
       case OP_REMOVE:
         napi_get_boolean(env, !op->missing, &result);
         break;
@@ -296,7 +480,7 @@ static void complete(napi_env env, napi_status status, void *data) {
     napi_resolve_deferred(env, op->deferred, result);
   }
   napi_delete_async_work(env, op->work);
-  free(op);
+  free_op(env, op);
 }
 
 /* Read argument i as a non-negative int32 into *out; throws naming it. */
@@ -346,7 +530,7 @@ static napi_value start(napi_env env, fs_op *op) {
   if (napi_create_promise(env, &op->deferred, &promise) != napi_ok ||
       napi_create_async_work(env, NULL, resource_name, execute, complete, op, &op->work) != napi_ok ||
       napi_queue_async_work(env, op->work) != napi_ok) {
-    free(op);
+    free_op(env, op);
     napi_throw_error(env, NULL, "beneath: cannot queue async work");
     return NULL;
   }
@@ -485,6 +669,82 @@ static napi_value sync_fs(napi_env env, napi_callback_info info) {
   return start(env, op);
 }
 
+/* writeWholeBeneath(dirFd, path, data, mode, mtimeUs): a new file at path
+   beneath dirFd (EEXIST when something is there) holding data, with mode and
+   mtime (atime too), closed. */
+static napi_value write_whole_beneath(napi_env env, napi_callback_info info) {
+  napi_value argv[5];
+  size_t argc;
+  fs_op *op = new_op(env, info, OP_WRITE_WHOLE, false, argv, 5, &argc);
+  if (op == NULL) return NULL;
+  bool typed = false;
+  napi_typedarray_type type = napi_int8_array;
+  void *data = NULL;
+  if (argc > 2) napi_is_typedarray(env, argv[2], &typed);
+  if (typed) napi_get_typedarray_info(env, argv[2], &type, &op->data_len, &data, NULL, NULL);
+  napi_valuetype mtime_type = napi_undefined;
+  if (argc > 4) napi_typeof(env, argv[4], &mtime_type);
+  if (!typed || type != napi_uint8_array) {
+    napi_throw_type_error(env, NULL, "data must be a Uint8Array");
+  } else if (mtime_type != napi_number) {
+    napi_throw_type_error(env, NULL, "mtimeUs must be a number");
+  } else if (int_arg(env, argv, argc, 3, "mode", &op->mode)) {
+    /* The bytes stay where they are, kept alive by a reference until the job is done. */
+    op->data = data;
+    napi_get_value_int64(env, argv[4], &op->mtime_us);
+    if (napi_create_reference(env, argv[2], 1, &op->data_ref) == napi_ok) return start(env, op);
+    napi_throw_error(env, NULL, "writeWholeBeneath: cannot keep a reference to data");
+  }
+  free_op(env, op);
+  return NULL;
+}
+
+/* renameBeneath(fromDirFd, fromName, toDirFd, toPath): the entry fromName
+   to toPath, whose directory is resolved beneath toDirFd as openBeneath does. */
+static napi_value rename_beneath_fn(napi_env env, napi_callback_info info) {
+  napi_value argv[4];
+  size_t argc;
+  fs_op *op = new_op(env, info, OP_RENAME_BENEATH, true, argv, 4, &argc);
+  if (op == NULL) return NULL;
+  if (!int_arg(env, argv, argc, 2, "toDirFd", &op->dirfd2) ||
+      !str_arg(env, argv, argc, 3, "toPath", op->path2, PATH_BYTES, false)) {
+    free_op(env, op);
+    return NULL;
+  }
+  /* The last segment is the entry renamed to: one plain name, never resolved. */
+  const char *slash = strrchr(op->path2, '/');
+  if (!plain_name(slash ? slash + 1 : op->path2) || slash == op->path2) {
+    napi_throw_type_error(env, NULL, "toPath must end in one entry name (not '.', '..', no trailing '/') below toDirFd");
+    free_op(env, op);
+    return NULL;
+  }
+  return start(env, op);
+}
+
+/* readWholeBeneath(root, path, maxBytes): the stat of path beneath the
+   directory root, and its bytes when it is a regular file of at most
+   maxBytes, read in one job. */
+static napi_value read_whole_beneath(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  size_t argc = 3;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  fs_op *op = calloc(1, sizeof *op);
+  if (op == NULL) {
+    napi_throw_error(env, NULL, "beneath: out of memory");
+    return NULL;
+  }
+  op->kind = OP_READ_WHOLE;
+  int max_bytes = 0;
+  if (!str_arg(env, argv, argc, 0, "root", op->path2, PATH_BYTES, false) ||
+      !str_arg(env, argv, argc, 1, "path", op->path, PATH_BYTES, false) ||
+      !int_arg(env, argv, argc, 2, "maxBytes", &max_bytes)) {
+    free_op(env, op);
+    return NULL;
+  }
+  op->max_bytes = (size_t)max_bytes;
+  return start(env, op);
+}
+
 void beneath_register(napi_env env, napi_value exports) {
   napi_value o_path;
   napi_create_int32(env, O_PATH, &o_path);
@@ -497,6 +757,9 @@ void beneath_register(napi_env env, napi_value exports) {
       {"clearDirAt", NULL, clear_dir_at, NULL, NULL, NULL, napi_enumerable, NULL},
       {"renameAt", NULL, rename_at, NULL, NULL, NULL, napi_enumerable, NULL},
       {"syncFs", NULL, sync_fs, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"writeWholeBeneath", NULL, write_whole_beneath, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"renameBeneath", NULL, rename_beneath_fn, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"readWholeBeneath", NULL, read_whole_beneath, NULL, NULL, NULL, napi_enumerable, NULL},
       {"O_PATH", NULL, NULL, NULL, NULL, o_path, napi_enumerable, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);

@@ -4,8 +4,9 @@
 #define NAPI_VERSION 8
 #include <node_api.h>
 
-/* Add openBeneath, statAt, mkdirAt, unlinkAt, removeAt, clearDirAt, renameAt
-   and the O_PATH constant to exports. */
+/* Add openBeneath, statAt, mkdirAt, unlinkAt, removeAt, clearDirAt, renameAt,
+   syncFs, writeWholeBeneath, renameBeneath, readWholeBeneath and the O_PATH
+   constant to exports. */
 void beneath_register(napi_env env, napi_value exports);
 
 #endif

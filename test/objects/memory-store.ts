@@ -9,7 +9,7 @@ import type { FileVersion } from '../../src/wire/messages.ts';
 import type { ChunkFiles } from '../../src/streams/objects/chunks/chunk-files.ts';
 import type { PathFilter } from '../../src/streams/objects/path-filter.ts';
 import { validateRelativePath } from '../../src/streams/objects/object-paths.ts';
-import type { ObjectListing, ObjectReader, ObjectStore, ObjectUpload } from '../../src/streams/objects/store/object-store.ts';
+import type { ObjectListing, ObjectReader, ObjectStore, ObjectUpload, SealedObject, WholeObject } from '../../src/streams/objects/store/object-store.ts';
 import { comparePaths } from '../../src/streams/objects/tree-scan.ts';
 import { SinkError } from '../../src/streams/stream.ts';
 import { MODE_MASK, sameVersion } from '../../src/streams/objects/file-version.ts';
@@ -56,6 +56,15 @@ export class MemoryStore implements ObjectStore {
     };
   }
 
+  /** A copy of the object's bytes when it is a file of at most maxBytes. */
+  async readWhole(path: string, maxBytes: number): Promise<WholeObject | 'changed' | null> {
+    checkPath(path);
+    const entry = this.#entries.get(path);
+    if (entry?.kind !== 'file') return null;
+    if (entry.data.length > maxBytes) return 'changed';
+    return { version: { ...entry.version }, data: Buffer.from(entry.data) };
+  }
+
   /** True when path is a file of version. */
   async holds(path: string, version: FileVersion): Promise<boolean> {
     checkPath(path);
@@ -70,6 +79,15 @@ export class MemoryStore implements ObjectStore {
     const pending: Pending = { path, version: { ...version }, data: Buffer.alloc(0), length: 0 };
     this.#uploads.set(uploadKey(path, version), pending);
     return this.#upload(pending);
+  }
+
+  /** A pending upload holding a copy of data, sealed. */
+  async putWhole(path: string, version: FileVersion, data: Uint8Array): Promise<SealedObject | null> {
+    const upload = await this.beginUpload(path, version);
+    if (upload === null) return null;
+    await upload.write(data, 0);
+    await upload.seal();
+    return upload;
   }
 
   /** The pending upload of (path, version), cut to length, if it holds that much. */

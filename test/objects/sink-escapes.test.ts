@@ -20,6 +20,8 @@ import type { FileVersion, ObjectOp } from '../../src/wire/messages.ts';
 const MTIME_US = 1_700_000_000_000_000;
 /** Files written into a directory that a local writer keeps swapping for a symlink. */
 const RACE_FILES = 400;
+/** Files of the race between two flushes (each flush publishes them into d). */
+const RACE_FILES_PER_FLUSH = 4;
 
 function setup(name: string) {
   const base = mkdtempSync(join(tmpdir(), `dwcp-objects-${name}-`));
@@ -212,8 +214,10 @@ test('a local writer racing the sink (a directory swapped for a symlink and back
   const writer = new Worker(FLIPPER, { eval: true, workerData: { root, shared, maxFlips: MAX_FLIPS } });
   const writerDone = once(writer, 'exit');
 
-  // Small files, one chunk each: check, temp write, commit per file. Stop at
-  // the first file found outside (the base code got there within a few hundred).
+  // Small files, one chunk each: temp write in the background, published
+  // (renamed into d) by a flush every few files, so publishes race the
+  // writer too. Stop at the first file found outside (the base code got
+  // there within a few hundred).
   const refusals: string[] = [];
   const failures: string[] = [];
   try {
@@ -221,6 +225,7 @@ test('a local writer racing the sink (a directory swapped for a symlink and back
       const data = new TextEncoder().encode(`file ${i}`);
       try {
         await apply(sink, { put: { path: `d/f${i}`, version: version(data.length), offset: 0 } }, data);
+        if (i % RACE_FILES_PER_FLUSH === RACE_FILES_PER_FLUSH - 1) await sink.flush();
       } catch (err) {
         (err instanceof SinkError ? refusals : failures).push((err as Error).message);
       }

@@ -10,6 +10,7 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { FileVersion } from '../../src/wire/messages.ts';
 import type { ObjectStore } from '../../src/streams/objects/store/object-store.ts';
+import { putWholeObject, readWholeObject } from '../../src/streams/objects/store/whole-object.ts';
 import { sameVersion } from '../../src/streams/objects/file-version.ts';
 import { SinkError } from '../../src/streams/stream.ts';
 
@@ -63,6 +64,26 @@ async function paths(store: ObjectStore): Promise<string[]> {
 function refusal(path: string): (err: unknown) => boolean {
   return (err) => err instanceof SinkError && err.message.includes(JSON.stringify(path)) && /refused/.test(err.message);
 }
+
+/**
+ * The store without its optional whole-object calls (readWhole, putWhole):
+ * what readWholeObject and putWholeObject do for a store that lacks them.
+ */
+function withoutWholeCalls(store: ObjectStore): ObjectStore {
+  return new Proxy(store, {
+    get(target, key) {
+      if (key === 'readWhole' || key === 'putWhole') return undefined;
+      const value = Reflect.get(target, key, target);
+      return typeof value === 'function' ? value.bind(target) : value;
+    },
+  });
+}
+
+/** Each way a store is used for whole objects: its own calls, and the generic path. */
+const WHOLE_WAYS: Array<[string, (store: ObjectStore) => ObjectStore]> = [
+  ['its own whole-object calls', (store) => store],
+  ['ranged reads and uploads', withoutWholeCalls],
+];
 
 /** Register the conformance tests for one store implementation. */
 export function defineStoreConformance(name: string, backend: StoreBackend): void {
@@ -137,6 +158,53 @@ export function defineStoreConformance(name: string, backend: StoreBackend): voi
       assert.equal(await store.holds('a', second), true);
       assert.equal(await content(store, 'd/b'), 'b');
     });
+
+    for (const [way, view] of WHOLE_WAYS) {
+      withStore(`whole objects (${way}): sealed by putWholeObject, invisible until published after syncSealed, then whole with their versions in op order`, async (plain) => {
+        const store = view(plain);
+        await put(store, 'a', 'old a');
+        const first = versionOf('first a', 0o640);
+        const second = versionOf('second a, later', 0o604, MTIME_US + 1);
+        const sealed = [
+          await putWholeObject(store, 'a', first, Buffer.from('first a')),
+          await putWholeObject(store, 'a', second, Buffer.from('second a, later')),
+          await putWholeObject(store, 'new/dir/b', versionOf(''), new Uint8Array(0)),
+        ];
+        assert.deepEqual(sealed.map((s) => s?.path), ['a', 'a', 'new/dir/b']);
+        assert.equal(await content(store, 'a'), 'old a', 'a sealed object is not visible');
+        assert.deepEqual(await paths(store), ['a'], 'nor listed');
+        await store.syncSealed();
+        for (const s of sealed) await s!.publish();
+        await store.sync();
+        assert.equal(await content(store, 'a'), 'second a, later', 'published in order: the later version wins');
+        assert.equal(await store.holds('a', second), true);
+        assert.equal(await store.holds('new/dir/b', versionOf('')), true, 'an empty file, its parents made');
+        const listed = (await store.list()).entries.find((e) => e.path === 'a');
+        assert.deepEqual(listed?.version, second, 'mode and mtime as sealed');
+      });
+
+      withStore(`whole objects (${way}): readWholeObject reads a file whole with its version; missing or a directory is null, a larger one 'changed'`, async (plain) => {
+        const store = view(plain);
+        const v = versionOf('0123456789', 0o604);
+        await put(store, 'd/f', '0123456789', v);
+        await put(store, 'empty', '');
+        const read = await readWholeObject(store, 'd/f', 10);
+        assert.ok(read !== null && read !== 'changed');
+        assert.equal(read.data.toString(), '0123456789');
+        assert.deepEqual(read.version, v);
+        const empty = await readWholeObject(store, 'empty', 10);
+        assert.ok(empty !== null && empty !== 'changed');
+        assert.equal(empty.data.length, 0);
+        assert.equal(await readWholeObject(store, 'd/f', 9), 'changed', 'larger than maxBytes');
+        assert.equal(await readWholeObject(store, 'missing', 10), null);
+        assert.equal(await readWholeObject(store, 'd', 10), null, 'a directory');
+        for (const path of ESCAPING_PATHS) {
+          await assert.rejects(readWholeObject(store, path, 10), refusal(path), `readWholeObject ${path}`);
+          await assert.rejects(putWholeObject(store, path, v, Buffer.from('0123456789')), refusal(path), `putWholeObject ${path}`);
+        }
+        assert.deepEqual(await paths(store), ['d/', 'd/f', 'empty']);
+      });
+    }
 
     withStore('an upload is invisible until its commit, then visible whole with its version; a held version needs no upload', async (store) => {
       await put(store, 'dir/f', 'old content');

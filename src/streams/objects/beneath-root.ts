@@ -229,7 +229,7 @@ function symlinkRefusal(rel: string, link: string): SinkError {
 }
 
 /** rel's parent directory ('' for the root) and last segment. */
-function splitParent(rel: string): { dirRel: string; name: string } {
+export function splitParent(rel: string): { dirRel: string; name: string } {
   const slash = rel.lastIndexOf('/');
   return slash < 0 ? { dirRel: '', name: rel } : { dirRel: rel.slice(0, slash), name: rel.slice(slash + 1) };
 }

@@ -4,10 +4,12 @@
 // <root>/.dwcp-tmp/ for a directory) and becomes visible only whole: mode,
 // mtime, fsync, rename over the target; the store syncs its names with the
 // next flush, before the checkpoint. A small file whole in one frame is
-// written in the background instead and sealed without an fsync; the next
-// flush (or an op that must see it) syncs every sealed file's content at
-// once (syncfs for a directory) and only then publishes them at their
-// paths, in op order. At most one file is partial at a time;
+// written in the background instead and sealed without an fsync (one store
+// call, one native job for a directory); the next flush (or an op that must
+// see it) syncs every sealed file's content at once (syncfs for a
+// directory) and only then publishes them at their paths, in op order. Its
+// path is resolved when it is published, so a refusal (a symlink on the
+// way) is thrown by that flush or op. At most one file is partial at a time;
 // the checkpointed sink state names it and how far it is durable, so a
 // restart resumes mid-file instead of from zero.
 //
@@ -50,12 +52,13 @@ import { readChunks, type RangeRead } from '../../encoding/hde/file-chunks.ts';
 import type { RecordedChunk } from './chunks/chunk-index.ts';
 import { SinkError } from '../stream.ts';
 import type { Sink, StreamKind } from '../stream.ts';
-import { identicalVersion, sameVersion } from './file-version.ts';
+import { MTIME_TOLERANCE_US, identicalVersion } from './file-version.ts';
 import { validateRelativePath } from './object-paths.ts';
 import type { ObjectsLogger } from './objects-logger.ts';
 import type { PathFilter } from './path-filter.ts';
 import { DirStore } from './store/dir-store.ts';
-import type { ObjectStore, ObjectUpload } from './store/object-store.ts';
+import type { ObjectStore, ObjectUpload, SealedObject } from './store/object-store.ts';
+import { putWholeObject } from './store/whole-object.ts';
 
 /** Options of a DirSink. */
 export interface DirSinkOptions {
@@ -108,11 +111,12 @@ interface PartialState {
 }
 
 /**
- * Whole files (one frame each) written and fsynced at once, at most. A small
- * file costs two fsyncs' worth of disk latency and ten thread-pool round
+ * Whole files (one frame each) being written at once, at most. A small file
+ * once cost two fsyncs' worth of disk latency and ten thread-pool round
  * trips; one at a time, thousands of them left both agents idle most of a
- * run (measured: 2,952 files of 1-64 KiB, ~10 ms a file). Memory: at most
- * this many frames' data, each at most one frame.
+ * run (measured: 2,952 files of 1-64 KiB, ~10 ms a file). Now it is one job
+ * to write and one to publish, and the disk is synced per flush. Memory: at
+ * most this many frames' data, each at most one frame.
  */
 export const MAX_BACKGROUND_FILES = 16;
 
@@ -125,11 +129,12 @@ export const MAX_UNSYNCED_FILES = 4096;
 
 /** A whole file written and sealed, waiting for the sync that lets it be published at its path. */
 interface UnsyncedFile {
-  upload: ObjectUpload;
+  path: string;
+  version: FileVersion;
+  /** Undefined until its bytes are written and sealed; null when the store had nothing to write. */
+  sealed: SealedObject | null | undefined;
   /** Its chunks for the index (null: not indexed), known once written. */
   chunks: RecordedChunk[] | null;
-  /** False until its bytes are written and sealed. */
-  sealed: boolean;
 }
 
 /** A Sink writing an objects stream into an object store (a directory tree by default). */
@@ -147,12 +152,13 @@ export class DirSink implements Sink {
   /** The first failure of background work, thrown by the next apply or flush. */
   #backgroundError: unknown = undefined;
   /**
-   * Whole files sealed and not yet synced, in op order: a flush (or an op
-   * that must see them) syncs their content once and publishes them all
-   * (measured: an fsync per small file was ~40 % of a many-small-files run
-   * and ~3 CPU s per 5,000 files).
+   * Whole files sealed and not yet synced, in op order (a Map keeps
+   * insertion order), by unsyncedKey: a flush (or an op that must see them)
+   * syncs their content once and publishes them all (measured: an fsync per
+   * small file was ~40 % of a many-small-files run and ~3 CPU s per 5,000
+   * files). Keyed so that a file sent twice is found without a scan.
    */
-  #unsynced: UnsyncedFile[] = [];
+  #unsynced = new Map<string, UnsyncedFile>();
   readonly #chunkDirs?: { indexDir: string; stageDir: string };
   readonly #dictionaries?: DictionaryStore;
   /** The chunk index and staging directory, opened on first use. */
@@ -468,31 +474,24 @@ export class DirSink implements Sink {
   }
 
   // A whole file in one frame: checked and started here, in order; written
-  // and sealed in the background, then synced and published with the others
-  // of its checkpoint (#settleBackground waits for the writes and does that).
+  // and sealed in the background (one store call, putWholeObject), then
+  // synced and published with the others of its checkpoint
+  // (#settleBackground waits for the writes and does that).
   async #startWholeFile(put: PutChunk, data: Uint8Array): Promise<void> {
     if (this.#backgroundError !== undefined) await this.#settleBackground();
     const earlier = this.#background.get(put.path);
     if (earlier) await earlier; // the same path again: the older version is written first
     while (this.#background.size >= MAX_BACKGROUND_FILES) await Promise.race(this.#background.values());
-    if (this.#unsynced.length >= MAX_UNSYNCED_FILES) await this.#settleBackground();
+    if (this.#unsynced.size >= MAX_UNSYNCED_FILES) await this.#settleBackground();
     await this.#dropPartial(); // as any first chunk: what was partial is abandoned
     // The same version already waits for its sync (sent twice): one copy is enough.
-    if (this.#unsynced.some((f) => f.upload.path === put.path && sameVersion(f.upload.version, put.version))) return;
-    const upload = await this.#store.beginUpload(put.path, put.version);
-    if (upload === null) return;
+    if (this.#isUnsynced(put.path, put.version)) return;
     // Its place in op order is taken now; it is published after the sync.
-    const pending: UnsyncedFile = { upload, chunks: null, sealed: false };
-    this.#unsynced.push(pending);
+    const pending: UnsyncedFile = { path: put.path, version: put.version, sealed: undefined, chunks: null };
+    this.#unsynced.set(unsyncedKey(put.path, put.version), pending);
     const work = (async () => {
-      try {
-        await upload.write(data, 0);
-        await upload.seal();
-      } catch (err) {
-        await upload.close().catch(() => undefined);
-        throw err;
-      }
-      pending.sealed = true;
+      pending.sealed = await putWholeObject(this.#store, put.path, put.version, data);
+      if (pending.sealed === null) return;
       const bytes = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
       pending.chunks = await this.#chunksOf(put.version, async (into, at, length, position) => (position >= bytes.length ? 0 : bytes.copy(into, at, position, Math.min(position + length, bytes.length))));
     })();
@@ -508,6 +507,14 @@ export class DirSink implements Sink {
     this.#background.set(put.path, done);
   }
 
+  // True when this version of path (mtime within MTIME_TOLERANCE_US, as sameVersion) waits for its sync.
+  #isUnsynced(path: string, version: FileVersion): boolean {
+    for (let delta = -MTIME_TOLERANCE_US; delta <= MTIME_TOLERANCE_US; delta++) {
+      if (this.#unsynced.has(unsyncedKey(path, { ...version, mtimeUs: version.mtimeUs + delta }))) return true;
+    }
+    return false;
+  }
+
   // Wait for every background file and publish the sealed ones; throw the
   // first failure among them (once). What follows sees them all.
   async #settleBackground(): Promise<void> {
@@ -515,7 +522,7 @@ export class DirSink implements Sink {
     const err = this.#backgroundError;
     if (err !== undefined) {
       this.#backgroundError = undefined;
-      this.#unsynced = []; // left as unfinished uploads: recover clears them and the source resends
+      this.#unsynced = new Map(); // left as unfinished uploads: recover clears them and the source resends
       throw err;
     }
     await this.#publishSealed();
@@ -526,20 +533,21 @@ export class DirSink implements Sink {
   async #abandonBackground(): Promise<void> {
     while (this.#background.size > 0) await Promise.all(this.#background.values());
     this.#backgroundError = undefined;
-    this.#unsynced = [];
+    this.#unsynced = new Map();
   }
 
   // One sync of every sealed file's content, then each published at its path
   // in op order: no name ever points at content that is not on disk.
   async #publishSealed(): Promise<void> {
-    if (this.#unsynced.length === 0) return;
+    if (this.#unsynced.size === 0) return;
     const files = this.#unsynced;
-    this.#unsynced = [];
+    this.#unsynced = new Map();
     await this.#store.syncSealed();
-    for (const file of files) {
-      if (!file.sealed) throw new Error(`publish ${JSON.stringify(file.upload.path)}: its upload was never sealed`);
-      await file.upload.publish();
-      await this.#recordChunks(file.upload.path, file.upload.version, file.chunks);
+    for (const file of files.values()) {
+      if (file.sealed === undefined) throw new Error(`publish ${JSON.stringify(file.path)}: its upload was never sealed`);
+      if (file.sealed === null) continue;
+      await file.sealed.publish();
+      await this.#recordChunks(file.path, file.version, file.chunks);
     }
   }
 
@@ -632,6 +640,11 @@ function describeOp(op: ObjectOp): string {
   if (op.dictionary) return `put dictionary ${op.dictionary.id}`;
   if (op.dictFile) return `put dict file ${JSON.stringify(op.dictFile.path)}`;
   return 'empty op';
+}
+
+/** The key of a whole file waiting for its sync: path and exact version. */
+function unsyncedKey(path: string, version: FileVersion): string {
+  return `${path}\0${version.size}\0${version.mtimeUs}\0${version.mode}`;
 }
 
 /** The partial file named by a sink state (empty bytes: none). */

@@ -32,6 +32,7 @@ import type { ObjectsLogger } from './objects-logger.ts';
 import type { PathFilter } from './path-filter.ts';
 import { DirStore } from './store/dir-store.ts';
 import type { ObjectReader, ObjectStore } from './store/object-store.ts';
+import { readWholeObject } from './store/whole-object.ts';
 import { comparePaths } from './tree-scan.ts';
 import { allocFramePayload } from '../../wire/frame-headroom.ts';
 
@@ -52,9 +53,10 @@ export const MAX_ONCE_PASSES = 10;
 
 /**
  * Small files (one chunk each) read ahead of the one being sent. Reading a
- * file is five thread-pool round trips (open, stat, read, stat, close); one
- * file at a time, a tree of thousands of small files kept the sender
- * waiting on its own reads. Memory: this many chunks at most.
+ * file is a thread-pool round trip (one native job for a directory, five
+ * through a store's ranged reader); one file at a time, a tree of thousands
+ * of small files kept the sender waiting on its own reads. Memory: this
+ * many chunks at most.
  */
 export const READ_AHEAD_FILES = 16;
 
@@ -444,20 +446,14 @@ export class DirSource implements Source {
 
   // Read a small file whole (read ahead of its turn): its bytes and the version they are.
   async #readWhole(path: string): Promise<WholeFile> {
-    const reader = await this.#openFile(path); // logs an unreadable file itself
-    if (reader === 'gone') return { kind: 'gone' };
-    if (reader === 'unreadable') return { kind: 'unreadable' };
     try {
-      const { version } = reader;
-      if (version.size > this.#chunkBytes) return { kind: 'changed' }; // grew since the scan: sent the usual way
-      const data = Buffer.allocUnsafe(version.size);
-      const read = await readFully(reader, data, 0);
-      if (read < version.size || !(await reader.unchanged())) return { kind: 'changed' };
-      return { kind: 'data', version, data };
+      // One store call (one native job for a directory); grown since the scan: sent the usual way.
+      const read = await readWholeObject(this.#store, path, this.#chunkBytes);
+      if (read === null) return { kind: 'gone' };
+      if (read === 'changed') return { kind: 'changed' };
+      return { kind: 'data', version: read.version, data: read.data };
     } catch (err) {
       return { kind: 'unreadable', reason: (err as Error).message };
-    } finally {
-      await reader.close();
     }
   }
 

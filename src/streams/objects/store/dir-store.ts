@@ -7,7 +7,8 @@
 // following a symlink (beneath-root.ts), and entries change through their
 // directory's fd. A symlink at the temp area is refused, never followed or
 // emptied. Names are made durable by sync(), one fsync per touched
-// directory (not one per file).
+// directory (not one per file). A small file is read whole (readWhole),
+// written and sealed (putWhole) and published in one native job each.
 
 import { close, constants, fchmod, fsync, ftruncate, watch } from 'node:fs';
 import type { BigIntStats } from 'node:fs';
@@ -19,7 +20,7 @@ import { createHash } from 'node:crypto';
 import { native } from '../../../../native-bindings/index.ts';
 import type { FileVersion } from '../../../wire/messages.ts';
 import { SinkError } from '../../stream.ts';
-import { BeneathRoot, DIR_FLAGS, closeEntryDir, isDirectory, isRegularFile, isSymlink, openPrivateDir } from '../beneath-root.ts';
+import { BeneathRoot, DIR_FLAGS, closeEntryDir, isDirectory, isRegularFile, isSymlink, openPrivateDir, splitParent } from '../beneath-root.ts';
 import type { EntryDir } from '../beneath-root.ts';
 import { directoryChunkFiles } from '../chunks/chunk-files.ts';
 import type { ChunkFiles } from '../chunks/chunk-files.ts';
@@ -27,8 +28,8 @@ import { MODE_MASK, sameVersion, versionOf } from '../file-version.ts';
 import { TEMP_DIR_NAME, isMissing } from '../object-paths.ts';
 import type { PathFilter } from '../path-filter.ts';
 import { scanTree } from '../tree-scan.ts';
-import { DirUpload } from './dir-upload.ts';
-import type { ObjectListing, ObjectReader, ObjectStore, ObjectUpload, StoreWatcher } from './object-store.ts';
+import { DirUpload, writeSealed } from './dir-upload.ts';
+import type { ObjectListing, ObjectReader, ObjectStore, ObjectUpload, SealedObject, StoreWatcher, WholeObject } from './object-store.ts';
 
 const closeFd = promisify(close);
 const fchmodFd = promisify(fchmod);
@@ -111,6 +112,26 @@ export class DirStore implements ObjectStore {
     }
   }
 
+  /**
+   * A small file whole in one native job (readWholeBeneath): opened beneath
+   * the root without following a symlink, read, checked unchanged by a
+   * second fstat; null when it is gone, a symlink or not a regular file.
+   */
+  async readWhole(path: string, maxBytes: number): Promise<WholeObject | 'changed' | null> {
+    confine(path);
+    let read;
+    try {
+      read = await native().readWholeBeneath(this.root, path, maxBytes);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (isMissing(err) || code === 'ELOOP' || code === 'EXDEV') return null;
+      throw new Error(`read ${JSON.stringify(path)} in ${this.root}: ${(err as Error).message}`, { cause: err });
+    }
+    if (!isRegularFile(read)) return null;
+    if (read.data === undefined || read.changed) return 'changed';
+    return { version: versionOf(read), data: read.data };
+  }
+
   /** fs.watch of the tree, recursive. */
   watch(onChange: (rel: string) => void, onError: (err: Error) => void): StoreWatcher {
     try {
@@ -150,6 +171,19 @@ export class DirStore implements ObjectStore {
     }
     this.#dirtyDirs.add(this.#tempRel);
     return new DirUpload(this.#uploadArea, path, version, tempNameFor(path, version), { parent });
+  }
+
+  /**
+   * A small file's temp file written, given its mode and mtime and closed
+   * in one native job (writeWholeBeneath), sealed: durable with syncSealed,
+   * then published. Whether path holds the version already is not checked
+   * (a sink sends a file it lacks; a repeat only writes it again): that
+   * check would cost a job of its own.
+   */
+  async putWhole(path: string, version: FileVersion, data: Uint8Array): Promise<SealedObject> {
+    confine(path);
+    this.#dirtyDirs.add(this.#tempRel);
+    return writeSealed(this.#uploadArea, path, version, tempNameFor(path, version), data);
   }
 
   /** The temp file of (path, version) if it still holds length bytes, cut to them. */
@@ -300,6 +334,17 @@ export class DirStore implements ObjectStore {
   // Rename a finished temp file to path; its directory is fsynced with the next sync.
   async #renameInto(path: string, tempName: string, opened: EntryDir | undefined): Promise<void> {
     const area = this.#area ?? (await this.#open());
+    // Usually its directory is there: resolved beneath the root and renamed into in one job.
+    if (opened?.fd === undefined) {
+      const { dirRel } = splitParent(path);
+      try {
+        await native().renameBeneath(area.tempFd, tempName, area.root.fd, path);
+        this.#dirtyDirs.add(dirRel);
+        return;
+      } catch (err) {
+        if (!isMissing(err)) throw await area.root.refusal(path, err, `publish ${JSON.stringify(path)}`, dirRel);
+      }
+    }
     // The directory it goes in: the one opened for it, or made now.
     const made = opened?.fd === undefined ? await area.root.makeParent(path, (dir) => this.#dirtyDirs.add(dir)) : undefined;
     const parent = made ?? opened!;

@@ -6,6 +6,8 @@
 // commit. The directory the target goes in was opened when the upload
 // began; a commit in the same breath uses that fd, a later one resolves it
 // again beneath the root (it may have been moved or replaced meanwhile).
+// A small file whole is written and sealed by writeSealed in one native job
+// (create, write, mode, mtime, close) instead of an upload's several.
 
 import { close, constants, fchmod, fsync, futimes, read, write } from 'node:fs';
 import { promisify } from 'node:util';
@@ -14,7 +16,7 @@ import type { FileVersion } from '../../../wire/messages.ts';
 import { closeEntryDir } from '../beneath-root.ts';
 import type { EntryDir } from '../beneath-root.ts';
 import { MODE_MASK } from '../file-version.ts';
-import type { ObjectUpload } from './object-store.ts';
+import type { ObjectUpload, SealedObject } from './object-store.ts';
 
 const closeFd = promisify(close);
 const fchmodFd = promisify(fchmod);
@@ -142,7 +144,9 @@ export class DirUpload implements ObjectUpload {
   }
 
   async #openIn(tempFd: number): Promise<number> {
-    this.#fd = this.#created ? await native().openBeneath(tempFd, this.tempName, constants.O_RDWR, 0) : await createFresh(tempFd, this.tempName);
+    this.#fd = this.#created
+      ? await native().openBeneath(tempFd, this.tempName, constants.O_RDWR, 0)
+      : await createFresh(tempFd, this.tempName, () => native().openBeneath(tempFd, this.tempName, TEMP_CREATE_FLAGS, TEMP_FILE_MODE));
     this.#created = true;
     return this.#fd;
   }
@@ -165,15 +169,48 @@ export function utimesSeconds(mtimeUs: number): number {
   return (mtimeUs + 0.5) / MICROS_PER_SECOND;
 }
 
-// Create name in dirFd as a new file; whatever had that name (a stale temp
-// file, or a link someone planted) is removed first, never opened.
-async function createFresh(dirFd: number, name: string): Promise<number> {
+/**
+ * Write a whole file's data as the temp file tempName, with its version's
+ * mode and mtime, in one native job (writeWholeBeneath): sealed, durable
+ * with the store's syncSealed, then published at path.
+ */
+export async function writeSealed(area: UploadArea, path: string, version: FileVersion, tempName: string, data: Uint8Array): Promise<SealedObject> {
+  const tempFd = await area.tempFd();
+  const mode = version.mode & MODE_MASK;
+  await createFresh(tempFd, tempName, () => native().writeWholeBeneath(tempFd, tempName, data, mode, version.mtimeUs));
+  return new SealedFile(area, path, version, tempName);
+}
+
+/** A temp file written whole and sealed, waiting to be published. */
+class SealedFile implements SealedObject {
+  readonly path: string;
+  readonly version: FileVersion;
+  readonly #area: UploadArea;
+  readonly #tempName: string;
+
+  constructor(area: UploadArea, path: string, version: FileVersion, tempName: string) {
+    this.#area = area;
+    this.path = path;
+    this.version = version;
+    this.#tempName = tempName;
+  }
+
+  /** Rename it over the target, its directory resolved beneath the root. */
+  publish(): Promise<void> {
+    return this.#area.renameInto(this.path, this.#tempName, undefined);
+  }
+}
+
+// Create name in dirFd as a new file (create fails with EEXIST when anything
+// has that name); whatever had it (a stale temp file, or a link someone
+// planted) is removed first, never opened.
+async function createFresh<T>(dirFd: number, name: string, create: () => Promise<T>): Promise<T> {
   try {
-    return await native().openBeneath(dirFd, name, TEMP_CREATE_FLAGS, TEMP_FILE_MODE);
+    return await create();
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
     await native().removeAt(dirFd, name);
-    return native().openBeneath(dirFd, name, TEMP_CREATE_FLAGS, TEMP_FILE_MODE);
+    return create();
   }
 }
 

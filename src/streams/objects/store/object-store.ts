@@ -66,6 +66,24 @@ export interface ObjectUpload {
   close(): Promise<void>;
 }
 
+/** A whole object written and sealed (as ObjectUpload.seal leaves one): invisible until published. */
+export interface SealedObject {
+  /** The path it will have. */
+  readonly path: string;
+  /** The version it has. */
+  readonly version: FileVersion;
+  /** Put it at its path; only after the store's syncSealed(). The name is durable after the next sync(). */
+  publish(): Promise<void>;
+}
+
+/** A small object read whole: its bytes and the version they are. */
+export interface WholeObject {
+  /** Its version while it was read. */
+  version: FileVersion;
+  /** All of its bytes. */
+  data: Buffer;
+}
+
 /** A watch on a store's objects: a hint that a listing may differ now. */
 export interface StoreWatcher {
   /** Stop watching. */
@@ -86,6 +104,14 @@ export interface ObjectStore {
    */
   openRead(path: string): Promise<ObjectReader | null>;
   /**
+   * Optional, for small objects: path read whole in one go when it is a
+   * regular file of at most maxBytes; null when openRead would be null,
+   * 'changed' when it is larger or changed while read. Throws when it is
+   * there but cannot be read. Without it readWholeObject (whole-object.ts)
+   * reads through openRead.
+   */
+  readWhole?(path: string, maxBytes: number): Promise<WholeObject | 'changed' | null>;
+  /**
    * Call onChange when something may have changed (rel: the path, or '' when
    * unknown); undefined when the store cannot watch (scans alone find changes).
    */
@@ -95,6 +121,14 @@ export interface ObjectStore {
   holds(path: string, version: FileVersion): Promise<boolean>;
   /** Start writing version of path; null when path already holds that version (nothing to write). */
   beginUpload(path: string, version: FileVersion): Promise<ObjectUpload | null>;
+  /**
+   * Optional, for small objects: write version of path whole from data and
+   * seal it in one go (beginUpload, write, seal); null when there is nothing
+   * to write (a store may also write a held version again). data is not
+   * changed or kept. Without it putWholeObject (whole-object.ts) makes those
+   * three calls.
+   */
+  putWhole?(path: string, version: FileVersion, data: Uint8Array): Promise<SealedObject | null>;
   /**
    * Reopen the unfinished upload of version of path with its first `length`
    * bytes (what a checkpoint counted durable); null when it no longer holds that much.
