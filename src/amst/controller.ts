@@ -32,6 +32,18 @@
 //    (up to MAX_REPROBE_INTERVALS), so a steady path keeps one count. A
 //    path change (held goodput moving by more than CHANGE_THRESHOLD and
 //    CHANGE_NOISE_FACTOR x the noise) probes at once and starts over.
+// 4c. Long paths (issue 9: at 600 ms RTT 2 carriers were judged against 1
+//    before either ramped, and per-second goodput swung 0..240 Mbit/s as
+//    whole 128 KiB frames are released behind each TCP loss): a measurement
+//    spans at least MEASURE_RTTS round trips; a verdict that ends a climb
+//    or a descent (no gain, a loss, the limit) waits while the window holds
+//    fewer than MIN_MEASURE_BYTES or its goodput still rises (newer half
+//    above the older by RAMP_THRESHOLD), for at most RAMP_RTTS, while a
+//    step that already paid goes on at once (more carriers ramp a long
+//    path faster). Steps are judged on the carriers' own counters
+//    (measuredRate), which do not carry the delivery bursts. Goodput noise
+//    is kept per MEASURE_INTERVALS-long mean, so a longer window expects
+//    less of it.
 // 5. Limits: never above maxStreams, never below minStreams, never grow
 //    while goodput is at or above the bandwidth cap, shed while above it.
 // 6. Fairness guard: a standing queue on the bottleneck means we (or others)
@@ -133,6 +145,8 @@ export interface ControllerState {
   holdGoodput: number | null;
   /** What a shed is judged against: the held point before the first shed since the path changed or a growth paid; null: none yet. */
   shedReference: Point | null;
+  /** Intervals the current count may still wait for its goodput to stop rising before it is judged. */
+  rampLeft: number;
 }
 
 /** Goodput must rise by more than this fraction for a step to count. */
@@ -141,8 +155,24 @@ export const GAIN_THRESHOLD = 0.05;
 export const QUEUE_RTT_FACTOR = 1.25;
 /** RTT excess below this is jitter, not a queue (loopback and metro paths), microseconds. */
 export const QUEUE_MIN_EXCESS_US = 2_000;
-/** Samples averaged per measurement. */
+/** Samples averaged per measurement (at least; long paths take more, see MEASURE_RTTS). */
 export const MEASURE_INTERVALS = 2;
+/** A measurement spans at least this many RTTs: one bbr gain cycle (8 RTTs, 4.8 s at 600 ms). */
+export const MEASURE_RTTS = 8;
+/**
+ * ...and at least this many bytes delivered, unless the ramp wait ran out:
+ * 32 frames of 128 KiB, so one frame more or less moves the mean by ~3 %,
+ * under GAIN_THRESHOLD (at 600 ms and a few Mbit/s a 2 s window held a handful).
+ */
+export const MIN_MEASURE_BYTES = 4 * 1024 * 1024;
+/** Goodput whose newer half-window beats the older half by this fraction is still ramping. */
+export const RAMP_THRESHOLD = 0.1;
+/**
+ * Longest wait for a count's goodput to stop rising, RTTs (lab, satellite:
+ * one bbr carrier still climbed after 50 s; 512 cubic ones took ~10 s to
+ * connect and ~10 s more to reach the link).
+ */
+export const RAMP_RTTS = 30;
 /** RTTs a change needs to ramp up (handshakes + slow start) before measuring. */
 export const SETTLE_RTTS = 8;
 /** Intervals a jump to the model waits before it is measured. */
@@ -204,7 +234,7 @@ export function initialState(config: ControllerConfig, initial = config.minStrea
     carriers: count, congestionControl: chooseCongestion(config), phase: 'start', settleLeft: -1, window: [], rttWindow: [],
     previous: null, baseRttUs: 0, retransBytes: 0, sentBytes: 0, ceiling: config.maxStreams,
     holdLeft: REPROBE_INTERVALS, relaxLeft: CEILING_RELAX_INTERVALS, intervals: 0,
-    probesConfirmed: 0, noise: 0, holdGoodput: null, shedReference: null,
+    probesConfirmed: 0, noise: 0, holdGoodput: null, shedReference: null, rampLeft: -1,
   };
 }
 
@@ -219,7 +249,7 @@ export function decide(config: ControllerConfig, sample: IntervalSample, prev: C
   const meanRtt = mean(sample.carriers.map((c) => c.rttUs).filter((r) => r > 0));
   s.retransBytes += sum(sample.carriers.map((c) => c.retransBytes));
   s.sentBytes += sum(sample.carriers.map((c) => c.sentBytes));
-  const loss = s.sentBytes > 0 ? s.retransBytes / s.sentBytes : 0;
+  const loss = lossSoFar(s);
   if (--s.relaxLeft <= 0) {
     s.ceiling = Math.min(config.maxStreams, s.ceiling + step(s.ceiling));
     s.relaxLeft = CEILING_RELAX_INTERVALS;
@@ -228,14 +258,37 @@ export function decide(config: ControllerConfig, sample: IntervalSample, prev: C
   // Wait for carriers still connecting and for new ones to ramp up (the
   // first carriers too, once their RTT is known).
   if (sample.carrierCount < s.carriers && s.phase !== 'start') return out('settling');
-  if (s.settleLeft < 0 && meanRtt > 0) s.settleLeft = settleIntervals(config, meanRtt);
+  if (s.settleLeft < 0 && meanRtt > 0) {
+    s.settleLeft = settleIntervals(config, meanRtt);
+    s.rampLeft = rampIntervals(config, meanRtt);
+  }
   if (s.settleLeft !== 0) {
     if (s.settleLeft > 0) s.settleLeft--;
     return out('settling');
   }
-  s.window.push(sample.goodputBytesPerS);
+  const rate = measuredRate(config, sample);
+  s.window.push(rate);
   if (meanRtt > 0) s.rttWindow.push(meanRtt);
-  if (s.window.length < MEASURE_INTERVALS) return out('measuring');
+  // A window of enough RTTs (policy 4c).
+  const need = measureIntervals(config, Math.max(mean(s.rttWindow), s.baseRttUs));
+  if (s.window.length < need) return out('measuring');
+  // Too few bytes, or still rising: not yet enough to say a step did not pay
+  // (a verdict that goes on climbing or shedding needs no wait). A window
+  // short of bytes keeps growing; a rising one slides on, its older half
+  // says nothing about where this count ends up.
+  if (s.phase !== 'hold' && s.rampLeft > 0) s.rampLeft--;
+  const fewBytes = sum(s.window) * (config.intervalMs / 1000) < MIN_MEASURE_BYTES;
+  if (!fewBytes && s.window.length > need) {
+    s.window = s.window.slice(-need);
+    s.rttWindow = s.rttWindow.slice(-need);
+  }
+  const ramping = s.phase !== 'hold' && s.rampLeft > 0 && (fewBytes || rising(s.window));
+  const waitRamp = (): { decision: Decision; state: ControllerState } => {
+    if (fewBytes) return out('measuring');
+    s.window = s.window.slice(-Math.ceil(need / 2));
+    s.rttWindow = s.rttWindow.slice(-s.window.length);
+    return out('settling');
+  };
   const here: Point = { carriers: s.carriers, goodput: mean(s.window) };
   // RTT over the whole measurement: one interval's RTT swings with bbr's probing.
   const windowRtt = mean(s.rttWindow);
@@ -281,8 +334,10 @@ export function decide(config: ControllerConfig, sample: IntervalSample, prev: C
         s.shedReference = null;
       }
       if (mayGrow) return move(s, config, s.carriers + step(s.carriers), 'climb', here, rttUs, out, 'grow');
+      if (ramping) return waitRamp();
       return hold(s, here, out, 'limit');
     }
+    if (ramping) return waitRamp();
     const back = s.previous;
     // A big jump that did not pay is bisected (geometric middle), not abandoned:
     // measured here, 512 cubic carriers judged too early fell back to 1 and stayed.
@@ -304,18 +359,18 @@ export function decide(config: ControllerConfig, sample: IntervalSample, prev: C
       if (s.carriers > config.minStreams) return move(s, config, s.carriers - step(s.carriers), 'descend', here, rttUs, out, 'shed');
       return hold(s, here, out, 'shed');
     }
+    if (ramping) return waitRamp();
     const back = s.previous;
     s.probesConfirmed++;
     return move(s, config, back.carriers, 'hold', null, rttUs, out, 'shed-undo');
   }
 
   // Holding: learn the noise of goodput at this count, and watch for a path change.
-  s.window = s.window.slice(-MEASURE_INTERVALS);
-  s.rttWindow = s.rttWindow.slice(-MEASURE_INTERVALS);
+  // One sample's deviation, scaled to a MEASURE_INTERVALS-long mean's: a longer window averages more away.
   let changed: 'fell' | 'rose' | null = null;
   if (s.holdGoodput === null || s.holdGoodput <= 0) s.holdGoodput = here.goodput;
   else {
-    const deviation = Math.abs(sample.goodputBytesPerS - s.holdGoodput) / s.holdGoodput;
+    const deviation = (Math.abs(rate - s.holdGoodput) / s.holdGoodput) * Math.sqrt(MEASURE_INTERVALS / need);
     const moved = (here.goodput - s.holdGoodput) / s.holdGoodput;
     if (Math.abs(moved) > CHANGE_THRESHOLD && Math.abs(moved) > CHANGE_NOISE_FACTOR * s.noise) changed = moved < 0 ? 'fell' : 'rose';
     else s.noise = s.noise === 0 ? deviation : s.noise * (1 - NOISE_EWMA_WEIGHT) + deviation * NOISE_EWMA_WEIGHT;
@@ -364,6 +419,7 @@ function move(s: ControllerState, config: ControllerConfig, target: number, phas
   s.retransBytes = 0;
   s.sentBytes = 0;
   s.settleLeft = settleIntervals(config, rttUs);
+  s.rampLeft = rampIntervals(config, rttUs);
   if (phase === 'hold') s.holdLeft = reprobeIntervals(s.probesConfirmed);
   return out(reason);
 }
@@ -379,6 +435,42 @@ function hold(s: ControllerState, here: Point, out: (r: DecisionReason) => { dec
 /** Intervals a change needs before it is measured. */
 export function settleIntervals(config: ControllerConfig, rttUs: number): number {
   return Math.max(1, Math.ceil((SETTLE_RTTS * rttUs) / 1000 / config.intervalMs));
+}
+
+/** Intervals one measurement spans on a path of this RTT (policy 4c). */
+export function measureIntervals(config: ControllerConfig, rttUs: number): number {
+  return Math.max(MEASURE_INTERVALS, Math.ceil((MEASURE_RTTS * rttUs) / 1000 / config.intervalMs));
+}
+
+/** Intervals a count may wait for its goodput to stop rising on a path of this RTT. */
+export function rampIntervals(config: ControllerConfig, rttUs: number): number {
+  return Math.ceil((RAMP_RTTS * rttUs) / 1000 / config.intervalMs);
+}
+
+/**
+ * What one interval says the count moves, bytes/s: the carriers' own bytes
+ * sent and not retransmitted (TCP_INFO) when they report them, else the
+ * goodput the destination acknowledged. Over a window both count the same
+ * bytes, but delivery comes in bursts on a long lossy path (whole frames
+ * released behind each TCP loss: per-second goodput swung 0..240 Mbit/s
+ * around ~85 at 600 ms, 2 % loss) while the kernel sends at its pacing rate.
+ */
+export function measuredRate(config: ControllerConfig, sample: IntervalSample): number {
+  let bytes = 0;
+  for (const c of sample.carriers) bytes += Math.max(0, c.sentBytes - c.retransBytes);
+  return bytes > 0 ? bytes / (config.intervalMs / 1000) : sample.goodputBytesPerS;
+}
+
+/** Retransmitted fraction of the bytes sent at the current count. */
+function lossSoFar(s: ControllerState): number {
+  return s.sentBytes > 0 ? s.retransBytes / s.sentBytes : 0;
+}
+
+/** True when the newer half of a goodput window beats the older half by more than RAMP_THRESHOLD. */
+function rising(window: number[]): boolean {
+  const half = Math.floor(window.length / 2);
+  if (half === 0) return false;
+  return mean(window.slice(-half)) > mean(window.slice(0, half)) * (1 + RAMP_THRESHOLD);
 }
 
 /** Carriers added or removed by one step at count n. */
