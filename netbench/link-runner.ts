@@ -40,7 +40,6 @@ import type { AgentName } from '../src/transport/peer-identity.ts';
 import { RUNNER_CERTS } from './runner-certs.ts';
 import { BENCH_TRANSPORTS } from './report.ts';
 import { AmstLoop, type AmstTick, type ControlledLink } from '../src/amst/amst-loop.ts';
-import { measuredRate } from '../src/amst/controller.ts';
 import { availableCongestion } from '../native-bindings/index.ts';
 import { NATIVE_SOCKET_CONTROL } from '../src/amst/link-control.ts';
 import { deliveryCapability } from '../src/transport/delivery-acks.ts';
@@ -264,7 +263,7 @@ async function source(o: SourceOptions): Promise<void> {
     event: 'tick', atMs: Math.round(tick.atMs), goodputBytesPerS: Math.round(tick.sample.goodputBytesPerS),
     carriers: tick.sample.carrierCount, target: tick.decision.carriers, cc: tick.decision.congestionControl,
     reason: tick.decision.reason, rttMs: +tick.meanRttMs.toFixed(2), retransBytes: tick.retransBytes,
-    carrierRateBytesPerS: Math.round(measuredRate(controller, tick.sample)),
+    carrierRateBytesPerS: Math.round(tick.sample.carriers.reduce((a, c) => a + c.sentBytes - c.retransBytes, 0) / (TICK_MS / 1000)),
     inflightBytes: link.bytesInFlight, deliveredNotDurableBytes: link.bytesDeliveredNotDurable, rssBytes: process.memoryUsage().rss,
   });
   const loop = new AmstLoop(link, { controller, initialCarriers: o.carriers, onTick });

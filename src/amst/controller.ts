@@ -32,6 +32,10 @@
 //    (up to MAX_REPROBE_INTERVALS), so a steady path keeps one count. A
 //    path change (held goodput moving by more than CHANGE_THRESHOLD and
 //    CHANGE_NOISE_FACTOR x the noise) probes at once and starts over.
+//    Symmetrically, a shed is kept only when it lost less than
+//    GAIN_THRESHOLD minus the noise margin a growth must beat (on a noisy
+//    path: no measured loss at all, or more), so noise cannot walk the
+//    count down.
 // 4c. Long paths (issue 9: at 600 ms RTT 2 carriers were judged against 1
 //    before either ramped, and per-second goodput swung 0..240 Mbit/s as
 //    whole 128 KiB frames are released behind each TCP loss): a measurement
@@ -40,10 +44,11 @@
 //    fewer than MIN_MEASURE_BYTES or its goodput still rises (newer half
 //    above the older by RAMP_THRESHOLD), for at most RAMP_RTTS, while a
 //    step that already paid goes on at once (more carriers ramp a long
-//    path faster). Steps are judged on the carriers' own counters
-//    (measuredRate), which do not carry the delivery bursts. Goodput noise
-//    is kept per MEASURE_INTERVALS-long mean, so a longer window expects
-//    less of it.
+//    path faster). Goodput noise is kept per MEASURE_INTERVALS-long mean,
+//    so a longer window expects less of it, and a probe from hold is
+//    judged against the mean of the whole hold, not its last window. (The
+//    carriers' own TCP counters were as bursty as delivery in the lab, so
+//    they would not help.)
 // 5. Limits: never above maxStreams, never below minStreams, never grow
 //    while goodput is at or above the bandwidth cap, shed while above it.
 // 6. Fairness guard: a standing queue on the bottleneck means we (or others)
@@ -147,6 +152,9 @@ export interface ControllerState {
   shedReference: Point | null;
   /** Intervals the current count may still wait for its goodput to stop rising before it is judged. */
   rampLeft: number;
+  /** Sum and number of the samples of this hold since it began or the path last changed (a probe from hold is judged against their mean). */
+  holdSum: number;
+  holdSamples: number;
 }
 
 /** Goodput must rise by more than this fraction for a step to count. */
@@ -235,6 +243,7 @@ export function initialState(config: ControllerConfig, initial = config.minStrea
     previous: null, baseRttUs: 0, retransBytes: 0, sentBytes: 0, ceiling: config.maxStreams,
     holdLeft: REPROBE_INTERVALS, relaxLeft: CEILING_RELAX_INTERVALS, intervals: 0,
     probesConfirmed: 0, noise: 0, holdGoodput: null, shedReference: null, rampLeft: -1,
+    holdSum: 0, holdSamples: 0,
   };
 }
 
@@ -266,7 +275,7 @@ export function decide(config: ControllerConfig, sample: IntervalSample, prev: C
     if (s.settleLeft > 0) s.settleLeft--;
     return out('settling');
   }
-  const rate = measuredRate(config, sample);
+  const rate = sample.goodputBytesPerS;
   s.window.push(rate);
   if (meanRtt > 0) s.rttWindow.push(meanRtt);
   // A window of enough RTTs (policy 4c).
@@ -354,7 +363,10 @@ export function decide(config: ControllerConfig, sample: IntervalSample, prev: C
   // started, so small losses cannot add up) are kept; a loss is undone.
   if (s.phase === 'descend' && s.previous !== null) {
     const from = s.shedReference ?? s.previous;
-    if (here.goodput >= from.goodput * (1 - GAIN_THRESHOLD)) {
+    // The noise a growth must beat, a shed must not lose to either (policy 4b): on
+    // a noisy path a lucky window kept 4 -> 3 -> 2 bbr carriers on a path that 3 fill.
+    const tolerance = GAIN_THRESHOLD - (gain - GAIN_THRESHOLD);
+    if (here.goodput >= from.goodput * (1 - tolerance)) {
       s.probesConfirmed = 0;
       if (s.carriers > config.minStreams) return move(s, config, s.carriers - step(s.carriers), 'descend', here, rttUs, out, 'shed');
       return hold(s, here, out, 'shed');
@@ -372,8 +384,15 @@ export function decide(config: ControllerConfig, sample: IntervalSample, prev: C
   else {
     const deviation = (Math.abs(rate - s.holdGoodput) / s.holdGoodput) * Math.sqrt(MEASURE_INTERVALS / need);
     const moved = (here.goodput - s.holdGoodput) / s.holdGoodput;
-    if (Math.abs(moved) > CHANGE_THRESHOLD && Math.abs(moved) > CHANGE_NOISE_FACTOR * s.noise) changed = moved < 0 ? 'fell' : 'rose';
-    else s.noise = s.noise === 0 ? deviation : s.noise * (1 - NOISE_EWMA_WEIGHT) + deviation * NOISE_EWMA_WEIGHT;
+    // A change is told from noise only once a window of this hold was seen (its noise with it).
+    if (s.holdSamples >= need && Math.abs(moved) > CHANGE_THRESHOLD && Math.abs(moved) > CHANGE_NOISE_FACTOR * s.noise) changed = moved < 0 ? 'fell' : 'rose';
+    if (changed === 'rose' && s.holdSamples < rampIntervals(config, rttUs)) {
+      // Early in a hold a rise is the rest of the ramp (lab: 512 cubic carriers 25 -> 120 Mbit/s), not a better path: hold on from there.
+      changed = null;
+      s.holdGoodput = here.goodput;
+      s.holdSum = 0;
+      s.holdSamples = 0;
+    } else if (changed === null) s.noise = s.noise === 0 ? deviation : s.noise * (1 - NOISE_EWMA_WEIGHT) + deviation * NOISE_EWMA_WEIGHT;
   }
   // Held goodput well above the shed reference: the path got better, judge sheds afresh.
   if (s.shedReference !== null && here.goodput > s.shedReference.goodput * (1 + gain)) s.shedReference = null;
@@ -383,17 +402,24 @@ export function decide(config: ControllerConfig, sample: IntervalSample, prev: C
     s.holdGoodput = here.goodput;
     s.shedReference = null;
     s.holdLeft = 0;
+    s.holdSum = 0;
+    s.holdSamples = 0;
+  } else {
+    s.holdSum += rate;
+    s.holdSamples++;
   }
+  // A probe from hold is judged against the whole hold, not its last window (one window is as noisy as the probe's).
+  const held: Point = s.holdSamples >= need ? { carriers: s.carriers, goodput: s.holdSum / s.holdSamples } : here;
   // Probe down when the path improved (unless a probe since confirmed the
   // count) or the timer ran out; up on alternate probes (or when goodput fell).
   const model = modelCarriers(config, s.congestionControl, rttUs, loss);
   if (--s.holdLeft <= 0 || (model < s.carriers / 2 && s.probesConfirmed === 0)) {
     s.holdLeft = reprobeIntervals(s.probesConfirmed);
     const probeUp = (changed === 'fell' || (changed === null && s.intervals % (2 * REPROBE_INTERVALS) < REPROBE_INTERVALS)) && mayGrow;
-    if (probeUp) return move(s, config, s.carriers + step(s.carriers), 'climb', here, rttUs, out, 'grow');
+    if (probeUp) return move(s, config, s.carriers + step(s.carriers), 'climb', held, rttUs, out, 'grow');
     if (s.carriers > config.minStreams) {
-      s.shedReference ??= here;
-      return move(s, config, s.carriers - step(s.carriers), 'descend', here, rttUs, out, 'shed');
+      s.shedReference ??= held;
+      return move(s, config, s.carriers - step(s.carriers), 'descend', held, rttUs, out, 'shed');
     }
   }
   return out('hold');
@@ -414,6 +440,8 @@ function move(s: ControllerState, config: ControllerConfig, target: number, phas
   if (reason === 'queue' || reason === 'cap' || reason === 'model') s.shedReference = null;
   // A new count is held against its own goodput.
   s.holdGoodput = null;
+  s.holdSum = 0;
+  s.holdSamples = 0;
   s.window = [];
   s.rttWindow = [];
   s.retransBytes = 0;
@@ -428,6 +456,8 @@ function move(s: ControllerState, config: ControllerConfig, target: number, phas
 function hold(s: ControllerState, here: Point, out: (r: DecisionReason) => { decision: Decision; state: ControllerState }, reason: DecisionReason): { decision: Decision; state: ControllerState } {
   s.phase = 'hold';
   s.previous = here;
+  s.holdSum = 0;
+  s.holdSamples = 0;
   s.holdLeft = reprobeIntervals(s.probesConfirmed);
   return out(reason);
 }
@@ -445,20 +475,6 @@ export function measureIntervals(config: ControllerConfig, rttUs: number): numbe
 /** Intervals a count may wait for its goodput to stop rising on a path of this RTT. */
 export function rampIntervals(config: ControllerConfig, rttUs: number): number {
   return Math.ceil((RAMP_RTTS * rttUs) / 1000 / config.intervalMs);
-}
-
-/**
- * What one interval says the count moves, bytes/s: the carriers' own bytes
- * sent and not retransmitted (TCP_INFO) when they report them, else the
- * goodput the destination acknowledged. Over a window both count the same
- * bytes, but delivery comes in bursts on a long lossy path (whole frames
- * released behind each TCP loss: per-second goodput swung 0..240 Mbit/s
- * around ~85 at 600 ms, 2 % loss) while the kernel sends at its pacing rate.
- */
-export function measuredRate(config: ControllerConfig, sample: IntervalSample): number {
-  let bytes = 0;
-  for (const c of sample.carriers) bytes += Math.max(0, c.sentBytes - c.retransBytes);
-  return bytes > 0 ? bytes / (config.intervalMs / 1000) : sample.goodputBytesPerS;
 }
 
 /** Retransmitted fraction of the bytes sent at the current count. */
