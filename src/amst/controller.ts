@@ -37,8 +37,8 @@
 //    path: no measured loss at all, or more), so noise cannot walk the
 //    count down.
 // 4c. Long paths (issue 9: at 600 ms RTT 2 carriers were judged against 1
-//    before either ramped, and per-second goodput swung 0..240 Mbit/s as
-//    whole 128 KiB frames are released behind each TCP loss): a measurement
+//    before either ramped, and per-second goodput swung 0..240 Mbit/s
+//    around ~85 on a 100 Mbit/s link): a measurement
 //    spans at least MEASURE_RTTS round trips; a verdict that ends a climb
 //    or a descent (no gain, a loss, the limit) waits while the window holds
 //    fewer than MIN_MEASURE_BYTES or its goodput still rises (newer half
@@ -258,7 +258,7 @@ export function decide(config: ControllerConfig, sample: IntervalSample, prev: C
   const meanRtt = mean(sample.carriers.map((c) => c.rttUs).filter((r) => r > 0));
   s.retransBytes += sum(sample.carriers.map((c) => c.retransBytes));
   s.sentBytes += sum(sample.carriers.map((c) => c.sentBytes));
-  const loss = lossSoFar(s);
+  const loss = s.sentBytes > 0 ? s.retransBytes / s.sentBytes : 0;
   if (--s.relaxLeft <= 0) {
     s.ceiling = Math.min(config.maxStreams, s.ceiling + step(s.ceiling));
     s.relaxLeft = CEILING_RELAX_INTERVALS;
@@ -285,13 +285,14 @@ export function decide(config: ControllerConfig, sample: IntervalSample, prev: C
   // (a verdict that goes on climbing or shedding needs no wait). A window
   // short of bytes keeps growing; a rising one slides on, its older half
   // says nothing about where this count ends up.
-  if (s.phase !== 'hold' && s.rampLeft > 0) s.rampLeft--;
-  const fewBytes = sum(s.window) * (config.intervalMs / 1000) < MIN_MEASURE_BYTES;
+  const mayWait = s.phase !== 'hold' && s.rampLeft > 0;
+  if (mayWait) s.rampLeft--;
+  const fewBytes = mayWait && sum(s.window) * (config.intervalMs / 1000) < MIN_MEASURE_BYTES;
   if (!fewBytes && s.window.length > need) {
     s.window = s.window.slice(-need);
     s.rttWindow = s.rttWindow.slice(-need);
   }
-  const ramping = s.phase !== 'hold' && s.rampLeft > 0 && (fewBytes || rising(s.window));
+  const ramping = mayWait && (fewBytes || rising(s.window));
   const waitRamp = (): { decision: Decision; state: ControllerState } => {
     if (fewBytes) return out('measuring');
     s.window = s.window.slice(-Math.ceil(need / 2));
@@ -475,11 +476,6 @@ export function measureIntervals(config: ControllerConfig, rttUs: number): numbe
 /** Intervals a count may wait for its goodput to stop rising on a path of this RTT. */
 export function rampIntervals(config: ControllerConfig, rttUs: number): number {
   return Math.ceil((RAMP_RTTS * rttUs) / 1000 / config.intervalMs);
-}
-
-/** Retransmitted fraction of the bytes sent at the current count. */
-function lossSoFar(s: ControllerState): number {
-  return s.sentBytes > 0 ? s.retransBytes / s.sentBytes : 0;
 }
 
 /** True when the newer half of a goodput window beats the older half by more than RAMP_THRESHOLD. */
