@@ -8,7 +8,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  decide, initialState, mathisBytesPerS, chooseCongestion, QUEUE_RTT_FACTOR, REPROBE_INTERVALS,
+  decide, initialState, mathisBytesPerS, chooseCongestion, QUEUE_RTT_FACTOR, REPROBE_INTERVALS, MODEL_STEP_FACTOR,
   type ControllerConfig, type ControllerState, type Decision, type IntervalSample,
 } from '../../src/amst/controller.ts';
 
@@ -120,7 +120,9 @@ test('intercontinental cubic only: the model starts high, many carriers, >= 10x 
   const trace = run(cfg, () => INTERCONTINENTAL, 120);
   const held = trace.decisions.at(-1)!;
   assert.equal(held.congestionControl, 'cubic');
-  assert.equal(trace.decisions.find((d) => d.reason === 'model')?.carriers, 512, 'model jump clamps to maxStreams');
+  // Toward the model in steps of at most MODEL_STEP_FACTOR x, each going on because it paid: 1 -> 8 -> 64 -> 512.
+  const jumps = trace.decisions.filter((d, i) => d.reason === 'model' && (i === 0 || trace.decisions[i - 1].carriers !== d.carriers)).map((d) => d.carriers);
+  assert.deepEqual(jumps, [MODEL_STEP_FACTOR, MODEL_STEP_FACTOR ** 2, 512], 'model jump in steps, clamped to maxStreams');
   assert.ok(held.carriers >= 100, `held ${held.carriers} carriers`);
   const one = perFlow(INTERCONTINENTAL, 'cubic');
   assert.ok(trace.goodputs.at(-1)! >= 10 * one, `goodput ${trace.goodputs.at(-1)} vs one flow ${one}`);
@@ -427,13 +429,15 @@ test('satellite cubic only: the jump to many carriers is judged only once they c
   // (25 -> 120 Mbit/s), read the rise as a path change, shed to 384 and had to come back.
   const cfg = config({ availableCongestion: ['cubic'] });
   for (const seed of [1, 2, 3]) {
-    const trace = runRamping(cfg, SATELLITE_CUBIC_RAMPING, 90, seed);
-    const jump = trace.decisions.findIndex((d) => d.reason === 'model');
-    assert.ok(jump >= 0, `seed ${seed}: no model jump`);
+    const trace = runRamping(cfg, SATELLITE_CUBIC_RAMPING, 120, seed);
+    // The last step of the jump, to maxStreams (the steps before it each paid).
+    const jump = trace.decisions.findIndex((d) => d.reason === 'model' && d.carriers === 512);
+    assert.ok(jump >= 0, `seed ${seed}: no model jump to 512: ${trace.decisions.map((d) => `${d.carriers}:${d.reason}`).join(',')}`);
+    const before = trace.decisions[jump - 1].carriers;
     const shown = trace.decisions.slice(jump).map((d) => `${d.carriers}:${d.reason}`).join(',');
     // Judged (first decision that is not waiting) only once the carriers connected and settled...
     const judged = trace.decisions.findIndex((d, i) => i > jump && !['settling', 'measuring'].includes(d.reason));
-    const connected = jump + 1 + Math.ceil(511 * SATELLITE_CUBIC_RAMPING.connectPerCarrier);
+    const connected = jump + 1 + Math.ceil((512 - before) * SATELLITE_CUBIC_RAMPING.connectPerCarrier);
     assert.ok(judged > connected, `seed ${seed}: judged at ${judged}, connected at ${connected}: ${shown}`);
     // ...and the first shed is a timed probe, not the rest of the ramp read as a path change.
     const shed = trace.decisions.findIndex((d, i) => i > jump && d.carriers < 512);
