@@ -18,7 +18,7 @@ import { frameEnvelope } from './envelope-framing.ts';
 import { InflightWindow, type InflightEntry } from './inflight-window.ts';
 import { pickCarrier } from './scheduler.ts';
 import { deliveredRanges, peerHoldBytes } from './delivery-acks.ts';
-import { HEDGE_WINDOW_FRACTION, nextDeliveryTime, pickHedges } from './hedge.ts';
+import { HEDGE_HOLD_PRESSURE_FRACTION, HEDGE_WINDOW_FRACTION, nextDeliveryTime, pickHedges } from './hedge.ts';
 import type { DialRequest, Endpoint, Identity, TlsMaterial, TransportKind, Transports } from './transport.ts';
 import type { Delivered, Envelope } from '../wire/messages.ts';
 import type { LinkMetrics } from './link-metrics.ts';
@@ -359,14 +359,21 @@ export class OutboundLink {
   /** Send once more, on a faster carrier, the frames a slow carrier has held too long (hedge.ts). */
   private hedge(): void {
     if (!this.up || this.deliveryTimeMs <= 0) return;
-    const undelivered = this.window.undelivered().filter((e) => e.holder !== null);
-    const candidates = undelivered.map((e) => ({ bytes: e.bytes, writtenAt: e.writtenAt, hedged: e.hedged, hedgeInFlight: e.hedgeHolder !== null }));
-    const picked = pickHedges(candidates, {
+    // In stream and sequence order: the first of each stream holds its durable progress.
+    const undelivered = this.window.undelivered();
+    const candidates = undelivered.map((e, i) => ({
+      bytes: e.bytes, writtenAt: e.writtenAt, hedged: e.hedged, hedgeInFlight: e.hedgeHolder !== null,
+      blocking: i === 0 || undelivered[i - 1].streamId !== e.streamId,
+    }));
+    const held = candidates.map((_, i) => i).filter((i) => undelivered[i].holder !== null);
+    const picks = pickHedges(held.map((i) => candidates[i]), {
       now: performance.now(),
       deliveryTimeMs: this.deliveryTimeMs,
       newestDeliveredWrittenAt: this.newestDeliveredWrittenAt,
       budgetBytes: this.options.linkWindowBytes * HEDGE_WINDOW_FRACTION,
+      holdPressure: this.window.deliveredBytes >= HEDGE_HOLD_PRESSURE_FRACTION * this.window.holdLimit,
     });
+    const picked = picks.map((j) => held[j]);
     for (const i of picked) {
       const entry = undelivered[i];
       const holder = entry.holder!;
