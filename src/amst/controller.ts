@@ -193,7 +193,9 @@ export const SETTLE_RTTS = 8;
  * busier one (the source's event loop stalled for seconds in handshakes).
  */
 export const MODEL_STEP_FACTOR = 8;
-/** Intervals a jump to the model waits before it is measured. */
+/** A model step adding more carriers than this waits MODEL_SETTLE_INTERVALS (smaller ones settle by RTTs: intercontinental, 3 steps cost 22 s of a 30 s row). */
+export const MODEL_SETTLE_NEW_CARRIERS = 64;
+/** Intervals a step of the jump to the model that adds more than MODEL_SETTLE_NEW_CARRIERS waits before it is measured. */
 export const MODEL_SETTLE_INTERVALS = 5;
 /** A step that did not pay and was more than this many times the previous count is bisected. */
 export const BISECT_RATIO = 4;
@@ -440,10 +442,11 @@ export function reprobeIntervals(confirmed: number): number {
 /** One step of a jump to the model (at most MODEL_STEP_FACTOR times the count); later steps follow while each pays. */
 function towardModel(s: ControllerState, config: ControllerConfig, model: number, here: Point, rttUs: number,
   out: (r: DecisionReason) => { decision: Decision; state: ControllerState }): { decision: Decision; state: ControllerState } {
+  const before = s.carriers;
   const jumped = move(s, config, Math.min(model, s.carriers * MODEL_STEP_FACTOR), 'climb', here, rttUs, out, 'model');
   s.modelTarget = model;
-  // Many new carriers need their handshakes and first RTTs before goodput means anything.
-  s.settleLeft = Math.max(s.settleLeft, MODEL_SETTLE_INTERVALS);
+  // Hundreds of new carriers need their handshakes and first RTTs before goodput means anything.
+  if (s.carriers - before > MODEL_SETTLE_NEW_CARRIERS) s.settleLeft = Math.max(s.settleLeft, MODEL_SETTLE_INTERVALS);
   return jumped;
 }
 
