@@ -1,10 +1,11 @@
 // A DWCP link moving synthetic incompressible data, for netbench and its
 // tests. Run as a script inside a lab namespace; one JSON object per line.
 //   node link-runner.ts sink --port P --pki DIR [--transport KINDS]
-//     Carrier server: verifies each frame's SHA-256, applies frames in
-//     sequence order, acknowledges the contiguous prefix (as a stream
-//     receiver does after its durable write), answers Pings (auto's
-//     probes), and on SIGTERM prints
+//     Carrier server: verifies each frame's SHA-256, reports it delivered
+//     (amst:delivered@1, as a stream receiver does once a frame is held),
+//     applies frames in sequence order, acknowledges the contiguous prefix
+//     (as a stream receiver does after its durable write), answers Pings
+//     (auto's probes), and on SIGTERM prints
 //     {"event":"summary", bytes, frames, mismatches, chain, rssMaxBytes, cpuSeconds}.
 //     It listens for TLS on P/tcp, WebSocket on P+WS_PORT_OFFSET/tcp and
 //     QUIC on P/udp (KINDS: a comma list, default tls,ws,quic).
@@ -41,6 +42,7 @@ import { BENCH_TRANSPORTS } from './report.ts';
 import { AmstLoop, type AmstTick, type ControlledLink } from '../src/amst/amst-loop.ts';
 import { availableCongestion } from '../native-bindings/index.ts';
 import { NATIVE_SOCKET_CONTROL } from '../src/amst/link-control.ts';
+import { deliveryCapability } from '../src/transport/delivery-acks.ts';
 import { Metrics } from '../src/agent/metrics.ts';
 import { Encoding, type DataFrame } from '../src/wire/messages.ts';
 
@@ -50,6 +52,14 @@ export const RUNNER_FRAME_BYTES = 128 * 1024;
 const PAYLOAD_POOL = 64;
 /** Bytes sent and not acknowledged, per link: enough for 1 Gbit/s x 600 ms plus queue. */
 const RUNNER_LINK_WINDOW_BYTES = 64 * 1024 * 1024;
+/**
+ * Frames the sink holds delivered and not yet applied, bytes: what it
+ * announces in amst:delivered@1, as an agent announces its receivers' bound
+ * (agent.ts: two link windows).
+ */
+const RUNNER_HOLD_BYTES = 2 * RUNNER_LINK_WINDOW_BYTES;
+/** Both ends speak delivery acknowledgements like agents do (netbench measured the durable-only link before). */
+const RUNNER_CAPABILITIES = [deliveryCapability(RUNNER_HOLD_BYTES)];
 /** Bytes queued per carrier in userspace. */
 const RUNNER_CARRIER_WINDOW_BYTES = 1024 * 1024;
 /** Interval of tick lines and of the controller, ms. */
@@ -111,11 +121,14 @@ async function sink(port: number, pki: string, kinds: readonly TransportKind[]):
   let bytes = 0;
   let frames = 0;
   let mismatches = 0;
+  let duplicates = 0;
   const pending = new Map<number, Buffer>();
-  const identity = { federation: RUNNER_CERTS.b.federation, region: RUNNER_CERTS.b.region, nodeId: RUNNER_CERTS.b.node, capabilities: [] };
+  let pendingBytes = 0;
+  let pendingBytesMax = 0;
+  const identity = { federation: RUNNER_CERTS.b.federation, region: RUNNER_CERTS.b.region, nodeId: RUNNER_CERTS.b.node, capabilities: RUNNER_CAPABILITIES };
   let current: InboundLink | null = null;
 
-  // Apply in order; acknowledge the contiguous prefix.
+  // Report held frames delivered; apply in order; acknowledge the contiguous prefix.
   const onData = (link: InboundLink, frame: DataFrame): void => {
     const payload = Buffer.from(frame.payload);
     if (!createHash('sha256').update(payload).digest().equals(Buffer.from(frame.digest))) {
@@ -123,14 +136,23 @@ async function sink(port: number, pki: string, kinds: readonly TransportKind[]):
       link.send({ nack: { streamId: STREAM_ID, seq: frame.seq, reason: 'digest mismatch' } });
       return;
     }
-    if (frame.seq < next) return; // duplicate (resent after a carrier closed)
+    if (frame.seq < next || pending.has(frame.seq)) {
+      // A duplicate (a hedge's second copy, a resend after a carrier closed): reported again.
+      duplicates++;
+      link.delivered(STREAM_ID, frame.seq);
+      return;
+    }
     pending.set(frame.seq, payload);
+    pendingBytes += payload.length;
+    pendingBytesMax = Math.max(pendingBytesMax, pendingBytes);
+    link.delivered(STREAM_ID, frame.seq);
     const before = next;
     for (let p = pending.get(next); p !== undefined; p = pending.get(next)) {
       chain.update(p);
       bytes += p.length;
       frames++;
       pending.delete(next);
+      pendingBytes -= p.length;
       next++;
     }
     if (next !== before) link.send({ ack: { streamId: STREAM_ID, durableSeq: next - 1, chain: Buffer.alloc(0) } });
@@ -146,7 +168,7 @@ async function sink(port: number, pki: string, kinds: readonly TransportKind[]):
           else if (env.ping) l.send({ pong: { nonce: env.ping.nonce, sentUnixMicros: env.ping.sentUnixMicros } });
         },
         onClosed: () => {},
-      }, metrics);
+      }, metrics, hello.capabilities);
     }
     current.add(carrier, hello.carrierIndex);
   };
@@ -162,7 +184,7 @@ async function sink(port: number, pki: string, kinds: readonly TransportKind[]):
   }
   print({ event: 'listening', port, kinds });
   const finish = (): void => {
-    print({ event: 'summary', bytes, frames, mismatches, pendingFrames: pending.size, chain: chain.copy().digest('hex'), rssMaxBytes: rssMaxBytes(), cpuSeconds: cpuSeconds() });
+    print({ event: 'summary', bytes, frames, mismatches, duplicates, pendingFrames: pending.size, pendingBytesMax, chain: chain.copy().digest('hex'), rssMaxBytes: rssMaxBytes(), cpuSeconds: cpuSeconds() });
     for (const server of servers) void server.close();
     current?.close('done');
     process.exit(0);
@@ -206,7 +228,7 @@ async function source(o: SourceOptions): Promise<void> {
     peerRegion: RUNNER_CERTS.b.region, endpoints, transports: await transportsFor(endpoints.map((e) => e.kind)),
     autoTransport: o.transport === 'auto' ? { reprobeIntervalMs: RUNNER_REPROBE_MS, probeBytes: RUNNER_PROBE_BYTES } : undefined,
     carriers: o.carriers, tls: () => tls,
-    identity: { federation: RUNNER_CERTS.a.federation, region: RUNNER_CERTS.a.region, nodeId: RUNNER_CERTS.a.node, capabilities: [] },
+    identity: { federation: RUNNER_CERTS.a.federation, region: RUNNER_CERTS.a.region, nodeId: RUNNER_CERTS.a.node, capabilities: RUNNER_CAPABILITIES },
     maxFrameBytes: 4 * RUNNER_FRAME_BYTES, carrierWindowBytes: RUNNER_CARRIER_WINDOW_BYTES, linkWindowBytes: RUNNER_LINK_WINDOW_BYTES,
     connectTimeoutMs: 30_000, initialBackoffMs: 200, maxBackoffMs: 2_000, logger, metrics,
   });
@@ -241,7 +263,8 @@ async function source(o: SourceOptions): Promise<void> {
     event: 'tick', atMs: Math.round(tick.atMs), goodputBytesPerS: Math.round(tick.sample.goodputBytesPerS),
     carriers: tick.sample.carrierCount, target: tick.decision.carriers, cc: tick.decision.congestionControl,
     reason: tick.decision.reason, rttMs: +tick.meanRttMs.toFixed(2), retransBytes: tick.retransBytes,
-    inflightBytes: link.bytesInFlight, rssBytes: process.memoryUsage().rss,
+    carrierRateBytesPerS: Math.round(tick.sample.carriers.reduce((a, c) => a + c.sentBytes - c.retransBytes, 0) / (TICK_MS / 1000)),
+    inflightBytes: link.bytesInFlight, deliveredNotDurableBytes: link.bytesDeliveredNotDurable, rssBytes: process.memoryUsage().rss,
   });
   const loop = new AmstLoop(link, { controller, initialCarriers: o.carriers, onTick });
   link.setRateLimit(o.cap);

@@ -227,7 +227,9 @@ async function dwcpRow(lab: Lab, label: string, cc: string, transport: string, p
   let shown = 0;
   const timer = setInterval(() => {
     for (const t of srcOut.lines.slice(shown).filter((l) => l.event === 'tick')) {
-      o.progress(`    t=${Math.round((t.atMs as number) / 1000)}s ${(((t.goodputBytesPerS as number) * 8) / 1e6).toFixed(1)} Mbit/s carriers ${t.carriers}->${t.target} ${t.cc} ${t.reason} rtt ${t.rttMs} ms`);
+      const mib = (key: string): string => ((t[key] as number) / 1048576).toFixed(0);
+      const sent = t.carrierRateBytesPerS === undefined ? '' : ` (carriers sent ${(((t.carrierRateBytesPerS as number) * 8) / 1e6).toFixed(1)}, in flight ${mib('inflightBytes')} MiB, delivered not durable ${mib('deliveredNotDurableBytes')} MiB)`;
+      o.progress(`    t=${Math.round((t.atMs as number) / 1000)}s ${(((t.goodputBytesPerS as number) * 8) / 1e6).toFixed(1)} Mbit/s${sent} carriers ${t.carriers}->${t.target} ${t.cc} ${t.reason} rtt ${t.rttMs} ms`);
     }
     shown = srcOut.lines.length;
   }, 1000);

@@ -7,8 +7,9 @@
 // 1. Congestion control: the configured one if the kernel offers it; for
 //    `auto`, bbr when offered (it is not loss-limited), else cubic.
 // 2. Model: a loss-based flow is capped near MSS*1.22/(RTT*sqrt(loss))
-//    (Mathis). The first measurement sets carriers = target / that cap,
-//    clamped to [minStreams, maxStreams] (target = the bandwidth cap, else
+//    (Mathis). The first measurement heads for carriers = target / that
+//    cap, in steps of at most MODEL_STEP_FACTOR x that go on while each
+//    pays, clamped to [minStreams, maxStreams] (target = the bandwidth cap, else
 //    targetHintBytesPerS). bbr is not loss-limited, so with bbr the model
 //    starts at minStreams; loss seen with a standing queue is congestion
 //    (our own queue overflowing), so then the model is skipped too.
@@ -32,6 +33,23 @@
 //    (up to MAX_REPROBE_INTERVALS), so a steady path keeps one count. A
 //    path change (held goodput moving by more than CHANGE_THRESHOLD and
 //    CHANGE_NOISE_FACTOR x the noise) probes at once and starts over.
+//    Symmetrically, a shed is kept only when it lost less than
+//    GAIN_THRESHOLD minus the noise margin a growth must beat (on a noisy
+//    path: no measured loss at all, or more), so noise cannot walk the
+//    count down.
+// 4c. Long paths (issue 9: at 600 ms RTT 2 carriers were judged against 1
+//    before either ramped, and per-second goodput swung 0..240 Mbit/s
+//    around ~85 on a 100 Mbit/s link): a measurement
+//    spans at least MEASURE_RTTS round trips; a verdict that ends a climb
+//    or a descent (no gain, a loss, the limit) waits while the window holds
+//    fewer than MIN_MEASURE_BYTES or its goodput still rises (newer half
+//    above the older by RAMP_THRESHOLD), for at most RAMP_RTTS, while a
+//    step that already paid goes on at once (more carriers ramp a long
+//    path faster). Goodput noise is kept per MEASURE_INTERVALS-long mean,
+//    so a longer window expects less of it, and a probe from hold is
+//    judged against the mean of the whole hold, not its last window. (The
+//    carriers' own TCP counters were as bursty as delivery in the lab, so
+//    they would not help.)
 // 5. Limits: never above maxStreams, never below minStreams, never grow
 //    while goodput is at or above the bandwidth cap, shed while above it.
 // 6. Fairness guard: a standing queue on the bottleneck means we (or others)
@@ -133,6 +151,13 @@ export interface ControllerState {
   holdGoodput: number | null;
   /** What a shed is judged against: the held point before the first shed since the path changed or a growth paid; null: none yet. */
   shedReference: Point | null;
+  /** Intervals the current count may still wait for its goodput to stop rising before it is judged. */
+  rampLeft: number;
+  /** Sum and number of the samples of this hold since it began or the path last changed (a probe from hold is judged against their mean). */
+  holdSum: number;
+  holdSamples: number;
+  /** Where the model's steps are heading while each pays (0: not heading for the model). */
+  modelTarget: number;
 }
 
 /** Goodput must rise by more than this fraction for a step to count. */
@@ -141,11 +166,36 @@ export const GAIN_THRESHOLD = 0.05;
 export const QUEUE_RTT_FACTOR = 1.25;
 /** RTT excess below this is jitter, not a queue (loopback and metro paths), microseconds. */
 export const QUEUE_MIN_EXCESS_US = 2_000;
-/** Samples averaged per measurement. */
+/** Samples averaged per measurement (at least; long paths take more, see MEASURE_RTTS). */
 export const MEASURE_INTERVALS = 2;
+/** A measurement spans at least this many RTTs: one bbr gain cycle (8 RTTs, 4.8 s at 600 ms). */
+export const MEASURE_RTTS = 8;
+/**
+ * ...and at least this many bytes delivered, unless the ramp wait ran out:
+ * 32 frames of 128 KiB, so one frame more or less moves the mean by ~3 %,
+ * under GAIN_THRESHOLD (at 600 ms and a few Mbit/s a 2 s window held a handful).
+ */
+export const MIN_MEASURE_BYTES = 4 * 1024 * 1024;
+/** Goodput whose newer half-window beats the older half by this fraction is still ramping. */
+export const RAMP_THRESHOLD = 0.1;
+/**
+ * Longest wait for a count's goodput to stop rising, RTTs (lab, satellite:
+ * one bbr carrier still climbed after 50 s; 512 cubic ones took ~10 s to
+ * connect and ~10 s more to reach the link).
+ */
+export const RAMP_RTTS = 30;
 /** RTTs a change needs to ramp up (handshakes + slow start) before measuring. */
 export const SETTLE_RTTS = 8;
-/** Intervals a jump to the model waits before it is measured. */
+/**
+ * A jump to the model multiplies the count by at most this per step (1 ->
+ * 8 -> 64 -> 512), each step going on only when it paid: in the lab 511
+ * carriers dialed at once took 8 s to connect on one run and 70 s on a
+ * busier one (the source's event loop stalled for seconds in handshakes).
+ */
+export const MODEL_STEP_FACTOR = 8;
+/** A model step adding more carriers than this waits MODEL_SETTLE_INTERVALS (smaller ones settle by RTTs: intercontinental, 3 steps cost 22 s of a 30 s row). */
+export const MODEL_SETTLE_NEW_CARRIERS = 64;
+/** Intervals a step of the jump to the model that adds more than MODEL_SETTLE_NEW_CARRIERS waits before it is measured. */
 export const MODEL_SETTLE_INTERVALS = 5;
 /** A step that did not pay and was more than this many times the previous count is bisected. */
 export const BISECT_RATIO = 4;
@@ -204,7 +254,8 @@ export function initialState(config: ControllerConfig, initial = config.minStrea
     carriers: count, congestionControl: chooseCongestion(config), phase: 'start', settleLeft: -1, window: [], rttWindow: [],
     previous: null, baseRttUs: 0, retransBytes: 0, sentBytes: 0, ceiling: config.maxStreams,
     holdLeft: REPROBE_INTERVALS, relaxLeft: CEILING_RELAX_INTERVALS, intervals: 0,
-    probesConfirmed: 0, noise: 0, holdGoodput: null, shedReference: null,
+    probesConfirmed: 0, noise: 0, holdGoodput: null, shedReference: null, rampLeft: -1,
+    holdSum: 0, holdSamples: 0, modelTarget: 0,
   };
 }
 
@@ -228,14 +279,38 @@ export function decide(config: ControllerConfig, sample: IntervalSample, prev: C
   // Wait for carriers still connecting and for new ones to ramp up (the
   // first carriers too, once their RTT is known).
   if (sample.carrierCount < s.carriers && s.phase !== 'start') return out('settling');
-  if (s.settleLeft < 0 && meanRtt > 0) s.settleLeft = settleIntervals(config, meanRtt);
+  if (s.settleLeft < 0 && meanRtt > 0) {
+    s.settleLeft = settleIntervals(config, meanRtt);
+    s.rampLeft = rampIntervals(config, meanRtt);
+  }
   if (s.settleLeft !== 0) {
     if (s.settleLeft > 0) s.settleLeft--;
     return out('settling');
   }
-  s.window.push(sample.goodputBytesPerS);
+  const rate = sample.goodputBytesPerS;
+  s.window.push(rate);
   if (meanRtt > 0) s.rttWindow.push(meanRtt);
-  if (s.window.length < MEASURE_INTERVALS) return out('measuring');
+  // A window of enough RTTs (policy 4c).
+  const need = measureIntervals(config, Math.max(mean(s.rttWindow), s.baseRttUs));
+  if (s.window.length < need) return out('measuring');
+  // Too few bytes, or still rising: not yet enough to say a step did not pay
+  // (a verdict that goes on climbing or shedding needs no wait). A window
+  // short of bytes keeps growing; a rising one slides on, its older half
+  // says nothing about where this count ends up.
+  const mayWait = s.phase !== 'hold' && s.rampLeft > 0;
+  if (mayWait) s.rampLeft--;
+  const fewBytes = mayWait && sum(s.window) * (config.intervalMs / 1000) < MIN_MEASURE_BYTES;
+  if (!fewBytes && s.window.length > need) {
+    s.window = s.window.slice(-need);
+    s.rttWindow = s.rttWindow.slice(-need);
+  }
+  const ramping = mayWait && (fewBytes || rising(s.window));
+  const waitRamp = (): { decision: Decision; state: ControllerState } => {
+    if (fewBytes) return out('measuring');
+    s.window = s.window.slice(-Math.ceil(need / 2));
+    s.rttWindow = s.rttWindow.slice(-s.window.length);
+    return out('settling');
+  };
   const here: Point = { carriers: s.carriers, goodput: mean(s.window) };
   // RTT over the whole measurement: one interval's RTT swings with bbr's probing.
   const windowRtt = mean(s.rttWindow);
@@ -248,12 +323,7 @@ export function decide(config: ControllerConfig, sample: IntervalSample, prev: C
   if (s.phase === 'start' && queued) s.phase = 'climb';
   if (s.phase === 'start') {
     const model = Math.min(modelCarriers(config, s.congestionControl, rttUs, loss), s.ceiling);
-    if (model > s.carriers) {
-      const jumped = move(s, config, model, 'climb', here, rttUs, out, 'model');
-      // Hundreds of new carriers need their handshakes and first RTTs before goodput means anything.
-      s.settleLeft = Math.max(s.settleLeft, MODEL_SETTLE_INTERVALS);
-      return jumped;
-    }
+    if (model > s.carriers) return towardModel(s, config, model, here, rttUs, out);
     s.phase = 'climb';
   }
 
@@ -280,9 +350,12 @@ export function decide(config: ControllerConfig, sample: IntervalSample, prev: C
         s.probesConfirmed = 0;
         s.shedReference = null;
       }
+      if (mayGrow && s.modelTarget > s.carriers) return towardModel(s, config, s.modelTarget, here, rttUs, out);
       if (mayGrow) return move(s, config, s.carriers + step(s.carriers), 'climb', here, rttUs, out, 'grow');
+      if (ramping) return waitRamp();
       return hold(s, here, out, 'limit');
     }
+    if (ramping) return waitRamp();
     const back = s.previous;
     // A big jump that did not pay is bisected (geometric middle), not abandoned:
     // measured here, 512 cubic carriers judged too early fell back to 1 and stayed.
@@ -299,26 +372,36 @@ export function decide(config: ControllerConfig, sample: IntervalSample, prev: C
   // started, so small losses cannot add up) are kept; a loss is undone.
   if (s.phase === 'descend' && s.previous !== null) {
     const from = s.shedReference ?? s.previous;
-    if (here.goodput >= from.goodput * (1 - GAIN_THRESHOLD)) {
+    // The noise a growth must beat, a shed must not lose to either (policy 4b): on
+    // a noisy path a lucky window kept 4 -> 3 -> 2 bbr carriers on a path that 3 fill.
+    const tolerance = GAIN_THRESHOLD - (gain - GAIN_THRESHOLD);
+    if (here.goodput >= from.goodput * (1 - tolerance)) {
       s.probesConfirmed = 0;
       if (s.carriers > config.minStreams) return move(s, config, s.carriers - step(s.carriers), 'descend', here, rttUs, out, 'shed');
       return hold(s, here, out, 'shed');
     }
+    if (ramping) return waitRamp();
     const back = s.previous;
     s.probesConfirmed++;
     return move(s, config, back.carriers, 'hold', null, rttUs, out, 'shed-undo');
   }
 
   // Holding: learn the noise of goodput at this count, and watch for a path change.
-  s.window = s.window.slice(-MEASURE_INTERVALS);
-  s.rttWindow = s.rttWindow.slice(-MEASURE_INTERVALS);
+  // One sample's deviation, scaled to a MEASURE_INTERVALS-long mean's: a longer window averages more away.
   let changed: 'fell' | 'rose' | null = null;
   if (s.holdGoodput === null || s.holdGoodput <= 0) s.holdGoodput = here.goodput;
   else {
-    const deviation = Math.abs(sample.goodputBytesPerS - s.holdGoodput) / s.holdGoodput;
+    const deviation = (Math.abs(rate - s.holdGoodput) / s.holdGoodput) * Math.sqrt(MEASURE_INTERVALS / need);
     const moved = (here.goodput - s.holdGoodput) / s.holdGoodput;
-    if (Math.abs(moved) > CHANGE_THRESHOLD && Math.abs(moved) > CHANGE_NOISE_FACTOR * s.noise) changed = moved < 0 ? 'fell' : 'rose';
-    else s.noise = s.noise === 0 ? deviation : s.noise * (1 - NOISE_EWMA_WEIGHT) + deviation * NOISE_EWMA_WEIGHT;
+    // A change is told from noise only once a window of this hold was seen (its noise with it).
+    if (s.holdSamples >= need && Math.abs(moved) > CHANGE_THRESHOLD && Math.abs(moved) > CHANGE_NOISE_FACTOR * s.noise) changed = moved < 0 ? 'fell' : 'rose';
+    if (changed === 'rose' && s.holdSamples < rampIntervals(config, rttUs)) {
+      // Early in a hold a rise is the rest of the ramp (lab: 512 cubic carriers 25 -> 120 Mbit/s), not a better path: hold on from there.
+      changed = null;
+      s.holdGoodput = here.goodput;
+      s.holdSum = 0;
+      s.holdSamples = 0;
+    } else if (changed === null) s.noise = s.noise === 0 ? deviation : s.noise * (1 - NOISE_EWMA_WEIGHT) + deviation * NOISE_EWMA_WEIGHT;
   }
   // Held goodput well above the shed reference: the path got better, judge sheds afresh.
   if (s.shedReference !== null && here.goodput > s.shedReference.goodput * (1 + gain)) s.shedReference = null;
@@ -328,17 +411,24 @@ export function decide(config: ControllerConfig, sample: IntervalSample, prev: C
     s.holdGoodput = here.goodput;
     s.shedReference = null;
     s.holdLeft = 0;
+    s.holdSum = 0;
+    s.holdSamples = 0;
+  } else {
+    s.holdSum += rate;
+    s.holdSamples++;
   }
+  // A probe from hold is judged against the whole hold, not its last window (one window is as noisy as the probe's).
+  const held: Point = s.holdSamples >= need ? { carriers: s.carriers, goodput: s.holdSum / s.holdSamples } : here;
   // Probe down when the path improved (unless a probe since confirmed the
   // count) or the timer ran out; up on alternate probes (or when goodput fell).
   const model = modelCarriers(config, s.congestionControl, rttUs, loss);
   if (--s.holdLeft <= 0 || (model < s.carriers / 2 && s.probesConfirmed === 0)) {
     s.holdLeft = reprobeIntervals(s.probesConfirmed);
     const probeUp = (changed === 'fell' || (changed === null && s.intervals % (2 * REPROBE_INTERVALS) < REPROBE_INTERVALS)) && mayGrow;
-    if (probeUp) return move(s, config, s.carriers + step(s.carriers), 'climb', here, rttUs, out, 'grow');
+    if (probeUp) return move(s, config, s.carriers + step(s.carriers), 'climb', held, rttUs, out, 'grow');
     if (s.carriers > config.minStreams) {
-      s.shedReference ??= here;
-      return move(s, config, s.carriers - step(s.carriers), 'descend', here, rttUs, out, 'shed');
+      s.shedReference ??= held;
+      return move(s, config, s.carriers - step(s.carriers), 'descend', held, rttUs, out, 'shed');
     }
   }
   return out('hold');
@@ -349,21 +439,36 @@ export function reprobeIntervals(confirmed: number): number {
   return Math.min(MAX_REPROBE_INTERVALS, REPROBE_INTERVALS * 2 ** Math.min(confirmed, 16));
 }
 
+/** One step of a jump to the model (at most MODEL_STEP_FACTOR times the count); later steps follow while each pays. */
+function towardModel(s: ControllerState, config: ControllerConfig, model: number, here: Point, rttUs: number,
+  out: (r: DecisionReason) => { decision: Decision; state: ControllerState }): { decision: Decision; state: ControllerState } {
+  const before = s.carriers;
+  const jumped = move(s, config, Math.min(model, s.carriers * MODEL_STEP_FACTOR), 'climb', here, rttUs, out, 'model');
+  s.modelTarget = model;
+  // Hundreds of new carriers need their handshakes and first RTTs before goodput means anything.
+  if (s.carriers - before > MODEL_SETTLE_NEW_CARRIERS) s.settleLeft = Math.max(s.settleLeft, MODEL_SETTLE_INTERVALS);
+  return jumped;
+}
+
 /** Change the count, remember where we came from, and start settling. */
 function move(s: ControllerState, config: ControllerConfig, target: number, phase: ControllerState['phase'], from: Point | null,
   rttUs: number, out: (r: DecisionReason) => { decision: Decision; state: ControllerState }, reason: DecisionReason): { decision: Decision; state: ControllerState } {
   s.carriers = Math.min(clamp(config, target), Math.max(config.minStreams, s.ceiling));
   s.phase = phase;
   s.previous = from;
+  s.modelTarget = 0;
   // Limits and the model move on other grounds than goodput: sheds after them are judged afresh.
   if (reason === 'queue' || reason === 'cap' || reason === 'model') s.shedReference = null;
   // A new count is held against its own goodput.
   s.holdGoodput = null;
+  s.holdSum = 0;
+  s.holdSamples = 0;
   s.window = [];
   s.rttWindow = [];
   s.retransBytes = 0;
   s.sentBytes = 0;
   s.settleLeft = settleIntervals(config, rttUs);
+  s.rampLeft = rampIntervals(config, rttUs);
   if (phase === 'hold') s.holdLeft = reprobeIntervals(s.probesConfirmed);
   return out(reason);
 }
@@ -372,6 +477,8 @@ function move(s: ControllerState, config: ControllerConfig, target: number, phas
 function hold(s: ControllerState, here: Point, out: (r: DecisionReason) => { decision: Decision; state: ControllerState }, reason: DecisionReason): { decision: Decision; state: ControllerState } {
   s.phase = 'hold';
   s.previous = here;
+  s.holdSum = 0;
+  s.holdSamples = 0;
   s.holdLeft = reprobeIntervals(s.probesConfirmed);
   return out(reason);
 }
@@ -379,6 +486,23 @@ function hold(s: ControllerState, here: Point, out: (r: DecisionReason) => { dec
 /** Intervals a change needs before it is measured. */
 export function settleIntervals(config: ControllerConfig, rttUs: number): number {
   return Math.max(1, Math.ceil((SETTLE_RTTS * rttUs) / 1000 / config.intervalMs));
+}
+
+/** Intervals one measurement spans on a path of this RTT (policy 4c). */
+export function measureIntervals(config: ControllerConfig, rttUs: number): number {
+  return Math.max(MEASURE_INTERVALS, Math.ceil((MEASURE_RTTS * rttUs) / 1000 / config.intervalMs));
+}
+
+/** Intervals a count may wait for its goodput to stop rising on a path of this RTT. */
+export function rampIntervals(config: ControllerConfig, rttUs: number): number {
+  return Math.ceil((RAMP_RTTS * rttUs) / 1000 / config.intervalMs);
+}
+
+/** True when the newer half of a goodput window beats the older half by more than RAMP_THRESHOLD. */
+function rising(window: number[]): boolean {
+  const half = Math.floor(window.length / 2);
+  if (half === 0) return false;
+  return mean(window.slice(-half)) > mean(window.slice(0, half)) * (1 + RAMP_THRESHOLD);
 }
 
 /** Carriers added or removed by one step at count n. */

@@ -64,6 +64,11 @@ export class InflightWindow<F, H> {
     this.holdLimitBytes = holdBytes !== null && holdBytes > 0 ? holdBytes : this.limitBytes;
   }
 
+  /** Largest sum of frame bytes not yet durable, bytes (the destination's announced hold, else limitBytes). */
+  get holdLimit(): number {
+    return this.holdLimitBytes;
+  }
+
   /** Bytes in flight and not yet delivered: what the window bounds. */
   get bytes(): number {
     return this.undeliveredBytes;

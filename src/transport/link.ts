@@ -18,7 +18,7 @@ import { frameEnvelope } from './envelope-framing.ts';
 import { InflightWindow, type InflightEntry } from './inflight-window.ts';
 import { pickCarrier } from './scheduler.ts';
 import { deliveredRanges, peerHoldBytes } from './delivery-acks.ts';
-import { HEDGE_WINDOW_FRACTION, hedgeDueBefore, nextDeliveryTime, pickHedges } from './hedge.ts';
+import { HEDGE_HOLD_PRESSURE_FRACTION, HEDGE_WINDOW_FRACTION, hedgeDueBefore, nextDeliveryTime, pickHedges, type HedgeCandidate } from './hedge.ts';
 import type { DialRequest, Endpoint, Identity, TlsMaterial, TransportKind, Transports } from './transport.ts';
 import type { Delivered, Envelope } from '../wire/messages.ts';
 import type { LinkMetrics } from './link-metrics.ts';
@@ -106,6 +106,8 @@ export class OutboundLink {
   private reconnectTimer: NodeJS.Timeout | null = null;
   private rateTimer: NodeJS.Timeout | null = null;
   private windowWaiters: Array<() => void> = [];
+  /** Frames waiting for a carrier with room; a carrier joining wakes them too (see schedule). */
+  private carrierWaiters: Array<() => void> = [];
   private carrierCount: number;
   private ackedBytes = 0;
   /** Bytes that reached the destination: at delivery, or at durability for frames never reported delivered. */
@@ -364,14 +366,24 @@ export class OutboundLink {
       deliveryTimeMs: this.deliveryTimeMs,
       newestDeliveredWrittenAt: this.newestDeliveredWrittenAt,
       budgetBytes: this.options.linkWindowBytes * HEDGE_WINDOW_FRACTION,
+      holdPressure: this.window.deliveredBytes >= HEDGE_HOLD_PRESSURE_FRACTION * this.window.holdLimit,
     };
-    // Only frames that may be due, and hedge copies in flight (they count against the budget):
-    // every 50 ms, with thousands of frames in the window, building a candidate for each cost ~7 % of a sender's CPU.
     const dueBefore = hedgeDueBefore(view);
     if (dueBefore === -Infinity) return;
-    const undelivered = this.window.undelivered().filter((e) => e.holder !== null && (e.hedgeHolder !== null || (!e.hedged && e.writtenAt <= dueBefore)));
-    if (undelivered.length === 0) return;
-    const candidates = undelivered.map((e) => ({ bytes: e.bytes, writtenAt: e.writtenAt, hedged: e.hedged, hedgeInFlight: e.hedgeHolder !== null }));
+    // Candidates: frames on a carrier that may be due, and hedge copies in flight (they count
+    // against the budget); every 50 ms, with thousands of frames in the window, a candidate for
+    // each cost ~7 % of a sender's CPU. In stream and sequence order: the first undelivered
+    // frame of each stream holds its durable progress (blocking).
+    const all = this.window.undelivered();
+    const undelivered: typeof all = [];
+    const candidates: HedgeCandidate[] = [];
+    for (let i = 0; i < all.length; i++) {
+      const e = all[i];
+      if (e.holder === null || (e.hedgeHolder === null && (e.hedged || e.writtenAt > dueBefore))) continue;
+      undelivered.push(e);
+      candidates.push({ bytes: e.bytes, writtenAt: e.writtenAt, hedged: e.hedged, hedgeInFlight: e.hedgeHolder !== null, blocking: i === 0 || all[i - 1].streamId !== e.streamId });
+    }
+    if (candidates.length === 0) return;
     const picked = pickHedges(candidates, view);
     for (const i of picked) {
       const entry = undelivered[i];
@@ -440,7 +452,10 @@ export class OutboundLink {
         if (envelope.delivered) this.onDelivered(envelope.delivered);
         else if (this.announced) this.handlers?.onMessage(envelope);
       },
-      onCarrierAdopted: () => this.options.metrics.carriers.set({ peer: this.options.peerRegion, direction: 'out' }, this.pool.live),
+      onCarrierAdopted: () => {
+        this.options.metrics.carriers.set({ peer: this.options.peerRegion, direction: 'out' }, this.pool.live);
+        this.wakeCarrierWaiters();
+      },
       onCarrierClosed: (index, carrier, info) => this.onCarrierClosed(index, carrier, info),
       onRedialFailed: (index, err) => this.options.logger.debug({ peer: this.options.peerRegion, carrier: index, err: err.message }, 'carrier redial failed'),
     });
@@ -533,6 +548,7 @@ export class OutboundLink {
     this.options.metrics.carriers.set({ peer: this.options.peerRegion, direction: 'out' }, 0);
     this.pool.closeAll(reason);
     this.wakeWindowWaiters();
+    this.wakeCarrierWaiters();
     if (performance.now() - this.sessionStartedAt > STABLE_SESSION_MS) this.reconnect.reset();
     if (this.stopped) this.options.logger.info({ peer: this.options.peerRegion, session }, 'link closed');
     else this.options.logger.warn({ peer: this.options.peerRegion, session, reason }, 'link down');
@@ -573,6 +589,23 @@ export class OutboundLink {
     if (start > now) await new Promise((r) => setTimeout(r, start - now));
   }
 
+  /** Resolves when `drained` does or a carrier joins, whichever is first (its waiter is removed either way). */
+  private async drainedOrJoined(drained: Promise<void>): Promise<void> {
+    let wake: () => void = () => {};
+    const joined = new Promise<void>((resolve) => {
+      wake = resolve;
+      this.carrierWaiters.push(resolve);
+    });
+    await Promise.race([drained, joined]);
+    this.carrierWaiters = this.carrierWaiters.filter((w) => w !== wake);
+  }
+
+  private wakeCarrierWaiters(): void {
+    const waiters = this.carrierWaiters;
+    this.carrierWaiters = [];
+    for (const w of waiters) w();
+  }
+
   private wakeWindowWaiters(): void {
     const waiters = this.windowWaiters;
     this.windowWaiters = [];
@@ -597,9 +630,12 @@ export class OutboundLink {
         return;
       }
       // Every carrier is full: wait until one the scheduler may use drains
-      // (a retired carrier's drain must not wake this loop, or it spins).
+      // (a retired carrier's drain must not wake this loop, or it spins), or
+      // a carrier joins: lab, satellite, cubic: one carrier's 1 MiB queue
+      // drains in ~50 s, and the frame waiting on it ignored the 7 carriers
+      // added meanwhile (1 MiB in flight on 8 carriers for 20 s).
       const drained = this.pool.usableDrained();
-      if (drained) await drained;
+      if (drained) await this.drainedOrJoined(drained);
       else if (this.pool.live > 0) await new Promise((r) => setTimeout(r, REDIAL_WAIT_MS).unref());
       else return;
     }

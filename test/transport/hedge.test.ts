@@ -3,7 +3,7 @@
 // test/e2e/delivery-acks.test.ts runs it on a slowed carrier).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { HEDGE_MIN_MS, HEDGE_SRTT_FACTOR, hedgeDueBefore, nextDeliveryTime, pickHedges, type HedgeCandidate } from '../../src/transport/hedge.ts';
+import { HEDGE_BLOCKING_SRTT_FACTOR, HEDGE_MIN_MS, HEDGE_SRTT_FACTOR, hedgeDueBefore, nextDeliveryTime, pickHedges, type HedgeCandidate } from '../../src/transport/hedge.ts';
 
 function frame(writtenAt: number, over: Partial<HedgeCandidate> = {}): HedgeCandidate {
   return { bytes: 100, writtenAt, hedged: false, hedgeInFlight: false, ...over };
@@ -88,4 +88,25 @@ test('hedgeDueBefore never leaves out a frame pickHedges would pick, and leaves 
   assert.equal(hedgeDueBefore({ ...view, deliveryTimeMs: 0 }), -Infinity);
   // The bound is the overdue time when that is earlier than the newest delivered write.
   assert.equal(hedgeDueBefore({ ...view, newestDeliveredWrittenAt: 20_000 }), 10_000 - Math.max(HEDGE_MIN_MS, HEDGE_SRTT_FACTOR * 30));
+  // Under hold pressure a blocking frame is due sooner: the bound moves with it.
+  const pressed = { ...view, newestDeliveredWrittenAt: 20_000, holdPressure: true };
+  const blocking = [frame(10_000 - Math.max(HEDGE_MIN_MS, HEDGE_BLOCKING_SRTT_FACTOR * 30), { blocking: true })];
+  assert.deepEqual(pickHedges(blocking, pressed), [0]);
+  assert.ok(blocking[0].writtenAt <= hedgeDueBefore(pressed));
+});
+
+test('under hold pressure the frame that blocks durability is hedged after one delivery time, others still wait for a few', () => {
+  // Lab (satellite, 512 cubic carriers): 100-122 MiB of the 128 MiB hold sat delivered
+  // behind a few stuck frames; four delivery times were 20 s and more.
+  const deliveryTimeMs = 5_000;
+  const view = { now: 100_000, deliveryTimeMs, newestDeliveredWrittenAt: 99_000, budgetBytes: 10_000 };
+  const stuck = 100_000 - HEDGE_BLOCKING_SRTT_FACTOR * deliveryTimeMs - 1;
+  const frames = [frame(stuck, { blocking: true }), frame(stuck)];
+  // Without pressure neither is overdue yet (HEDGE_SRTT_FACTOR delivery times).
+  assert.ok(HEDGE_SRTT_FACTOR > HEDGE_BLOCKING_SRTT_FACTOR);
+  assert.deepEqual(pickHedges(frames, view), []);
+  // With the hold half full, the blocking one goes at once; the other still waits.
+  assert.deepEqual(pickHedges(frames, { ...view, holdPressure: true }), [0]);
+  // A blocking frame written after a non-overdue one is still found (no early stop under pressure).
+  assert.deepEqual(pickHedges([frame(stuck - 1), frame(stuck, { blocking: true })], { ...view, holdPressure: true }), [1]);
 });
