@@ -314,7 +314,7 @@ export const HdeSchema = Type.Object(
     })),
     adaptiveLevel: Type.Optional(Type.Boolean({
       default: DEFAULTS.hde.adaptiveLevel,
-      description: `Choose the level online: step toward no compression while the encoders are the bottleneck, toward stronger levels (up to 9) while the link is. Default ${DEFAULTS.hde.adaptiveLevel}.`,
+      description: `Choose the level online (none, -1, 1, 3, 6, 9) by expected goodput: per level the smaller of the encoders' measured rate and the link's capacity divided by the measured wire ratio; one step after two agreeing intervals. Default ${DEFAULTS.hde.adaptiveLevel}.`,
     })),
     workers: Type.Optional(Type.Integer({
       minimum: 1, maximum: 256,
