@@ -6,29 +6,19 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { closeSync, constants, existsSync, lstatSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { closeSync, constants, existsSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { MessageChannel } from 'node:worker_threads';
 import { join } from 'node:path';
 import { native } from '../../native-bindings/index.ts';
+import { beneathFixture, DIR_FLAGS, type BeneathFixture } from '../helpers/beneath-fixture.ts';
 
-const DIR_FLAGS = constants.O_RDONLY | constants.O_DIRECTORY;
 /** An mtime with sub-second digits, microseconds. */
 const MTIME_US = 1_700_000_000_123_456;
 /** An mtime before 1970 (negative), microseconds. */
 const OLD_MTIME_US = -86_400_000_001;
 
-function setup(name: string) {
-  const base = mkdtempSync(join(tmpdir(), `dwcp-beneath-whole-${name}-`));
-  const root = join(base, 'root');
-  const outside = join(base, 'outside');
-  mkdirSync(join(root, 'a', 'b'), { recursive: true });
-  mkdirSync(outside);
-  writeFileSync(join(outside, 'victim'), 'keep me');
-  symlinkSync(outside, join(root, 'link'));
-  symlinkSync(join(outside, 'victim'), join(root, 'a', 'file-link'));
-  const rootFd = openSync(root, DIR_FLAGS);
-  return { base, root, outside, rootFd, done: () => { closeSync(rootFd); rmSync(base, { recursive: true, force: true }); } };
+function setup(name: string): BeneathFixture {
+  return beneathFixture('dwcp-beneath-whole', name);
 }
 
 /** An errno error with that code whose message names the syscall and the path. */

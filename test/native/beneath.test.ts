@@ -3,26 +3,16 @@
 // through a link, and failures carry the errno name.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { closeSync, constants, existsSync, fstatSync, lstatSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync, writeSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { closeSync, constants, existsSync, fstatSync, lstatSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { native } from '../../native-bindings/index.ts';
+import { beneathFixture, DIR_FLAGS, type BeneathFixture } from '../helpers/beneath-fixture.ts';
 
-const DIR_FLAGS = constants.O_RDONLY | constants.O_DIRECTORY;
 /** Entries in one directory removed by removeAt (glibc reads 32 KiB of entries per getdents). */
 const MANY_ENTRIES = 3000;
 
-function setup(name: string) {
-  const base = mkdtempSync(join(tmpdir(), `dwcp-beneath-${name}-`));
-  const root = join(base, 'root');
-  const outside = join(base, 'outside');
-  mkdirSync(join(root, 'a', 'b'), { recursive: true });
-  mkdirSync(outside);
-  writeFileSync(join(outside, 'victim'), 'keep me');
-  symlinkSync(outside, join(root, 'link'));
-  symlinkSync(join(outside, 'victim'), join(root, 'a', 'file-link'));
-  const rootFd = openSync(root, DIR_FLAGS);
-  return { base, root, outside, rootFd, done: () => { closeSync(rootFd); rmSync(base, { recursive: true, force: true }); } };
+function setup(name: string): BeneathFixture {
+  return beneathFixture('dwcp-beneath', name);
 }
 
 function errno(code: string) {
