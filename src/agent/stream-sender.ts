@@ -144,8 +144,8 @@ export class StreamSender {
   private compressed = { bytes: 0, ms: 0 };
   /** Frames encoded at the current level in the interval: plaintext bytes in, payload bytes out (its wire ratio). */
   private encodedAtLevel = { plain: 0, wire: 0 };
-  /** The link's acknowledged bytes at the start of the interval (its delivered rate over the interval). */
-  private linkAcked: number | null = null;
+  /** The link's delivered (reached) bytes at the start of the interval, for its delivered rate over the interval. */
+  private linkReached: number | null = null;
   /** Streaming contexts opened so far: each session gets a new key, so a late encode of an old session cannot touch the new one's history. */
   private contexts = 0;
   /** The link's RTT and highest rate, for the source (sampled while sending, and when the source asks). */
@@ -437,9 +437,9 @@ export class StreamSender {
     const intervalMs = now - this.levelWaits.since;
     if (!this.options.adaptiveLevel || intervalMs < LEVEL_INTERVAL_MS) return;
     // What the link delivered in the interval (delivery reports, not the later durable acks), the encoders' rate and the wire ratio at this level.
-    const acked = this.options.link.reachedBytes;
-    const linkBytesPerS = this.linkAcked === null ? 0 : ((acked - this.linkAcked) * 1000) / intervalMs;
-    this.linkAcked = acked;
+    const reached = this.options.link.reachedBytes;
+    const linkBytesPerS = this.linkReached === null ? 0 : ((reached - this.linkReached) * 1000) / intervalMs;
+    this.linkReached = reached;
     this.levelState = nextLevel(this.levelState, {
       intervalMs,
       encodeWaitMs: this.levelWaits.encodeMs,
