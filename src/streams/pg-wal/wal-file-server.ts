@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { parseSegmentFileName } from './lsn.ts';
 import { isCommitted } from './wal-restore.ts';
-import { committedView, PARTIAL_SUFFIX, readSpoolCommitted, readSpoolState } from './wal-spool.ts';
+import { committedViewOf, PARTIAL_SUFFIX } from './wal-spool.ts';
 
 /** URL prefix of the WAL file endpoint. */
 export const WAL_FILE_PATH_PREFIX = '/wal/';
@@ -86,7 +86,7 @@ export async function serveWalFile(req: IncomingMessage, res: ServerResponse, lo
 
 /** Bytes of the file that are committed: all, a .partial's committed prefix, or undefined when not committed. */
 async function committedLength(dir: string, name: string, size: number): Promise<number | undefined> {
-  const committed = committedView(await readSpoolState(dir), await readSpoolCommitted(dir));
+  const committed = await committedViewOf(dir);
   if (!committed) return undefined;
   if (!name.endsWith(PARTIAL_SUFFIX)) {
     return isCommitted(name, committed.timeline, committed.flushLsn, committed.walSegmentSize) ? size : undefined;

@@ -14,7 +14,7 @@ import { basename, dirname, join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { parseSegmentFileName } from './lsn.ts';
-import { committedView, readSpoolCommitted, readSpoolState } from './wal-spool.ts';
+import { committedViewOf } from './wal-spool.ts';
 
 /** The spool does not hold the requested file (restore_command must fail). */
 export class WalFileMissingError extends Error {
@@ -36,7 +36,7 @@ export async function walRestore(spoolDir: string, fileName: string, targetPath:
   // Present, then committed: what is durable but not committed in consensus may still be rolled back.
   const present = await access(join(spoolDir, fileName)).then(() => true, () => false);
   if (!present) throw new WalFileMissingError(`wal-restore: ${fileName} not in spool ${spoolDir}`);
-  const committed = committedView(await readSpoolState(spoolDir), await readSpoolCommitted(spoolDir));
+  const committed = await committedViewOf(spoolDir);
   if (!committed || !isCommitted(fileName, committed.timeline, committed.flushLsn, committed.walSegmentSize)) {
     throw new WalFileMissingError(`wal-restore: ${fileName} is not committed yet in spool ${spoolDir}`);
   }

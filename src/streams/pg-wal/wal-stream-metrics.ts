@@ -8,7 +8,7 @@
 import { Counter, Gauge } from 'prom-client';
 import type { Metrics } from '../../agent/metrics.ts';
 import { formatLsn } from './lsn.ts';
-import { readSpoolState } from './wal-spool.ts';
+import { spoolStateOf } from './wal-spool.ts';
 import type { WalSource, WalSourceFailure } from './wal-source.ts';
 import type { StandbyStatus } from './walsender-server.ts';
 
@@ -141,7 +141,7 @@ export class PgWalMetrics {
     }
     // Destination side: the spool's durable end and the standbys' feedback.
     for (const w of this.#destinations) {
-      const state = await readSpoolState(w.spoolDir).catch(() => undefined);
+      const state = await spoolStateOf(w.spoolDir).catch(() => undefined);
       if (state && state.flushLsn > w.durableLsn) {
         w.durableLsn = state.flushLsn;
         w.advances.push({ lsn: state.flushLsn, atMs: nowMs });
