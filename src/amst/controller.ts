@@ -399,8 +399,7 @@ export function decide(config: ControllerConfig, sample: IntervalSample, prev: C
       // Early in a hold a rise is the rest of the ramp (lab: 512 cubic carriers 25 -> 120 Mbit/s), not a better path: hold on from there.
       changed = null;
       s.holdGoodput = here.goodput;
-      s.holdSum = 0;
-      s.holdSamples = 0;
+      restartHoldMean(s);
     } else if (changed === null) s.noise = s.noise === 0 ? deviation : s.noise * (1 - NOISE_EWMA_WEIGHT) + deviation * NOISE_EWMA_WEIGHT;
   }
   // Held goodput well above the shed reference: the path got better, judge sheds afresh.
@@ -411,8 +410,7 @@ export function decide(config: ControllerConfig, sample: IntervalSample, prev: C
     s.holdGoodput = here.goodput;
     s.shedReference = null;
     s.holdLeft = 0;
-    s.holdSum = 0;
-    s.holdSamples = 0;
+    restartHoldMean(s);
   } else {
     s.holdSum += rate;
     s.holdSamples++;
@@ -461,8 +459,7 @@ function move(s: ControllerState, config: ControllerConfig, target: number, phas
   if (reason === 'queue' || reason === 'cap' || reason === 'model') s.shedReference = null;
   // A new count is held against its own goodput.
   s.holdGoodput = null;
-  s.holdSum = 0;
-  s.holdSamples = 0;
+  restartHoldMean(s);
   s.window = [];
   s.rttWindow = [];
   s.retransBytes = 0;
@@ -477,10 +474,15 @@ function move(s: ControllerState, config: ControllerConfig, target: number, phas
 function hold(s: ControllerState, here: Point, out: (r: DecisionReason) => { decision: Decision; state: ControllerState }, reason: DecisionReason): { decision: Decision; state: ControllerState } {
   s.phase = 'hold';
   s.previous = here;
-  s.holdSum = 0;
-  s.holdSamples = 0;
+  restartHoldMean(s);
   s.holdLeft = reprobeIntervals(s.probesConfirmed);
   return out(reason);
+}
+
+/** The hold's mean goodput starts over (a new count, a path change, the end of a ramp). */
+function restartHoldMean(s: ControllerState): void {
+  s.holdSum = 0;
+  s.holdSamples = 0;
 }
 
 /** Intervals a change needs before it is measured. */
