@@ -79,6 +79,12 @@ export interface WholeFileRead extends EntryStat {
  * The file operations run on libuv's thread pool and reject with an Error
  * whose code is the errno name (ELOOP, EXDEV, ENOENT ...).
  */
+/** What renameManyBeneath did: entries [0, renamed) were renamed; error is entry renamed's failure, when one failed. */
+export interface RenameManyResult {
+  renamed: number;
+  error?: NodeJS.ErrnoException;
+}
+
 export interface NativeBindings {
   /** TCP_INFO of the socket fd. */
   tcpInfo(fd: number): TcpInfo;
@@ -136,6 +142,15 @@ export interface NativeBindings {
    * directory there removed first (never through a link).
    */
   renameBeneath(fromDirFd: number, fromName: string, toDirFd: number, toPath: string): Promise<void>;
+  /**
+   * renameBeneath of each fromNames[i] to toPaths[i], in order, in one job
+   * (one thread-pool round trip for a checkpoint's files instead of one
+   * each). The first failure stops it: nothing after that entry is tried,
+   * so names change in the caller's order. Resolves to how many were
+   * renamed and, when one failed, that entry's error (as renameBeneath's,
+   * naming its target); a bad argument throws.
+   */
+  renameManyBeneath(fromDirFd: number, fromNames: readonly string[], toDirFd: number, toPaths: readonly string[]): Promise<RenameManyResult>;
   /**
    * A small file's whole read in one job: open the directory root (as
    * given, symlinks in it followed), path beneath it as openBeneath does

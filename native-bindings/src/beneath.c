@@ -20,7 +20,8 @@
  * ~ten of them per small file were ~45 % of a destination agent's CPU):
  * writeWholeBeneath (create, write, mode, mtime, close), renameBeneath
  * (resolve the target's directory, rename into it) and readWholeBeneath
- * (open, fstat, read, fstat, close).
+ * (open, fstat, read, fstat, close). renameManyBeneath does a checkpoint's
+ * renameBeneath calls, in order, in one job.
  */
 #define _GNU_SOURCE /* openat2 flags, renameat2, strerrorname_np, O_PATH */
 #include "beneath.h"
@@ -77,6 +78,7 @@ enum op_kind {
   OP_WRITE_WHOLE,
   OP_RENAME_BENEATH,
   OP_READ_WHOLE,
+  OP_RENAME_MANY,
 };
 
 /* One call in flight: arguments in, results out, owned by the async work. */
@@ -98,12 +100,17 @@ typedef struct {
   int64_t mtime_us;
   /* OP_READ_WHOLE: read a regular file of at most this many bytes. */
   size_t max_bytes;
+  /* OP_RENAME_MANY: count entries of dirfd (names, malloc'd) to paths beneath
+     dirfd2 (malloc'd, written to while resolved), renamed in order. */
+  char **names, **paths;
+  size_t count;
   /* Results. */
   int fd;            /* OP_OPEN */
   bool missing;      /* OP_STAT, OP_REMOVE: the entry was not there */
   struct stat st;    /* OP_STAT, OP_READ_WHOLE (as opened) */
   uint8_t *buf;      /* OP_READ_WHOLE: the bytes read (malloc'd), NULL when not read */
   size_t buf_len;
+  size_t renamed;    /* OP_RENAME_MANY: entries renamed before the first failure */
   bool changed;      /* OP_READ_WHOLE: short read, or another stat after the read */
   int err;           /* errno of the failed call, 0 on success */
   const char *syscall;
@@ -239,31 +246,65 @@ static void write_whole(fs_op *op) {
   if (close(fd) < 0 && op->err == 0) fail(op, "close");
 }
 
-/* OP_RENAME_BENEATH: rename the entry path of dirfd to path2 beneath dirfd2, its
-   directory resolved as openBeneath does; a directory at the target is
-   removed first (rm -r, never through a link), as a file there is replaced. */
-static void rename_beneath(fs_op *op) {
-  int parent = op->dirfd2;
-  const char *name = op->path2;
-  char *slash = strrchr(op->path2, '/');
+/* Rename the entry from of dirfd to path to beneath dirfd2, its directory
+   resolved as openBeneath does; a directory at the target is removed first
+   (rm -r, never through a link), as a file there is replaced. to is written
+   to while its directory is resolved, and restored. Returns 0 or the errno,
+   with *syscall_out naming the failed call. */
+static int rename_one_beneath(int dirfd, const char *from, int dirfd2, char *to,
+                              const char **syscall_out) {
+  int parent = dirfd2;
+  const char *name = to;
+  char *slash = strrchr(to, '/');
   if (slash != NULL) {
     /* The directory part, resolved in one kernel call; the name stays one entry. */
     *slash = '\0';
     struct open_how how = {.flags = O_PATH | O_DIRECTORY | O_CLOEXEC, .resolve = BENEATH_RESOLVE};
-    long fd = sys_openat2(op->dirfd2, op->path2, &how);
+    long fd = sys_openat2(dirfd2, to, &how);
+    int open_err = errno;
     *slash = '/';
-    if (fd < 0) return fail(op, "openat2");
+    if (fd < 0) {
+      *syscall_out = "openat2";
+      return open_err;
+    }
     parent = (int)fd;
     name = slash + 1;
   }
-  int rc = renameat2(op->dirfd, op->path, parent, name, 0);
-  if (rc < 0 && errno == EISDIR) {
-    bool missing = false;
-    op->err = remove_entry(parent, name, 0, &missing, &op->syscall);
-    if (op->err == 0) rc = renameat2(op->dirfd, op->path, parent, name, 0);
+  int err = 0;
+  if (renameat2(dirfd, from, parent, name, 0) < 0) {
+    err = errno;
+    *syscall_out = "renameat2";
+    if (err == EISDIR) {
+      bool missing = false;
+      err = remove_entry(parent, name, 0, &missing, syscall_out);
+      if (err == 0 && renameat2(dirfd, from, parent, name, 0) < 0) {
+        err = errno;
+        *syscall_out = "renameat2";
+      }
+    }
   }
-  if (rc < 0 && op->err == 0) fail(op, "renameat2");
-  if (parent != op->dirfd2) close(parent);
+  if (parent != dirfd2) close(parent);
+  return err;
+}
+
+/* OP_RENAME_BENEATH: rename the entry path of dirfd to path2 beneath dirfd2. */
+static void rename_beneath(fs_op *op) {
+  op->err = rename_one_beneath(op->dirfd, op->path, op->dirfd2, op->path2, &op->syscall);
+}
+
+/* OP_RENAME_MANY: each entry names[i] of dirfd to paths[i] beneath dirfd2, in
+   order, as rename_beneath does; the first failure stops the batch (nothing
+   after it is renamed, so names change in the caller's order) and names its
+   target. */
+static void rename_many(fs_op *op) {
+  for (op->renamed = 0; op->renamed < op->count; op->renamed++) {
+    size_t i = op->renamed;
+    op->err = rename_one_beneath(op->dirfd, op->names[i], op->dirfd2, op->paths[i], &op->syscall);
+    if (op->err != 0) {
+      op->err_path = op->paths[i];
+      return;
+    }
+  }
 }
 
 /* True when two stats are of the same file, untouched: inode, size, mtime, ctime, mode. */
@@ -393,6 +434,9 @@ static void execute(napi_env env, void *data) {
     case OP_READ_WHOLE:
       read_whole(op);
       break;
+    case OP_RENAME_MANY:
+      rename_many(op);
+      break;
   }
 }
 
@@ -424,11 +468,45 @@ static napi_value read_buffer(napi_env env, const fs_op *op) {
   return out;
 }
 
-/* Free an op and what it holds (the reference to the bytes it wrote, the bytes it read). */
+/* Free an op and what it holds (the reference to the bytes it wrote, the
+   bytes it read, the names it renamed). */
 static void free_op(napi_env env, fs_op *op) {
   if (op->data_ref != NULL) napi_delete_reference(env, op->data_ref);
   free(op->buf);
+  for (size_t i = 0; i < op->count; i++) {
+    if (op->names != NULL) free(op->names[i]);
+    if (op->paths != NULL) free(op->paths[i]);
+  }
+  free(op->names);
+  free(op->paths);
   free(op);
+}
+
+/* The Error of a failed op: "<syscall> <name>: <strerror> (<code>)" with code
+   and syscall set. */
+static napi_value op_error(napi_env env, const fs_op *op) {
+  const char *code_name = strerrorname_np(op->err);
+  char msg[PATH_BYTES + 256];
+  snprintf(msg, sizeof msg, "%s %s: %s (%s)", op->syscall, op->err_path ? op->err_path : op->path,
+           strerror(op->err), code_name ? code_name : "?");
+  napi_value result, code, message, syscall_name;
+  napi_create_string_utf8(env, code_name ? code_name : "EIO", NAPI_AUTO_LENGTH, &code);
+  napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &message);
+  napi_create_error(env, code, message, &result);
+  napi_create_string_utf8(env, op->syscall, NAPI_AUTO_LENGTH, &syscall_name);
+  napi_set_named_property(env, result, "syscall", syscall_name);
+  return result;
+}
+
+/* OP_RENAME_MANY's outcome, errors as data: { renamed, error? }, error
+   being the failure of entry `renamed` (none after it was tried). */
+static napi_value rename_many_result(napi_env env, const fs_op *op) {
+  napi_value result, renamed;
+  napi_create_object(env, &result);
+  napi_create_uint32(env, (uint32_t)op->renamed, &renamed);
+  napi_set_named_property(env, result, "renamed", renamed);
+  if (op->err != 0) napi_set_named_property(env, result, "error", op_error(env, op));
+  return result;
 }
 
 /* Back on the JS thread: settle the Promise and free the op. */
@@ -439,19 +517,11 @@ static void complete(napi_env env, napi_status status, void *data) {
     op->err = ECANCELED;
     op->syscall = "async work";
   }
-  if (op->err != 0) {
-    /* Error: "<syscall> <name>: <strerror>" with code and syscall set. */
-    const char *code_name = strerrorname_np(op->err);
-    char msg[PATH_BYTES + 256];
-    snprintf(msg, sizeof msg, "%s %s: %s (%s)", op->syscall, op->err_path ? op->err_path : op->path,
-             strerror(op->err), code_name ? code_name : "?");
-    napi_value code, message, syscall_name;
-    napi_create_string_utf8(env, code_name ? code_name : "EIO", NAPI_AUTO_LENGTH, &code);
-    napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &message);
-    napi_create_error(env, code, message, &result);
-    napi_create_string_utf8(env, op->syscall, NAPI_AUTO_LENGTH, &syscall_name);
-    napi_set_named_property(env, result, "syscall", syscall_name);
-    napi_reject_deferred(env, op->deferred, result);
+  if (op->kind == OP_RENAME_MANY && status == napi_ok) {
+    /* A failed entry is part of the outcome, not a rejection. */
+    napi_resolve_deferred(env, op->deferred, rename_many_result(env, op));
+  } else if (op->err != 0) {
+    napi_reject_deferred(env, op->deferred, op_error(env, op));
   } else {
     switch (op->kind) {
       case OP_OPEN:
@@ -721,6 +791,82 @@ static napi_value rename_beneath_fn(napi_env env, napi_callback_info info) {
   return start(env, op);
 }
 
+/* Copy the string v into a new malloc'd *out of less than size bytes; a
+   name must be one plain entry name, a target path must end in one. Throws
+   naming what[index]. */
+static bool str_element(napi_env env, napi_value v, const char *what, uint32_t index,
+                        size_t size, bool name, char **out) {
+  napi_valuetype type = napi_undefined;
+  napi_typeof(env, v, &type);
+  size_t len = 0;
+  if (type == napi_string) napi_get_value_string_utf8(env, v, NULL, 0, &len);
+  char msg[160];
+  if (type != napi_string || len == 0 || len >= size) {
+    snprintf(msg, sizeof msg, "%s[%u] must be a string of 1..%zu bytes", what, index, size - 1);
+    napi_throw_type_error(env, NULL, msg);
+    return false;
+  }
+  *out = malloc(len + 1);
+  if (*out == NULL) {
+    napi_throw_error(env, NULL, "beneath: out of memory");
+    return false;
+  }
+  napi_get_value_string_utf8(env, v, *out, len + 1, &len);
+  const char *slash = strrchr(*out, '/');
+  bool plain = name ? plain_name(*out) : plain_name(slash ? slash + 1 : *out) && slash != *out;
+  if (strlen(*out) != len || !plain) {
+    snprintf(msg, sizeof msg, "%s[%u] must be %s without NUL bytes", what, index,
+             name ? "one entry name (not '.', '..', no '/')" : "a path ending in one entry name");
+    napi_throw_type_error(env, NULL, msg);
+    return false;
+  }
+  return true;
+}
+
+/* renameManyBeneath(fromDirFd, fromNames, toDirFd, toPaths): renameBeneath of
+   each fromNames[i] to toPaths[i], in order, in one job; stops at the first
+   failure. Resolves to { renamed, error? }. */
+static napi_value rename_many_beneath(napi_env env, napi_callback_info info) {
+  napi_value argv[4];
+  fs_op *op = NULL;
+  size_t argc = 4;
+  op = new_fd_op(env, info, OP_RENAME_MANY, "fromDirFd", argv, &argc);
+  if (op == NULL) return NULL;
+  if (!int_arg(env, argv, argc, 2, "toDirFd", &op->dirfd2)) goto fail;
+  bool names_array = false, paths_array = false;
+  if (argc > 1) napi_is_array(env, argv[1], &names_array);
+  if (argc > 3) napi_is_array(env, argv[3], &paths_array);
+  uint32_t n = 0, n_paths = 0;
+  if (names_array) napi_get_array_length(env, argv[1], &n);
+  if (paths_array) napi_get_array_length(env, argv[3], &n_paths);
+  if (!names_array || !paths_array || n != n_paths) {
+    napi_throw_type_error(env, NULL, "fromNames and toPaths must be arrays of the same length");
+    goto fail;
+  }
+  op->names = calloc(n > 0 ? n : 1, sizeof *op->names);
+  op->paths = calloc(n > 0 ? n : 1, sizeof *op->paths);
+  if (op->names == NULL || op->paths == NULL) {
+    napi_throw_error(env, NULL, "beneath: out of memory");
+    goto fail;
+  }
+  /* count grows with each entry copied, so free_op frees exactly those. */
+  for (uint32_t i = 0; i < n; i++, op->count++) {
+    napi_value name, path;
+    napi_get_element(env, argv[1], i, &name);
+    napi_get_element(env, argv[3], i, &path);
+    if (!str_element(env, name, "fromNames", i, NAME_BYTES, true, &op->names[i]) ||
+        !str_element(env, path, "toPaths", i, PATH_BYTES, false, &op->paths[i])) {
+      op->count++; /* the entry's strings (either may be set) are freed too */
+      goto fail;
+    }
+  }
+  strcpy(op->path, "(batch)");
+  return start(env, op);
+fail:
+  free_op(env, op);
+  return NULL;
+}
+
 /* readWholeBeneath(root, path, maxBytes): the stat of path beneath the
    directory root, and its bytes when it is a regular file of at most
    maxBytes, read in one job. */
@@ -760,6 +906,7 @@ void beneath_register(napi_env env, napi_value exports) {
       {"writeWholeBeneath", NULL, write_whole_beneath, NULL, NULL, NULL, napi_enumerable, NULL},
       {"renameBeneath", NULL, rename_beneath_fn, NULL, NULL, NULL, napi_enumerable, NULL},
       {"readWholeBeneath", NULL, read_whole_beneath, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"renameManyBeneath", NULL, rename_many_beneath, NULL, NULL, NULL, napi_enumerable, NULL},
       {"O_PATH", NULL, NULL, NULL, NULL, o_path, napi_enumerable, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);

@@ -5,8 +5,8 @@
 #include <node_api.h>
 
 /* Add openBeneath, statAt, mkdirAt, unlinkAt, removeAt, clearDirAt, renameAt,
-   syncFs, writeWholeBeneath, renameBeneath, readWholeBeneath and the O_PATH
-   constant to exports. */
+   syncFs, writeWholeBeneath, renameBeneath, renameManyBeneath, readWholeBeneath
+   and the O_PATH constant to exports. */
 void beneath_register(napi_env env, napi_value exports);
 
 #endif

@@ -109,3 +109,23 @@ test('a refusal met by background work (its new parent turned into a symlink) is
   await sink.flush();
   await sink.close();
 });
+
+test('a refusal among a flush\'s files stops their publishing there: those before it are in place, those after it are not, and recover clears them', async (t) => {
+  const { base, root, outside } = sinkRootAndOutside('refusal-middle');
+  t.after(() => rmSync(base, { recursive: true, force: true }));
+  const sink = new DirSink({ streamId: 's', root });
+  await sink.recover(new Uint8Array(0), 0);
+  const data = Buffer.from('small');
+  const before = ['b0', 'b1', 'b2'];
+  const after = ['c0', 'c1'];
+  for (const path of before) await apply(sink, { put: { path, version: version(data.length), offset: 0 } }, data);
+  await apply(sink, { put: { path: 'a/f', version: version(data.length), offset: 0 } }, data);
+  for (const path of after) await apply(sink, { put: { path, version: version(data.length), offset: 0 } }, data);
+  symlinkSync(outside, join(root, 'a'));
+  await assert.rejects(sink.flush(), (err: unknown) => err instanceof SinkError && /"a\/f" refused/.test(err.message));
+  assert.deepEqual(readdirSync(root).filter((n) => n !== '.dwcp-tmp').sort(), ['a', ...before]);
+  assert.deepEqual(readdirSync(outside), [], 'a file was written through the symlink');
+  await sink.recover(new Uint8Array(0), 0);
+  assert.deepEqual(readdirSync(join(root, '.dwcp-tmp')), [], 'unpublished files left behind');
+  await sink.close();
+});

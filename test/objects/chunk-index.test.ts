@@ -219,3 +219,38 @@ test('memory stays bounded with many chunks: a capped table plus ~2 bytes per ch
   const strangers = Array.from({ length: 500 }, () => randomBytes(32));
   assert.deepEqual(await index.has([...sample, ...strangers]), strangers);
 });
+
+test('recordMany records files in order as record() would, writing a segment whenever the table fills, and a bad file records none of them', async (t) => {
+  const s = await sink(t);
+  // A table of 8 entries: this batch (~4 chunks a file) fills it several times over.
+  const index = await s.open({ memtableEntries: 8, maxSegments: 100 });
+  const files = [];
+  for (let i = 0; i < 6; i++) {
+    const path = `f${i}`;
+    const data = bytes(MiB / 4 + i * 1000, 40 + i);
+    await writeFile(join(s.root, path), data);
+    const chunks = [];
+    for await (const c of fileChunks(join(s.root, path))) chunks.push({ hash: c.hash, offset: c.offset, length: c.length });
+    const st = await stat(join(s.root, path), { bigint: true });
+    files.push({ path, version: { size: Number(st.size), mtimeUs: Number(st.mtimeNs / 1000n) }, chunks });
+  }
+  const hashes = files.flatMap((f) => f.chunks.map((c) => c.hash));
+  assert.ok(hashes.length > 16, `want several tables' worth of chunks, got ${hashes.length}`);
+
+  // A file with a chunk beyond its size is refused before anything is recorded.
+  const bad = { ...files[5], path: 'bad', chunks: [{ ...files[5].chunks[0], offset: files[5].version.size }] };
+  await assert.rejects(index.recordMany([files[0], bad]), /beyond size/);
+  assert.equal((await index.has(hashes)).length, hashes.length, 'a batch with a bad file recorded some of it');
+
+  await index.recordMany(files);
+  assert.deepEqual(await index.has(hashes), [], 'every chunk of the batch is held');
+  const stats = index.stats();
+  assert.ok(stats.segments >= 2, `the table was written out as it filled: ${JSON.stringify(stats)}`);
+  assert.ok(stats.memtableEntries < 8, `the table stayed bounded: ${JSON.stringify(stats)}`);
+  assert.deepEqual(await index.locate(files[3].chunks[1].hash), (await readFile(join(s.root, 'f3'))).subarray(files[3].chunks[1].offset, files[3].chunks[1].offset + files[3].chunks[1].length));
+
+  // After a restart (journal replay and segments) the same holds.
+  await index.close();
+  const reopened = await s.open({ memtableEntries: 8, maxSegments: 100 });
+  assert.deepEqual(await reopened.has(hashes), []);
+});

@@ -10,7 +10,7 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { FileVersion } from '../../src/wire/messages.ts';
 import type { ObjectStore } from '../../src/streams/objects/store/object-store.ts';
-import { putWholeObject, readWholeObject } from '../../src/streams/objects/store/whole-object.ts';
+import { publishSealedObjects, putWholeObject, readWholeObject } from '../../src/streams/objects/store/whole-object.ts';
 import { sameVersion } from '../../src/streams/objects/file-version.ts';
 import { SinkError } from '../../src/streams/stream.ts';
 
@@ -66,13 +66,14 @@ function refusal(path: string): (err: unknown) => boolean {
 }
 
 /**
- * The store without its optional whole-object calls (readWhole, putWhole):
- * what readWholeObject and putWholeObject do for a store that lacks them.
+ * The store without its optional whole-object calls (readWhole, putWhole,
+ * publishMany): what readWholeObject, putWholeObject and
+ * publishSealedObjects do for a store that lacks them.
  */
 function withoutWholeCalls(store: ObjectStore): ObjectStore {
   return new Proxy(store, {
     get(target, key) {
-      if (key === 'readWhole' || key === 'putWhole') return undefined;
+      if (key === 'readWhole' || key === 'putWhole' || key === 'publishMany') return undefined;
       const value = Reflect.get(target, key, target);
       return typeof value === 'function' ? value.bind(target) : value;
     },
@@ -174,13 +175,21 @@ export function defineStoreConformance(name: string, backend: StoreBackend): voi
         assert.equal(await content(store, 'a'), 'old a', 'a sealed object is not visible');
         assert.deepEqual(await paths(store), ['a'], 'nor listed');
         await store.syncSealed();
-        for (const s of sealed) await s!.publish();
+        assert.deepEqual(await publishSealedObjects(store, sealed.map((s) => s!)), { published: 3 });
         await store.sync();
         assert.equal(await content(store, 'a'), 'second a, later', 'published in order: the later version wins');
         assert.equal(await store.holds('a', second), true);
         assert.equal(await store.holds('new/dir/b', versionOf('')), true, 'an empty file, its parents made');
         const listed = (await store.list()).entries.find((e) => e.path === 'a');
         assert.deepEqual(listed?.version, second, 'mode and mtime as sealed');
+
+        // One at a time through its own publish() too; none at all is nothing to do.
+        const third = versionOf('third a', 0o640, MTIME_US + 2);
+        const one = await putWholeObject(store, 'a', third, Buffer.from('third a'));
+        await store.syncSealed();
+        await one!.publish();
+        assert.equal(await content(store, 'a'), 'third a');
+        assert.deepEqual(await publishSealedObjects(store, []), { published: 0 });
       });
 
       withStore(`whole objects (${way}): readWholeObject reads a file whole with its version; missing or a directory is null, a larger one 'changed'`, async (plain) => {

@@ -58,7 +58,7 @@ import type { ObjectsLogger } from './objects-logger.ts';
 import type { PathFilter } from './path-filter.ts';
 import { DirStore } from './store/dir-store.ts';
 import type { ObjectStore, ObjectUpload, SealedObject } from './store/object-store.ts';
-import { putWholeObject } from './store/whole-object.ts';
+import { publishSealedObjects, putWholeObject } from './store/whole-object.ts';
 
 /** Options of a DirSink. */
 export interface DirSinkOptions {
@@ -458,6 +458,14 @@ export class DirSink implements Sink {
     await store?.index.record(path, { size: version.size, mtimeUs: version.mtimeUs }, chunks);
   }
 
+  // Record the chunks of published whole files (those indexed), in one journal write.
+  async #recordChunksOf(files: readonly UnsyncedFile[]): Promise<void> {
+    const indexed = files.filter((f) => f.chunks !== null);
+    if (indexed.length === 0) return;
+    const store = await this.#chunks();
+    await store?.index.recordMany(indexed.map((f) => ({ path: f.path, version: { size: f.version.size, mtimeUs: f.version.mtimeUs }, chunks: f.chunks! })));
+  }
+
   // A path renamed away or deleted: its chunks are no longer there (the index also checks versions on use).
   async #forgetChunks(path: string): Promise<void> {
     const store = this.#chunkStore ? await this.#chunks() : null;
@@ -537,18 +545,25 @@ export class DirSink implements Sink {
   }
 
   // One sync of every sealed file's content, then each published at its path
-  // in op order: no name ever points at content that is not on disk.
+  // in op order: no name ever points at content that is not on disk. The
+  // store publishes them in a few calls (a directory: one native job per
+  // PUBLISH_BATCH; one job and two awaits a file cost ~0.27 ms of flush
+  // wall time a file, measured with 5,966 small files on a shared machine).
+  // A refusal stops it there, as when they went one by one: the files after
+  // it stay unfinished uploads, which recover clears; it is thrown once the
+  // chunks of those published are recorded.
   async #publishSealed(): Promise<void> {
     if (this.#unsynced.size === 0) return;
-    const files = this.#unsynced;
+    const files = [...this.#unsynced.values()];
     this.#unsynced = new Map();
-    await this.#store.syncSealed();
-    for (const file of files.values()) {
+    for (const file of files) {
       if (file.sealed === undefined) throw new Error(`publish ${JSON.stringify(file.path)}: its upload was never sealed`);
-      if (file.sealed === null) continue;
-      await file.sealed.publish();
-      await this.#recordChunks(file.path, file.version, file.chunks);
     }
+    const sealed = files.filter((f) => f.sealed !== null);
+    await this.#store.syncSealed();
+    const outcome = await publishSealedObjects(this.#store, sealed.map((f) => f.sealed!));
+    await this.#recordChunksOf(sealed.slice(0, outcome.published));
+    if (outcome.error !== undefined) throw outcome.error;
   }
 
   async #applyDelete(path: string): Promise<void> {

@@ -64,6 +64,13 @@ export interface RecordedChunk {
   length: number;
 }
 
+/** A file's chunks to record, at its version. */
+export interface RecordedFile {
+  path: string;
+  version: ChunkFileVersion;
+  chunks: readonly RecordedChunk[];
+}
+
 /** What the index holds and what that costs in memory. */
 export interface ChunkIndexStats {
   memtableEntries: number;
@@ -161,7 +168,12 @@ export class ChunkIndex {
 
   /** Record the chunks of a file the sink made durable at version (replacing what was recorded for path). */
   record(path: string, version: ChunkFileVersion, chunks: readonly RecordedChunk[]): Promise<void> {
-    return this.#exclusive(() => this.#record(path, version, chunks));
+    return this.#exclusive(() => this.#record([{ path, version, chunks }]));
+  }
+
+  /** Record several files as record() does, in order, with one journal write per table's worth. */
+  recordMany(files: readonly RecordedFile[]): Promise<void> {
+    return this.#exclusive(() => this.#record(files));
   }
 
   /** Forget a path (deleted, or renamed away); its entries in segments go at the next merge. */
@@ -224,15 +236,30 @@ export class ChunkIndex {
     else this.#addToMemory(record.path, record, record.chunks);
   }
 
-  async #record(path: string, version: ChunkFileVersion, chunks: readonly RecordedChunk[]): Promise<void> {
-    const kept: JournalChunk[] = chunks.filter((c) => c.length > 0).map((c) => ({ hash: c.hash, offset: c.offset, length: c.length }));
-    for (const c of kept) {
-      if (c.hash.length !== 32) throw new Error(`chunk index: record ${path}: chunk hash of ${c.hash.length} bytes, want 32`);
-      if (c.offset + c.length > version.size) throw new Error(`chunk index: record ${path}: chunk at ${c.offset}+${c.length} beyond size ${version.size}`);
+  // Every file checked before anything is written; then journal writes of
+  // at most the table's free room in chunks each, so the table still holds
+  // at most one file's chunks beyond its bound before it is written out.
+  async #record(files: readonly RecordedFile[]): Promise<void> {
+    const records = files.map(({ path, version, chunks }) => {
+      const kept: JournalChunk[] = chunks.filter((c) => c.length > 0).map((c) => ({ hash: c.hash, offset: c.offset, length: c.length }));
+      for (const c of kept) {
+        if (c.hash.length !== 32) throw new Error(`chunk index: record ${path}: chunk hash of ${c.hash.length} bytes, want 32`);
+        if (c.offset + c.length > version.size) throw new Error(`chunk index: record ${path}: chunk at ${c.offset}+${c.length} beyond size ${version.size}`);
+      }
+      return { kind: 'record' as const, path, size: version.size, mtimeUs: version.mtimeUs, chunks: kept };
+    });
+    let group: typeof records = [];
+    let room = this.#memtableMax - this.#memtable.size;
+    for (const [i, record] of records.entries()) {
+      group.push(record);
+      room -= record.chunks.length;
+      if (room > 0 && i < records.length - 1) continue;
+      await this.#journal!.appendMany(group);
+      for (const r of group) this.#addToMemory(r.path, r, r.chunks);
+      if (this.#memtable.size >= this.#memtableMax) await this.#flush();
+      group = [];
+      room = this.#memtableMax - this.#memtable.size;
     }
-    await this.#journal!.append({ kind: 'record', path, size: version.size, mtimeUs: version.mtimeUs, chunks: kept });
-    this.#addToMemory(path, version, kept);
-    if (this.#memtable.size >= this.#memtableMax) await this.#flush();
   }
 
   #addToMemory(path: string, version: ChunkFileVersion, chunks: readonly JournalChunk[]): void {
@@ -411,7 +438,7 @@ export class ChunkIndex {
       const total = chunks.reduce((n, c) => n + c.length, 0);
       // A file that changed while read is left out (it is recorded when it is next applied).
       if (total !== reader.version.size) continue;
-      await this.#record(path, reader.version, chunks);
+      await this.#record([{ path, version: reader.version, chunks }]);
     }
     await this.#flush();
     await writeFile(join(this.#dir, COMPLETE_NAME), 'chunk index format 1\n');

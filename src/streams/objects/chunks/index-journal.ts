@@ -77,13 +77,25 @@ export class IndexJournal {
   }
 
   /** Append one record. */
-  async append(record: JournalRecord): Promise<void> {
-    const payload = encodeRecord(record);
-    const header = Buffer.allocUnsafe(RECORD_HEADER_BYTES);
-    header.writeUInt32LE(payload.length, 0);
-    header.writeUInt32LE(crc32(payload) >>> 0, 4);
-    await this.#fh.writev([header, payload]);
-    this.#size += RECORD_HEADER_BYTES + payload.length;
+  append(record: JournalRecord): Promise<void> {
+    return this.appendMany([record]);
+  }
+
+  /** Append records in order, in one write (a checkpoint's files: one write, not one each). */
+  async appendMany(records: readonly JournalRecord[]): Promise<void> {
+    const buffers: Buffer[] = [];
+    let bytes = 0;
+    for (const record of records) {
+      const payload = encodeRecord(record);
+      const header = Buffer.allocUnsafe(RECORD_HEADER_BYTES);
+      header.writeUInt32LE(payload.length, 0);
+      header.writeUInt32LE(crc32(payload) >>> 0, 4);
+      buffers.push(header, payload);
+      bytes += RECORD_HEADER_BYTES + payload.length;
+    }
+    if (bytes === 0) return;
+    await this.#fh.writev(buffers);
+    this.#size += bytes;
   }
 
   /** Empty the journal (its records are in a segment now). */

@@ -8,7 +8,8 @@
 // directory's fd. A symlink at the temp area is refused, never followed or
 // emptied. Names are made durable by sync(), one fsync per touched
 // directory (not one per file). A small file is read whole (readWhole),
-// written and sealed (putWhole) and published in one native job each.
+// written and sealed (putWhole) in one native job each, and a checkpoint's
+// sealed files published in one native job per PUBLISH_BATCH (publishMany).
 
 import { close, constants, fchmod, fsync, ftruncate, watch } from 'node:fs';
 import type { BigIntStats } from 'node:fs';
@@ -28,8 +29,8 @@ import { MODE_MASK, sameVersion, versionOf } from '../file-version.ts';
 import { TEMP_DIR_NAME, isMissing } from '../object-paths.ts';
 import type { PathFilter } from '../path-filter.ts';
 import { scanTree } from '../tree-scan.ts';
-import { DirUpload, writeSealed } from './dir-upload.ts';
-import type { ObjectListing, ObjectReader, ObjectStore, ObjectUpload, SealedObject, StoreWatcher, WholeObject } from './object-store.ts';
+import { DirUpload, SealedFile, writeSealed } from './dir-upload.ts';
+import type { ObjectListing, ObjectReader, ObjectStore, ObjectUpload, PublishOutcome, SealedObject, StoreWatcher, WholeObject } from './object-store.ts';
 
 const closeFd = promisify(close);
 const fchmodFd = promisify(fchmod);
@@ -38,6 +39,14 @@ const ftruncateFd = promisify(ftruncate);
 
 /** Paths below the temp area start with this. */
 const TEMP_AREA_PREFIX = `${TEMP_DIR_NAME}/`;
+
+/**
+ * Sealed files renamed in one native job by publishMany, at most. Each job
+ * holds its names (two strings a file) and keeps one thread-pool thread
+ * busy for its renames; a checkpoint holds at most MAX_UNSYNCED_FILES
+ * (4,096), so a few jobs per flush instead of one a file.
+ */
+export const PUBLISH_BATCH = 1024;
 
 /** What a temp area name may look like: one plain path segment. */
 const TEMP_NAME_PATTERN = /^[A-Za-z0-9_~-][A-Za-z0-9._~-]*$/;
@@ -303,6 +312,18 @@ export class DirStore implements ObjectStore {
     await native().syncFs(area.tempFd);
   }
 
+  /**
+   * Publish files sealed by putWhole, in order, PUBLISH_BATCH to a native
+   * job (renameManyBeneath), each as its publish() would: a missing parent
+   * is made, a symlink on the way refuses with a SinkError naming the path.
+   * Runs as one of the store's serialized renames.
+   */
+  publishMany(objects: readonly SealedObject[]): Promise<PublishOutcome> {
+    const published = this.#renames.then(() => this.#publishMany(objects));
+    this.#renames = published.catch(() => undefined);
+    return published;
+  }
+
   /** The files beneath the root, through a root fd of their own. */
   async openChunkFiles(): Promise<ChunkFiles & { close(): Promise<void> }> {
     const root = await BeneathRoot.open(this.root);
@@ -331,20 +352,52 @@ export class DirStore implements ObjectStore {
     },
   };
 
+  // The sealed files in order, a batch per native job; a file whose batch
+  // entry failed is renamed the slow way (or refused), then the rest go on.
+  async #publishMany(objects: readonly SealedObject[]): Promise<PublishOutcome> {
+    let done = 0;
+    try {
+      const area = this.#area ?? (await this.#open());
+      while (done < objects.length) {
+        const batch = objects.slice(done, done + PUBLISH_BATCH);
+        const files = batch.map((o, i) => {
+          if (o instanceof SealedFile && o.area === this.#uploadArea) return o;
+          throw new Error(`publish ${JSON.stringify(o.path)}: not sealed by this store (object ${done + i} of ${objects.length})`);
+        });
+        const result = await native().renameManyBeneath(area.tempFd, files.map((f) => f.tempName), area.root.fd, files.map((f) => f.path));
+        for (let i = 0; i < result.renamed; i++) this.#dirtyDirs.add(splitParent(files[i].path).dirRel);
+        done += result.renamed;
+        if (result.error === undefined) continue;
+        const failed = files[result.renamed];
+        await this.#renameAfter(area, failed.path, failed.tempName, undefined, result.error);
+        done++;
+      }
+    } catch (error) {
+      return { published: done, error };
+    }
+    return { published: done };
+  }
+
   // Rename a finished temp file to path; its directory is fsynced with the next sync.
   async #renameInto(path: string, tempName: string, opened: EntryDir | undefined): Promise<void> {
     const area = this.#area ?? (await this.#open());
     // Usually its directory is there: resolved beneath the root and renamed into in one job.
     if (opened?.fd === undefined) {
-      const { dirRel } = splitParent(path);
       try {
         await native().renameBeneath(area.tempFd, tempName, area.root.fd, path);
-        this.#dirtyDirs.add(dirRel);
+        this.#dirtyDirs.add(splitParent(path).dirRel);
         return;
       } catch (err) {
-        if (!isMissing(err)) throw await area.root.refusal(path, err, `publish ${JSON.stringify(path)}`, dirRel);
+        return this.#renameAfter(area, path, tempName, undefined, err);
       }
     }
+    return this.#renameAfter(area, path, tempName, opened, undefined);
+  }
+
+  // The rename when renameBeneath failed (err) or was not tried (opened):
+  // a missing directory is made, anything else refuses naming path.
+  async #renameAfter(area: OpenArea, path: string, tempName: string, opened: EntryDir | undefined, err: unknown): Promise<void> {
+    if (err !== undefined && !isMissing(err)) throw await area.root.refusal(path, err, `publish ${JSON.stringify(path)}`, splitParent(path).dirRel);
     // The directory it goes in: the one opened for it, or made now.
     const made = opened?.fd === undefined ? await area.root.makeParent(path, (dir) => this.#dirtyDirs.add(dir)) : undefined;
     const parent = made ?? opened!;

@@ -182,22 +182,24 @@ export async function writeSealed(area: UploadArea, path: string, version: FileV
 }
 
 /** A temp file written whole and sealed, waiting to be published. */
-class SealedFile implements SealedObject {
+export class SealedFile implements SealedObject {
   readonly path: string;
   readonly version: FileVersion;
-  readonly #area: UploadArea;
-  readonly #tempName: string;
+  /** The area it was written in (a store publishes many at once only its own). */
+  readonly area: UploadArea;
+  /** Name of the temp file in the area. */
+  readonly tempName: string;
 
   constructor(area: UploadArea, path: string, version: FileVersion, tempName: string) {
-    this.#area = area;
+    this.area = area;
     this.path = path;
     this.version = version;
-    this.#tempName = tempName;
+    this.tempName = tempName;
   }
 
   /** Rename it over the target, its directory resolved beneath the root. */
   publish(): Promise<void> {
-    return this.#area.renameInto(this.path, this.#tempName, undefined);
+    return this.area.renameInto(this.path, this.tempName, undefined);
   }
 }
 

@@ -76,6 +76,12 @@ export interface SealedObject {
   publish(): Promise<void>;
 }
 
+/** What publishing sealed objects in order did: the first `published` are at their paths; error is the next one's failure (none after it was tried). */
+export interface PublishOutcome {
+  published: number;
+  error?: unknown;
+}
+
 /** A small object read whole: its bytes and the version they are. */
 export interface WholeObject {
   /** Its version while it was read. */
@@ -150,6 +156,15 @@ export interface ObjectStore {
   sync(): Promise<void>;
   /** Make the content of every sealed upload durable (they stay invisible until published). */
   syncSealed(): Promise<void>;
+  /**
+   * Optional, for many small objects: publish objects this store sealed
+   * (after its syncSealed()) at their paths in order, as their publish()
+   * one after another would, in fewer calls (a directory: one native job
+   * per batch). The first failure stops it, as a SinkError naming its path
+   * when publish() would refuse; nothing after it is published. Without it
+   * publishSealedObjects (whole-object.ts) calls publish() one by one.
+   */
+  publishMany?(objects: readonly SealedObject[]): Promise<PublishOutcome>;
 
   /** The files as the chunk index reads them (stage dedup@1); close it when done. */
   openChunkFiles(): Promise<ChunkFiles & { close(): Promise<void> }>;

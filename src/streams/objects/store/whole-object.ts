@@ -1,10 +1,11 @@
 // Small objects whole, over any ObjectStore: read or written and sealed in
 // one call where the store offers one (a directory does each in one native
-// job), else through its ranged reader and its uploads. The objects source
+// job), else through its ranged reader and its uploads; published many at
+// once where the store offers that, else one by one. The objects source
 // and sink use these for files that fit in one frame.
 
 import type { FileVersion } from '../../../wire/messages.ts';
-import type { ObjectStore, SealedObject, WholeObject } from './object-store.ts';
+import type { ObjectStore, PublishOutcome, SealedObject, WholeObject } from './object-store.ts';
 
 /**
  * Read path whole: its bytes and version, null when it is not a regular file
@@ -48,4 +49,21 @@ export async function putWholeObject(store: ObjectStore, path: string, version: 
     throw err;
   }
   return upload;
+}
+
+/**
+ * Publish sealed objects at their paths in op order (after the store's
+ * syncSealed()), stopping at the first failure: the outcome says how many
+ * were published and why the next one was not.
+ */
+export async function publishSealedObjects(store: ObjectStore, objects: readonly SealedObject[]): Promise<PublishOutcome> {
+  if (store.publishMany) return store.publishMany(objects);
+  for (let i = 0; i < objects.length; i++) {
+    try {
+      await objects[i].publish();
+    } catch (error) {
+      return { published: i, error };
+    }
+  }
+  return { published: objects.length };
 }
