@@ -103,6 +103,8 @@ interface Session {
   decodeNext: number;
   /** Declared plaintext bytes of frames decoding or decoded and not yet applied. */
   decodingBytes: number;
+  /** The frame the apply loop took out of pending and is applying now (0: none). */
+  applying: number;
 }
 
 /** Status of a receiver, for /status. */
@@ -233,9 +235,12 @@ export class StreamReceiver {
       metrics.framesFenced.inc({ stream: streamId });
       return;
     }
-    if (frame.seq <= this.appliedSeq || session.pending.has(frame.seq)) {
+    if (frame.seq <= this.appliedSeq || frame.seq === session.applying || session.pending.has(frame.seq)) {
       // Held already (a hedge's second copy, or a resend after a carrier
-      // died with our delivery report): dropped, and reported again.
+      // died with our delivery report), or being applied (a copy arriving
+      // then, held again, was never applied nor freed: its bytes stayed
+      // counted until the pending bound cut the source off): dropped, and
+      // reported again.
       metrics.framesDuplicate.inc({ stream: streamId });
       link.delivered(streamId, frame.seq);
       return;
@@ -368,7 +373,7 @@ export class StreamReceiver {
     this.epoch = request.epoch;
     this.failures.clear();
     // A fresh decode context per session: the sender's first streaming frame is a resync point.
-    this.session = { link, epoch: request.epoch, sourceRegion: request.sourceRegion, pending: new Map(), pendingBytes: 0, ended: false, contextKey: `recv/${streamId}/${++this.contexts}`, decodeNext: checkpoint.seq + 1, decodingBytes: 0 };
+    this.session = { link, epoch: request.epoch, sourceRegion: request.sourceRegion, pending: new Map(), pendingBytes: 0, ended: false, contextKey: `recv/${streamId}/${++this.contexts}`, decodeNext: checkpoint.seq + 1, decodingBytes: 0, applying: 0 };
     this.options.logger.info({ stream: streamId, peer: link.peerNode, epoch: request.epoch, seq: checkpoint.seq }, 'stream session opened');
     // Answer with the resume point, in parts when large.
     for (let offset = 0; offset === 0 || offset < state.length; offset += STATE_PART_BYTES) {
@@ -561,7 +566,12 @@ export class StreamReceiver {
       if (!session || session.ended) break;
       const next = session.pending.get(this.appliedSeq + 1);
       if (!next) break;
-      await this.applyOne(session, next);
+      session.applying = next.frame.seq;
+      try {
+        await this.applyOne(session, next);
+      } finally {
+        session.applying = 0;
+      }
       if (this.bytesSinceCheckpoint >= this.options.checkpointBytes) this.checkpointDue = true;
       if (this.checkpointDue) await this.checkpoint(session);
     }
