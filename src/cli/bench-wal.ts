@@ -196,11 +196,17 @@ export async function benchWalCommand(args: string[]): Promise<number> {
     await primary.pgbench(['-n', `--random-seed=${Number(values.seed) + 1}`, '-c', String(clients), '-j', '1', '-t', String(backlogPerClient)]);
     const b1 = await lsnOf(primaryClient, FLUSH_SQL);
     const catchUp: number[] = [];
+    // The agents' CPU over DWCP's catch-up alone: the backlog phase also
+    // counts the agents idling while pgbench writes, which on a busy machine
+    // (or under --cpu-prof, whose sampler threads run while idle) outweighs it.
+    let catchUpCpu = [0, 0];
     for (const p of paths) {
+      const before = p.proxy === dwcpProxy ? await agentCpu() : null;
       const t0 = performance.now();
       p.proxy.resume();
       await caughtUp(p, b1);
       catchUp.push((performance.now() - t0) / 1000);
+      if (before) catchUpCpu = (await agentCpu()).map((c, i) => c - before[i]);
     }
     const cpu2 = await agentCpu();
 
@@ -214,7 +220,7 @@ export async function benchWalCommand(args: string[]): Promise<number> {
     });
     // The agents' CPU per GiB of WAL in each phase (from /proc: user + system, worker threads included).
     const perGiB = (cpu: number, bytes: number): string => (cpu / (bytes / 2 ** 30)).toFixed(1);
-    out.write(`\nagents' CPU s per GiB of WAL: steady A ${perGiB(cpu1[0] - cpu0[0], walBytes)}, B ${perGiB(cpu1[1] - cpu0[1], walBytes)}; backlog (written while held back, then caught up) A ${perGiB(cpu2[0] - cpu1[0], b1 - b0)}, B ${perGiB(cpu2[1] - cpu1[1], b1 - b0)} (${(cpu2[0] - cpu1[0]).toFixed(1)} / ${(cpu2[1] - cpu1[1]).toFixed(1)} CPU s)\n`);
+    out.write(`\nagents' CPU s per GiB of WAL: steady A ${perGiB(cpu1[0] - cpu0[0], walBytes)}, B ${perGiB(cpu1[1] - cpu0[1], walBytes)}; backlog (written while held back, then caught up) A ${perGiB(cpu2[0] - cpu1[0], b1 - b0)}, B ${perGiB(cpu2[1] - cpu1[1], b1 - b0)} (${(cpu2[0] - cpu1[0]).toFixed(1)} / ${(cpu2[1] - cpu1[1]).toFixed(1)} CPU s); DWCP catch-up alone A ${perGiB(catchUpCpu[0], b1 - b0)}, B ${perGiB(catchUpCpu[1], b1 - b0)} (${catchUpCpu[0].toFixed(1)} / ${catchUpCpu[1].toFixed(1)} CPU s)\n`);
     out.write(`\nloopback, ${availableParallelism()} cores; wire = both directions through a counting proxy (native: standby<->primary; dwcp: A<->B, TLS); PostgreSQL 15, pgbench scale ${values.scale}\n`);
     return 0;
   } finally {

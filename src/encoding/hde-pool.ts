@@ -99,11 +99,16 @@ export function resultBuffer(view: Uint8Array): { transfer: ArrayBuffer[]; headr
  * ArrayBuffer: a 100-byte meta or a 12 KiB payload in Node's 64 KiB pool
  * slab (or in a socket chunk) cost a 64 KiB copy each way (a loop of such
  * posts took 12x the main thread's CPU of compact copies; bench-wal spent
- * ~20 % of each agent's CPU there).
+ * ~20 % of each agent's CPU there). A copy of MIN_TRANSFER_BYTES or more
+ * is added to transfer: it is nobody else's, so it moves instead of being
+ * copied a second time by the post (a 128 KiB XLogData message inside a
+ * socket-sized buffer was copied twice per frame).
  */
 export function compactView(view: Uint8Array, transfer: ArrayBuffer[]): Uint8Array {
   if (view.byteLength === view.buffer.byteLength || transfer.includes(view.buffer as ArrayBuffer)) return view;
-  return new Uint8Array(view);
+  const copy = new Uint8Array(view);
+  if (copy.byteLength >= MIN_TRANSFER_BYTES) transfer.push(copy.buffer);
+  return copy;
 }
 
 /** Default worker count: the cores, at most 4. */

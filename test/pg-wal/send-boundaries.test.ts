@@ -16,7 +16,7 @@ import { dataMeta, streamUntil } from './xlog-stream.ts';
 import { formatLsn } from '../../src/streams/pg-wal/lsn.ts';
 import { ReplicationClient } from '../../src/streams/pg-wal/replication-client.ts';
 import { WalSink } from '../../src/streams/pg-wal/wal-sink.ts';
-import { MAX_SEND_BYTES, WAL_PAGE_BYTES, sendEnd, startWalsenderServer } from '../../src/streams/pg-wal/walsender-server.ts';
+import { MAX_SEND_BYTES, WAL_PAGE_BYTES, sendEnd, sendLengths, startWalsenderServer } from '../../src/streams/pg-wal/walsender-server.ts';
 
 const MiB = 1024 * 1024;
 const SYSTEM = { systemId: '7344444444444444444', timeline: 1, walSegmentSize: MiB, serverVersion: 150013 };
@@ -30,6 +30,23 @@ test('sendEnd: the available end when close, else a page boundary, never past th
   assert.equal(sendEnd(1000, 10 * MiB, seg) % WAL_PAGE_BYTES, 0);
   assert.equal(sendEnd(seg - 100, 2 * seg, seg), seg, 'a segment end is a page boundary');
   assert.equal(sendEnd(0, 10 * MiB, seg), MAX_SEND_BYTES);
+});
+
+test('sendLengths: the messages sendEnd cuts one after another, at most count, never past the segment', () => {
+  const seg = 16 * MiB;
+  // From mid-page with plenty available: the same cuts as calling sendEnd from each end.
+  const lengths = sendLengths(1000, 10 * MiB, seg, 4);
+  assert.equal(lengths.length, 4);
+  let at = 1000;
+  for (const n of lengths) {
+    assert.equal(at + n, sendEnd(at, 10 * MiB, seg));
+    at += n;
+  }
+  // Fewer when the available WAL ends first (at a primary boundary, mid-page).
+  assert.deepEqual(sendLengths(0, MAX_SEND_BYTES + 5000, seg, 4), [MAX_SEND_BYTES, 5000]);
+  // Never into the next segment.
+  assert.deepEqual(sendLengths(seg - 100, 2 * seg, seg, 4), [100]);
+  assert.deepEqual(sendLengths(500, 500, seg, 4), []);
 });
 
 test('every XLogData the endpoint sends ends at a committed (primary) boundary or a page boundary', { timeout: 60_000 }, async () => {

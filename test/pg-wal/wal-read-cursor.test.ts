@@ -64,3 +64,31 @@ test('a kept segment that was replaced by a longer file is opened again, not rea
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('readPieces reads consecutive pieces in one call, each after headroom, and refuses to leave the segment or pass the end', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'dwcp-cursor-'));
+  const cursor = new WalSpoolReader(dir).cursor();
+  try {
+    const writer = new WalSpoolWriter(dir);
+    writer.setSystem(SYSTEM);
+    const start = 3 * MiB;
+    const wal = randomBytes(MiB + 100 * 1024);
+    await writer.write(1, start, wal);
+    const state: SpoolState = (await writer.flush())!;
+    const lengths = [128 * 1024, 128 * 1024, 5_000];
+    const pieces = await cursor.readPieces(state, 1, start + 1000, state.flushLsn, lengths, HEADROOM);
+    let at = 1000;
+    for (const [i, piece] of pieces.entries()) {
+      assert.equal(piece.length, HEADROOM + lengths[i]);
+      assert.ok(piece.subarray(HEADROOM).equals(wal.subarray(at, at + lengths[i])), `piece ${i}`);
+      at += lengths[i];
+    }
+    // Across the segment's end, or past the end asked for: refused, nothing read.
+    await assert.rejects(cursor.readPieces(state, 1, start + MiB - 100, state.flushLsn, [200], HEADROOM), /passes/);
+    await assert.rejects(cursor.readPieces(state, 1, start, start + 100, [200]), /passes/);
+    await writer.close();
+  } finally {
+    await cursor.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -81,21 +81,40 @@ export class MessageDecoder {
     return { type, body: whole.subarray(headerLength) };
   }
 
-  /** The first chunk, grown to at least n bytes by joining the chunks it takes (only those: a 128 KiB message is not copied with the megabyte behind it). */
+  /** The first n bytes: the first chunk when it holds them, else a copy of just those bytes (a header split across chunks). */
   #peek(n: number): Buffer {
     if (this.#chunks[0].length >= n) return this.#chunks[0];
-    let count = 0;
-    for (let have = 0; have < n; count++) have += this.#chunks[count].length;
-    this.#chunks.splice(0, count, Buffer.concat(this.#chunks.slice(0, count)));
-    return this.#chunks[0];
+    const out = Buffer.allocUnsafe(n);
+    let have = 0;
+    for (let i = 0; have < n; i++) have += this.#chunks[i].copy(out, have, 0, n - have);
+    return out;
   }
 
+  /**
+   * The next n bytes, consumed: a view of the first chunk when it holds
+   * them, else a buffer of exactly n bytes that the chunks are copied into,
+   * the last one only in part (its rest stays a view for the next message).
+   * Joining whole chunks instead copied the bytes after a message again
+   * with the next one: a 128 KiB XLogData message over 64 KiB socket reads
+   * cost ~1.5 copies per byte, this one.
+   */
   #take(n: number): Buffer {
-    const first = this.#peek(n);
-    const out = first.subarray(0, n);
-    if (first.length === n) this.#chunks.shift();
-    else this.#chunks[0] = first.subarray(n);
+    const first = this.#chunks[0];
     this.#buffered -= n;
+    if (first.length >= n) {
+      if (first.length === n) this.#chunks.shift();
+      else this.#chunks[0] = first.subarray(n);
+      return first.subarray(0, n);
+    }
+    const out = Buffer.allocUnsafe(n);
+    let have = 0;
+    while (have < n) {
+      const chunk = this.#chunks[0];
+      const used = chunk.copy(out, have, 0, n - have);
+      have += used;
+      if (used === chunk.length) this.#chunks.shift();
+      else this.#chunks[0] = chunk.subarray(used);
+    }
     return out;
   }
 }

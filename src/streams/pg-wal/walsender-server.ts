@@ -477,6 +477,27 @@ export function sendEnd(pos: number, available: number, walSegmentSize: number):
   return cut - (cut % WAL_PAGE_BYTES);
 }
 
+/**
+ * XLogData messages whose WAL is read from the spool in one call: 512 KiB
+ * at MAX_SEND_BYTES each, the size of the frames a catch-up arrives in.
+ */
+const MESSAGES_PER_READ = 4;
+
+/**
+ * Lengths of up to count consecutive XLogData messages from pos, as
+ * sendEnd cuts them, all within pos's segment (one read covers them).
+ */
+export function sendLengths(pos: number, available: number, walSegmentSize: number, count: number): number[] {
+  const segmentEnd = (Math.floor(pos / walSegmentSize) + 1) * walSegmentSize;
+  const lengths: number[] = [];
+  for (let at = pos; at < Math.min(available, segmentEnd) && lengths.length < count; ) {
+    const upTo = sendEnd(at, available, walSegmentSize);
+    lengths.push(upTo - at);
+    at = upTo;
+  }
+  return lengths;
+}
+
 /** CopyData header (type, length) plus XLogData's ('w', start, server WAL end, server time): bytes before the WAL. */
 const XLOG_DATA_HEADER_BYTES = 5 + 1 + 8 + 8 + 8;
 
@@ -559,12 +580,17 @@ async function startReplication(conn: MessageSocket, ctx: ConnectionContext, sta
         if (span.next !== undefined && pos >= span.end) break;
         const end = span.next !== undefined ? span.end : state.flushLsn;
         if (pos < end) {
-          // The WAL is read in after room for the message headers, written in place.
-          const upTo = sendEnd(pos, end, state.walSegmentSize);
-          const message = await cursor.read(state, timeline, pos, upTo, upTo - pos, XLOG_DATA_HEADER_BYTES);
-          writeXLogDataHeader(message, pos, state.flushLsn, pgTimestampMicros());
-          await conn.write(message);
-          pos += message.length - XLOG_DATA_HEADER_BYTES;
+          // The next messages' WAL is read in one call, each after room for its headers, written in place.
+          const lengths = sendLengths(pos, end, state.walSegmentSize, MESSAGES_PER_READ);
+          const messages = await cursor.readPieces(state, timeline, pos, end, lengths, XLOG_DATA_HEADER_BYTES);
+          const now = pgTimestampMicros();
+          for (const message of messages) {
+            // The standby's CopyDone ends the stream between messages, as before.
+            if (stop.signal.aborted) break;
+            writeXLogDataHeader(message, pos, state.flushLsn, now);
+            await conn.write(message);
+            pos += message.length - XLOG_DATA_HEADER_BYTES;
+          }
           lastSend = Date.now();
           continue;
         }
