@@ -46,6 +46,12 @@ export class InflightWindow<F, H> {
   /** Largest sum of all frame bytes not yet durable (delivered or not), bytes. */
   private holdLimitBytes: number;
   private readonly streams = new Map<string, Map<number, InflightEntry<F, H>>>();
+  /**
+   * The undelivered frames of each stream, in sequence order: what the
+   * hedge scan (every 50 ms) and a dying carrier look at, without walking
+   * the delivered frames the destination holds (up to its whole hold).
+   */
+  private readonly undeliveredFrames = new Map<string, Map<number, InflightEntry<F, H>>>();
   private undeliveredBytes = 0;
   private allBytes = 0;
 
@@ -94,6 +100,7 @@ export class InflightWindow<F, H> {
     }
     const entry: InflightEntry<F, H> = { streamId, seq, frame, bytes, sentAt, holder: null, writtenAt: sentAt, hedgeHolder: null, hedged: false, delivered: false };
     frames.set(seq, entry);
+    this.markUndelivered(entry, true);
     this.undeliveredBytes += bytes;
     this.allBytes += bytes;
     return entry;
@@ -126,7 +133,10 @@ export class InflightWindow<F, H> {
     for (const [seq, entry] of frames) {
       if (seq > upToSeq) break;
       frames.delete(seq);
-      if (!entry.delivered) this.undeliveredBytes -= entry.bytes;
+      if (!entry.delivered) {
+        this.undeliveredBytes -= entry.bytes;
+        this.markDelivered(entry);
+      }
       this.allBytes -= entry.bytes;
       released.push(entry);
     }
@@ -145,6 +155,7 @@ export class InflightWindow<F, H> {
     if (!entry || entry.delivered) return null;
     entry.delivered = true;
     this.undeliveredBytes -= entry.bytes;
+    this.markDelivered(entry);
     return entry;
   }
 
@@ -154,17 +165,22 @@ export class InflightWindow<F, H> {
    * peer's huge range costs no more than the frames in flight.
    */
   deliveredRange(streamId: string, first: number, last: number): Array<InflightEntry<F, H>> {
-    const frames = this.streams.get(streamId);
+    const frames = this.undeliveredFrames.get(streamId);
     if (!frames || last < first) return [];
     const news: Array<InflightEntry<F, H>> = [];
-    const take = (entry: InflightEntry<F, H> | undefined): void => {
-      if (!entry || entry.delivered) return;
+    if (last - first < frames.size) {
+      for (let seq = first; seq <= last; seq++) {
+        const entry = frames.get(seq);
+        if (entry) news.push(entry);
+      }
+    } else {
+      for (const [seq, entry] of frames) if (seq >= first && seq <= last) news.push(entry);
+    }
+    for (const entry of news) {
       entry.delivered = true;
       this.undeliveredBytes -= entry.bytes;
-      news.push(entry);
-    };
-    if (last - first < frames.size) for (let seq = first; seq <= last; seq++) take(frames.get(seq));
-    else for (const [seq, entry] of frames) if (seq >= first && seq <= last) take(entry);
+      this.markDelivered(entry);
+    }
     return news;
   }
 
@@ -173,13 +189,14 @@ export class InflightWindow<F, H> {
     if (!entry.delivered || this.streams.get(entry.streamId)?.get(entry.seq) !== entry) return;
     entry.delivered = false;
     this.undeliveredBytes += entry.bytes;
+    this.markUndelivered(entry, false);
   }
 
   /** Undelivered frames with a copy on a carrier (holder or hedge), to act on when it dies; in stream and sequence order. */
   heldBy(holder: H): Array<InflightEntry<F, H>> {
     const held: Array<InflightEntry<F, H>> = [];
-    for (const frames of this.streams.values()) {
-      for (const entry of frames.values()) if ((entry.holder === holder || entry.hedgeHolder === holder) && !entry.delivered) held.push(entry);
+    for (const frames of this.undeliveredFrames.values()) {
+      for (const entry of frames.values()) if (entry.holder === holder || entry.hedgeHolder === holder) held.push(entry);
     }
     return held;
   }
@@ -187,14 +204,39 @@ export class InflightWindow<F, H> {
   /** Undelivered frames, in stream and sequence order (what a hedge looks at). */
   undelivered(): Array<InflightEntry<F, H>> {
     const out: Array<InflightEntry<F, H>> = [];
-    for (const frames of this.streams.values()) for (const entry of frames.values()) if (!entry.delivered) out.push(entry);
+    for (const frames of this.undeliveredFrames.values()) for (const entry of frames.values()) out.push(entry);
     return out;
   }
 
   /** Drop everything (the session ended: the next resumes from the destination's durable position). */
   clear(): void {
     this.streams.clear();
+    this.undeliveredFrames.clear();
     this.undeliveredBytes = 0;
     this.allBytes = 0;
+  }
+
+  // List an entry as undelivered, keeping its stream's list in sequence
+  // order: a new frame is the stream's newest (add's rule); a Nack's may be
+  // older than some listed (rare: the list is put back in order then).
+  private markUndelivered(entry: InflightEntry<F, H>, newest: boolean): void {
+    let frames = this.undeliveredFrames.get(entry.streamId);
+    if (!frames) {
+      frames = new Map();
+      this.undeliveredFrames.set(entry.streamId, frames);
+    }
+    frames.set(entry.seq, entry);
+    if (!newest && frames.size > 1) {
+      const sorted = [...frames.values()].sort((a, b) => a.seq - b.seq);
+      frames.clear();
+      for (const e of sorted) frames.set(e.seq, e);
+    }
+  }
+
+  private markDelivered(entry: InflightEntry<F, H>): void {
+    const frames = this.undeliveredFrames.get(entry.streamId);
+    if (!frames) return;
+    frames.delete(entry.seq);
+    if (frames.size === 0) this.undeliveredFrames.delete(entry.streamId);
   }
 }

@@ -188,3 +188,22 @@ test('heldBy lists frames whose hedge copy is on the carrier too', () => {
   w.delivered('s', 1);
   assert.deepEqual(w.heldBy('b').map((e) => e.seq), [2]);
 });
+
+test('undelivered and heldBy list only undelivered frames, per stream in sequence order, a Nacked older frame included', () => {
+  const w = new InflightWindow<string, Holder>(10_000);
+  w.setHoldLimit(20_000);
+  for (let seq = 1; seq <= 5; seq++) w.add('s', seq, `s${seq}`, 100, seq).holder = seq % 2 === 0 ? 'b' : 'a';
+  w.add('t', 1, 't1', 100, 0).holder = 'a';
+  w.deliveredRange('s', 1, 3);
+  assert.deepEqual(w.undelivered().map((e) => `${e.streamId}${e.seq}`), ['s4', 's5', 't1']);
+  // A Nack puts frame 2 back: it comes before 4 and 5 (the first undelivered frame of a stream blocks it).
+  w.undeliver(w.get('s', 2)!);
+  assert.deepEqual(w.undelivered().map((e) => `${e.streamId}${e.seq}`), ['s2', 's4', 's5', 't1']);
+  assert.deepEqual(w.heldBy('b').map((e) => e.seq), [2, 4]);
+  assert.deepEqual(w.heldBy('a').map((e) => `${e.streamId}${e.seq}`), ['s5', 't1']);
+  // Durable frames leave the list whether delivered or not.
+  w.durable('s', 4);
+  assert.deepEqual(w.undelivered().map((e) => `${e.streamId}${e.seq}`), ['s5', 't1']);
+  w.clear();
+  assert.deepEqual(w.undelivered(), []);
+});
