@@ -22,11 +22,17 @@ async function replicate(endpoints: (ports: { tls: number; ws: number; dead: num
   const cfg = await readFile(fed.setup.sourceConfig, 'utf8');
   const list = endpoints(ports).map((e) => JSON.stringify(e)).join(', ');
   await writeFile(fed.setup.sourceConfig, cfg.replace(`["127.0.0.1:${ports.tls}"]`, `[${list}]`).replace(/^amst:\n/m, `amst:\n${amstLine}\n`));
-  await fed.dest.start();
-  await fed.source.start();
-  await fed.waitInSync(120_000);
-  assert.ok((await compareTrees(fed.sourcePath, fed.destPath)).identical, 'trees differ');
-  assert.deepEqual(auditProblems(await fed.auditSeqs()), []);
+  // On a failure here the caller never gets the federation: stop its agents, or they keep the test process alive.
+  try {
+    await fed.dest.start();
+    await fed.source.start();
+    await fed.waitInSync(120_000);
+    assert.ok((await compareTrees(fed.sourcePath, fed.destPath)).identical, 'trees differ');
+    assert.deepEqual(auditProblems(await fed.auditSeqs()), []);
+  } catch (err) {
+    await fed.cleanup();
+    throw err;
+  }
   return fed;
 }
 

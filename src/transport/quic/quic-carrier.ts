@@ -8,15 +8,13 @@
 
 import type { Duplex } from 'node:stream';
 import { SocketCarrier } from '../socket-carrier.ts';
+import type { OpenSession } from './open-session.ts';
 
 /** QUIC application error code of a clean close. */
 export const CLOSE_CODE = 0;
 
 /** QUIC application error code of a close because the peer broke the protocol. */
 export const PROTOCOL_ERROR_CODE = 1;
-
-/** Longest close reason sent in CONNECTION_CLOSE, characters (the frame must fit a packet). */
-export const MAX_CLOSE_REASON_CHARS = 200;
 
 /** TLS alerts a QUIC handshake may end with (RFC 8446 6; QUIC sends alert N as CRYPTO_ERROR 0x100 + N). */
 const TLS_ALERTS: Record<number, string> = {
@@ -35,38 +33,20 @@ export function describeClose(info: { errorCode: number; reason: string }): stri
   return info.reason ? `${code}: ${info.reason}` : code;
 }
 
-/** Transport counters of a QUIC connection, as @currentspace/http3 reports them. */
-export interface QuicMetrics {
-  packetsIn: number;
-  packetsOut: number;
-  bytesIn: number;
-  bytesOut: number;
-  rttMs: number;
-  cwnd: number;
-}
-
-/** What a carrier needs of a QUIC connection (client and server sessions both fit). */
-export interface QuicConnection {
-  close(errorCode?: number, reason?: string): unknown;
-  getMetrics(): QuicMetrics | null;
-  on(event: 'close', listener: (info: { errorCode: number; reason: string }) => void): unknown;
-  on(event: 'error', listener: (err: Error) => void): unknown;
-}
-
 /**
  * A carrier over `stream`, the one stream of `connection`: the socket
  * carrier's framing with kind 'quic'. When the carrier closes (destroying
  * its stream) the connection closes with the carrier's reason; when the
  * connection closes (peer, idle timeout) the carrier closes with the peer's.
  */
-export function quicCarrier(connection: QuicConnection, stream: Duplex, index: number, maxFrameBytes: number): SocketCarrier {
+export function quicCarrier(connection: OpenSession, stream: Duplex, index: number, maxFrameBytes: number): SocketCarrier {
   const carrier = new SocketCarrier('quic', stream, index, maxFrameBytes);
+  // The stream closes a tick after a connection closed by the peer: OpenSession then sends nothing.
   stream.once('close', () => {
     const info = carrier.closedWith ?? { reason: 'stream closed', protocolError: false };
-    const result = connection.close(info.protocolError ? PROTOCOL_ERROR_CODE : CLOSE_CODE, info.reason.slice(0, MAX_CLOSE_REASON_CHARS));
-    if (result instanceof Promise) result.catch(() => {});
+    connection.close(info.protocolError ? PROTOCOL_ERROR_CODE : CLOSE_CODE, info.reason);
   });
-  connection.on('close', (info) => carrier.close(`quic connection closed (${describeClose(info)})`));
-  connection.on('error', (err) => carrier.close(`quic connection error: ${err.message}`));
+  connection.onClose((info) => carrier.close(`quic connection closed (${describeClose(info)})`));
+  connection.onError((err) => carrier.close(`quic connection error: ${err.message}`));
   return carrier;
 }

@@ -13,13 +13,14 @@
 
 import type { Duplex } from 'node:stream';
 import { X509Certificate } from 'node:crypto';
-import { connectQuicAsync, createQuicServer, type QuicClientSession, type QuicServer, type QuicServerSession } from '@currentspace/http3';
+import { connectQuic, createQuicServer, type QuicClientSession, type QuicServer, type QuicServerSession } from '@currentspace/http3';
 import { FrameDecoder, FramingError, frameBytes } from '../../wire/frame-decoder.ts';
 import { HandshakeError, acceptHello, dialHello } from '../hello-handshake.ts';
 import { certificateIdentity, type AgentName } from '../peer-identity.ts';
 import type { Carrier } from '../carrier.ts';
 import type { CarrierServer, DialRequest, Dialed, ListenOptions, PathStats, TlsMaterial, Transport } from '../transport.ts';
-import { MAX_CLOSE_REASON_CHARS, PROTOCOL_ERROR_CODE, describeClose, quicCarrier, type QuicConnection } from './quic-carrier.ts';
+import { PROTOCOL_ERROR_CODE, describeClose, quicCarrier } from './quic-carrier.ts';
+import { OpenSession, type SessionCloseInfo } from './open-session.ts';
 import { PROOF_MAX_FRAME_BYTES, ProofError, decodeProofRequest, decodeServerProof, encodeProofRequest, encodeServerProof, newProofRequest, signServerProof, verifyServerProof } from './server-proof.ts';
 
 /** ALPN of DWCP carriers (a QUIC peer speaking anything else is refused in the TLS handshake). */
@@ -45,7 +46,7 @@ export class QuicTransport implements Transport {
   private readonly windowBytes: number;
   private readonly idleTimeoutMs: number;
   /** The connection of each carrier this transport made (for its metrics). */
-  private readonly connections = new WeakMap<Carrier, QuicConnection>();
+  private readonly connections = new WeakMap<Carrier, OpenSession>();
   /** Lowest smoothed RTT seen per carrier, µs (the library reports no min RTT). */
   private readonly minRtt = new WeakMap<Carrier, number>();
 
@@ -60,9 +61,9 @@ export class QuicTransport implements Transport {
     const deadline = Date.now() + request.timeoutMs;
 
     // QUIC + TLS handshake, presenting our certificate; the server is checked by its proof below.
-    let session: QuicClientSession;
+    let library: QuicClientSession;
     try {
-      session = await connectQuicAsync({ host, port }, {
+      library = connectQuic({ host, port }, {
         cert: request.tls.cert,
         key: request.tls.key,
         rejectUnauthorized: false,
@@ -76,23 +77,37 @@ export class QuicTransport implements Transport {
     } catch (err) {
       throw new HandshakeError(`${what}: ${(err as Error).message}`);
     }
-
-    // The server proves it is an agent of the region dialed, bound to our certificate.
-    // (An 'error' without a listener would throw: every session gets one.)
-    let closedWith: string | null = null;
-    session.on('close', (info) => { closedWith = describeClose(info); });
-    session.on('error', (err) => { closedWith ??= `error: ${err.message}`; });
-    const stream = session.openStream();
-    const proofRequest = newProofRequest();
-    stream.write(frameBytes(encodeProofRequest(proofRequest)));
+    const session = new OpenSession(library);
     try {
-      const body = await readFirstFrame(stream, PROOF_MAX_FRAME_BYTES, deadline - Date.now(), 'server proof');
+      await library.ready();
+    } catch (err) {
+      // A server that refused our certificate may close before the library calls the handshake done: name its alert.
+      throw new HandshakeError(`${what}: ${withClose((err as Error).message, session.closedWith)}`);
+    }
+
+    // The server's proof, on the one stream we open.
+    let stream: Duplex | undefined;
+    let body: Buffer;
+    const proofRequest = newProofRequest();
+    try {
+      stream = library.openStream();
+      stream.write(frameBytes(encodeProofRequest(proofRequest)));
+      body = await readFirstFrame(stream, PROOF_MAX_FRAME_BYTES, deadline - Date.now(), 'server proof');
+    } catch (err) {
+      // No proof: the connection ended first (a server refusing our certificate closes with a TLS alert; its
+      // close event can trail the failed call by a turn, so wait for it up to the deadline) or the server was silent.
+      const closed = stream === undefined || stream.destroyed ? await session.closedBy(deadline) : session.closedWith;
+      session.close(PROTOCOL_ERROR_CODE, `server identity: ${(err as Error).message}`);
+      throw new HandshakeError(`${what}: ${withClose((err as Error).message, closed)}`);
+    }
+
+    // The server proves it is an agent of the region dialed, bound to our certificate. The verdict is
+    // ours whatever the server does next: a proof that arrived is checked even if the connection closed since.
+    try {
       verifyServerProof(decodeServerProof(body), proofRequest, request.tls.cert, request.tls.ca, request.identity.federation, request.peerRegion);
     } catch (err) {
-      // A server that refused our certificate closes the connection with a TLS alert: say so.
-      const message = closedWith ? `${(err as Error).message} (connection closed by the server: ${closedWith})` : (err as Error).message;
-      await closeQuietly(session, PROTOCOL_ERROR_CODE, `server identity: ${message}`);
-      throw new HandshakeError(`${what}: ${message}`);
+      session.close(PROTOCOL_ERROR_CODE, `server identity: ${(err as Error).message}`);
+      throw new HandshakeError(`${what}: ${(err as Error).message}`);
     }
 
     // The Hello, as on every carrier.
@@ -118,9 +133,10 @@ export class QuicTransport implements Transport {
       initialMaxStreamsBidi: 1,
     });
     const admitted = new WeakSet<QuicServerSession>();
-    server.on('session', (session) => {
-      admitted.add(session);
-      acceptSession(session, options, () => material, (carrier) => this.connections.set(carrier, session));
+    server.on('session', (library) => {
+      admitted.add(library);
+      const session = new OpenSession(library);
+      acceptSession(library, session, options, () => material, (carrier) => this.connections.set(carrier, session));
     });
     reportHandshakeFailures(server, admitted, (reason, remote) => options.onRefused(reason, remote));
     server.on('error', (err) => options.onRefused(`quic server: ${err.message}`, ''));
@@ -200,9 +216,10 @@ class QuicCarrierServer implements CarrierServer {
 }
 
 // One accepted connection: its verified client certificate, the proof on its one stream, then the Hello.
-function acceptSession(session: QuicServerSession, options: ListenOptions, material: () => TlsMaterial, made: (carrier: Carrier) => void): void {
-  const remote = `${session.remoteAddress}:${session.remotePort}`;
-  const peer = session.getPeerCertificate();
+// (`library` for what it tells of the peer; every call that addresses the connection goes through `session`.)
+function acceptSession(library: QuicServerSession, session: OpenSession, options: ListenOptions, material: () => TlsMaterial, made: (carrier: Carrier) => void): void {
+  const remote = `${library.remoteAddress}:${library.remotePort}`;
+  const peer = library.getPeerCertificate();
   const certified: AgentName | string = peer ? certificateIdentity(peer.subjectAltName) : 'peer presented no certificate';
 
   // The dialer opens its stream with the proof request at once; a silent connection is dropped.
@@ -210,10 +227,8 @@ function acceptSession(session: QuicServerSession, options: ListenOptions, mater
     refuse(session, options, remote, `no stream within ${options.handshakeTimeoutMs} ms`);
   }, options.handshakeTimeoutMs);
   timer.unref();
-  session.on('close', () => clearTimeout(timer));
-  // An 'error' without a listener would throw; the close that follows it is what counts.
-  session.on('error', () => {});
-  session.once('stream', (stream: Duplex) => {
+  session.onClose(() => clearTimeout(timer));
+  library.once('stream', (stream: Duplex) => {
     acceptStream(session, stream, peer, certified, remote, options, material, timer).then(made).catch((err: Error) => {
       refuse(session, options, remote, err.message);
     });
@@ -221,7 +236,7 @@ function acceptSession(session: QuicServerSession, options: ListenOptions, mater
 }
 
 // Answer the proof request, then run the Hello on a carrier over the stream.
-async function acceptStream(session: QuicServerSession, stream: Duplex, peer: X509Certificate | null, certified: AgentName | string, remote: string, options: ListenOptions, material: () => TlsMaterial, timer: NodeJS.Timeout): Promise<Carrier> {
+async function acceptStream(session: OpenSession, stream: Duplex, peer: X509Certificate | null, certified: AgentName | string, remote: string, options: ListenOptions, material: () => TlsMaterial, timer: NodeJS.Timeout): Promise<Carrier> {
   const body = await readFirstFrame(stream, PROOF_MAX_FRAME_BYTES, options.handshakeTimeoutMs, 'proof request');
   clearTimeout(timer);
   if (!peer) throw new ProofError('peer presented no certificate');
@@ -234,9 +249,9 @@ async function acceptStream(session: QuicServerSession, stream: Duplex, peer: X5
 }
 
 // Log and close a connection that broke before its Hello.
-function refuse(session: QuicServerSession, options: ListenOptions, remote: string, reason: string): void {
+function refuse(session: OpenSession, options: ListenOptions, remote: string, reason: string): void {
   options.onRefused(`quic: ${reason}`, remote);
-  session.close(PROTOCOL_ERROR_CODE, reason.slice(0, MAX_CLOSE_REASON_CHARS));
+  session.close(PROTOCOL_ERROR_CODE, reason);
 }
 
 /**
@@ -302,7 +317,7 @@ function reportHandshakeFailures(server: QuicServer, admitted: WeakSet<QuicServe
   };
 }
 
-// Close a client connection, ignoring a close of one already closing.
-async function closeQuietly(session: QuicClientSession, code: number, reason: string): Promise<void> {
-  await session.close(code, reason.slice(0, MAX_CLOSE_REASON_CHARS)).catch(() => {});
+// A failure's message with how the connection closed, when it has.
+function withClose(message: string, closed: SessionCloseInfo | null): string {
+  return closed ? `${message} (connection closed by the server: ${describeClose(closed)})` : message;
 }
