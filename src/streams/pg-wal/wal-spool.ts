@@ -67,10 +67,6 @@ function boardOf(dir: string): SpoolBoard {
   return b;
 }
 
-function notifierOf(dir: string): EventEmitter {
-  return boardOf(dir).changed;
-}
-
 /**
  * The spool's durable state: as this process's writer last posted it, else
  * read from the state file.
@@ -489,7 +485,7 @@ export class WalSpoolReader {
    * in another process is seen at the timeout (the caller's keepalive).
    */
   async waitForMore(lsn: number, timeoutMs: number, signal?: AbortSignal): Promise<SpoolState | undefined> {
-    const notifier = notifierOf(this.dir);
+    const notifier = boardOf(this.dir).changed;
     let wake: () => void = () => undefined;
     let changed = false;
     let expired = false;
